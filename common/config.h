@@ -1,0 +1,140 @@
+// The server configuration: one TOML file, sections as in DESIGN.md.
+//
+// Loading is strict: an unknown key, a value of the wrong type or out of
+// range stops start-up with a ConfigError naming the file, the key (and its
+// line) and the reason. Relative paths are relative to the configuration
+// file's directory. A string value of the exact form "${NAME}" is read from
+// the environment variable NAME, so secrets need not be in the file.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace a3::config {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class TlsMode { none, starttls, implicit };
+
+struct Listener {
+  std::string protocol;  // smtp, submission, submissions, imap, imaps, pop3, pop3s, http
+  std::string bind;      // host:port, e.g. "127.0.0.1:2525" or "[::1]:2525"
+  TlsMode tls = TlsMode::none;
+};
+
+struct Server {
+  std::string hostname = "localhost";
+  std::vector<std::string> local_domains;
+  std::filesystem::path data_dir;  // default: "data" beside the config file
+  int threads = 0;                 // I/O threads; 0 = one per core
+  std::vector<Listener> listeners;
+};
+
+struct Tls {
+  std::filesystem::path certificate;
+  std::filesystem::path private_key;
+  std::string min_version = "TLSv1.2";
+};
+
+struct Kafka {
+  std::string brokers;  // bootstrap servers, "host:port,host:port"
+  std::string topic = "a3.events";
+  std::string compression = "lz4";  // none, gzip, snappy, lz4, zstd
+  int delivery_timeout_ms = 30000;  // how long an append may wait for acks=all
+  int linger_ms = 2;
+  std::map<std::string, std::string> properties;  // extra librdkafka settings
+};
+
+struct EventLog {
+  std::string backend = "local";  // local | kafka
+  std::filesystem::path path;     // local log directory (default: <data_dir>/log)
+  int partitions = 1;
+  int group_commit_max_records = 4096;
+  std::int64_t group_commit_max_bytes = 64ll << 20;
+  Kafka kafka;
+};
+
+struct Store {
+  std::filesystem::path path;  // RocksDB mailbox view (default: <data_dir>/view)
+};
+
+struct Database {
+  bool enabled = true;
+  std::string url;  // libpq connection string or URI
+};
+
+struct Smtp {
+  std::int64_t max_message_size = 50'000'000;
+  int max_recipients = 100;
+  int max_line_length = 1000;  // RFC 5321 4.5.3.1.6 text line
+  int max_errors = 20;
+  bool allow_plaintext_auth = false;
+  bool reject_bare_lf = true;
+  bool enable_vrfy = false;
+  int command_timeout_s = 300;  // RFC 5321 4.5.3.2
+  int data_timeout_s = 600;
+};
+
+struct Imap {
+  int max_line_before_auth = 8 * 1024;
+  int max_line_after_auth = 64 * 1024;
+  std::int64_t append_limit = 50'000'000;
+  bool allow_plaintext_auth = false;
+  int autologout_s = 1800;  // RFC 9051 5.4: at least 30 minutes
+  int idle_timeout_s = 1800;
+};
+
+struct Pop3 {
+  bool allow_plaintext_auth = false;
+  int timeout_s = 600;  // RFC 1939 3: at least 10 minutes
+};
+
+struct Security {
+  int max_connections = 2000;
+  int max_connections_per_ip = 50;
+  int auth_failures_before_delay = 3;
+  int max_auth_delay_s = 30;
+  std::vector<std::string> blocked_networks;  // CIDR
+};
+
+struct Monitoring {
+  bool metrics = true;
+};
+
+struct Logging {
+  std::string level = "info";   // trace, debug, info, warn, error, critical, off
+  std::string format = "text";  // text | json
+  std::filesystem::path file;   // empty: standard error
+};
+
+struct Config {
+  std::filesystem::path source;  // the file it was loaded from
+  Server server;
+  Tls tls;
+  EventLog eventlog;
+  Store store;
+  Database database;
+  Smtp smtp;
+  Imap imap;
+  Pop3 pop3;
+  Security security;
+  Monitoring monitoring;
+  Logging logging;
+
+  const Listener* listener(std::string_view protocol) const;
+};
+
+// Parses and validates a configuration file. Throws ConfigError.
+Config load(const std::filesystem::path& file);
+
+// Parses configuration text; `file` is used for messages and relative paths.
+Config parse(std::string_view text, const std::filesystem::path& file);
+
+}  // namespace a3::config

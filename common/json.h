@@ -1,0 +1,19 @@
+// Minimal JSON output helpers (escaping), for logs and --json outputs.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace a3 {
+
+// Appends `s` as a JSON string literal (with quotes). Bytes that are not
+// valid UTF-8 are replaced by U+FFFD so that the output is always valid JSON.
+void append_json_string(std::string& out, std::string_view s);
+
+inline std::string json_string(std::string_view s) {
+  std::string out;
+  append_json_string(out, s);
+  return out;
+}
+
+}  // namespace a3

@@ -1,0 +1,405 @@
+#include "eventlog/local/local_log.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
+
+#include "eventlog/local/record_format.h"
+
+namespace a3::eventlog::local {
+
+namespace {
+
+using std::chrono::milliseconds;
+namespace fs = std::filesystem;
+
+constexpr const char* kMetaFamily = "meta";
+constexpr const char* kPartitionsKey = "partitions";
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+rocksdb::Options rocks_options(const Options& o) {
+  rocksdb::Options opts;
+  opts.create_if_missing = !o.read_only;
+  opts.create_missing_column_families = !o.read_only;
+  if (o.env) opts.env = o.env;
+  // The log is append-only and read mostly sequentially: large values go to
+  // blob files so compactions do not rewrite message bodies.
+  opts.compression = rocksdb::kLZ4Compression;
+  opts.bottommost_compression = rocksdb::kZSTD;
+  opts.enable_blob_files = true;
+  opts.min_blob_size = 64 * 1024;
+  opts.blob_compression_type = rocksdb::kLZ4Compression;
+  // A torn WAL tail after a crash holds only writes that were never synced,
+  // hence never acknowledged: recover up to it.
+  opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  opts.paranoid_checks = true;
+  if (o.read_only) opts.max_open_files = -1;  // required by secondary instances
+  return opts;
+}
+
+std::string status_text(const rocksdb::Status& s) {
+  return s.ToString();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Reader
+
+class LocalReader final : public Reader {
+ public:
+  LocalReader(LocalLog& log, Position from) : log_(log), pos_(from) {}
+
+  boost::system::result<std::vector<Record>> poll(std::size_t max_records,
+                                                  milliseconds wait) override {
+    std::vector<Record> out;
+    std::int64_t end = log_.committed_end(pos_.partition);
+    if (pos_.offset >= end) {
+      if (!log_.wait_for_data(pos_.partition, pos_.offset, wait)) return out;
+      end = log_.committed_end(pos_.partition);
+    }
+    const std::string lower = record_key(pos_.partition, pos_.offset);
+    const std::string upper = record_key(pos_.partition, end);
+    rocksdb::Slice upper_slice(upper);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper_slice;
+    ro.verify_checksums = true;
+    std::unique_ptr<rocksdb::Iterator> it(log_.db_->NewIterator(ro, log_.handles_[0]));
+    for (it->Seek(lower); it->Valid() && out.size() < max_records; it->Next()) {
+      Record r;
+      auto k = parse_record_key(it->key().ToStringView());
+      // Offsets are dense: a gap or a foreign key means the store is damaged.
+      if (!k || k->partition != pos_.partition || k->offset != pos_.offset) {
+        spdlog::error("event log: unexpected key at {}", pos_.str());
+        return errc::corrupt;
+      }
+      if (!parse_record_value(it->value().ToStringView(), r)) {
+        spdlog::error("event log: corrupt record at {}", pos_.str());
+        return errc::corrupt;
+      }
+      r.position = pos_;
+      out.push_back(std::move(r));
+      ++pos_.offset;
+    }
+    if (!it->status().ok()) {
+      spdlog::error("event log: read at {} failed: {}", pos_.str(), status_text(it->status()));
+      return it->status().IsCorruption() ? errc::corrupt : errc::unavailable;
+    }
+    if (out.empty() && pos_.offset < end) return errc::corrupt;  // a committed record is missing
+    return out;
+  }
+
+  void seek(std::int64_t offset) override { pos_.offset = offset; }
+  Position position() const override { return pos_; }
+
+ private:
+  LocalLog& log_;
+  Position pos_;
+};
+
+// ---------------------------------------------------------------------------
+// Opening and closing
+
+std::unique_ptr<LocalLog> LocalLog::open(const Options& options) {
+  if (options.partitions < 1) throw std::runtime_error("event log: partitions must be >= 1");
+  std::unique_ptr<LocalLog> log(new LocalLog());
+  log->options_ = options;
+  const rocksdb::Options opts = rocks_options(options);
+  std::vector<rocksdb::ColumnFamilyDescriptor> families{
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(opts)},
+      {kMetaFamily, rocksdb::ColumnFamilyOptions(opts)}};
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s;
+  if (options.read_only) {
+    if (!fs::exists(options.path / "CURRENT")) {
+      throw std::runtime_error(fmt::format("event log: no log at {}", options.path.string()));
+    }
+    // A secondary instance keeps its own info log and manifest copy in a
+    // private directory; it never writes to the primary's files.
+    std::string tmpl = (fs::temp_directory_path() / "a3-log-secondary-XXXXXX").string();
+    if (!mkdtemp(tmpl.data()))
+      throw std::runtime_error("event log: cannot create a temp directory");
+    log->secondary_dir_ = tmpl;
+    s = rocksdb::DB::OpenAsSecondary(opts, options.path.string(), tmpl, families, &log->handles_,
+                                     &raw);
+  } else {
+    std::error_code ec;
+    fs::create_directories(options.path, ec);
+    if (ec) {
+      throw std::runtime_error(
+          fmt::format("event log: cannot create {}: {}", options.path.string(), ec.message()));
+    }
+    s = rocksdb::DB::Open(opts, options.path.string(), families, &log->handles_, &raw);
+  }
+  if (!s.ok()) {
+    std::string hint;
+    if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+      hint = " (is another a3mailer running on this data directory?)";
+    }
+    throw std::runtime_error(
+        fmt::format("event log: cannot open {}: {}{}", options.path.string(), s.ToString(), hint));
+  }
+  log->db_.reset(raw);
+
+  // The partition count is fixed when the log is created: changing it would
+  // move accounts between partitions and break their ordering.
+  std::string stored;
+  s = log->db_->Get(rocksdb::ReadOptions(), log->handles_[1], kPartitionsKey, &stored);
+  if (s.IsNotFound()) {
+    if (options.read_only) throw std::runtime_error("event log: log has no partition count");
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    s = log->db_->Put(wo, log->handles_[1], kPartitionsKey, std::to_string(options.partitions));
+    if (!s.ok()) throw std::runtime_error("event log: cannot initialise: " + s.ToString());
+    log->partitions_ = options.partitions;
+  } else if (s.ok()) {
+    log->partitions_ = std::atoi(stored.c_str());
+    if (log->partitions_ < 1) throw std::runtime_error("event log: bad stored partition count");
+    if (!options.read_only && log->partitions_ != options.partitions) {
+      throw std::runtime_error(fmt::format(
+          "event log: {} was created with {} partitions but eventlog.partitions = {}; the "
+          "partition count of a log cannot change",
+          options.path.string(), log->partitions_, options.partitions));
+    }
+  } else {
+    throw std::runtime_error("event log: cannot read metadata: " + s.ToString());
+  }
+
+  // Recover each partition's end and last timestamp from its last record.
+  const auto n = static_cast<std::size_t>(log->partitions_);
+  log->committed_.assign(n, 0);
+  log->next_.assign(n, 0);
+  log->last_ts_.assign(n, 0);
+  std::unique_ptr<rocksdb::Iterator> it(
+      log->db_->NewIterator(rocksdb::ReadOptions(), log->handles_[0]));
+  for (std::int32_t p = 0; p < log->partitions_; ++p) {
+    it->SeekForPrev(record_key(p, std::numeric_limits<std::int64_t>::max()));
+    if (!it->Valid()) continue;
+    auto k = parse_record_key(it->key().ToStringView());
+    if (!k || k->partition != p) continue;
+    Record r;
+    if (!parse_record_value(it->value().ToStringView(), r)) {
+      throw std::runtime_error(fmt::format("event log: corrupt last record at {}", k->str()));
+    }
+    log->committed_[p] = log->next_[p] = k->offset + 1;
+    log->last_ts_[p] = r.timestamp_ms;
+  }
+  if (!it->status().ok()) {
+    throw std::runtime_error("event log: cannot scan partitions: " + it->status().ToString());
+  }
+  it.reset();
+
+  if (!options.read_only) log->writer_ = std::thread([l = log.get()] { l->writer_loop(); });
+  return log;
+}
+
+LocalLog::~LocalLog() {
+  close();
+}
+
+void LocalLog::close() {
+  {
+    std::lock_guard lock(mu_);
+    if (closing_ && !db_) return;
+    closing_ = true;
+  }
+  work_cv_.notify_all();
+  data_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  if (db_) {
+    for (auto* h : handles_)
+      db_->DestroyColumnFamilyHandle(h);
+    handles_.clear();
+    db_->Close();
+    db_.reset();
+  }
+  if (!secondary_dir_.empty()) {
+    std::error_code ec;
+    fs::remove_all(secondary_dir_, ec);
+    secondary_dir_.clear();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Appending
+
+void LocalLog::append_async(std::string key, std::string value, AppendHandler done) {
+  if (options_.read_only) return done(errc::read_only);
+  if (value.size() + key.size() > options_.max_record_bytes) return done(errc::too_large);
+  const std::int32_t partition = partition_for(key);
+  errc refused;
+  {
+    std::lock_guard lock(mu_);
+    if (!closing_ && failure_.empty()) {
+      queue_.push_back({partition, std::move(key), std::move(value), std::move(done)});
+      work_cv_.notify_one();
+      return;
+    }
+    refused = closing_ ? errc::closed : errc::failed;
+  }
+  done(refused);  // outside the lock: a handler may append again
+}
+
+void LocalLog::fail_all(std::deque<Pending>& batch, errc why) {
+  for (auto& p : batch)
+    p.done(why);
+  batch.clear();
+}
+
+void LocalLog::writer_loop() {
+  std::deque<Pending> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      work_cv_.wait(lock, [&] { return !queue_.empty() || closing_; });
+      if (queue_.empty()) return;  // closing with nothing left to write
+      // Group commit: take everything that queued up while the previous
+      // batch was syncing, within the batch bounds.
+      std::size_t bytes = 0;
+      while (!queue_.empty() && batch.size() < options_.max_batch_records &&
+             (batch.empty() || bytes + queue_.front().value.size() <= options_.max_batch_bytes)) {
+        bytes += queue_.front().value.size();
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+
+    rocksdb::WriteBatch wb;
+    std::deque<std::string> headers;
+    std::vector<Position> positions;
+    positions.reserve(batch.size());
+    std::vector<std::int64_t> next = next_;
+    std::vector<std::int64_t> last_ts = last_ts_;
+    const std::int64_t now = now_ms();
+    std::uint64_t bytes = 0;
+    for (const auto& p : batch) {
+      // Timestamps never go backwards along a partition, even if the clock
+      // does, so that time -> offset is a binary search.
+      auto& ts = last_ts[p.partition];
+      ts = std::max(ts, now);
+      const Position pos{p.partition, next[p.partition]++};
+      // The payload is referenced, not copied, into the batch's single buffer.
+      const std::string k = record_key(pos.partition, pos.offset);
+      headers.push_back(encode_record_header(ts, p.key));
+      const rocksdb::Slice value_parts[] = {headers.back(), p.key, p.value};
+      const rocksdb::Slice key_part(k);
+      wb.Put(handles_[0], rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 3));
+      positions.push_back(pos);
+      bytes += p.value.size();
+    }
+
+    // Durability: sync=true fsyncs the WAL before Write returns; only then is
+    // any appender answered.
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    const rocksdb::Status s = db_->Write(wo, &wb);
+    if (!s.ok()) {
+      // A failed fsync leaves the file in an unknown state (the kernel may
+      // have dropped the dirty pages): never retry into an acknowledgement.
+      spdlog::critical("event log: synced write failed, refusing appends: {}", s.ToString());
+      std::deque<Pending> rest;
+      {
+        std::lock_guard lock(mu_);
+        failure_ = "synced write failed: " + s.ToString();
+        rest.swap(queue_);
+      }
+      data_cv_.notify_all();
+      fail_all(batch, errc::failed);
+      fail_all(rest, errc::failed);
+      continue;  // later appends fail at once; wait for close
+    }
+    next_ = std::move(next);
+    last_ts_ = std::move(last_ts);
+    {
+      std::lock_guard lock(mu_);
+      for (std::int32_t p = 0; p < partitions_; ++p)
+        committed_[p] = next_[p];
+      stats_.records += batch.size();
+      stats_.batches += 1;
+      stats_.bytes += bytes;
+    }
+    data_cv_.notify_all();
+    for (std::size_t i = 0; i < batch.size(); ++i)
+      batch[i].done(positions[i]);
+    batch.clear();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Reading
+
+std::int64_t LocalLog::committed_end(std::int32_t partition) {
+  if (!options_.read_only) {
+    std::lock_guard lock(mu_);
+    return committed_[partition];
+  }
+  // A secondary instance sees the primary's writes after catching up with
+  // its WAL and manifest.
+  std::lock_guard lock(catch_up_mu_);
+  const rocksdb::Status s = db_->TryCatchUpWithPrimary();
+  if (!s.ok()) spdlog::warn("event log: catching up with the writer failed: {}", s.ToString());
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[0]));
+  it->SeekForPrev(record_key(partition, std::numeric_limits<std::int64_t>::max()));
+  std::int64_t end = 0;
+  if (it->Valid()) {
+    auto k = parse_record_key(it->key().ToStringView());
+    if (k && k->partition == partition) end = k->offset + 1;
+  }
+  committed_[partition] = end;
+  return end;
+}
+
+bool LocalLog::wait_for_data(std::int32_t partition, std::int64_t offset, milliseconds wait) {
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  if (options_.read_only) {
+    // No notification crosses processes: poll the writer's files.
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::min<milliseconds>(wait, milliseconds(100)));
+      if (committed_end(partition) > offset) return true;
+    }
+    return false;
+  }
+  std::unique_lock lock(mu_);
+  return data_cv_.wait_until(lock, deadline, [&] {
+    return committed_[partition] > offset || closing_;
+  }) && committed_[partition] > offset;
+}
+
+boost::system::result<std::unique_ptr<Reader>> LocalLog::open_reader(Position from) {
+  if (from.partition < 0 || from.partition >= partitions_ || from.offset < 0) {
+    return errc::out_of_range;
+  }
+  if (!db_) return errc::closed;
+  return std::unique_ptr<Reader>(new LocalReader(*this, from));
+}
+
+boost::system::result<std::int64_t> LocalLog::end_offset(std::int32_t partition) {
+  if (partition < 0 || partition >= partitions_) return errc::out_of_range;
+  if (!db_) return errc::closed;
+  return committed_end(partition);
+}
+
+std::string LocalLog::failure() const {
+  std::lock_guard lock(mu_);
+  return failure_;
+}
+
+Stats LocalLog::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+}  // namespace a3::eventlog::local

@@ -1,0 +1,96 @@
+// The embedded event log: one RocksDB database, records keyed by
+// big-endian (partition, offset), appended by one writer thread that
+// group-commits: every append waiting while a sync is in progress joins the
+// next synced WriteBatch, so many appenders share one fsync.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "eventlog/event_log.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+class Env;
+}  // namespace rocksdb
+
+namespace a3::eventlog::local {
+
+struct Options {
+  std::filesystem::path path;
+  std::int32_t partitions = 1;
+  std::size_t max_batch_records = 4096;
+  std::size_t max_batch_bytes = 64 << 20;
+  std::size_t max_record_bytes = 256 << 20;
+  // Read-only follower of a log another process writes (RocksDB secondary
+  // instance); it catches up on every poll. Appends fail with read_only.
+  bool read_only = false;
+  // For fault-injection tests only: the RocksDB environment to use.
+  rocksdb::Env* env = nullptr;
+};
+
+struct Stats {
+  std::uint64_t records = 0;
+  std::uint64_t batches = 0;  // synced writes
+  std::uint64_t bytes = 0;
+};
+
+class LocalLog final : public EventLog {
+ public:
+  // Opens (creating if needed, unless read_only) the log. Throws
+  // std::runtime_error with a message for operators (path, reason).
+  static std::unique_ptr<LocalLog> open(const Options& options);
+  ~LocalLog() override;
+
+  std::int32_t partitions() const override { return partitions_; }
+  void append_async(std::string key, std::string value, AppendHandler done) override;
+  boost::system::result<std::unique_ptr<Reader>> open_reader(Position from) override;
+  boost::system::result<std::int64_t> end_offset(std::int32_t partition) override;
+  std::string failure() const override;
+  void close() override;
+
+  Stats stats() const;
+
+ private:
+  friend class LocalReader;
+  struct Pending {
+    std::int32_t partition;
+    std::string key;
+    std::string value;
+    AppendHandler done;
+  };
+
+  LocalLog() = default;
+  void writer_loop();
+  void fail_all(std::deque<Pending>& batch, errc why);
+  std::int64_t committed_end(std::int32_t partition);  // read-only: catches up first
+  bool wait_for_data(std::int32_t partition, std::int64_t offset, std::chrono::milliseconds wait);
+
+  Options options_;
+  std::int32_t partitions_ = 1;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, meta
+  std::filesystem::path secondary_dir_;
+
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;  // writer waits for appends
+  std::condition_variable data_cv_;  // readers wait for commits
+  std::deque<Pending> queue_;
+  bool closing_ = false;
+  std::string failure_;
+  std::vector<std::int64_t> committed_;  // per partition, guarded by mu_
+  std::vector<std::int64_t> last_ts_;    // per partition, writer thread only
+  std::vector<std::int64_t> next_;       // per partition, writer thread only
+  Stats stats_;                          // guarded by mu_
+  std::mutex catch_up_mu_;               // read-only mode
+  std::thread writer_;
+};
+
+}  // namespace a3::eventlog::local

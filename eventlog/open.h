@@ -1,0 +1,17 @@
+// Opens the event log the configuration names.
+#pragma once
+
+#include <memory>
+
+#include "common/config.h"
+#include "eventlog/event_log.h"
+
+namespace a3::eventlog {
+
+enum class Access { read_write, read_only };
+
+// Throws std::runtime_error with a message for operators when the log cannot
+// be opened (path, lock held by another process, brokers unreachable...).
+std::unique_ptr<EventLog> open(const config::Config& config, Access access);
+
+}  // namespace a3::eventlog

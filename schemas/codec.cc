@@ -1,0 +1,355 @@
+#include "schemas/codec.h"
+
+#include <stdexcept>
+#include <type_traits>
+
+#include <fmt/format.h>
+
+#include "schemas/events_generated.h"
+
+namespace a3::schemas {
+
+namespace fb = a3::schemas::fb;
+using flatbuffers::FlatBufferBuilder;
+using flatbuffers::Offset;
+
+namespace {
+
+// ---- encoding ----
+
+Offset<flatbuffers::Vector<std::uint8_t>> bytes(FlatBufferBuilder& b, const Uuid& id) {
+  return b.CreateVector(id.bytes.data(), id.bytes.size());
+}
+
+Offset<flatbuffers::Vector<Offset<flatbuffers::String>>> strings(
+    FlatBufferBuilder& b, const std::vector<std::string>& v) {
+  return b.CreateVectorOfStrings(v);
+}
+
+Offset<flatbuffers::Vector<std::uint32_t>> uids(FlatBufferBuilder& b,
+                                                const std::vector<std::uint32_t>& v) {
+  return b.CreateVector(v);
+}
+
+struct BodyEncoder {
+  FlatBufferBuilder& b;
+
+  Offset<void> operator()(const AccountCreated& e) {
+    auto name = b.CreateString(e.name);
+    auto hash = b.CreateString(e.password_hash);
+    auto addresses = strings(b, e.addresses);
+    return fb::CreateAccountCreated(b, name, hash, addresses, e.quota_bytes).Union();
+  }
+  Offset<void> operator()(const AccountPasswordChanged& e) {
+    return fb::CreateAccountPasswordChangedDirect(b, e.password_hash.c_str()).Union();
+  }
+  Offset<void> operator()(const AccountDeleted& e) {
+    return fb::CreateAccountDeletedDirect(b, e.reason.c_str()).Union();
+  }
+  Offset<void> operator()(const AccountAddressesChanged& e) {
+    return fb::CreateAccountAddressesChanged(b, strings(b, e.addresses)).Union();
+  }
+  Offset<void> operator()(const MailboxCreated& e) {
+    auto id = bytes(b, e.mailbox_id);
+    return fb::CreateMailboxCreated(b, id, b.CreateString(e.name), b.CreateString(e.special_use))
+        .Union();
+  }
+  Offset<void> operator()(const MailboxRenamed& e) {
+    auto id = bytes(b, e.mailbox_id);
+    return fb::CreateMailboxRenamed(b, id, b.CreateString(e.new_name)).Union();
+  }
+  Offset<void> operator()(const MailboxDeleted& e) {
+    return fb::CreateMailboxDeleted(b, bytes(b, e.mailbox_id)).Union();
+  }
+  Offset<void> operator()(const MailboxSubscriptionChanged& e) {
+    return fb::CreateMailboxSubscriptionChanged(b, b.CreateString(e.name), e.subscribed).Union();
+  }
+  Offset<void> operator()(const MessageAppended& e) {
+    auto id = bytes(b, e.mailbox_id);
+    auto raw = b.CreateVector(reinterpret_cast<const std::uint8_t*>(e.raw.data()), e.raw.size());
+    auto flags = strings(b, e.flags);
+    Offset<fb::SmtpEnvelope> smtp;
+    if (e.smtp) {
+      const SmtpEnvelope& s = *e.smtp;
+      smtp = fb::CreateSmtpEnvelope(b, b.CreateString(s.mail_from), strings(b, s.rcpt_to),
+                                    b.CreateString(s.helo), b.CreateString(s.remote_ip),
+                                    b.CreateString(s.tls), b.CreateString(s.auth_user));
+    }
+    return fb::CreateMessageAppended(b, id, raw, e.internal_date_ms, flags, smtp).Union();
+  }
+  Offset<void> operator()(const MessagesCopied& e) {
+    auto from = bytes(b, e.from_mailbox_id);
+    auto u = uids(b, e.uids);
+    return fb::CreateMessagesCopied(b, from, u, bytes(b, e.to_mailbox_id)).Union();
+  }
+  Offset<void> operator()(const MessagesMoved& e) {
+    auto from = bytes(b, e.from_mailbox_id);
+    auto u = uids(b, e.uids);
+    return fb::CreateMessagesMoved(b, from, u, bytes(b, e.to_mailbox_id)).Union();
+  }
+  Offset<void> operator()(const FlagsChanged& e) {
+    auto id = bytes(b, e.mailbox_id);
+    auto u = uids(b, e.uids);
+    auto flags = strings(b, e.flags);
+    flatbuffers::Optional<std::uint64_t> since;
+    if (e.unchanged_since) since = *e.unchanged_since;
+    return fb::CreateFlagsChanged(b, id, u, static_cast<fb::FlagOp>(e.op), flags, since).Union();
+  }
+  Offset<void> operator()(const MessagesExpunged& e) {
+    auto id = bytes(b, e.mailbox_id);
+    return fb::CreateMessagesExpunged(b, id, uids(b, e.uids)).Union();
+  }
+  Offset<void> operator()(const AuthSucceeded& e) {
+    return fb::CreateAuthSucceededDirect(b, e.mechanism.c_str(), e.user.c_str()).Union();
+  }
+  Offset<void> operator()(const AuthFailed& e) {
+    return fb::CreateAuthFailedDirect(b, e.mechanism.c_str(), e.user.c_str(), e.reason.c_str())
+        .Union();
+  }
+  Offset<void> operator()(const SmtpRejected& e) {
+    return fb::CreateSmtpRejectedDirect(b, e.stage.c_str(), e.code, e.enhanced_code.c_str(),
+                                        e.reason.c_str(), e.mail_from.c_str(), e.rcpt_to.c_str())
+        .Union();
+  }
+};
+
+// ---- decoding ----
+
+std::string str(const flatbuffers::String* s) {
+  return s ? s->str() : std::string();
+}
+
+std::vector<std::string> strs(const flatbuffers::Vector<Offset<flatbuffers::String>>* v) {
+  std::vector<std::string> out;
+  if (!v) return out;
+  out.reserve(v->size());
+  for (const auto* s : *v)
+    out.push_back(str(s));
+  return out;
+}
+
+std::vector<std::uint32_t> u32s(const flatbuffers::Vector<std::uint32_t>* v) {
+  if (!v) return {};
+  return {v->begin(), v->end()};
+}
+
+using DecodeResult = boost::system::result<Event, DecodeError>;
+
+DecodeError fail(decode_errc code, std::string detail) {
+  return {code, std::move(detail)};
+}
+
+// A missing or wrongly sized id is invalid data, not something to guess at.
+bool uuid(const flatbuffers::Vector<std::uint8_t>* v, Uuid& out) {
+  if (!v || v->size() != out.bytes.size()) return false;
+  std::copy(v->begin(), v->end(), out.bytes.begin());
+  return true;
+}
+
+struct BodyDecoder {
+  const fb::Event& ev;
+  Event& out;
+  std::string error;  // set when a field is invalid
+
+  bool need_uuid(const flatbuffers::Vector<std::uint8_t>* v, Uuid& id, const char* field) {
+    if (uuid(v, id)) return true;
+    error = fmt::format("{} must be 16 bytes", field);
+    return false;
+  }
+
+  bool decode() {
+    switch (ev.body_type()) {
+      case fb::Body::AccountCreated: {
+        auto* e = ev.body_as_AccountCreated();
+        out.body = AccountCreated{str(e->name()), str(e->password_hash()), strs(e->addresses()),
+                                  e->quota_bytes()};
+        return true;
+      }
+      case fb::Body::AccountPasswordChanged:
+        out.body =
+            AccountPasswordChanged{str(ev.body_as_AccountPasswordChanged()->password_hash())};
+        return true;
+      case fb::Body::AccountDeleted:
+        out.body = AccountDeleted{str(ev.body_as_AccountDeleted()->reason())};
+        return true;
+      case fb::Body::AccountAddressesChanged:
+        out.body = AccountAddressesChanged{strs(ev.body_as_AccountAddressesChanged()->addresses())};
+        return true;
+      case fb::Body::MailboxCreated: {
+        auto* e = ev.body_as_MailboxCreated();
+        MailboxCreated m{{}, str(e->name()), str(e->special_use())};
+        if (!need_uuid(e->mailbox_id(), m.mailbox_id, "MailboxCreated.mailbox_id")) return false;
+        out.body = std::move(m);
+        return true;
+      }
+      case fb::Body::MailboxRenamed: {
+        auto* e = ev.body_as_MailboxRenamed();
+        MailboxRenamed m{{}, str(e->new_name())};
+        if (!need_uuid(e->mailbox_id(), m.mailbox_id, "MailboxRenamed.mailbox_id")) return false;
+        out.body = std::move(m);
+        return true;
+      }
+      case fb::Body::MailboxDeleted: {
+        MailboxDeleted m;
+        if (!need_uuid(ev.body_as_MailboxDeleted()->mailbox_id(), m.mailbox_id,
+                       "MailboxDeleted.mailbox_id"))
+          return false;
+        out.body = m;
+        return true;
+      }
+      case fb::Body::MailboxSubscriptionChanged: {
+        auto* e = ev.body_as_MailboxSubscriptionChanged();
+        out.body = MailboxSubscriptionChanged{str(e->name()), e->subscribed()};
+        return true;
+      }
+      case fb::Body::MessageAppended: {
+        auto* e = ev.body_as_MessageAppended();
+        MessageAppended m;
+        if (!need_uuid(e->mailbox_id(), m.mailbox_id, "MessageAppended.mailbox_id")) return false;
+        if (e->raw())
+          m.raw.assign(reinterpret_cast<const char*>(e->raw()->data()), e->raw()->size());
+        m.internal_date_ms = e->internal_date_ms();
+        m.flags = strs(e->flags());
+        if (const auto* s = e->smtp()) {
+          m.smtp = SmtpEnvelope{str(s->mail_from()), strs(s->rcpt_to()), str(s->helo()),
+                                str(s->remote_ip()), str(s->tls()),      str(s->auth_user())};
+        }
+        out.body = std::move(m);
+        return true;
+      }
+      case fb::Body::MessagesCopied: {
+        auto* e = ev.body_as_MessagesCopied();
+        MessagesCopied m{{}, u32s(e->uids()), {}};
+        if (!need_uuid(e->from_mailbox_id(), m.from_mailbox_id, "MessagesCopied.from_mailbox_id") ||
+            !need_uuid(e->to_mailbox_id(), m.to_mailbox_id, "MessagesCopied.to_mailbox_id"))
+          return false;
+        out.body = std::move(m);
+        return true;
+      }
+      case fb::Body::MessagesMoved: {
+        auto* e = ev.body_as_MessagesMoved();
+        MessagesMoved m{{}, u32s(e->uids()), {}};
+        if (!need_uuid(e->from_mailbox_id(), m.from_mailbox_id, "MessagesMoved.from_mailbox_id") ||
+            !need_uuid(e->to_mailbox_id(), m.to_mailbox_id, "MessagesMoved.to_mailbox_id"))
+          return false;
+        out.body = std::move(m);
+        return true;
+      }
+      case fb::Body::FlagsChanged: {
+        auto* e = ev.body_as_FlagsChanged();
+        if (e->op() > fb::FlagOp::MAX) {
+          error =
+              fmt::format("FlagsChanged.op {} is not a known operation", static_cast<int>(e->op()));
+          return false;
+        }
+        FlagsChanged m{{}, u32s(e->uids()), static_cast<FlagOp>(e->op()), strs(e->flags()), {}};
+        if (e->unchanged_since()) m.unchanged_since = *e->unchanged_since();
+        if (!need_uuid(e->mailbox_id(), m.mailbox_id, "FlagsChanged.mailbox_id")) return false;
+        out.body = std::move(m);
+        return true;
+      }
+      case fb::Body::MessagesExpunged: {
+        auto* e = ev.body_as_MessagesExpunged();
+        MessagesExpunged m{{}, u32s(e->uids())};
+        if (!need_uuid(e->mailbox_id(), m.mailbox_id, "MessagesExpunged.mailbox_id")) return false;
+        out.body = std::move(m);
+        return true;
+      }
+      case fb::Body::AuthSucceeded: {
+        auto* e = ev.body_as_AuthSucceeded();
+        out.body = AuthSucceeded{str(e->mechanism()), str(e->user())};
+        return true;
+      }
+      case fb::Body::AuthFailed: {
+        auto* e = ev.body_as_AuthFailed();
+        out.body = AuthFailed{str(e->mechanism()), str(e->user()), str(e->reason())};
+        return true;
+      }
+      case fb::Body::SmtpRejected: {
+        auto* e = ev.body_as_SmtpRejected();
+        out.body = SmtpRejected{str(e->stage()),  e->code(),           str(e->enhanced_code()),
+                                str(e->reason()), str(e->mail_from()), str(e->rcpt_to())};
+        return true;
+      }
+      case fb::Body::NONE:
+        break;
+    }
+    error = "unreachable";
+    return false;
+  }
+};
+
+}  // namespace
+
+std::string encode(const Event& event) {
+  FlatBufferBuilder b(256 + (std::holds_alternative<MessageAppended>(event.body)
+                                 ? std::get<MessageAppended>(event.body).raw.size()
+                                 : 0));
+  auto body = std::visit(BodyEncoder{b}, event.body);
+  auto id = bytes(b, event.id);
+  auto account = b.CreateString(event.account);
+  const Actor& a = event.actor;
+  auto actor = fb::CreateActor(b, static_cast<fb::Protocol>(a.protocol), b.CreateString(a.user),
+                               b.CreateString(a.remote_ip), b.CreateString(a.session_id));
+  auto type = static_cast<fb::Body>(event.body.index() + 1);
+  b.Finish(fb::CreateEvent(b, id, event.at_ms, account, actor, type, body), fb::EventIdentifier());
+  return {reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize()};
+}
+
+DecodeResult decode(std::string_view bytes_in) {
+  const auto* data = reinterpret_cast<const std::uint8_t*>(bytes_in.data());
+  if (bytes_in.size() < 8) {
+    return fail(decode_errc::too_short, fmt::format("{} bytes is too short", bytes_in.size()));
+  }
+  if (!fb::EventBufferHasIdentifier(data)) {
+    return fail(decode_errc::bad_identifier, "not an A3 event (file identifier is not A3EV)");
+  }
+  // The Verifier asserts on buffers past FlatBuffers' 2 GiB limit: refuse
+  // them first. Its default depth (64) and table count (1M) bound the work
+  // done on hostile input.
+  if (bytes_in.size() >= FLATBUFFERS_MAX_BUFFER_SIZE) {
+    return fail(decode_errc::verify_failed, "buffer exceeds the FlatBuffers size limit");
+  }
+  flatbuffers::Verifier verifier(data, bytes_in.size());
+  if (!fb::VerifyEventBuffer(verifier)) {
+    return fail(decode_errc::verify_failed, "FlatBuffers verification failed");
+  }
+  const fb::Event* ev = fb::GetEvent(data);
+  if (ev->body_type() == fb::Body::NONE || ev->body() == nullptr) {
+    return fail(decode_errc::missing_field, "event has no body");
+  }
+  if (ev->body_type() > fb::Body::MAX) {
+    return fail(decode_errc::unknown_body,
+                fmt::format("unknown body kind {} (written by a newer version?)",
+                            static_cast<int>(ev->body_type())));
+  }
+  Event out;
+  if (!uuid(ev->id(), out.id)) return fail(decode_errc::bad_field, "event id must be 16 bytes");
+  out.at_ms = ev->at_ms();
+  out.account = str(ev->account());
+  if (const auto* a = ev->actor()) {
+    if (a->protocol() > fb::Protocol::MAX) {
+      return fail(decode_errc::bad_field,
+                  fmt::format("unknown protocol {}", static_cast<int>(a->protocol())));
+    }
+    out.actor = Actor{static_cast<Protocol>(a->protocol()), str(a->user()), str(a->remote_ip()),
+                      str(a->session_id())};
+  }
+  BodyDecoder d{*ev, out, {}};
+  if (!d.decode()) return fail(decode_errc::bad_field, d.error);
+  return out;
+}
+
+std::size_t max_encoded_size(std::size_t raw_size) {
+  // Envelope, SMTP envelope with up to a few hundred recipients, flags: the
+  // 64 KiB margin is generous; vtables and alignment add a few bytes.
+  return raw_size + 64 * 1024;
+}
+
+}  // namespace a3::schemas
+
+namespace a3::schemas {
+void throw_exception_from_error(const DecodeError& e, const boost::source_location&) {
+  throw std::runtime_error("event decode: " + e.detail);
+}
+}  // namespace a3::schemas

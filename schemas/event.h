@@ -1,0 +1,183 @@
+// Plain C++ view of the events in events.fbs. Frontends and projections build
+// and read these; only codec.cc knows the FlatBuffers encoding.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace a3::schemas {
+
+// A 16-byte identifier. Event ids are UUIDv7 (RFC 9562): time-ordered, so ids
+// of one account sort roughly by creation time.
+struct Uuid {
+  std::array<std::uint8_t, 16> bytes{};
+
+  static Uuid v7();  // now, with 74 random bits
+  static std::optional<Uuid> parse(std::string_view text);
+  std::string str() const;  // 8-4-4-4-12 lowercase hex
+  bool is_nil() const;
+  friend bool operator==(const Uuid&, const Uuid&) = default;
+  friend auto operator<=>(const Uuid&, const Uuid&) = default;
+};
+
+enum class Protocol : std::uint8_t {
+  unknown = 0,
+  smtp = 1,
+  submission = 2,
+  imap = 3,
+  pop3 = 4,
+  admin = 5,
+  http = 6,
+  system = 7,
+};
+std::string_view to_string(Protocol p);
+
+struct Actor {
+  Protocol protocol = Protocol::unknown;
+  std::string user;
+  std::string remote_ip;
+  std::string session_id;
+  friend bool operator==(const Actor&, const Actor&) = default;
+};
+
+struct AccountCreated {
+  std::string name;
+  std::string password_hash;
+  std::vector<std::string> addresses;
+  std::uint64_t quota_bytes = 0;
+  friend bool operator==(const AccountCreated&, const AccountCreated&) = default;
+};
+struct AccountPasswordChanged {
+  std::string password_hash;
+  friend bool operator==(const AccountPasswordChanged&, const AccountPasswordChanged&) = default;
+};
+struct AccountDeleted {
+  std::string reason;
+  friend bool operator==(const AccountDeleted&, const AccountDeleted&) = default;
+};
+struct AccountAddressesChanged {
+  std::vector<std::string> addresses;
+  friend bool operator==(const AccountAddressesChanged&, const AccountAddressesChanged&) = default;
+};
+
+struct MailboxCreated {
+  Uuid mailbox_id;
+  std::string name;
+  std::string special_use;
+  friend bool operator==(const MailboxCreated&, const MailboxCreated&) = default;
+};
+struct MailboxRenamed {
+  Uuid mailbox_id;
+  std::string new_name;
+  friend bool operator==(const MailboxRenamed&, const MailboxRenamed&) = default;
+};
+struct MailboxDeleted {
+  Uuid mailbox_id;
+  friend bool operator==(const MailboxDeleted&, const MailboxDeleted&) = default;
+};
+struct MailboxSubscriptionChanged {
+  std::string name;
+  bool subscribed = false;
+  friend bool operator==(const MailboxSubscriptionChanged&,
+                         const MailboxSubscriptionChanged&) = default;
+};
+
+struct SmtpEnvelope {
+  std::string mail_from;
+  std::vector<std::string> rcpt_to;
+  std::string helo;
+  std::string remote_ip;
+  std::string tls;
+  std::string auth_user;
+  friend bool operator==(const SmtpEnvelope&, const SmtpEnvelope&) = default;
+};
+
+struct MessageAppended {
+  Uuid mailbox_id;
+  std::string raw;  // bytes, not necessarily UTF-8
+  std::int64_t internal_date_ms = 0;
+  std::vector<std::string> flags;
+  std::optional<SmtpEnvelope> smtp;
+  friend bool operator==(const MessageAppended&, const MessageAppended&) = default;
+};
+
+struct MessagesCopied {
+  Uuid from_mailbox_id;
+  std::vector<std::uint32_t> uids;
+  Uuid to_mailbox_id;
+  friend bool operator==(const MessagesCopied&, const MessagesCopied&) = default;
+};
+struct MessagesMoved {
+  Uuid from_mailbox_id;
+  std::vector<std::uint32_t> uids;
+  Uuid to_mailbox_id;
+  friend bool operator==(const MessagesMoved&, const MessagesMoved&) = default;
+};
+
+enum class FlagOp : std::uint8_t { add = 0, remove = 1, replace = 2 };
+std::string_view to_string(FlagOp op);
+
+struct FlagsChanged {
+  Uuid mailbox_id;
+  std::vector<std::uint32_t> uids;
+  FlagOp op = FlagOp::add;
+  std::vector<std::string> flags;
+  std::optional<std::uint64_t> unchanged_since;
+  friend bool operator==(const FlagsChanged&, const FlagsChanged&) = default;
+};
+struct MessagesExpunged {
+  Uuid mailbox_id;
+  std::vector<std::uint32_t> uids;
+  friend bool operator==(const MessagesExpunged&, const MessagesExpunged&) = default;
+};
+
+struct AuthSucceeded {
+  std::string mechanism;
+  std::string user;
+  friend bool operator==(const AuthSucceeded&, const AuthSucceeded&) = default;
+};
+struct AuthFailed {
+  std::string mechanism;
+  std::string user;
+  std::string reason;
+  friend bool operator==(const AuthFailed&, const AuthFailed&) = default;
+};
+struct SmtpRejected {
+  std::string stage;
+  std::uint16_t code = 0;
+  std::string enhanced_code;
+  std::string reason;
+  std::string mail_from;
+  std::string rcpt_to;
+  friend bool operator==(const SmtpRejected&, const SmtpRejected&) = default;
+};
+
+// Alternatives in the order of the FlatBuffers union (index + 1 = union tag).
+using Body =
+    std::variant<AccountCreated, AccountPasswordChanged, AccountDeleted, AccountAddressesChanged,
+                 MailboxCreated, MailboxRenamed, MailboxDeleted, MailboxSubscriptionChanged,
+                 MessageAppended, MessagesCopied, MessagesMoved, FlagsChanged, MessagesExpunged,
+                 AuthSucceeded, AuthFailed, SmtpRejected>;
+
+// The name of a body kind, as shown by a3ctl and stored in the audit trail
+// ("MessageAppended", ...).
+std::string_view kind_name(const Body& body);
+
+struct Event {
+  Uuid id;
+  std::int64_t at_ms = 0;
+  std::string account;
+  Actor actor;
+  Body body;
+  friend bool operator==(const Event&, const Event&) = default;
+};
+
+// A new event with a fresh UUIDv7 id and the current time.
+Event make_event(std::string account, Actor actor, Body body);
+
+}  // namespace a3::schemas

@@ -1,0 +1,183 @@
+#include "schemas/event_json.h"
+
+#include <chrono>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <openssl/evp.h>
+
+#include "common/json.h"
+
+namespace a3::schemas {
+
+namespace {
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i)
+    fmt::format_to(std::back_inserter(out), "{:02x}", md[i]);
+  return out;
+}
+
+std::string iso_time(std::int64_t ms) {
+  const std::chrono::sys_time<std::chrono::milliseconds> t{std::chrono::milliseconds(ms)};
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", t);
+}
+
+// Builds `"key":value` pairs of one JSON object.
+class Fields {
+ public:
+  Fields& str(std::string_view k, std::string_view v) {
+    key(k);
+    append_json_string(out_, v);
+    return *this;
+  }
+  Fields& num(std::string_view k, std::int64_t v) {
+    key(k);
+    fmt::format_to(std::back_inserter(out_), "{}", v);
+    return *this;
+  }
+  Fields& boolean(std::string_view k, bool v) {
+    key(k);
+    out_ += v ? "true" : "false";
+    return *this;
+  }
+  Fields& strs(std::string_view k, const std::vector<std::string>& v) {
+    key(k);
+    out_.push_back('[');
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      if (i) out_.push_back(',');
+      append_json_string(out_, v[i]);
+    }
+    out_.push_back(']');
+    return *this;
+  }
+  Fields& uids(std::string_view k, const std::vector<std::uint32_t>& v) {
+    key(k);
+    fmt::format_to(std::back_inserter(out_), "[{}]", fmt::join(v, ","));
+    return *this;
+  }
+  Fields& raw(std::string_view k, std::string_view json) {
+    key(k);
+    out_ += json;
+    return *this;
+  }
+  std::string done() { return "{" + out_ + "}"; }
+
+ private:
+  void key(std::string_view k) {
+    if (!out_.empty()) out_.push_back(',');
+    append_json_string(out_, k);
+    out_.push_back(':');
+  }
+  std::string out_;
+};
+
+struct BodyFields {
+  Fields& f;
+  void operator()(const AccountCreated& e) {
+    f.str("name", e.name)
+        .strs("addresses", e.addresses)
+        .num("quota_bytes", static_cast<std::int64_t>(e.quota_bytes));
+  }
+  void operator()(const AccountPasswordChanged&) {}
+  void operator()(const AccountDeleted& e) { f.str("reason", e.reason); }
+  void operator()(const AccountAddressesChanged& e) { f.strs("addresses", e.addresses); }
+  void operator()(const MailboxCreated& e) {
+    f.str("mailbox_id", e.mailbox_id.str()).str("name", e.name).str("special_use", e.special_use);
+  }
+  void operator()(const MailboxRenamed& e) {
+    f.str("mailbox_id", e.mailbox_id.str()).str("new_name", e.new_name);
+  }
+  void operator()(const MailboxDeleted& e) { f.str("mailbox_id", e.mailbox_id.str()); }
+  void operator()(const MailboxSubscriptionChanged& e) {
+    f.str("name", e.name).boolean("subscribed", e.subscribed);
+  }
+  void operator()(const MessageAppended& e) {
+    f.str("mailbox_id", e.mailbox_id.str())
+        .num("size", static_cast<std::int64_t>(e.raw.size()))
+        .str("sha256", sha256_hex(e.raw))
+        .str("internal_date", iso_time(e.internal_date_ms))
+        .strs("flags", e.flags);
+    if (e.smtp) {
+      Fields s;
+      s.str("mail_from", e.smtp->mail_from)
+          .strs("rcpt_to", e.smtp->rcpt_to)
+          .str("helo", e.smtp->helo)
+          .str("remote_ip", e.smtp->remote_ip)
+          .str("tls", e.smtp->tls)
+          .str("auth_user", e.smtp->auth_user);
+      f.raw("smtp", s.done());
+    }
+  }
+  void operator()(const MessagesCopied& e) {
+    f.str("from_mailbox_id", e.from_mailbox_id.str())
+        .uids("uids", e.uids)
+        .str("to_mailbox_id", e.to_mailbox_id.str());
+  }
+  void operator()(const MessagesMoved& e) {
+    f.str("from_mailbox_id", e.from_mailbox_id.str())
+        .uids("uids", e.uids)
+        .str("to_mailbox_id", e.to_mailbox_id.str());
+  }
+  void operator()(const FlagsChanged& e) {
+    f.str("mailbox_id", e.mailbox_id.str())
+        .uids("uids", e.uids)
+        .str("op", to_string(e.op))
+        .strs("flags", e.flags);
+    if (e.unchanged_since) f.num("unchanged_since", static_cast<std::int64_t>(*e.unchanged_since));
+  }
+  void operator()(const MessagesExpunged& e) {
+    f.str("mailbox_id", e.mailbox_id.str()).uids("uids", e.uids);
+  }
+  void operator()(const AuthSucceeded& e) { f.str("mechanism", e.mechanism).str("user", e.user); }
+  void operator()(const AuthFailed& e) {
+    f.str("mechanism", e.mechanism).str("user", e.user).str("reason", e.reason);
+  }
+  void operator()(const SmtpRejected& e) {
+    f.str("stage", e.stage)
+        .num("code", e.code)
+        .str("enhanced_code", e.enhanced_code)
+        .str("reason", e.reason)
+        .str("mail_from", e.mail_from)
+        .str("rcpt_to", e.rcpt_to);
+  }
+};
+
+std::string body_json(const Body& body) {
+  Fields f;
+  std::visit(BodyFields{f}, body);
+  return f.done();
+}
+
+}  // namespace
+
+std::string to_json(const Event& event) {
+  Fields actor;
+  actor.str("protocol", to_string(event.actor.protocol))
+      .str("user", event.actor.user)
+      .str("remote_ip", event.actor.remote_ip)
+      .str("session_id", event.actor.session_id);
+  Fields f;
+  f.str("id", event.id.str())
+      .str("at", iso_time(event.at_ms))
+      .num("at_ms", event.at_ms)
+      .str("kind", kind_name(event.body))
+      .str("account", event.account)
+      .raw("actor", actor.done())
+      .raw("body", body_json(event.body));
+  return f.done();
+}
+
+std::string to_text(const Event& event) {
+  std::string who(to_string(event.actor.protocol));
+  if (!event.actor.user.empty()) who += " " + event.actor.user;
+  if (!event.actor.remote_ip.empty()) who += " from " + event.actor.remote_ip;
+  return fmt::format("{} {} account={} by {} {}", iso_time(event.at_ms), kind_name(event.body),
+                     json_string(event.account), who, body_json(event.body));
+}
+
+}  // namespace a3::schemas

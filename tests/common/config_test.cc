@@ -1,0 +1,136 @@
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "common/config.h"
+
+namespace a3::config {
+namespace {
+
+std::string error_of(std::string_view text) {
+  try {
+    parse(text, "/etc/a3/test.toml");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, DefaultsFromAnEmptyFile) {
+  const Config c = parse("", "/etc/a3/a3mailer.toml");
+  EXPECT_EQ(c.eventlog.backend, "local");
+  EXPECT_EQ(c.eventlog.partitions, 1);
+  EXPECT_EQ(c.server.data_dir, "/etc/a3/data");
+  EXPECT_EQ(c.eventlog.path, "/etc/a3/data/log");
+  EXPECT_EQ(c.store.path, "/etc/a3/data/view");
+  EXPECT_EQ(c.smtp.max_message_size, 50'000'000);
+  EXPECT_EQ(c.smtp.max_recipients, 100);
+}
+
+TEST(Config, ReadsEverySectionAndResolvesRelativePaths) {
+  const Config c = parse(R"(
+[server]
+hostname = "mx.example.test"
+local_domains = ["example.test"]
+data_dir = "state"
+[[server.listener]]
+protocol = "smtp"
+bind = "127.0.0.1:2525"
+[[server.listener]]
+protocol = "imaps"
+bind = "[::1]:1993"
+[tls]
+certificate = "tls/cert.pem"
+private_key = "/abs/key.pem"
+[eventlog]
+backend = "kafka"
+partitions = 8
+[eventlog.kafka]
+brokers = "127.0.0.1:9092"
+topic = "mail"
+properties = { "security.protocol" = "plaintext" }
+[logging]
+format = "json"
+)",
+                         "/srv/a3/a3.toml");
+  EXPECT_EQ(c.server.hostname, "mx.example.test");
+  EXPECT_EQ(c.server.data_dir, "/srv/a3/state");
+  EXPECT_EQ(c.eventlog.path, "/srv/a3/state/log");
+  EXPECT_EQ(c.tls.certificate, "/srv/a3/tls/cert.pem");
+  EXPECT_EQ(c.tls.private_key, "/abs/key.pem");
+  ASSERT_EQ(c.server.listeners.size(), 2u);
+  EXPECT_EQ(c.server.listeners[0].tls, TlsMode::starttls);
+  EXPECT_EQ(c.server.listeners[1].tls, TlsMode::implicit);
+  EXPECT_EQ(c.listener("imaps")->bind, "[::1]:1993");
+  EXPECT_EQ(c.eventlog.backend, "kafka");
+  EXPECT_EQ(c.eventlog.partitions, 8);
+  EXPECT_EQ(c.eventlog.kafka.topic, "mail");
+  EXPECT_EQ(c.eventlog.kafka.properties.at("security.protocol"), "plaintext");
+  EXPECT_EQ(c.logging.format, "json");
+}
+
+// Every bad input names the file, the line, the key and the reason.
+TEST(Config, ErrorsNameFileLineKeyAndReason) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"[server]\nhostnme = \"x\"\n", "/etc/a3/test.toml:2:11: server.hostnme: unknown key"},
+      {"[sever]\n", "/etc/a3/test.toml:1:1: sever: unknown key"},
+      {"[eventlog]\npartitions = 0\n",
+       "/etc/a3/test.toml:2:14: eventlog.partitions: must be between 1 and 1024 (got 0)"},
+      {"[eventlog]\nbackend = \"zookeeper\"\n",
+       "eventlog.backend: \"zookeeper\" is not one of: local, kafka"},
+      {"[smtp]\nmax_recipients = \"ten\"\n", "smtp.max_recipients: expected an integer"},
+      {"[smtp]\nmax_line_length = 500\n", "smtp.max_line_length: must be between 1000"},
+      {"[imap]\nautologout_s = 60\n", "imap.autologout_s: must be between 1800"},
+      {"[[server.listener]]\nprotocol = \"gopher\"\nbind = \"x:1\"\n",
+       "server.listener[0].protocol: \"gopher\" is not one of"},
+      {"[[server.listener]]\nprotocol = \"smtp\"\nbind = \"nocolon\"\n",
+       "server.listener[0].bind: expected host:port"},
+      {"[[server.listener]]\nprotocol = \"smtp\"\nbind = \"127.0.0.1:25\"\nport = 25\n",
+       "server.listener[0].port: unknown key"},
+      {"[eventlog]\nbackend = \"kafka\"\n", "eventlog.kafka.brokers: is required"},
+      {"[logging]\nlevel = \"loud\"\n", "logging.level: \"loud\" is not one of"},
+      {"[database]\nurl = \"${A3_TEST_SURELY_UNSET}\"\n",
+       "database.url: environment variable A3_TEST_SURELY_UNSET is not set"},
+      {"[server\n", "/etc/a3/test.toml:1:"},
+      {"[tls]\ncertificate = 5\n", "tls.certificate: expected a string"},
+  };
+  for (const auto& [text, expected] : cases) {
+    const std::string err = error_of(text);
+    EXPECT_NE(err.find(expected), std::string::npos)
+        << "input:\n"
+        << text << "\nerror: " << err << "\nexpected: " << expected;
+    EXPECT_TRUE(err.starts_with("/etc/a3/test.toml")) << err;
+  }
+}
+
+TEST(Config, SecretsComeFromTheEnvironment) {
+  setenv("A3_TEST_DB_URL", "host=/run/pg dbname=a3", 1);
+  const Config c = parse("[database]\nurl = \"${A3_TEST_DB_URL}\"\n", "/x/a.toml");
+  EXPECT_EQ(c.database.url, "host=/run/pg dbname=a3");
+}
+
+TEST(Config, TheDevelopmentConfigurationIsValid) {
+  const Config c = load(std::string(A3_TEST_SOURCE_DIR) + "/../tools/dev-config.toml.in");
+  EXPECT_EQ(c.listener("smtp")->bind, "127.0.0.1:2525");
+  EXPECT_EQ(c.listener("submission")->bind, "127.0.0.1:5587");
+  EXPECT_EQ(c.listener("submissions")->bind, "127.0.0.1:4465");
+  EXPECT_EQ(c.listener("imap")->bind, "127.0.0.1:1143");
+  EXPECT_EQ(c.listener("imaps")->bind, "127.0.0.1:1993");
+  EXPECT_EQ(c.listener("pop3")->bind, "127.0.0.1:1110");
+  EXPECT_EQ(c.listener("pop3s")->bind, "127.0.0.1:1995");
+  EXPECT_EQ(c.listener("http")->bind, "127.0.0.1:9090");
+  EXPECT_EQ(c.server.local_domains, (std::vector<std::string>{"localhost", "example.test"}));
+}
+
+TEST(Config, MissingFileIsAClearError) {
+  try {
+    load("/nonexistent/a3mailer.toml");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/a3mailer.toml: cannot open"),
+              std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace a3::config

@@ -1,0 +1,19 @@
+// a3ctl command implementations. Each returns the process exit status.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+
+namespace a3::ctl {
+
+struct Context {
+  config::Config config;
+  std::vector<std::string> args;  // after the command words
+};
+
+// a3ctl log dump|tail|end ...
+int log_command(const std::string& sub, Context& ctx);
+
+}  // namespace a3::ctl

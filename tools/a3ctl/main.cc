@@ -1,0 +1,75 @@
+// a3ctl: the operator's tool.
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/config.h"
+#include "tools/a3ctl/commands.h"
+
+namespace {
+
+constexpr std::string_view kUsage = R"(usage: a3ctl [--config FILE] COMMAND ...
+
+Commands:
+  log dump [--from P:O] [--count N] [--json]
+                      print the events of the log (all partitions, or one
+                      partition from offset O) and exit
+  log tail [--from P:O] [--json]
+                      follow the log, printing events as they are appended
+                      (default: from the current end); Ctrl-C stops
+  log end             print the end offset of every partition
+
+The configuration is --config FILE, else $A3_CONFIG, else
+/etc/a3mailer/a3mailer.toml. Exit status: 0 ok, 1 failure (including corrupt
+events found), 2 usage or configuration error.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  if (const char* env = std::getenv("A3_CONFIG")) config_path = env;
+  int i = 1;
+  for (; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (a.starts_with("--config=")) {
+      config_path = a.substr(9);
+    } else if (a == "--help" || a == "-h") {
+      fmt::print("{}", kUsage);
+      return 0;
+    } else if (a == "--version") {
+      fmt::print("a3ctl {}\n", A3_VERSION);
+      return 0;
+    } else {
+      break;
+    }
+  }
+  if (i >= argc) {
+    fmt::print(stderr, "{}", kUsage);
+    return 2;
+  }
+  if (config_path.empty()) config_path = "/etc/a3mailer/a3mailer.toml";
+
+  const std::string group = argv[i++];
+  const std::string sub = i < argc ? argv[i++] : "";
+  a3::ctl::Context ctx;
+  for (; i < argc; ++i)
+    ctx.args.emplace_back(argv[i]);
+
+  // Diagnostics go to standard error; standard output is the command's data.
+  spdlog::set_level(spdlog::level::warn);
+  try {
+    ctx.config = a3::config::load(config_path);
+  } catch (const a3::config::ConfigError& e) {
+    fmt::print(stderr, "a3ctl: configuration error: {}\n", e.what());
+    return 2;
+  }
+  if (group == "log") return a3::ctl::log_command(sub, ctx);
+  fmt::print(stderr, "a3ctl: unknown command '{}'\n\n{}", group, kUsage);
+  return 2;
+}

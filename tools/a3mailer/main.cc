@@ -1,0 +1,104 @@
+// a3mailer: the daemon. Loads the configuration, opens the event log and runs
+// until SIGTERM or SIGINT, then closes everything cleanly.
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/config.h"
+#include "common/logging.h"
+#include "eventlog/open.h"
+
+namespace {
+
+constexpr std::string_view kUsage = R"(usage: a3mailer --config FILE [--check-config]
+
+  --config FILE     the TOML configuration (see README.md)
+  --check-config    validate the configuration and exit
+  --version         print the version and exit
+)";
+
+int usage_error(std::string_view msg) {
+  fmt::print(stderr, "a3mailer: {}\n\n{}", msg, kUsage);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (a.starts_with("--config=")) {
+      config_path = a.substr(9);
+    } else if (a == "--check-config") {
+      check_only = true;
+    } else if (a == "--version") {
+      fmt::print("a3mailer {}\n", A3_VERSION);
+      return 0;
+    } else if (a == "--help" || a == "-h") {
+      fmt::print("{}", kUsage);
+      return 0;
+    } else {
+      return usage_error(fmt::format("unknown argument '{}'", a));
+    }
+  }
+  if (config_path.empty()) return usage_error("--config FILE is required");
+
+  a3::config::Config config;
+  try {
+    config = a3::config::load(config_path);
+    a3::logging::setup(config.logging);
+  } catch (const a3::config::ConfigError& e) {
+    fmt::print(stderr, "a3mailer: configuration error: {}\n", e.what());
+    return 2;
+  }
+  if (check_only) {
+    fmt::print("{}: OK\n", config_path);
+    return 0;
+  }
+
+  // Signals are taken synchronously by the main thread (sigwait); block them
+  // before any other thread exists so that every thread inherits the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::unique_ptr<a3::eventlog::EventLog> log;
+  try {
+    log = a3::eventlog::open(config, a3::eventlog::Access::read_write);
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
+  std::string ends;
+  for (std::int32_t p = 0; p < log->partitions(); ++p) {
+    auto end = log->end_offset(p);
+    ends += fmt::format("{}{}:{}", p ? " " : "", p, end ? fmt::to_string(*end) : "?");
+  }
+  spdlog::info("a3mailer {} started: event log {} ({} partitions, ends {}), data in {}", A3_VERSION,
+               config.eventlog.backend, log->partitions(), ends, config.server.data_dir.string());
+  sd_notify(0, "READY=1\nSTATUS=running");
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("received {}, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  sd_notify(0, "STOPPING=1");
+  log->close();
+  log.reset();
+  spdlog::info("stopped");
+  spdlog::shutdown();
+  return 0;
+}
