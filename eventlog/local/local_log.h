@@ -69,6 +69,7 @@ class LocalLog final : public EventLog {
 
   LocalLog() = default;
   void writer_loop();
+  void completer_loop();
   void fail_all(std::deque<Pending>& batch, errc why);
   std::int64_t committed_end(std::int32_t partition);  // read-only: catches up first
   bool wait_for_data(std::int32_t partition, std::int64_t offset, std::chrono::milliseconds wait);
@@ -84,6 +85,7 @@ class LocalLog final : public EventLog {
   std::condition_variable data_cv_;  // readers wait for commits
   std::deque<Pending> queue_;
   bool closing_ = false;
+  bool writer_idle_ = false;  // the writer waits on work_cv_
   std::string failure_;
   std::vector<std::int64_t> committed_;  // per partition, guarded by mu_
   std::vector<std::int64_t> last_ts_;    // per partition, writer thread only
@@ -91,6 +93,20 @@ class LocalLog final : public EventLog {
   Stats stats_;                          // guarded by mu_
   std::mutex catch_up_mu_;               // read-only mode
   std::thread writer_;
+
+  // Synced batches waiting for their appenders to be answered. A thread of
+  // its own answers them, so that waking dozens of appenders overlaps the
+  // next batch's fsync instead of delaying it.
+  struct Synced {
+    std::deque<Pending> batch;
+    std::vector<Position> positions;
+  };
+  std::mutex done_mu_;
+  std::condition_variable done_cv_;
+  std::deque<Synced> done_queue_;
+  std::size_t completing_ = 0;  // batches handed to the completer, not yet answered
+  bool writer_finished_ = false;
+  std::thread completer_;
 };
 
 }  // namespace a3::eventlog::local
