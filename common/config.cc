@@ -217,6 +217,15 @@ Config parse(std::string_view text, const fs::path& file) {
     Section props = k.sub("properties");
     if (const toml::table* t = props.table()) {
       for (const auto& [key, value] : *t) {
+        // These are what makes an acknowledged append durable: not negotiable.
+        for (std::string_view fixed : {"acks", "enable.idempotence", "message.timeout.ms",
+                                       "delivery.timeout.ms", "request.required.acks"}) {
+          if (key.str() == fixed) {
+            props.fail(key.str(), &value,
+                       "is fixed by a3mailer (acks=all, idempotence on; use "
+                       "eventlog.kafka.delivery_timeout_ms for the timeout)");
+          }
+        }
         std::string v;
         props.string(key.str(), v);
         c.eventlog.kafka.properties[std::string(key.str())] = v;

@@ -233,54 +233,80 @@ KafkaLog::~KafkaLog() {
 }
 
 void KafkaLog::close() {
-  if (closed_.exchange(true)) return;
-  {
-    // Let in-flight appends complete (or time out) before stopping the poller.
-    std::shared_lock lock(producer_mu_);
-    if (producer_) rd_kafka_flush(producer_, options_.delivery_timeout_ms + 5000);
+  if (closed_.exchange(true)) return;  // new appends now fail with errc::closed
+  // Let in-flight appends complete (or time out) while the poll thread keeps
+  // serving their delivery reports.
+  const auto deadline =
+      std::chrono::steady_clock::now() + milliseconds(options_.delivery_timeout_ms + 5000);
+  while (std::chrono::steady_clock::now() < deadline) {
+    {
+      std::shared_lock lock(producer_mu_);
+      if (!producer_ || rd_kafka_outq_len(producer_) == 0) break;
+    }
+    std::this_thread::sleep_for(milliseconds(10));
   }
   stop_ = true;
   if (poller_.joinable()) poller_.join();
-  std::unique_lock lock(producer_mu_);
-  if (producer_) {
-    rd_kafka_purge(producer_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_flush(producer_, 5000);  // serves the purge reports: every handler gets called
-    rd_kafka_destroy(producer_);
-    producer_ = nullptr;
+  rd_kafka_t* rk = nullptr;
+  {
+    std::unique_lock lock(producer_mu_);
+    std::swap(rk, producer_);
   }
+  if (rk) drain_and_destroy(rk);
 }
 
+// Fails whatever the producer still holds and answers every appender, then
+// destroys it. Runs without producer_mu_ held: a handler may append again.
+void KafkaLog::drain_and_destroy(rd_kafka_t* rk) {
+  rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  // rd_kafka_destroy drops undelivered messages without their reports, so
+  // serve reports until none is left: every handler must be called.
+  while (rd_kafka_outq_len(rk) > 0)
+    rd_kafka_flush(rk, 1000);
+  rd_kafka_destroy(rk);
+}
+
+// Only this thread replaces or destroys producer_ while it runs, so it reads
+// the pointer without the lock; holding the lock across rd_kafka_poll would
+// deadlock a delivery handler that appends again.
 void KafkaLog::poll_loop() {
   while (!stop_) {
     if (fatal_) replace_fatal_producer();
-    std::shared_lock lock(producer_mu_);
-    rd_kafka_poll(producer_, 50);
+    if (producer_) {
+      rd_kafka_poll(producer_, 50);
+    } else {
+      std::this_thread::sleep_for(milliseconds(50));
+    }
   }
 }
 
 // An idempotent producer that hit a fatal error (e.g. OUT_OF_ORDER_SEQUENCE)
-// cannot produce again: fail what it holds, then start a fresh one.
+// cannot produce again: a fresh one takes over, then the old one's appends
+// are failed.
 void KafkaLog::replace_fatal_producer() {
-  std::unique_lock lock(producer_mu_);
-  {
+  rd_kafka_t* old = producer_;
+  if (old) {
     char buf[512];
-    rd_kafka_fatal_error(producer_, buf, sizeof buf);
+    rd_kafka_fatal_error(old, buf, sizeof buf);
     std::lock_guard fl(failure_mu_);
     last_error_ = std::string("fatal producer error: ") + buf;
   }
-  rd_kafka_purge(producer_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-  rd_kafka_flush(producer_, 5000);  // serves the purge reports: every appender is answered
-  rd_kafka_destroy(producer_);
-  producer_ = nullptr;
-  fatal_ = false;
+  rd_kafka_t* fresh = nullptr;
   try {
-    producer_ = make_producer();
-    spdlog::info("event log (kafka): producer replaced");
+    fresh = make_producer();
   } catch (const std::exception& e) {
     // Settings were accepted before, so this is not expected; keep trying.
     spdlog::error("{}", e.what());
-    fatal_ = true;
-    lock.unlock();
+  }
+  {
+    std::unique_lock lock(producer_mu_);
+    producer_ = fresh;
+    fatal_ = fresh == nullptr;
+  }
+  if (old) drain_and_destroy(old);
+  if (fresh) {
+    spdlog::info("event log (kafka): producer replaced");
+  } else {
     std::this_thread::sleep_for(milliseconds(500));
   }
 }

@@ -50,10 +50,11 @@ class KafkaLog final : public EventLog {
   rd_kafka_t* make_producer();
   void poll_loop();
   void replace_fatal_producer();
+  static void drain_and_destroy(rd_kafka_t* rk);
 
   Options options_;
-  // Appends hold it shared; replacing a producer that hit a fatal
-  // idempotence error holds it exclusively.
+  // Appends hold it shared; swapping in a new producer (after a fatal
+  // idempotence error, or at close) holds it exclusively.
   mutable std::shared_mutex producer_mu_;
   rd_kafka_t* producer_ = nullptr;
   std::atomic<bool> fatal_{false};

@@ -46,10 +46,6 @@ rocksdb::Options rocks_options(const Options& o) {
   // hence never acknowledged: recover up to it.
   opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   opts.paranoid_checks = true;
-  // Reuse obsolete WAL files instead of creating and growing new ones: an
-  // fdatasync of overwritten blocks needs no file-size or extent metadata
-  // journalled, which is most of a small synced write's cost.
-  opts.recycle_log_file_num = 4;
   if (o.read_only) opts.max_open_files = -1;  // required by secondary instances
   return opts;
 }
@@ -70,6 +66,7 @@ class LocalReader final : public Reader {
   boost::system::result<std::vector<Record>> poll(std::size_t max_records,
                                                   milliseconds wait) override {
     std::vector<Record> out;
+    if (log_.closed()) return errc::closed;
     std::int64_t end = log_.committed_end(pos_.partition);
     if (pos_.offset >= end) {
       if (!log_.wait_for_data(pos_.partition, pos_.offset, wait)) return out;
@@ -218,9 +215,13 @@ LocalLog::~LocalLog() {
 }
 
 void LocalLog::close() {
+  // Once; a concurrent caller waits until the first one has finished.
+  std::call_once(close_once_, [this] { shut_down(); });
+}
+
+void LocalLog::shut_down() {
   {
     std::lock_guard lock(mu_);
-    if (closing_ && !db_) return;
     closing_ = true;
   }
   work_cv_.notify_all();
@@ -265,12 +266,6 @@ void LocalLog::append_async(std::string key, std::string value, AppendHandler do
     refused = closing_ ? errc::closed : errc::failed;
   }
   done(refused);  // outside the lock: a handler may append again
-}
-
-void LocalLog::fail_all(std::deque<Pending>& batch, errc why) {
-  for (auto& p : batch)
-    p.done(why);
-  batch.clear();
 }
 
 void LocalLog::writer_loop() {
@@ -341,8 +336,15 @@ void LocalLog::writer_loop() {
         rest.swap(queue_);
       }
       data_cv_.notify_all();
-      fail_all(batch, errc::failed);
-      fail_all(rest, errc::failed);
+      // Answered by the completer, after the batches synced before this one.
+      {
+        std::lock_guard lock(done_mu_);
+        done_queue_.push_back({std::move(batch), {}, errc::failed});
+        done_queue_.push_back({std::move(rest), {}, errc::failed});
+        completing_ += 2;
+      }
+      done_cv_.notify_all();
+      batch.clear();
       continue;  // later appends fail at once; wait for close
     }
     next_ = std::move(next);
@@ -358,7 +360,7 @@ void LocalLog::writer_loop() {
     data_cv_.notify_all();
     {
       std::lock_guard lock(done_mu_);
-      done_queue_.push_back({std::move(batch), std::move(positions)});
+      done_queue_.push_back({std::move(batch), std::move(positions), {}});
       ++completing_;
     }
     done_cv_.notify_all();
@@ -378,7 +380,11 @@ void LocalLog::completer_loop() {
     // In batch order, so handlers see positions in commit order.
     for (auto& synced : ready) {
       for (std::size_t i = 0; i < synced.batch.size(); ++i) {
-        synced.batch[i].done(synced.positions[i]);
+        if (synced.error) {
+          synced.batch[i].done(*synced.error);
+        } else {
+          synced.batch[i].done(synced.positions[i]);
+        }
       }
     }
     {
@@ -441,6 +447,11 @@ boost::system::result<std::int64_t> LocalLog::end_offset(std::int32_t partition)
   if (partition < 0 || partition >= partitions_) return errc::out_of_range;
   if (!db_) return errc::closed;
   return committed_end(partition);
+}
+
+bool LocalLog::closed() const {
+  std::lock_guard lock(mu_);
+  return closing_;
 }
 
 std::string LocalLog::failure() const {

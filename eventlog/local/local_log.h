@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -70,7 +71,8 @@ class LocalLog final : public EventLog {
   LocalLog() = default;
   void writer_loop();
   void completer_loop();
-  void fail_all(std::deque<Pending>& batch, errc why);
+  void shut_down();
+  bool closed() const;
   std::int64_t committed_end(std::int32_t partition);  // read-only: catches up first
   bool wait_for_data(std::int32_t partition, std::int64_t offset, std::chrono::milliseconds wait);
 
@@ -100,6 +102,7 @@ class LocalLog final : public EventLog {
   struct Synced {
     std::deque<Pending> batch;
     std::vector<Position> positions;
+    std::optional<errc> error;  // the whole batch failed
   };
   std::mutex done_mu_;
   std::condition_variable done_cv_;
@@ -107,6 +110,7 @@ class LocalLog final : public EventLog {
   std::size_t completing_ = 0;  // batches handed to the completer, not yet answered
   bool writer_finished_ = false;
   std::thread completer_;
+  std::once_flag close_once_;
 };
 
 }  // namespace a3::eventlog::local

@@ -93,6 +93,8 @@ TEST(Config, ErrorsNameFileLineKeyAndReason) {
        "database.url: environment variable A3_TEST_SURELY_UNSET is not set"},
       {"[server\n", "/etc/a3/test.toml:1:"},
       {"[tls]\ncertificate = 5\n", "tls.certificate: expected a string"},
+      {"[eventlog.kafka]\nproperties = { acks = \"1\" }\n",
+       "eventlog.kafka.properties.acks: is fixed by a3mailer"},
   };
   for (const auto& [text, expected] : cases) {
     const std::string err = error_of(text);

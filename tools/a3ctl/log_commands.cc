@@ -82,7 +82,7 @@ bool print_record(const Record& r, bool json) {
     fmt::print("{:<10} CORRUPT EVENT ({} bytes): {}\n", r.position.str(), r.value.size(),
                ev.error().detail);
   }
-  std::fflush(stdout);
+  if (std::fflush(stdout) != 0) g_stop = true;  // the reader went away
   if (!ev) {
     fmt::print(stderr, "a3ctl: event at {} is corrupt: {}\n", r.position.str(), ev.error().detail);
   }
@@ -140,8 +140,6 @@ int tail(eventlog::EventLog& log, const Options& o) {
     if (!reader) return read_error({p, start}, reader.error());
     readers.push_back(std::move(*reader));
   }
-  signal(SIGINT, on_stop);
-  signal(SIGTERM, on_stop);
   bool ok = true;
   const auto wait = std::chrono::milliseconds(readers.size() > 1 ? 100 : 500);
   while (!g_stop) {
@@ -164,6 +162,11 @@ int log_command(const std::string& sub, Context& ctx) {
   }
   auto opts = parse_options(ctx.args, sub == "dump");
   if (!opts) return 2;
+  // Stop cleanly (closing the log removes the follower's temp directory) on
+  // Ctrl-C, and treat a closed pipe (`a3ctl log dump | head`) as a stop.
+  signal(SIGINT, on_stop);
+  signal(SIGTERM, on_stop);
+  signal(SIGPIPE, SIG_IGN);
   std::unique_ptr<eventlog::EventLog> log;
   try {
     log = eventlog::open(ctx.config, eventlog::Access::read_only);
@@ -188,7 +191,12 @@ int log_command(const std::string& sub, Context& ctx) {
     }
     return 0;
   }
-  return sub == "dump" ? dump(*log, *opts) : tail(*log, *opts);
+  try {
+    return sub == "dump" ? dump(*log, *opts) : tail(*log, *opts);
+  } catch (const std::exception& e) {
+    // e.g. standard output closed (EPIPE): stop; closing the log cleans up.
+    return g_stop ? 0 : (fmt::print(stderr, "a3ctl: {}\n", e.what()), 1);
+  }
 }
 
 }  // namespace a3::ctl
