@@ -1,0 +1,202 @@
+#include "projections/projector.h"
+
+#include <fmt/format.h>
+#include <rocksdb/db.h>
+#include <spdlog/spdlog.h>
+
+#include "projections/mailbox_projector.h"
+#include "projections/view/batch.h"
+#include "projections/view/encoding.h"
+#include "schemas/codec.h"
+
+namespace a3::projections {
+
+namespace {
+constexpr std::size_t kRecentOutcomes = 16384;
+}
+
+Projector::Projector(eventlog::EventLog& log, view::ViewDb& view, std::size_t max_batch)
+    : log_(log), view_(view), max_batch_(max_batch) {
+  const auto stored = view_.positions();
+  next_.assign(static_cast<std::size_t>(log_.partitions()), 0);
+  for (std::int32_t p = 0; p < log_.partitions(); ++p) {
+    if (auto it = stored.find(p); it != stored.end()) next_[p] = it->second;
+    auto reader = log_.open_reader({p, next_[p]});
+    if (!reader) {
+      throw std::runtime_error(
+          fmt::format("projector: cannot read partition {}: {}", p, reader.error().message()));
+    }
+    readers_.push_back(std::move(*reader));
+  }
+}
+
+Projector::~Projector() {
+  stop();
+}
+
+void Projector::start() {
+  if (thread_.joinable()) return;
+  stop_ = false;
+  thread_ = std::thread([this] { run(); });
+}
+
+void Projector::stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+  applied_cv_.notify_all();
+}
+
+void Projector::run() {
+  while (!stop_) {
+    if (!failure().empty()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      continue;
+    }
+    // Wait briefly per partition when idle, so that new events are picked up
+    // within a few milliseconds without spinning.
+    const auto wait = std::chrono::milliseconds(readers_.size() > 1 ? 5 : 50);
+    step(wait);
+  }
+}
+
+bool Projector::step(std::chrono::milliseconds wait) {
+  bool any = false;
+  for (std::size_t p = 0; p < readers_.size() && !stop_; ++p) {
+    auto records = readers_[p]->poll(max_batch_, wait);
+    if (!records) {
+      if (records.error() == eventlog::errc::corrupt) {
+        std::lock_guard lock(mu_);
+        failure_ = fmt::format("projector: the record at {}:{} cannot be read: {}", p, next_[p],
+                               records.error().message());
+        spdlog::critical("{}", failure_);
+        applied_cv_.notify_all();
+      }
+      continue;  // unavailable: try again later
+    }
+    if (records->empty()) continue;
+    any = true;
+
+    view::Batch batch(view_);
+    std::vector<std::pair<eventlog::Position, Outcome>> outcomes;
+    outcomes.reserve(records->size());
+    std::vector<schemas::Uuid> touched;
+    std::int64_t next = next_[p];
+    for (const auto& r : *records) {
+      auto event = schemas::decode(r.value);
+      if (!event) {
+        // Never skip an event: stop here, before this record, and say why.
+        std::lock_guard lock(mu_);
+        failure_ = fmt::format("projector: the event at {} is corrupt: {}", r.position.str(),
+                               event.error().detail);
+        spdlog::critical("{}", failure_);
+        break;
+      }
+      Outcome o = apply_event(batch, *event, r.position);
+      touched.insert(touched.end(), o.mailboxes.begin(), o.mailboxes.end());
+      outcomes.emplace_back(r.position, std::move(o));
+      next = r.position.offset + 1;
+    }
+    if (outcomes.empty()) return any;  // the first record was corrupt
+    std::string v;
+    view::put_be64(v, static_cast<std::uint64_t>(next));
+    batch.put(view::Family::meta, view::next_offset_key(static_cast<std::int32_t>(p)), v);
+    // The changes and the position move together, in one atomic write.
+    const auto s = batch.commit();
+    if (!s.ok()) {
+      std::lock_guard lock(mu_);
+      failure_ = fmt::format("projector: writing the view failed: {}", s.ToString());
+      spdlog::critical("{}", failure_);
+      applied_cv_.notify_all();
+      return any;
+    }
+    if (!failure().empty()) readers_[p]->seek(next);  // stopped at a corrupt event
+    std::vector<Listener> listeners;
+    {
+      std::lock_guard lock(mu_);
+      next_[p] = next;
+      stats_.events += outcomes.size();
+      stats_.batches += 1;
+      for (auto& [pos, o] : outcomes)
+        recent_.insert_or_assign(pos, std::move(o));
+      while (recent_.size() > kRecentOutcomes)
+        recent_.erase(recent_.begin());
+      listeners = listeners_;
+    }
+    applied_cv_.notify_all();
+    if (!touched.empty()) {
+      for (const auto& l : listeners)
+        l(touched);
+    }
+  }
+  return any;
+}
+
+bool Projector::catch_up(const std::function<void(std::int64_t, std::int64_t)>& progress) {
+  std::vector<std::int64_t> ends;
+  std::int64_t total = 0;
+  for (std::int32_t p = 0; p < log_.partitions(); ++p) {
+    auto end = log_.end_offset(p);
+    if (!end) {
+      std::lock_guard lock(mu_);
+      failure_ =
+          fmt::format("projector: end of partition {} unknown: {}", p, end.error().message());
+      return false;
+    }
+    ends.push_back(*end);
+    total += *end;
+  }
+  for (;;) {
+    std::int64_t done = 0;
+    bool behind = false;
+    {
+      std::lock_guard lock(mu_);
+      for (std::size_t p = 0; p < ends.size(); ++p) {
+        done += std::min(next_[p], ends[p]);
+        behind = behind || next_[p] < ends[p];
+      }
+    }
+    if (progress) progress(done, total);
+    if (!behind || !failure().empty()) break;
+    step(std::chrono::milliseconds(1000));
+  }
+  return failure().empty();
+}
+
+std::optional<Outcome> Projector::wait_applied(eventlog::Position pos,
+                                               std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  const auto p = static_cast<std::size_t>(pos.partition);
+  if (p >= next_.size()) return std::nullopt;
+  const bool done = applied_cv_.wait_for(
+      lock, timeout, [&] { return next_[p] > pos.offset || !failure_.empty() || stop_; });
+  if (!done || next_[p] <= pos.offset) return std::nullopt;
+  if (auto it = recent_.find(pos); it != recent_.end()) return it->second;
+  Outcome o;  // applied long ago: the outcome is no longer in memory
+  o.detail = "applied";
+  return o;
+}
+
+void Projector::add_listener(Listener l) {
+  std::lock_guard lock(mu_);
+  listeners_.push_back(std::move(l));
+}
+
+std::string Projector::failure() const {
+  std::lock_guard lock(mu_);
+  return failure_;
+}
+
+ProjectorStats Projector::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+std::map<std::int32_t, std::int64_t> Projector::applied() const {
+  std::lock_guard lock(mu_);
+  std::map<std::int32_t, std::int64_t> out;
+  for (std::size_t p = 0; p < next_.size(); ++p)
+    out[static_cast<std::int32_t>(p)] = next_[p];
+  return out;
+}
+
+}  // namespace a3::projections

@@ -1,0 +1,84 @@
+// Runs the mailbox projection: reads every partition of the log from the
+// positions stored in the view, applies events in batches, and writes each
+// batch with its next offsets in one atomic RocksDB write, so a crash at any
+// point neither loses nor double-applies an event.
+//
+// A frontend appends an event, then waits for its position to be applied
+// (read-your-writes) and gets the outcome (e.g. the UID assigned).
+//
+// A corrupt record stops the projection (failure() says where and why): an
+// event is never skipped.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <boost/system/result.hpp>
+
+#include "eventlog/event_log.h"
+#include "projections/outcome.h"
+#include "projections/view/view_db.h"
+
+namespace a3::projections {
+
+struct ProjectorStats {
+  std::uint64_t events = 0;
+  std::uint64_t batches = 0;
+};
+
+class Projector {
+ public:
+  using Listener = std::function<void(const std::vector<schemas::Uuid>& mailboxes)>;
+
+  Projector(eventlog::EventLog& log, view::ViewDb& view, std::size_t max_batch = 2048);
+  ~Projector();
+
+  void start();  // a background thread follows the log
+  void stop();
+
+  // Applies everything up to the current end of the log, on the calling
+  // thread (a3ctl without a daemon, replay). Returns false on failure().
+  // `progress` is called after each batch with (applied, total).
+  bool catch_up(const std::function<void(std::int64_t, std::int64_t)>& progress = {});
+
+  // Waits until `pos` is applied; its outcome, or nullopt on timeout or
+  // failure. Outcomes of the last few thousand events are kept in memory.
+  std::optional<Outcome> wait_applied(eventlog::Position pos, std::chrono::milliseconds timeout);
+
+  // Called after each committed batch with the mailboxes it changed (IDLE,
+  // unsolicited EXISTS/EXPUNGE). Runs on the projector thread: be quick.
+  void add_listener(Listener l);
+
+  std::string failure() const;
+  ProjectorStats stats() const;
+  std::map<std::int32_t, std::int64_t> applied() const;  // next offset per partition
+
+ private:
+  bool step(std::chrono::milliseconds wait);  // one batch; false if nothing to do
+  void run();
+
+  eventlog::EventLog& log_;
+  view::ViewDb& view_;
+  std::size_t max_batch_;
+  std::vector<std::unique_ptr<eventlog::Reader>> readers_;
+
+  mutable std::mutex mu_;
+  std::condition_variable applied_cv_;
+  std::vector<std::int64_t> next_;  // per partition
+  std::map<eventlog::Position, Outcome> recent_;
+  std::string failure_;
+  ProjectorStats stats_;
+  std::vector<Listener> listeners_;
+
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace a3::projections

@@ -1,0 +1,218 @@
+#include "projections/view/encoding.h"
+
+#include <openssl/evp.h>
+
+#include <cstring>
+
+namespace a3::projections::view {
+
+void put_be32(std::string& out, std::uint32_t v) {
+  for (int i = 3; i >= 0; --i)
+    out.push_back(static_cast<char>(v >> (8 * i)));
+}
+void put_be64(std::string& out, std::uint64_t v) {
+  for (int i = 7; i >= 0; --i)
+    out.push_back(static_cast<char>(v >> (8 * i)));
+}
+std::uint32_t get_be32(std::string_view in, std::size_t at) {
+  std::uint32_t v = 0;
+  for (int i = 0; i < 4; ++i)
+    v = v << 8 | static_cast<std::uint8_t>(in[at + i]);
+  return v;
+}
+std::uint64_t get_be64(std::string_view in, std::size_t at) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i)
+    v = v << 8 | static_cast<std::uint8_t>(in[at + i]);
+  return v;
+}
+
+Writer& Writer::u32(std::uint32_t v) {
+  put_be32(out_, v);
+  return *this;
+}
+Writer& Writer::u64(std::uint64_t v) {
+  put_be64(out_, v);
+  return *this;
+}
+Writer& Writer::str(std::string_view s) {
+  u32(static_cast<std::uint32_t>(s.size()));
+  out_.append(s);
+  return *this;
+}
+Writer& Writer::strs(const std::vector<std::string>& v) {
+  u32(static_cast<std::uint32_t>(v.size()));
+  for (const auto& s : v)
+    str(s);
+  return *this;
+}
+Writer& Writer::bytes(const void* p, std::size_t n) {
+  out_.append(static_cast<const char*>(p), n);
+  return *this;
+}
+
+std::uint32_t Reader::u32() {
+  if (!ok_ || pos_ + 4 > in_.size()) return ok_ = false, 0;
+  const auto v = get_be32(in_, pos_);
+  pos_ += 4;
+  return v;
+}
+std::uint64_t Reader::u64() {
+  if (!ok_ || pos_ + 8 > in_.size()) return ok_ = false, 0;
+  const auto v = get_be64(in_, pos_);
+  pos_ += 8;
+  return v;
+}
+std::string Reader::str() {
+  const std::uint32_t n = u32();
+  if (!ok_ || pos_ + n > in_.size()) return ok_ = false, std::string();
+  std::string s(in_.substr(pos_, n));
+  pos_ += n;
+  return s;
+}
+std::vector<std::string> Reader::strs() {
+  const std::uint32_t n = u32();
+  std::vector<std::string> v;
+  // Each string takes at least 4 bytes: a count past that is damage.
+  if (!ok_ || n > (in_.size() - pos_) / 4) return ok_ = false, v;
+  v.reserve(n);
+  for (std::uint32_t i = 0; i < n && ok_; ++i)
+    v.push_back(str());
+  return v;
+}
+bool Reader::bytes(void* p, std::size_t n) {
+  if (!ok_ || pos_ + n > in_.size()) return ok_ = false;
+  std::memcpy(p, in_.data() + pos_, n);
+  pos_ += n;
+  return true;
+}
+
+std::string encode(const AccountRecord& r) {
+  return Writer()
+      .str(r.name)
+      .str(r.password_hash)
+      .strs(r.addresses)
+      .u64(r.quota_bytes)
+      .i64(r.created_ms)
+      .done();
+}
+std::optional<AccountRecord> decode_account(std::string_view v) {
+  Reader in(v);
+  AccountRecord r{in.str(), in.str(), in.strs(), in.u64(), in.i64()};
+  if (!in.ok()) return std::nullopt;
+  return r;
+}
+
+std::string encode(const MailboxRecord& r) {
+  return Writer()
+      .bytes(r.id.bytes.data(), 16)
+      .str(r.account)
+      .str(r.name)
+      .str(r.special_use)
+      .u32(r.uidvalidity)
+      .u32(r.uidnext)
+      .u64(r.highestmodseq)
+      .u32(r.messages)
+      .u32(r.unseen)
+      .u64(r.size)
+      .done();
+}
+std::optional<MailboxRecord> decode_mailbox(std::string_view v) {
+  Reader in(v);
+  MailboxRecord r;
+  in.bytes(r.id.bytes.data(), 16);
+  r.account = in.str();
+  r.name = in.str();
+  r.special_use = in.str();
+  r.uidvalidity = in.u32();
+  r.uidnext = in.u32();
+  r.highestmodseq = in.u64();
+  r.messages = in.u32();
+  r.unseen = in.u32();
+  r.size = in.u64();
+  if (!in.ok()) return std::nullopt;
+  return r;
+}
+
+std::string encode(const MessageRecord& r) {
+  return Writer()
+      .strs(r.flags)
+      .u64(r.modseq)
+      .u64(r.size)
+      .i64(r.internal_date_ms)
+      .bytes(r.blob.data(), r.blob.size())
+      .bytes(r.event_id.bytes.data(), 16)
+      .i64(r.appended_at_ms)
+      .done();
+}
+std::optional<MessageRecord> decode_message(std::string_view v, std::uint32_t uid) {
+  Reader in(v);
+  MessageRecord r;
+  r.uid = uid;
+  r.flags = in.strs();
+  r.modseq = in.u64();
+  r.size = in.u64();
+  r.internal_date_ms = in.i64();
+  in.bytes(r.blob.data(), r.blob.size());
+  in.bytes(r.event_id.bytes.data(), 16);
+  r.appended_at_ms = in.i64();
+  if (!in.ok()) return std::nullopt;
+  return r;
+}
+
+std::string id_key(const Uuid& id) {
+  return std::string(reinterpret_cast<const char*>(id.bytes.data()), id.bytes.size());
+}
+std::string named_key(std::string_view account, std::string_view name) {
+  std::string k(account);
+  k.push_back('\0');
+  k.append(name);
+  return k;
+}
+std::string message_key(const Uuid& mailbox, std::uint32_t uid) {
+  std::string k = id_key(mailbox);
+  put_be32(k, uid);
+  return k;
+}
+std::uint32_t uid_of_message_key(std::string_view key) {
+  return get_be32(key, 16);
+}
+std::string next_offset_key(std::int32_t partition) {
+  std::string k = "next/";
+  put_be32(k, static_cast<std::uint32_t>(partition));
+  return k;
+}
+std::string outcome_key(std::int32_t partition, std::int64_t offset) {
+  std::string k = "outcome/";
+  put_be32(k, static_cast<std::uint32_t>(partition));
+  put_be64(k, static_cast<std::uint64_t>(offset));
+  return k;
+}
+std::string blob_key(const Sha256& h) {
+  return std::string(reinterpret_cast<const char*>(h.data()), h.size());
+}
+
+std::string lowercase(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+std::string normalize_mailbox_name(std::string_view name) {
+  if (lowercase(name) == "inbox") return "INBOX";
+  if (name.size() > 6 && lowercase(name.substr(0, 6)) == "inbox/") {
+    return "INBOX" + std::string(name.substr(5));
+  }
+  return std::string(name);
+}
+
+Sha256 sha256(std::string_view data) {
+  Sha256 out{};
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr);
+  return out;
+}
+
+}  // namespace a3::projections::view

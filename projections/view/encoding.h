@@ -1,0 +1,137 @@
+// Key and value encodings of the RocksDB mailbox view. Everything the view
+// stores is encoded here, in one place.
+//
+// Keys are big-endian so that RocksDB's byte order is numeric order:
+//   accounts       account                          -> AccountRecord
+//   addresses      address (lowercase)              -> account
+//   mailboxes      account \0 name                  -> mailbox id (16 bytes)
+//   mailbox_state  mailbox id                       -> MailboxRecord
+//   messages       mailbox id | uid (be32)          -> MessageRecord
+//   expunged       mailbox id | uid (be32)          -> modseq (be64)
+//   blobs          sha256                           -> raw message
+//   blob_refs      sha256                           -> count (be64)
+//   subscriptions  account \0 name                  -> ""
+//   applied        event id (16 bytes)              -> position "P:O"
+//   meta           "next/" partition (be32)         -> next offset (be64)
+//                  "outcome/" partition | offset    -> outcome of a no-op event
+//
+// Values are a version byte followed by fields written by Writer; the view is
+// rebuilt from the log, so a format change is a replay, not a migration.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "schemas/event.h"
+
+namespace a3::projections::view {
+
+using Uuid = schemas::Uuid;
+using Sha256 = std::array<std::uint8_t, 32>;
+
+// ---- primitive encoders ----
+
+void put_be32(std::string& out, std::uint32_t v);
+void put_be64(std::string& out, std::uint64_t v);
+std::uint32_t get_be32(std::string_view in, std::size_t at = 0);
+std::uint64_t get_be64(std::string_view in, std::size_t at = 0);
+
+class Writer {
+ public:
+  explicit Writer(std::uint8_t version = 1) { out_.push_back(static_cast<char>(version)); }
+  Writer& u32(std::uint32_t v);
+  Writer& u64(std::uint64_t v);
+  Writer& i64(std::int64_t v) { return u64(static_cast<std::uint64_t>(v)); }
+  Writer& str(std::string_view s);
+  Writer& strs(const std::vector<std::string>& v);
+  Writer& bytes(const void* p, std::size_t n);
+  std::string done() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+// Reads what Writer wrote; any read past the end sets ok() to false and
+// returns zero values, so decoding never crashes on damaged values.
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {
+    if (in_.empty()) ok_ = false;
+    pos_ = 1;
+  }
+  std::uint8_t version() const { return in_.empty() ? 0 : static_cast<std::uint8_t>(in_[0]); }
+  std::uint32_t u32();
+  std::uint64_t u64();
+  std::int64_t i64() { return static_cast<std::int64_t>(u64()); }
+  std::string str();
+  std::vector<std::string> strs();
+  bool bytes(void* p, std::size_t n);
+  bool ok() const { return ok_; }
+
+ private:
+  std::string_view in_;
+  std::size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+// ---- records ----
+
+struct AccountRecord {
+  std::string name;
+  std::string password_hash;
+  std::vector<std::string> addresses;
+  std::uint64_t quota_bytes = 0;
+  std::int64_t created_ms = 0;
+};
+
+struct MailboxRecord {
+  Uuid id;
+  std::string account;
+  std::string name;
+  std::string special_use;
+  std::uint32_t uidvalidity = 0;
+  std::uint32_t uidnext = 1;
+  std::uint64_t highestmodseq = 0;
+  std::uint32_t messages = 0;
+  std::uint32_t unseen = 0;
+  std::uint64_t size = 0;
+};
+
+struct MessageRecord {
+  std::uint32_t uid = 0;  // from the key
+  std::vector<std::string> flags;
+  std::uint64_t modseq = 0;
+  std::uint64_t size = 0;
+  std::int64_t internal_date_ms = 0;
+  Sha256 blob{};
+  Uuid event_id;  // the MessageAppended that brought the body in
+  std::int64_t appended_at_ms = 0;
+};
+
+std::string encode(const AccountRecord& r);
+std::optional<AccountRecord> decode_account(std::string_view v);
+std::string encode(const MailboxRecord& r);
+std::optional<MailboxRecord> decode_mailbox(std::string_view v);
+std::string encode(const MessageRecord& r);
+std::optional<MessageRecord> decode_message(std::string_view v, std::uint32_t uid);
+
+// ---- keys ----
+
+std::string id_key(const Uuid& id);
+std::string named_key(std::string_view account, std::string_view name);  // account \0 name
+std::string message_key(const Uuid& mailbox, std::uint32_t uid);
+std::uint32_t uid_of_message_key(std::string_view key);
+std::string next_offset_key(std::int32_t partition);
+std::string outcome_key(std::int32_t partition, std::int64_t offset);
+std::string blob_key(const Sha256& h);
+
+std::string lowercase(std::string_view s);
+// IMAP: INBOX is case-insensitive (RFC 9051 5.1); every other name is exact.
+std::string normalize_mailbox_name(std::string_view name);
+Sha256 sha256(std::string_view data);
+
+}  // namespace a3::projections::view

@@ -1,0 +1,136 @@
+#include "projections/view/view_db.h"
+
+#include <stdlib.h>
+
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <openssl/evp.h>
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+
+#include "projections/view/encoding.h"
+
+namespace a3::projections::view {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kFamilyNames[] = {
+    "accounts", "addresses", "mailboxes",     "mailbox_state", "messages", "expunged",
+    "blobs",    "blob_refs", "subscriptions", "applied",       "meta",
+};
+static_assert(std::size(kFamilyNames) == static_cast<std::size_t>(Family::count_));
+
+}  // namespace
+
+std::unique_ptr<ViewDb> ViewDb::open(const fs::path& path, bool read_only) {
+  std::unique_ptr<ViewDb> v(new ViewDb());
+  v->path_ = path;
+  v->read_only_ = read_only;
+  rocksdb::Options opts;
+  opts.create_if_missing = !read_only;
+  opts.create_missing_column_families = !read_only;
+  opts.compression = rocksdb::kLZ4Compression;
+  if (read_only) opts.max_open_files = -1;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  families.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(opts));
+  for (const char* name : kFamilyNames) {
+    rocksdb::ColumnFamilyOptions cf(opts);
+    if (std::string_view(name) == "blobs") {
+      // Message bodies: large values live in blob files, outside compactions.
+      cf.enable_blob_files = true;
+      cf.min_blob_size = 4096;
+      cf.blob_compression_type = rocksdb::kLZ4Compression;
+    }
+    families.emplace_back(name, cf);
+  }
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s;
+  if (read_only) {
+    if (!fs::exists(path / "CURRENT")) {
+      throw std::runtime_error(fmt::format("view: no mailbox view at {}", path.string()));
+    }
+    std::string tmpl = (fs::temp_directory_path() / "a3-view-secondary-XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) throw std::runtime_error("view: cannot create a temp directory");
+    v->secondary_dir_ = tmpl;
+    s = rocksdb::DB::OpenAsSecondary(opts, path.string(), tmpl, families, &v->handles_, &raw);
+  } else {
+    std::error_code ec;
+    fs::create_directories(path, ec);
+    s = rocksdb::DB::Open(opts, path.string(), families, &v->handles_, &raw);
+  }
+  if (!s.ok()) {
+    throw std::runtime_error(fmt::format("view: cannot open {}: {}", path.string(), s.ToString()));
+  }
+  v->db_.reset(raw);
+  return v;
+}
+
+ViewDb::~ViewDb() {
+  close();
+}
+
+void ViewDb::close() {
+  if (db_) {
+    for (auto* h : handles_)
+      db_->DestroyColumnFamilyHandle(h);
+    handles_.clear();
+    db_->Close();
+    db_.reset();
+  }
+  if (!secondary_dir_.empty()) {
+    std::error_code ec;
+    fs::remove_all(secondary_dir_, ec);
+    secondary_dir_.clear();
+  }
+}
+
+void ViewDb::catch_up() {
+  if (read_only_) db_->TryCatchUpWithPrimary();
+}
+
+std::map<std::int32_t, std::int64_t> ViewDb::positions() const {
+  std::map<std::int32_t, std::int64_t> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(Family::meta)));
+  for (it->Seek("next/"); it->Valid() && it->key().starts_with("next/"); it->Next()) {
+    const auto k = it->key().ToStringView();
+    if (k.size() != 9 || it->value().size() != 8) continue;
+    out[static_cast<std::int32_t>(get_be32(k, 5))] =
+        static_cast<std::int64_t>(get_be64(it->value().ToStringView()));
+  }
+  return out;
+}
+
+std::string ViewDb::digest() const {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  auto feed = [&](std::string_view s) {
+    std::string len;
+    put_be64(len, s.size());
+    EVP_DigestUpdate(ctx, len.data(), len.size());
+    EVP_DigestUpdate(ctx, s.data(), s.size());
+  };
+  rocksdb::ReadOptions ro;
+  ro.verify_checksums = true;
+  for (int f = 0; f < static_cast<int>(Family::count_); ++f) {
+    feed(kFamilyNames[f]);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, handles_[f + 1]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      feed(it->key().ToStringView());
+      feed(it->value().ToStringView());
+    }
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(ctx, md, &n);
+  EVP_MD_CTX_free(ctx);
+  std::string hex;
+  for (unsigned int i = 0; i < n; ++i)
+    hex += fmt::format("{:02x}", md[i]);
+  return hex;
+}
+
+}  // namespace a3::projections::view

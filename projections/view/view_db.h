@@ -1,0 +1,67 @@
+// The RocksDB database holding the mailbox view: column families, opening
+// (writer or read-only follower), positions, and a digest for comparing views.
+#pragma once
+
+#include <array>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+}  // namespace rocksdb
+
+namespace a3::projections::view {
+
+enum class Family : int {
+  accounts = 0,  // index into handles; order of kFamilyNames
+  addresses,
+  mailboxes,
+  mailbox_state,
+  messages,
+  expunged,
+  blobs,
+  blob_refs,
+  subscriptions,
+  applied,
+  meta,
+  count_,
+};
+
+class ViewDb {
+ public:
+  // Opens (creating if needed) the view at `path`. read_only opens a RocksDB
+  // secondary instance that follows the daemon's writes (call catch_up()).
+  // Throws std::runtime_error with a message for operators.
+  static std::unique_ptr<ViewDb> open(const std::filesystem::path& path, bool read_only = false);
+  ~ViewDb();
+
+  rocksdb::DB* db() const { return db_.get(); }
+  rocksdb::ColumnFamilyHandle* cf(Family f) const { return handles_[static_cast<int>(f) + 1]; }
+  bool read_only() const { return read_only_; }
+  const std::filesystem::path& path() const { return path_; }
+
+  void catch_up();  // read-only: see the writer's latest state
+
+  // The next offset to apply of each partition that has been applied.
+  std::map<std::int32_t, std::int64_t> positions() const;
+
+  // SHA-256 over every key and value of every column family, in order: two
+  // views with the same digest hold the same state, byte for byte.
+  std::string digest() const;
+
+  void close();
+
+ private:
+  ViewDb() = default;
+  std::filesystem::path path_;
+  std::filesystem::path secondary_dir_;
+  bool read_only_ = false;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, then Family order
+};
+
+}  // namespace a3::projections::view

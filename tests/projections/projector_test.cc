@@ -1,0 +1,271 @@
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include <fmt/format.h>
+
+#include "projections/mailbox_projector.h"
+#include "schemas/codec.h"
+#include "tests/projections/projection_fixture.h"
+
+namespace a3::projections {
+namespace {
+
+using namespace schemas;
+
+const Actor kAdmin{Protocol::admin, "root", "", "test"};
+const Actor kImap{Protocol::imap, "alice@example.test", "192.0.2.1", "s1"};
+constexpr const char* kAlice = "alice@example.test";
+
+Event create_account(const std::string& name, std::vector<std::string> aliases = {}) {
+  aliases.insert(aliases.begin(), name);
+  return make_event(name, kAdmin, AccountCreated{name, "$argon2id$x", aliases, 0});
+}
+
+std::string raw_message(int n) {
+  return fmt::format(
+      "From: bob@example.test\r\nTo: alice@example.test\r\nSubject: message {}\r\n"
+      "Message-ID: <{}@example.test>\r\n\r\nBody {}\r\n",
+      n, n, n);
+}
+
+class Projection : public test::ProjectionFixture {
+ protected:
+  Uuid inbox(const std::string& account = kAlice) {
+    auto m = store->mailbox(account, "INBOX");
+    EXPECT_TRUE(m);
+    return m ? m->id : Uuid{};
+  }
+  Outcome append(const Uuid& box, const std::string& raw, std::vector<std::string> flags = {}) {
+    return run(make_event(kAlice, kImap, MessageAppended{box, raw, 1764000000000, flags, {}}));
+  }
+};
+
+TEST_F(Projection, AccountCreatedGivesDefaultMailboxesAndAddresses) {
+  ASSERT_TRUE(run(create_account(kAlice, {"a@example.test", "ALIAS@Example.Test"})).ok());
+  const auto boxes = store->mailboxes(kAlice);
+  std::map<std::string, std::string> names;
+  for (const auto& m : boxes)
+    names[m.name] = m.special_use;
+  EXPECT_EQ(names, (std::map<std::string, std::string>{{"INBOX", ""},
+                                                       {"Sent", "\\Sent"},
+                                                       {"Drafts", "\\Drafts"},
+                                                       {"Trash", "\\Trash"},
+                                                       {"Junk", "\\Junk"}}));
+  EXPECT_EQ(store->subscriptions(kAlice).size(), 5u);
+  EXPECT_EQ(store->account_for_address("alias@example.test"), kAlice);
+  EXPECT_EQ(store->account_for_address("A@EXAMPLE.TEST"), kAlice);
+  EXPECT_FALSE(store->account_for_address("nobody@example.test"));
+  EXPECT_EQ(run(create_account(kAlice)).code, OutcomeCode::account_exists);
+  EXPECT_TRUE(store->mailbox(kAlice, "inbox")) << "INBOX is case-insensitive";
+}
+
+TEST_F(Projection, AppendsGetAscendingUidsAndModseqFromOffsets) {
+  ASSERT_TRUE(run(create_account(kAlice)).ok());
+  const Uuid box = inbox();
+  std::uint64_t last_modseq = 0;
+  for (int i = 1; i <= 3; ++i) {
+    auto o = append(box, raw_message(i),
+                    i == 2 ? std::vector<std::string>{"\\seen"} : std::vector<std::string>{});
+    ASSERT_TRUE(o.ok()) << o.str();
+    EXPECT_EQ(o.uids, std::vector<std::uint32_t>{static_cast<std::uint32_t>(i)});
+    EXPECT_GT(o.modseq, last_modseq);
+    last_modseq = o.modseq;
+  }
+  auto m = store->mailbox(box);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->uidnext, 4u);
+  EXPECT_EQ(m->messages, 3u);
+  EXPECT_EQ(m->unseen, 2u);
+  EXPECT_EQ(m->highestmodseq, last_modseq);
+  const auto msgs = store->messages(box);
+  ASSERT_EQ(msgs.size(), 3u);
+  EXPECT_EQ(msgs[1].flags, std::vector<std::string>{"\\Seen"}) << "system flags canonicalised";
+  EXPECT_EQ(store->body(msgs[2].blob), raw_message(3)) << "bodies are stored byte for byte";
+  EXPECT_EQ(store->messages(box, 2, 2).size(), 1u);
+}
+
+TEST_F(Projection, FlagsHonourUnchangedSinceAndOnlyRealChangesBumpModseq) {
+  ASSERT_TRUE(run(create_account(kAlice)).ok());
+  const Uuid box = inbox();
+  const auto a1 = append(box, raw_message(1));
+  const auto a2 = append(box, raw_message(2));
+  auto seen =
+      run(make_event(kAlice, kImap, FlagsChanged{box, {1, 2}, FlagOp::add, {"\\Seen"}, {}}));
+  EXPECT_EQ(seen.uids, (std::vector<std::uint32_t>{1, 2}));
+  EXPECT_EQ(store->mailbox(box)->unseen, 0u);
+  // Adding a flag a message already has changes nothing.
+  auto again = run(make_event(kAlice, kImap, FlagsChanged{box, {1}, FlagOp::add, {"\\SEEN"}, {}}));
+  EXPECT_TRUE(again.uids.empty());
+  EXPECT_EQ(store->messages(box, 1, 1)[0].modseq, seen.modseq);
+  // UNCHANGEDSINCE older than message 1's MODSEQ: refused for it (RFC 7162).
+  auto cond = run(make_event(
+      kAlice, kImap, FlagsChanged{box, {1, 2}, FlagOp::replace, {"$Important"}, a2.modseq}));
+  EXPECT_EQ(cond.modified, (std::vector<std::uint32_t>{1, 2}));
+  auto ok = run(make_event(kAlice, kImap,
+                           FlagsChanged{box, {1}, FlagOp::replace, {"$Important"}, seen.modseq}));
+  EXPECT_EQ(ok.uids, std::vector<std::uint32_t>{1});
+  EXPECT_EQ(store->messages(box, 1, 1)[0].flags, std::vector<std::string>{"$Important"});
+  EXPECT_EQ(store->mailbox(box)->unseen, 1u);
+  (void)a1;
+}
+
+TEST_F(Projection, CopyMoveAndExpungeKeepUidsBodiesAndHistory) {
+  ASSERT_TRUE(run(create_account(kAlice)).ok());
+  const Uuid box = inbox();
+  const Uuid archive = Uuid::v7();
+  ASSERT_TRUE(run(make_event(kAlice, kImap, MailboxCreated{archive, "Archive", ""})).ok());
+  for (int i = 1; i <= 4; ++i)
+    append(box, raw_message(i), {"\\Flagged"});
+  auto copied = run(make_event(kAlice, kImap, MessagesCopied{box, {2, 3, 99}, archive}));
+  EXPECT_EQ(copied.source_uids, (std::vector<std::uint32_t>{2, 3}));
+  EXPECT_EQ(copied.uids, (std::vector<std::uint32_t>{1, 2}));
+  EXPECT_EQ(copied.uidvalidity, store->mailbox(archive)->uidvalidity);
+  auto moved = run(make_event(kAlice, kImap, MessagesMoved{box, {4}, archive}));
+  EXPECT_EQ(moved.uids, std::vector<std::uint32_t>{3});
+  EXPECT_EQ(store->mailbox(box)->messages, 3u);
+  EXPECT_EQ(store->messages(archive)[2].flags, std::vector<std::string>{"\\Flagged"});
+  EXPECT_EQ(store->body(store->messages(archive)[2].blob), raw_message(4));
+
+  auto expunged = run(make_event(kAlice, kImap, MessagesExpunged{box, {1, 2}}));
+  EXPECT_EQ(expunged.uids, (std::vector<std::uint32_t>{1, 2}));
+  auto twice = run(make_event(kAlice, kImap, MessagesExpunged{box, {1, 2}}));
+  EXPECT_TRUE(twice.ok());
+  EXPECT_TRUE(twice.uids.empty()) << "expunging what is gone is a no-op";
+  auto vanished = store->expunged_since(box, moved.modseq - 1);
+  ASSERT_EQ(vanished.size(), 3u);  // 4 (moved) and 1, 2
+  EXPECT_EQ(store->expunged_since(box, expunged.modseq).size(), 0u);
+  // Message 2's body is still referenced by its copy in Archive.
+  EXPECT_EQ(store->body(store->messages(archive)[0].blob), raw_message(2));
+  // New UIDs never reuse expunged ones.
+  EXPECT_EQ(append(box, raw_message(9)).uids, std::vector<std::uint32_t>{5});
+}
+
+TEST_F(Projection, BodiesAreStoredOnceAndFreedWithTheLastReference) {
+  ASSERT_TRUE(run(create_account(kAlice)).ok());
+  const Uuid box = inbox();
+  append(box, raw_message(1));
+  append(box, raw_message(1));
+  const auto blob = store->messages(box)[0].blob;
+  ASSERT_EQ(store->messages(box)[1].blob, blob);
+  run(make_event(kAlice, kImap, MessagesExpunged{box, {1}}));
+  EXPECT_TRUE(store->body(blob)) << "still referenced by UID 2";
+  run(make_event(kAlice, kImap, MessagesExpunged{box, {2}}));
+  EXPECT_FALSE(store->body(blob));
+}
+
+TEST_F(Projection, RenameCarriesChildrenAndRecreatedNamesGetNewUidvalidity) {
+  ASSERT_TRUE(run(create_account(kAlice)).ok());
+  const Uuid a = Uuid::v7(), ab = Uuid::v7();
+  run(make_event(kAlice, kImap, MailboxCreated{a, "a", ""}));
+  run(make_event(kAlice, kImap, MailboxCreated{ab, "a/b", ""}));
+  EXPECT_TRUE(run(make_event(kAlice, kImap, MailboxRenamed{a, "c"})).ok());
+  EXPECT_EQ(store->mailbox(ab)->name, "c/b");
+  EXPECT_FALSE(store->mailbox(kAlice, "a"));
+  EXPECT_EQ(run(make_event(kAlice, kImap, MailboxRenamed{inbox(), "Old"})).code,
+            OutcomeCode::invalid);
+  EXPECT_EQ(run(make_event(kAlice, kImap, MailboxRenamed{ab, "Sent"})).code,
+            OutcomeCode::mailbox_exists);
+  const auto old_validity = store->mailbox(ab)->uidvalidity;
+  append(ab, raw_message(1));
+  EXPECT_TRUE(run(make_event(kAlice, kImap, MailboxDeleted{ab})).ok());
+  EXPECT_FALSE(store->mailbox(ab));
+  const Uuid again = Uuid::v7();
+  run(make_event(kAlice, kImap, MailboxCreated{again, "c/b", ""}));
+  EXPECT_GT(store->mailbox(again)->uidvalidity, old_validity);
+  EXPECT_EQ(store->mailbox(again)->messages, 0u);
+  EXPECT_EQ(run(make_event(kAlice, kImap, MailboxDeleted{inbox()})).code, OutcomeCode::invalid);
+}
+
+TEST_F(Projection, ImpossibleEventsAreRecordedNoOps) {
+  auto o = run(make_event("ghost@example.test", kImap,
+                          MessageAppended{Uuid::v7(), raw_message(1), 0, {}, {}}));
+  EXPECT_EQ(o.code, OutcomeCode::unknown_account);
+  ASSERT_TRUE(run(create_account(kAlice)).ok());
+  ASSERT_TRUE(run(create_account("bob@example.test")).ok());
+  // Bob's INBOX id used in an event of Alice's: another account's mailbox is
+  // out of reach, as if it did not exist.
+  const Uuid bobs = inbox("bob@example.test");
+  EXPECT_EQ(append(bobs, raw_message(1)).code, OutcomeCode::mailbox_missing);
+  EXPECT_EQ(store->mailbox(bobs)->messages, 0u);
+  // A duplicate event id (a Kafka retry) is ignored.
+  auto e = make_event(kAlice, kImap, MessageAppended{inbox(), raw_message(2), 0, {}, {}});
+  EXPECT_TRUE(run(e).ok());
+  EXPECT_EQ(run(e).code, OutcomeCode::duplicate);
+  EXPECT_EQ(store->mailbox(kAlice, "INBOX")->messages, 1u);
+  // The log kept going: every offset was applied.
+  for (const auto& [p, next] : view->positions())
+    EXPECT_EQ(next, *log->end_offset(p));
+}
+
+// A deterministic random workload over a few accounts.
+std::vector<Event> workload(int n, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<Event> out;
+  const std::vector<std::string> accounts = {"a@example.test", "b@example.test", "c@example.test"};
+  std::map<std::string, Uuid> inboxes;
+  for (const auto& a : accounts) {
+    out.push_back(create_account(a));
+    inboxes[a] = default_mailbox_id(out.back().id, "INBOX");
+  }
+  std::map<std::string, std::uint32_t> appended;
+  for (int i = 0; i < n; ++i) {
+    const std::string& a = accounts[rng() % accounts.size()];
+    const Uuid box = inboxes[a];
+    const std::uint32_t top = appended[a];
+    const std::uint32_t uid = top ? 1 + rng() % top : 1;
+    switch (rng() % 6) {
+      case 0:
+      case 1:
+        out.push_back(
+            make_event(a, kImap, MessageAppended{box, raw_message(rng() % 50), i, {}, {}}));
+        ++appended[a];
+        break;
+      case 2:
+        out.push_back(make_event(a, kImap, FlagsChanged{box, {uid}, FlagOp::add, {"\\Seen"}, {}}));
+        break;
+      case 3:
+        out.push_back(make_event(
+            a, kImap, FlagsChanged{box, {uid, uid + 1}, FlagOp::remove, {"\\Seen"}, {}}));
+        break;
+      case 4:
+        out.push_back(make_event(a, kImap, MessagesExpunged{box, {uid}}));
+        break;
+      case 5:
+        out.push_back(make_event(a, kImap, MessagesCopied{box, {uid}, box}));
+        break;
+    }
+  }
+  return out;
+}
+
+TEST_F(Projection, IncrementalProjectionAndReplayGiveTheSameDigest) {
+  for (const auto& e : workload(300, 11))
+    run(e);
+  const std::string live = view->digest();
+  const auto positions = view->positions();
+
+  // Replay the same log into a fresh view, in big batches and in batches of 1.
+  for (std::size_t batch : {std::size_t{4096}, std::size_t{1}}) {
+    test::TempDir other;
+    auto fresh = view::ViewDb::open(other.path() / "view");
+    Projector replay(*log, *fresh, batch);
+    ASSERT_TRUE(replay.catch_up());
+    EXPECT_EQ(fresh->positions(), positions);
+    EXPECT_EQ(fresh->digest(), live) << "batch size " << batch;
+  }
+}
+
+TEST_F(Projection, RestartResumesFromTheStoredPosition) {
+  for (const auto& e : workload(50, 3))
+    run(e);
+  const std::string before = view->digest();
+  close();
+  open();
+  EXPECT_EQ(view->digest(), before) << "nothing is applied twice after a restart";
+  auto o = run(create_account("late@example.test"));
+  EXPECT_TRUE(o.ok());
+}
+
+}  // namespace
+}  // namespace a3::projections
