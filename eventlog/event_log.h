@@ -114,6 +114,12 @@ class EventLog {
   [[nodiscard]] virtual boost::system::result<std::int64_t> offset_for_time(
       std::int32_t partition, std::int64_t timestamp_ms);
 
+  // Blocks until some partition p may have records at or after next[p], or
+  // `wait` passes; lets one thread follow every partition without spinning.
+  // The default polls (sleeps briefly); a backend may wake at once.
+  virtual void wait_for_records(const std::vector<std::int64_t>& next,
+                                std::chrono::milliseconds wait);
+
   // Why the log refuses appends, or empty if it is healthy.
   virtual std::string failure() const = 0;
 

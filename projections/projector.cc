@@ -52,17 +52,26 @@ void Projector::run() {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       continue;
     }
-    // Wait briefly per partition when idle, so that new events are picked up
-    // within a few milliseconds without spinning.
-    const auto wait = std::chrono::milliseconds(readers_.size() > 1 ? 5 : 50);
-    step(wait);
+    if (step(std::chrono::milliseconds(0))) continue;
+    // Idle: sleep until any partition has something new.
+    std::vector<std::int64_t> next;
+    for (const auto& r : readers_)
+      next.push_back(r->position().offset);
+    log_.wait_for_records(next, std::chrono::milliseconds(100));
   }
 }
 
-bool Projector::step(std::chrono::milliseconds wait) {
+bool Projector::step(std::chrono::milliseconds wait, const std::vector<std::int64_t>* until) {
   bool any = false;
   for (std::size_t p = 0; p < readers_.size() && !stop_; ++p) {
-    auto records = readers_[p]->poll(max_batch_, wait);
+    std::size_t max = max_batch_;
+    if (until) {
+      // Catching up: only partitions still behind their end, never past it.
+      const std::int64_t behind = (*until)[p] - readers_[p]->position().offset;
+      if (behind <= 0) continue;
+      max = std::min<std::size_t>(max, static_cast<std::size_t>(behind));
+    }
+    auto records = readers_[p]->poll(max, wait);
     if (!records) {
       if (records.error() == eventlog::errc::corrupt) {
         std::lock_guard lock(mu_);
@@ -157,7 +166,7 @@ bool Projector::catch_up(const std::function<void(std::int64_t, std::int64_t)>& 
     }
     if (progress) progress(done, total);
     if (!behind || !failure().empty()) break;
-    step(std::chrono::milliseconds(1000));
+    step(std::chrono::milliseconds(1000), &ends);
   }
   return failure().empty();
 }

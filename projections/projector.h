@@ -61,7 +61,9 @@ class Projector {
   std::map<std::int32_t, std::int64_t> applied() const;  // next offset per partition
 
  private:
-  bool step(std::chrono::milliseconds wait);  // one batch; false if nothing to do
+  // One batch per partition; false if there was nothing to do. With
+  // `until`, only partitions whose reader is before their entry are read.
+  bool step(std::chrono::milliseconds wait, const std::vector<std::int64_t>* until = nullptr);
   void run();
 
   eventlog::EventLog& log_;

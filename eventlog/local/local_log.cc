@@ -449,6 +449,19 @@ boost::system::result<std::int64_t> LocalLog::end_offset(std::int32_t partition)
   return committed_end(partition);
 }
 
+void LocalLog::wait_for_records(const std::vector<std::int64_t>& next,
+                                std::chrono::milliseconds wait) {
+  if (options_.read_only) return EventLog::wait_for_records(next, wait);
+  std::unique_lock lock(mu_);
+  data_cv_.wait_for(lock, wait, [&] {
+    if (closing_) return true;
+    for (std::size_t p = 0; p < next.size() && p < committed_.size(); ++p) {
+      if (committed_[p] > next[p]) return true;
+    }
+    return false;
+  });
+}
+
 bool LocalLog::closed() const {
   std::lock_guard lock(mu_);
   return closing_;

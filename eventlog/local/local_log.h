@@ -54,6 +54,8 @@ class LocalLog final : public EventLog {
   void append_async(std::string key, std::string value, AppendHandler done) override;
   boost::system::result<std::unique_ptr<Reader>> open_reader(Position from) override;
   boost::system::result<std::int64_t> end_offset(std::int32_t partition) override;
+  void wait_for_records(const std::vector<std::int64_t>& next,
+                        std::chrono::milliseconds wait) override;
   std::string failure() const override;
   void close() override;
 
