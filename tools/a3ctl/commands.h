@@ -16,4 +16,7 @@ struct Context {
 // a3ctl log dump|tail|end ...
 int log_command(const std::string& sub, Context& ctx);
 
+// a3ctl account add|passwd|delete|alias|list|show ...
+int account_command(const std::string& sub, Context& ctx);
+
 }  // namespace a3::ctl

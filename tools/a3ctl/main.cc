@@ -21,6 +21,16 @@ Commands:
                       follow the log, printing events as they are appended
                       (default: from the current end); Ctrl-C stops
   log end             print the end offset of every partition
+  account add ADDRESS [--password-stdin | --password P] [--quota BYTES] [--alias A]...
+                      create an account (with INBOX, Sent, Drafts, Trash, Junk)
+  account passwd ADDRESS [--password-stdin | --password P]
+  account delete ADDRESS
+  account alias ADDRESS add|remove ALIAS
+  account list [--json]
+  account show ADDRESS [--json]
+
+While the daemon runs, writes go through its admin socket (data_dir/admin.sock)
+and reads follow its view; with no daemon, a3ctl opens the store itself.
 
 The configuration is --config FILE, else $A3_CONFIG, else
 /etc/a3mailer/a3mailer.toml. Exit status: 0 ok, 1 failure (including corrupt
@@ -69,7 +79,13 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "a3ctl: configuration error: {}\n", e.what());
     return 2;
   }
-  if (group == "log") return a3::ctl::log_command(sub, ctx);
+  try {
+    if (group == "log") return a3::ctl::log_command(sub, ctx);
+    if (group == "account") return a3::ctl::account_command(sub, ctx);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "a3ctl: {}\n", e.what());
+    return 1;
+  }
   fmt::print(stderr, "a3ctl: unknown command '{}'\n\n{}", group, kUsage);
   return 2;
 }

@@ -14,6 +14,9 @@
 #include "common/config.h"
 #include "common/logging.h"
 #include "eventlog/open.h"
+#include "frontends/admin/admin_server.h"
+#include "projections/projector.h"
+#include "projections/store.h"
 
 namespace {
 
@@ -76,9 +79,20 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // Start-up order: the log (the truth), the view, the projector that keeps
+  // the view up to date with the log, then the endpoints that use them.
   std::unique_ptr<a3::eventlog::EventLog> log;
+  std::unique_ptr<a3::projections::view::ViewDb> view;
+  std::unique_ptr<a3::projections::Projector> projector;
+  std::unique_ptr<a3::projections::Store> store;
+  std::unique_ptr<a3::admin::AdminServer> admin;
   try {
     log = a3::eventlog::open(config, a3::eventlog::Access::read_write);
+    view = a3::projections::view::ViewDb::open(config.store.path);
+    projector = std::make_unique<a3::projections::Projector>(*log, *view);
+    projector->start();
+    store = std::make_unique<a3::projections::Store>(log.get(), *view, projector.get());
+    admin = std::make_unique<a3::admin::AdminServer>(config.server.data_dir / "admin.sock", *store);
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
     return 1;
@@ -96,6 +110,11 @@ int main(int argc, char** argv) {
   sigwait(&stop_signals, &sig);
   spdlog::info("received {}, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   sd_notify(0, "STOPPING=1");
+  admin.reset();
+  store.reset();
+  projector->stop();
+  projector.reset();
+  view.reset();
   log->close();
   log.reset();
   spdlog::info("stopped");
