@@ -140,10 +140,17 @@ bool Projector::step(std::chrono::milliseconds wait, const std::vector<std::int6
   return any;
 }
 
-bool Projector::catch_up(const std::function<void(std::int64_t, std::int64_t)>& progress) {
+bool Projector::catch_up(const std::function<void(std::int64_t, std::int64_t)>& progress,
+                         const std::map<std::int32_t, std::int64_t>* targets) {
   std::vector<std::int64_t> ends;
   std::int64_t total = 0;
   for (std::int32_t p = 0; p < log_.partitions(); ++p) {
+    if (targets) {
+      const auto it = targets->find(p);
+      ends.push_back(it == targets->end() ? 0 : it->second);
+      total += ends.back();
+      continue;
+    }
     auto end = log_.end_offset(p);
     if (!end) {
       std::lock_guard lock(mu_);

@@ -46,7 +46,9 @@ class Projector {
   // Applies everything up to the current end of the log, on the calling
   // thread (a3ctl without a daemon, replay). Returns false on failure().
   // `progress` is called after each batch with (applied, total).
-  bool catch_up(const std::function<void(std::int64_t, std::int64_t)>& progress = {});
+  // With `targets`, stops exactly at those next offsets instead (verify).
+  bool catch_up(const std::function<void(std::int64_t, std::int64_t)>& progress = {},
+                const std::map<std::int32_t, std::int64_t>* targets = nullptr);
 
   // Waits until `pos` is applied; its outcome, or nullopt on timeout or
   // failure. Outcomes of the last few thousand events are kept in memory.

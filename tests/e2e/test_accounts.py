@@ -82,6 +82,36 @@ class AccountTest(unittest.TestCase):
     def test_without_a_daemon(self):
         self.check_lifecycle()
 
+    def test_replay_rebuilds_the_view_and_verify_checks_it(self):
+        self.check_lifecycle()
+        before = self.accounts()
+        v = ctl(self.config, "verify")
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        self.assertIn("OK: the view is exactly what its log says", v.stdout)
+        # A lost view is rebuilt from the log.
+        import shutil
+        shutil.rmtree(os.path.join(self.tmp.name, "data", "view"))
+        r = ctl(self.config, "replay")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("replayed the log", r.stdout)
+        self.assertIn("5/5 events (100%)", r.stderr)
+        self.assertEqual(self.accounts(), before)
+        # Replaying over an existing view swaps in an identical one.
+        digest = r.stdout.split("digest ")[1].strip()
+        r = ctl(self.config, "replay")
+        self.assertEqual(r.stdout.split("digest ")[1].strip(), digest)
+        self.assertEqual(ctl(self.config, "verify").returncode, 0)
+        # Not while the daemon uses the view; verify works while it runs.
+        d = Daemon(self.config)
+        try:
+            d.wait_for("started")
+            r = ctl(self.config, "replay")
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("stop it first", r.stderr)
+            self.assertEqual(ctl(self.config, "verify").returncode, 0)
+        finally:
+            self.assertEqual(d.stop(), 0)
+
     def test_through_the_running_daemon(self):
         d = Daemon(self.config)
         try:

@@ -7,27 +7,17 @@
 #include "projections/mailbox_projector.h"
 #include "schemas/codec.h"
 #include "tests/projections/projection_fixture.h"
+#include "tests/projections/workload.h"
 
 namespace a3::projections {
 namespace {
 
 using namespace schemas;
 
-const Actor kAdmin{Protocol::admin, "root", "", "test"};
-const Actor kImap{Protocol::imap, "alice@example.test", "192.0.2.1", "s1"};
-constexpr const char* kAlice = "alice@example.test";
-
-Event create_account(const std::string& name, std::vector<std::string> aliases = {}) {
-  aliases.insert(aliases.begin(), name);
-  return make_event(name, kAdmin, AccountCreated{name, "$argon2id$x", aliases, 0});
-}
-
-std::string raw_message(int n) {
-  return fmt::format(
-      "From: bob@example.test\r\nTo: alice@example.test\r\nSubject: message {}\r\n"
-      "Message-ID: <{}@example.test>\r\n\r\nBody {}\r\n",
-      n, n, n);
-}
+using test::create_account;
+using test::kAlice;
+using test::kImap;
+using test::raw_message;
 
 class Projection : public test::ProjectionFixture {
  protected:
@@ -198,49 +188,8 @@ TEST_F(Projection, ImpossibleEventsAreRecordedNoOps) {
     EXPECT_EQ(next, *log->end_offset(p));
 }
 
-// A deterministic random workload over a few accounts.
-std::vector<Event> workload(int n, std::uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<Event> out;
-  const std::vector<std::string> accounts = {"a@example.test", "b@example.test", "c@example.test"};
-  std::map<std::string, Uuid> inboxes;
-  for (const auto& a : accounts) {
-    out.push_back(create_account(a));
-    inboxes[a] = default_mailbox_id(out.back().id, "INBOX");
-  }
-  std::map<std::string, std::uint32_t> appended;
-  for (int i = 0; i < n; ++i) {
-    const std::string& a = accounts[rng() % accounts.size()];
-    const Uuid box = inboxes[a];
-    const std::uint32_t top = appended[a];
-    const std::uint32_t uid = top ? 1 + rng() % top : 1;
-    switch (rng() % 6) {
-      case 0:
-      case 1:
-        out.push_back(
-            make_event(a, kImap, MessageAppended{box, raw_message(rng() % 50), i, {}, {}}));
-        ++appended[a];
-        break;
-      case 2:
-        out.push_back(make_event(a, kImap, FlagsChanged{box, {uid}, FlagOp::add, {"\\Seen"}, {}}));
-        break;
-      case 3:
-        out.push_back(make_event(
-            a, kImap, FlagsChanged{box, {uid, uid + 1}, FlagOp::remove, {"\\Seen"}, {}}));
-        break;
-      case 4:
-        out.push_back(make_event(a, kImap, MessagesExpunged{box, {uid}}));
-        break;
-      case 5:
-        out.push_back(make_event(a, kImap, MessagesCopied{box, {uid}, box}));
-        break;
-    }
-  }
-  return out;
-}
-
 TEST_F(Projection, IncrementalProjectionAndReplayGiveTheSameDigest) {
-  for (const auto& e : workload(300, 11))
+  for (const auto& e : test::workload(300, 11))
     run(e);
   const std::string live = view->digest();
   const auto positions = view->positions();
@@ -257,7 +206,7 @@ TEST_F(Projection, IncrementalProjectionAndReplayGiveTheSameDigest) {
 }
 
 TEST_F(Projection, RestartResumesFromTheStoredPosition) {
-  for (const auto& e : workload(50, 3))
+  for (const auto& e : test::workload(50, 3))
     run(e);
   const std::string before = view->digest();
   close();

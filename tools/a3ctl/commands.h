@@ -19,4 +19,8 @@ int log_command(const std::string& sub, Context& ctx);
 // a3ctl account add|passwd|delete|alias|list|show ...
 int account_command(const std::string& sub, Context& ctx);
 
+// a3ctl replay / verify
+int replay_command(Context& ctx);
+int verify_command(Context& ctx);
+
 }  // namespace a3::ctl

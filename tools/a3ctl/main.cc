@@ -28,6 +28,10 @@ Commands:
   account alias ADDRESS add|remove ALIAS
   account list [--json]
   account show ADDRESS [--json]
+  replay              rebuild the mailbox view from the log (daemon stopped),
+                      with progress, and swap it in atomically
+  verify              check that the view equals a fresh replay of the log at
+                      the same positions (works while the daemon runs)
 
 While the daemon runs, writes go through its admin socket (data_dir/admin.sock)
 and reads follow its view; with no daemon, a3ctl opens the store itself.
@@ -82,6 +86,13 @@ int main(int argc, char** argv) {
   try {
     if (group == "log") return a3::ctl::log_command(sub, ctx);
     if (group == "account") return a3::ctl::account_command(sub, ctx);
+    if (group == "replay" || group == "verify") {
+      if (!sub.empty() || !ctx.args.empty()) {
+        fmt::print(stderr, "a3ctl: {} takes no arguments\n", group);
+        return 2;
+      }
+      return group == "replay" ? a3::ctl::replay_command(ctx) : a3::ctl::verify_command(ctx);
+    }
   } catch (const std::exception& e) {
     fmt::print(stderr, "a3ctl: {}\n", e.what());
     return 1;
