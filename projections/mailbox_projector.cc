@@ -23,9 +23,20 @@ constexpr DefaultMailbox kDefaultMailboxes[] = {
     {"Trash", "\\Trash"}, {"Junk", "\\Junk"},
 };
 
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
 bool has_flag(const std::vector<std::string>& flags, std::string_view f) {
   for (const auto& x : flags) {
-    if (view::lowercase(x) == view::lowercase(f)) return true;
+    if (iequals(x, f)) return true;
   }
   return false;
 }
@@ -36,12 +47,14 @@ bool has_flag(const std::vector<std::string>& flags, std::string_view f) {
 std::vector<std::string> normalize_flags(const std::vector<std::string>& in) {
   std::vector<std::string> out;
   for (const auto& f : in) {
-    if (f.empty() || view::lowercase(f) == "\\recent" || has_flag(out, f)) continue;
+    if (f.empty() || iequals(f, "\\Recent") || has_flag(out, f)) continue;
     static constexpr std::string_view system[] = {"\\Seen", "\\Answered", "\\Flagged", "\\Deleted",
                                                   "\\Draft"};
     std::string canon = f;
-    for (auto s : system) {
-      if (view::lowercase(f) == view::lowercase(s)) canon = s;
+    if (f[0] == '\\') {
+      for (auto sys : system) {
+        if (iequals(f, sys)) canon = sys;
+      }
     }
     out.push_back(std::move(canon));
   }
@@ -66,6 +79,8 @@ class Applier {
     out_.code = code;
     out_.detail = std::move(detail);
   }
+
+  bool account_exists() { return b_.get(Family::accounts, e_.account).has_value(); }
 
   std::optional<view::AccountRecord> account() {
     auto v = b_.get(Family::accounts, e_.account);
@@ -180,7 +195,7 @@ class Applier {
   // ---- accounts ----
 
   void apply(const AccountCreated& e) {
-    if (account()) return fail(OutcomeCode::account_exists, e_.account);
+    if (account_exists()) return fail(OutcomeCode::account_exists, e_.account);
     view::AccountRecord a{e_.account, e.password_hash, {}, e.quota_bytes, e_.at_ms};
     for (const auto& addr : e.addresses)
       a.addresses.push_back(view::lowercase(addr));
@@ -250,7 +265,7 @@ class Applier {
   // ---- mailboxes ----
 
   void apply(const MailboxCreated& e) {
-    if (!account()) return fail(OutcomeCode::unknown_account, e_.account);
+    if (!account_exists()) return fail(OutcomeCode::unknown_account, e_.account);
     const std::string name = view::normalize_mailbox_name(e.name);
     if (name.empty()) return fail(OutcomeCode::invalid, "empty mailbox name");
     if (b_.get(Family::mailboxes, view::named_key(e_.account, name))) {
@@ -264,7 +279,7 @@ class Applier {
   }
 
   void apply(const MailboxRenamed& e) {
-    if (!account()) return fail(OutcomeCode::unknown_account, e_.account);
+    if (!account_exists()) return fail(OutcomeCode::unknown_account, e_.account);
     auto m = mailbox(e.mailbox_id);
     if (!m) return fail(OutcomeCode::mailbox_missing, e.mailbox_id.str());
     const std::string to = view::normalize_mailbox_name(e.new_name);
@@ -306,7 +321,7 @@ class Applier {
   }
 
   void apply(const MailboxDeleted& e) {
-    if (!account()) return fail(OutcomeCode::unknown_account, e_.account);
+    if (!account_exists()) return fail(OutcomeCode::unknown_account, e_.account);
     auto m = mailbox(e.mailbox_id);
     if (!m) return fail(OutcomeCode::mailbox_missing, e.mailbox_id.str());
     if (m->name == "INBOX") return fail(OutcomeCode::invalid, "INBOX cannot be deleted");
@@ -314,7 +329,7 @@ class Applier {
   }
 
   void apply(const MailboxSubscriptionChanged& e) {
-    if (!account()) return fail(OutcomeCode::unknown_account, e_.account);
+    if (!account_exists()) return fail(OutcomeCode::unknown_account, e_.account);
     const std::string key = view::named_key(e_.account, view::normalize_mailbox_name(e.name));
     if (e.subscribed) {
       b_.put(Family::subscriptions, key, "");
@@ -326,7 +341,7 @@ class Applier {
   // ---- messages ----
 
   void apply(const MessageAppended& e) {
-    if (!account()) return fail(OutcomeCode::unknown_account, e_.account);
+    if (!account_exists()) return fail(OutcomeCode::unknown_account, e_.account);
     auto m = mailbox(e.mailbox_id);
     if (!m) return fail(OutcomeCode::mailbox_missing, e.mailbox_id.str());
     view::MessageRecord msg;
@@ -344,7 +359,7 @@ class Applier {
 
   void copy(const Uuid& from_id, const std::vector<std::uint32_t>& uids, const Uuid& to_id,
             bool move) {
-    if (!account()) return fail(OutcomeCode::unknown_account, e_.account);
+    if (!account_exists()) return fail(OutcomeCode::unknown_account, e_.account);
     auto from = mailbox(from_id);
     if (!from) return fail(OutcomeCode::mailbox_missing, from_id.str());
     auto to = mailbox(to_id);
@@ -370,7 +385,7 @@ class Applier {
   void apply(const MessagesMoved& e) { copy(e.from_mailbox_id, e.uids, e.to_mailbox_id, true); }
 
   void apply(const FlagsChanged& e) {
-    if (!account()) return fail(OutcomeCode::unknown_account, e_.account);
+    if (!account_exists()) return fail(OutcomeCode::unknown_account, e_.account);
     auto m = mailbox(e.mailbox_id);
     if (!m) return fail(OutcomeCode::mailbox_missing, e.mailbox_id.str());
     const auto flags = normalize_flags(e.flags);
@@ -413,7 +428,7 @@ class Applier {
   }
 
   void apply(const MessagesExpunged& e) {
-    if (!account()) return fail(OutcomeCode::unknown_account, e_.account);
+    if (!account_exists()) return fail(OutcomeCode::unknown_account, e_.account);
     auto m = mailbox(e.mailbox_id);
     if (!m) return fail(OutcomeCode::mailbox_missing, e.mailbox_id.str());
     const std::set<std::uint32_t> wanted(e.uids.begin(), e.uids.end());

@@ -13,7 +13,8 @@ namespace a3::projections {
 
 namespace {
 constexpr std::size_t kRecentOutcomes = 16384;
-}
+constexpr std::size_t kMaxBatchBodyBytes = 64u << 20;
+}  // namespace
 
 Projector::Projector(eventlog::EventLog& log, view::ViewDb& view, std::size_t max_batch)
     : log_(log), view_(view), max_batch_(max_batch) {
@@ -87,9 +88,9 @@ bool Projector::step(std::chrono::milliseconds wait, const std::vector<std::int6
 
     view::Batch batch(view_);
     std::vector<std::pair<eventlog::Position, Outcome>> outcomes;
-    outcomes.reserve(records->size());
     std::vector<schemas::Uuid> touched;
     std::int64_t next = next_[p];
+    bool corrupt = false;
     for (const auto& r : *records) {
       auto event = schemas::decode(r.value);
       if (!event) {
@@ -98,46 +99,59 @@ bool Projector::step(std::chrono::milliseconds wait, const std::vector<std::int6
         failure_ = fmt::format("projector: the event at {} is corrupt: {}", r.position.str(),
                                event.error().detail);
         spdlog::critical("{}", failure_);
+        corrupt = true;
         break;
       }
       Outcome o = apply_event(batch, *event, r.position);
       touched.insert(touched.end(), o.mailboxes.begin(), o.mailboxes.end());
       outcomes.emplace_back(r.position, std::move(o));
       next = r.position.offset + 1;
+      // Bound the memory of a batch of large messages.
+      if (batch.body_bytes() > kMaxBatchBodyBytes && !commit(batch, p, next, outcomes, touched)) {
+        return any;
+      }
     }
-    if (outcomes.empty()) return any;  // the first record was corrupt
-    std::string v;
-    view::put_be64(v, static_cast<std::uint64_t>(next));
-    batch.put(view::Family::meta, view::next_offset_key(static_cast<std::int32_t>(p)), v);
-    // The changes and the position move together, in one atomic write.
-    const auto s = batch.commit();
-    if (!s.ok()) {
-      std::lock_guard lock(mu_);
-      failure_ = fmt::format("projector: writing the view failed: {}", s.ToString());
-      spdlog::critical("{}", failure_);
-      applied_cv_.notify_all();
-      return any;
-    }
-    if (!failure().empty()) readers_[p]->seek(next);  // stopped at a corrupt event
-    std::vector<Listener> listeners;
-    {
-      std::lock_guard lock(mu_);
-      next_[p] = next;
-      stats_.events += outcomes.size();
-      stats_.batches += 1;
-      for (auto& [pos, o] : outcomes)
-        recent_.insert_or_assign(pos, std::move(o));
-      while (recent_.size() > kRecentOutcomes)
-        recent_.erase(recent_.begin());
-      listeners = listeners_;
-    }
-    applied_cv_.notify_all();
-    if (!touched.empty()) {
-      for (const auto& l : listeners)
-        l(touched);
-    }
+    if (!outcomes.empty() && !commit(batch, p, next, outcomes, touched)) return any;
+    if (corrupt) readers_[p]->seek(next);  // stays at the corrupt event
   }
   return any;
+}
+
+bool Projector::commit(view::Batch& batch, std::size_t p, std::int64_t next,
+                       std::vector<std::pair<eventlog::Position, Outcome>>& outcomes,
+                       std::vector<schemas::Uuid>& touched) {
+  std::string v;
+  view::put_be64(v, static_cast<std::uint64_t>(next));
+  batch.put(view::Family::meta, view::next_offset_key(static_cast<std::int32_t>(p)), v);
+  // The changes and the position move together, in one atomic write.
+  const auto s = batch.commit();
+  if (!s.ok()) {
+    std::lock_guard lock(mu_);
+    failure_ = fmt::format("projector: writing the view failed: {}", s.ToString());
+    spdlog::critical("{}", failure_);
+    applied_cv_.notify_all();
+    return false;
+  }
+  std::vector<Listener> listeners;
+  {
+    std::lock_guard lock(mu_);
+    next_[p] = next;
+    stats_.events += outcomes.size();
+    stats_.batches += 1;
+    for (auto& [pos, o] : outcomes)
+      recent_.insert_or_assign(pos, std::move(o));
+    while (recent_.size() > kRecentOutcomes)
+      recent_.erase(recent_.begin());
+    listeners = listeners_;
+  }
+  outcomes.clear();
+  applied_cv_.notify_all();
+  if (!touched.empty()) {
+    for (const auto& l : listeners)
+      l(touched);
+  }
+  touched.clear();
+  return true;
 }
 
 bool Projector::catch_up(const std::function<void(std::int64_t, std::int64_t)>& progress,

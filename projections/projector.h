@@ -24,6 +24,7 @@
 
 #include "eventlog/event_log.h"
 #include "projections/outcome.h"
+#include "projections/view/batch.h"
 #include "projections/view/view_db.h"
 
 namespace a3::projections {
@@ -67,6 +68,10 @@ class Projector {
   // `until`, only partitions whose reader is before their entry are read.
   bool step(std::chrono::milliseconds wait, const std::vector<std::int64_t>* until = nullptr);
   void run();
+  // Writes a batch with partition p's next offset; false on failure().
+  bool commit(view::Batch& batch, std::size_t p, std::int64_t next,
+              std::vector<std::pair<eventlog::Position, Outcome>>& outcomes,
+              std::vector<schemas::Uuid>& touched);
 
   eventlog::EventLog& log_;
   view::ViewDb& view_;

@@ -4,37 +4,88 @@
 
 namespace a3::projections::view {
 
+std::string Batch::overlay_key(Family f, std::string_view key) {
+  std::string k(1, static_cast<char>(f));
+  k.append(key);
+  return k;
+}
+
 std::optional<std::string> Batch::get(Family f, std::string_view key) {
+  const std::string k = overlay_key(f, key);
+  if (auto it = writes_.find(k); it != writes_.end()) return it->second;
+  if (auto it = reads_.find(k); it != reads_.end()) return it->second;
   std::string value;
-  const auto s = wb_.GetFromBatchAndDB(db_.db(), rocksdb::ReadOptions(), db_.cf(f),
-                                       rocksdb::Slice(key.data(), key.size()), &value);
-  if (s.ok()) return value;
-  return std::nullopt;
+  std::optional<std::string> out;
+  if (db_.db()
+          ->Get(rocksdb::ReadOptions(), db_.cf(f), rocksdb::Slice(key.data(), key.size()), &value)
+          .ok()) {
+    out = std::move(value);
+  }
+  if (f != Family::blobs) reads_.emplace(k, out);
+  return out;
 }
 
 void Batch::put(Family f, std::string_view key, std::string_view value) {
-  wb_.Put(db_.cf(f), rocksdb::Slice(key.data(), key.size()),
-          rocksdb::Slice(value.data(), value.size()));
+  if (f == Family::blobs) {
+    bodies_.Put(db_.cf(f), rocksdb::Slice(key.data(), key.size()),
+                rocksdb::Slice(value.data(), value.size()));
+    body_bytes_ += value.size();
+    return;
+  }
+  writes_.insert_or_assign(overlay_key(f, key), std::string(value));
 }
 
 void Batch::del(Family f, std::string_view key) {
-  wb_.Delete(db_.cf(f), rocksdb::Slice(key.data(), key.size()));
+  if (f == Family::blobs) {
+    bodies_.Delete(db_.cf(f), rocksdb::Slice(key.data(), key.size()));
+    return;
+  }
+  writes_.insert_or_assign(overlay_key(f, key), std::nullopt);
 }
 
 void Batch::scan(Family f, std::string_view prefix,
                  const std::function<bool(std::string_view, std::string_view)>& visit) {
-  std::unique_ptr<rocksdb::Iterator> it(
-      wb_.NewIteratorWithBase(db_.cf(f), db_.db()->NewIterator(rocksdb::ReadOptions(), db_.cf(f))));
+  // Scans are rare (deleting or renaming a mailbox): merge the database's
+  // keys with the overlay's in a small ordered map.
+  std::map<std::string, std::string> merged;
+  std::unique_ptr<rocksdb::Iterator> it(db_.db()->NewIterator(rocksdb::ReadOptions(), db_.cf(f)));
   const rocksdb::Slice p(prefix.data(), prefix.size());
   for (it->Seek(p); it->Valid() && it->key().starts_with(p); it->Next()) {
-    if (!visit(it->key().ToStringView(), it->value().ToStringView())) break;
+    merged.emplace(it->key().ToString(), it->value().ToString());
+  }
+  const std::string from = overlay_key(f, prefix);
+  for (auto w = writes_.lower_bound(from); w != writes_.end() && w->first.starts_with(from); ++w) {
+    std::string key = w->first.substr(1);
+    if (w->second) {
+      merged.insert_or_assign(std::move(key), *w->second);
+    } else {
+      merged.erase(key);
+    }
+  }
+  for (const auto& [k, v] : merged) {
+    if (!visit(k, v)) break;
   }
 }
 
 rocksdb::Status Batch::commit() {
+  rocksdb::WriteBatch wb = std::move(bodies_);
+  for (const auto& [k, v] : writes_) {
+    const auto f = static_cast<Family>(k[0]);
+    const rocksdb::Slice key(k.data() + 1, k.size() - 1);
+    if (v) {
+      wb.Put(db_.cf(f), key, *v);
+    } else {
+      wb.Delete(db_.cf(f), key);
+    }
+  }
   rocksdb::WriteOptions wo;
   wo.sync = false;
-  return db_.db()->Write(wo, wb_.GetWriteBatch());
+  const auto s = db_.db()->Write(wo, &wb);
+  writes_.clear();
+  reads_.clear();
+  bodies_.Clear();
+  body_bytes_ = 0;
+  return s;
 }
 
 }  // namespace a3::projections::view

@@ -7,7 +7,9 @@
 #include <fmt/format.h>
 #include <openssl/evp.h>
 #include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
 
 #include "projections/view/encoding.h"
 
@@ -34,6 +36,12 @@ std::unique_ptr<ViewDb> ViewDb::open(const fs::path& path, bool read_only) {
   opts.create_missing_column_families = !read_only;
   opts.compression = rocksdb::kLZ4Compression;
   if (read_only) opts.max_open_files = -1;
+
+  // Bloom filters: most point reads of the projector are misses (a new event
+  // id, a new blob) that should not touch SST blocks.
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   families.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(opts));
