@@ -10,6 +10,10 @@ namespace a3 {
 // valid UTF-8 are replaced by U+FFFD so that the output is always valid JSON.
 void append_json_string(std::string& out, std::string_view s);
 
+// `s` with every byte that is not part of valid UTF-8 (and NUL) replaced by
+// U+FFFD: safe for PostgreSQL text columns and JSON.
+std::string sanitize_utf8(std::string_view s);
+
 inline std::string json_string(std::string_view s) {
   std::string out;
   append_json_string(out, s);

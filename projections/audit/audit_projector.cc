@@ -1,0 +1,426 @@
+#include "projections/audit/audit_projector.h"
+
+#include <arpa/inet.h>
+
+#include <chrono>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/json.h"
+#include "projections/audit/pg.h"
+#include "projections/mailbox_projector.h"
+#include "schemas/codec.h"
+#include "schemas/event_json.h"
+
+namespace a3::projections::audit {
+
+namespace {
+
+using namespace schemas;
+using std::chrono::milliseconds;
+
+// Versioned migrations: append new ones, never edit an applied one.
+struct Migration {
+  int version;
+  const char* sql;
+};
+constexpr Migration kMigrations[] = {
+    {1, R"sql(
+CREATE TABLE audit_events (
+  partition      integer     NOT NULL,
+  log_offset     bigint      NOT NULL,
+  event_id       uuid        NOT NULL,
+  at             timestamptz NOT NULL,
+  kind           text        NOT NULL,
+  account        text        NOT NULL,
+  protocol       text        NOT NULL,
+  actor_user     text,
+  remote_ip      inet,
+  session_id     text,
+  mailbox_id     uuid,
+  message_id     text,
+  envelope_from  text,
+  envelope_to    text[],
+  size           bigint,
+  flags          text[],
+  uids           bigint[],
+  details        jsonb       NOT NULL,
+  PRIMARY KEY (partition, log_offset)
+);
+CREATE INDEX audit_events_account_at ON audit_events (account, at);
+CREATE INDEX audit_events_kind_at ON audit_events (kind, at);
+CREATE INDEX audit_events_remote_ip_at ON audit_events (remote_ip, at);
+CREATE INDEX audit_events_at ON audit_events (at);
+CREATE INDEX audit_events_message_id ON audit_events (message_id);
+-- Mailbox names as events last named them, to show names in audit queries.
+CREATE TABLE audit_mailboxes (
+  mailbox_id uuid PRIMARY KEY,
+  account    text NOT NULL,
+  name       text NOT NULL,
+  deleted    boolean NOT NULL DEFAULT false
+);
+-- The next log offset to project, per partition; moves in the same
+-- transaction as the rows.
+CREATE TABLE audit_positions (
+  partition   integer PRIMARY KEY,
+  next_offset bigint  NOT NULL
+);
+)sql"},
+};
+
+std::optional<std::string> ip_or_null(const std::string& ip) {
+  unsigned char buf[16];
+  if (inet_pton(AF_INET, ip.c_str(), buf) == 1 || inet_pton(AF_INET6, ip.c_str(), buf) == 1) {
+    return ip;
+  }
+  return std::nullopt;
+}
+
+std::string timestamp(std::int64_t ms) {
+  const std::chrono::sys_time<milliseconds> t{milliseconds(ms)};
+  return fmt::format("{:%Y-%m-%d %H:%M:%S}+00", t);
+}
+
+bool lowercase_prefix(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    char c = s[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != prefix[i]) return false;
+  }
+  return true;
+}
+
+// The Message-ID header of a raw message (RFC 5322 3.6.4), unfolded, or
+// nullopt. Only the header section is looked at.
+std::optional<std::string> message_id(std::string_view raw) {
+  const auto end = raw.find("\r\n\r\n");
+  const std::string_view head = raw.substr(0, std::min(end, std::size_t{256 * 1024}));
+  std::size_t pos = 0;
+  while (pos < head.size()) {
+    const auto eol = head.find('\n', pos);
+    const std::string_view line = head.substr(pos, eol == std::string_view::npos ? eol : eol - pos);
+    if (line.size() > 11 && lowercase_prefix(line, "message-id:")) {
+      std::string value(line.substr(11));
+      std::size_t next = eol == std::string_view::npos ? head.size() : eol + 1;
+      while (next < head.size() && (head[next] == ' ' || head[next] == '\t')) {
+        const auto e2 = head.find('\n', next);
+        value += head.substr(next, e2 == std::string_view::npos ? e2 : e2 - next);
+        next = e2 == std::string_view::npos ? head.size() : e2 + 1;
+      }
+      std::string out;
+      for (char c : value) {
+        if (c != '\r' && c != '\n' && !(out.empty() && (c == ' ' || c == '\t'))) out.push_back(c);
+      }
+      while (!out.empty() && (out.back() == ' ' || out.back() == '\t'))
+        out.pop_back();
+      return sanitize_utf8(out.substr(0, 998));
+    }
+    if (eol == std::string_view::npos) break;
+    pos = eol + 1;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> uid_strings(const std::vector<std::uint32_t>& uids) {
+  std::vector<std::string> out;
+  for (auto u : uids)
+    out.push_back(std::to_string(u));
+  return out;
+}
+
+std::vector<std::string> clean(const std::vector<std::string>& v) {
+  std::vector<std::string> out;
+  for (const auto& s : v)
+    out.push_back(sanitize_utf8(s));
+  return out;
+}
+
+// One row of audit_events in COPY text format, ending with a newline.
+struct Row {
+  std::optional<std::string> mailbox_id, message_id, envelope_from, envelope_to, size, flags, uids;
+};
+
+struct RowFields {
+  Row& r;
+  void operator()(const MessageAppended& e) {
+    r.mailbox_id = e.mailbox_id.str();
+    r.message_id = message_id(e.raw);
+    r.size = std::to_string(e.raw.size());
+    r.flags = array_literal(clean(e.flags));
+    if (e.smtp) {
+      r.envelope_from = sanitize_utf8(e.smtp->mail_from);
+      r.envelope_to = array_literal(clean(e.smtp->rcpt_to));
+    }
+  }
+  void operator()(const FlagsChanged& e) {
+    r.mailbox_id = e.mailbox_id.str();
+    r.flags = array_literal(clean(e.flags));
+    r.uids = array_literal(uid_strings(e.uids));
+  }
+  void operator()(const MessagesExpunged& e) {
+    r.mailbox_id = e.mailbox_id.str();
+    r.uids = array_literal(uid_strings(e.uids));
+  }
+  void operator()(const MessagesCopied& e) {
+    r.mailbox_id = e.from_mailbox_id.str();
+    r.uids = array_literal(uid_strings(e.uids));
+  }
+  void operator()(const MessagesMoved& e) {
+    r.mailbox_id = e.from_mailbox_id.str();
+    r.uids = array_literal(uid_strings(e.uids));
+  }
+  void operator()(const MailboxCreated& e) { r.mailbox_id = e.mailbox_id.str(); }
+  void operator()(const MailboxRenamed& e) { r.mailbox_id = e.mailbox_id.str(); }
+  void operator()(const MailboxDeleted& e) { r.mailbox_id = e.mailbox_id.str(); }
+  void operator()(const SmtpRejected& e) {
+    r.envelope_from = sanitize_utf8(e.mail_from);
+    if (!e.rcpt_to.empty()) r.envelope_to = array_literal({sanitize_utf8(e.rcpt_to)});
+  }
+  template <typename T>
+  void operator()(const T&) {}
+};
+
+void append_row(std::string& out, const Event& e, eventlog::Position pos) {
+  Row r;
+  std::visit(RowFields{r}, e.body);
+  const std::optional<std::string> fields[] = {
+      std::to_string(pos.partition),
+      std::to_string(pos.offset),
+      e.id.str(),
+      timestamp(e.at_ms),
+      std::string(kind_name(e.body)),
+      sanitize_utf8(e.account),
+      std::string(to_string(e.actor.protocol)),
+      e.actor.user.empty() ? std::nullopt : std::optional(sanitize_utf8(e.actor.user)),
+      ip_or_null(e.actor.remote_ip),
+      e.actor.session_id.empty() ? std::nullopt : std::optional(sanitize_utf8(e.actor.session_id)),
+      r.mailbox_id,
+      r.message_id,
+      r.envelope_from,
+      r.envelope_to,
+      r.size,
+      r.flags,
+      r.uids,
+      to_json(e),  // already valid UTF-8 JSON; hashes and bodies left out
+  };
+  for (std::size_t i = 0; i < std::size(fields); ++i) {
+    if (i) out.push_back('\t');
+    copy_field(out, fields[i]);
+  }
+  out.push_back('\n');
+}
+
+}  // namespace
+
+std::optional<std::string> migrate(Connection& db) {
+  if (auto e = db.exec("CREATE TABLE IF NOT EXISTS a3_schema_migrations (version integer PRIMARY "
+                       "KEY, applied_at timestamptz NOT NULL DEFAULT now())")) {
+    return e;
+  }
+  for (const auto& m : kMigrations) {
+    std::string err;
+    auto r = db.query("SELECT 1 FROM a3_schema_migrations WHERE version = $1",
+                      {std::to_string(m.version)}, &err);
+    if (!r) return err;
+    if (PQntuples(r.get()) > 0) continue;
+    // Each migration and its record commit together.
+    if (auto e = db.exec(fmt::format("BEGIN; {} INSERT INTO a3_schema_migrations (version) VALUES "
+                                     "({}); COMMIT;",
+                                     m.sql, m.version))) {
+      db.exec("ROLLBACK");
+      return fmt::format("migration {}: {}", m.version, *e);
+    }
+    spdlog::info("audit: applied migration {}", m.version);
+  }
+  return std::nullopt;
+}
+
+AuditProjector::AuditProjector(eventlog::EventLog& log, Options options)
+    : log_(log), options_(std::move(options)) {}
+
+AuditProjector::~AuditProjector() {
+  stop();
+}
+
+void AuditProjector::start() {
+  if (thread_.joinable()) return;
+  stop_ = false;
+  thread_ = std::thread([this] { run(); });
+}
+
+void AuditProjector::stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+std::string AuditProjector::status() const {
+  std::lock_guard lock(mu_);
+  return status_;
+}
+
+std::map<std::int32_t, std::int64_t> AuditProjector::positions() const {
+  std::lock_guard lock(mu_);
+  return positions_;
+}
+
+// (Re)connects, migrates, and puts every reader at the committed position:
+// after an outage, whatever was not committed is read again.
+std::optional<std::string> AuditProjector::connect() {
+  db_ = std::make_unique<Connection>(options_.url);
+  if (!db_->ok()) return db_->error();
+  if (auto e = migrate(*db_)) return e;
+  std::string err;
+  auto r = db_->query("SELECT partition, next_offset FROM audit_positions", {}, &err);
+  if (!r) return err;
+  std::map<std::int32_t, std::int64_t> stored;
+  for (int i = 0; i < PQntuples(r.get()); ++i) {
+    stored[std::atoi(PQgetvalue(r.get(), i, 0))] = std::atoll(PQgetvalue(r.get(), i, 1));
+  }
+  readers_.clear();
+  for (std::int32_t p = 0; p < log_.partitions(); ++p) {
+    auto reader = log_.open_reader({p, stored[p]});
+    if (!reader) return "cannot read the log: " + reader.error().message();
+    readers_.push_back(std::move(*reader));
+  }
+  std::lock_guard lock(mu_);
+  positions_ = stored;
+  return std::nullopt;
+}
+
+// Keeps audit_mailboxes' names current, so queries can show names.
+void AuditProjector::mailbox_sql(std::string& out, const schemas::Event& e) {
+  if (const auto* c = std::get_if<MailboxCreated>(&e.body)) {
+    out += fmt::format(
+        "INSERT INTO audit_mailboxes VALUES ('{}', {}, {}, false) ON CONFLICT (mailbox_id) DO "
+        "NOTHING;",
+        c->mailbox_id.str(), db_->literal(sanitize_utf8(e.account)),
+        db_->literal(sanitize_utf8(c->name)));
+  } else if (const auto* r = std::get_if<MailboxRenamed>(&e.body)) {
+    out += fmt::format("UPDATE audit_mailboxes SET name = {} WHERE mailbox_id = '{}';",
+                       db_->literal(sanitize_utf8(r->new_name)), r->mailbox_id.str());
+  } else if (const auto* d = std::get_if<MailboxDeleted>(&e.body)) {
+    out += fmt::format("UPDATE audit_mailboxes SET deleted = true WHERE mailbox_id = '{}';",
+                       d->mailbox_id.str());
+  } else if (const auto* a = std::get_if<AccountCreated>(&e.body)) {
+    // The default mailboxes the mailbox projection creates with the account.
+    for (const char* name : {"INBOX", "Sent", "Drafts", "Trash", "Junk"}) {
+      out += fmt::format(
+          "INSERT INTO audit_mailboxes VALUES ('{}', {}, '{}', false) ON CONFLICT (mailbox_id) DO "
+          "NOTHING;",
+          default_mailbox_id(e.id, name).str(), db_->literal(sanitize_utf8(e.account)), name);
+    }
+    (void)a;
+  }
+}
+
+std::optional<std::string> AuditProjector::step(milliseconds wait, bool* any,
+                                                const std::vector<std::int64_t>* until) {
+  for (std::size_t p = 0; p < readers_.size() && !stop_; ++p) {
+    std::size_t max = options_.max_batch;
+    if (until) {
+      const std::int64_t behind = (*until)[p] - readers_[p]->position().offset;
+      if (behind <= 0) continue;
+      max = std::min<std::size_t>(max, static_cast<std::size_t>(behind));
+    }
+    const std::int64_t from = readers_[p]->position().offset;
+    auto records = readers_[p]->poll(max, wait);
+    if (!records) return "reading the log: " + records.error().message();
+    if (records->empty()) continue;
+    std::string rows, mailboxes;
+    std::int64_t next = from;
+    for (const auto& rec : *records) {
+      auto e = schemas::decode(rec.value);
+      if (!e) {
+        // Never skip an event: stay here until an operator repairs the log.
+        readers_[p]->seek(rec.position.offset);
+        return fmt::format("the event at {} is corrupt: {}", rec.position.str(), e.error().detail);
+      }
+      append_row(rows, *e, rec.position);
+      mailbox_sql(mailboxes, *e);
+      next = rec.position.offset + 1;
+    }
+    // Rows and position in one transaction: all or nothing.
+    std::optional<std::string> err = db_->exec("BEGIN");
+    if (!err) err = db_->copy_in("COPY audit_events FROM STDIN", rows);
+    if (!err && !mailboxes.empty()) err = db_->exec(mailboxes);
+    if (!err) {
+      err = db_->exec(fmt::format(
+          "INSERT INTO audit_positions VALUES ({}, {}) ON CONFLICT (partition) DO UPDATE SET "
+          "next_offset = EXCLUDED.next_offset",
+          p, next));
+    }
+    if (!err) err = db_->exec("COMMIT");
+    if (err) {
+      db_->exec("ROLLBACK");
+      return err;
+    }
+    *any = true;
+    std::lock_guard lock(mu_);
+    positions_[static_cast<std::int32_t>(p)] = next;
+  }
+  return std::nullopt;
+}
+
+void AuditProjector::run() {
+  milliseconds backoff(250);
+  while (!stop_) {
+    std::optional<std::string> err;
+    if (!db_ || !db_->ok()) err = connect();
+    bool any = false;
+    if (!err) err = step(milliseconds(0), &any);
+    if (err) {
+      // PostgreSQL down or restarting: the mail service goes on; retry later
+      // from the last committed position.
+      {
+        std::lock_guard lock(mu_);
+        if (status_ != *err) spdlog::warn("audit: {} (retrying)", *err);
+        status_ = *err;
+      }
+      db_.reset();
+      const auto until = std::chrono::steady_clock::now() + backoff;
+      while (!stop_ && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(milliseconds(50));
+      }
+      backoff = std::min(backoff * 2, options_.max_backoff);
+      continue;
+    }
+    backoff = milliseconds(250);
+    {
+      std::lock_guard lock(mu_);
+      if (status_ != "ok") spdlog::info("audit: projecting into PostgreSQL");
+      status_ = "ok";
+    }
+    if (!any) {
+      std::vector<std::int64_t> next;
+      for (const auto& r : readers_)
+        next.push_back(r->position().offset);
+      log_.wait_for_records(next, milliseconds(200));
+    }
+  }
+}
+
+std::optional<std::string> AuditProjector::catch_up() {
+  if (!db_ || !db_->ok()) {
+    if (auto e = connect()) return e;
+  }
+  std::vector<std::int64_t> ends;
+  for (std::int32_t p = 0; p < log_.partitions(); ++p) {
+    auto end = log_.end_offset(p);
+    if (!end) return end.error().message();
+    ends.push_back(*end);
+  }
+  for (;;) {
+    bool behind = false;
+    for (std::size_t p = 0; p < readers_.size(); ++p) {
+      behind = behind || readers_[p]->position().offset < ends[p];
+    }
+    if (!behind) return std::nullopt;
+    bool any = false;
+    if (auto e = step(milliseconds(1000), &any, &ends)) return e;
+  }
+}
+
+}  // namespace a3::projections::audit
