@@ -23,4 +23,7 @@ int account_command(const std::string& sub, Context& ctx);
 int replay_command(Context& ctx);
 int verify_command(Context& ctx);
 
+// a3ctl audit [filters] [--json]
+int audit_command(Context& ctx);
+
 }  // namespace a3::ctl

@@ -28,6 +28,10 @@ Commands:
   account alias ADDRESS add|remove ALIAS
   account list [--json]
   account show ADDRESS [--json]
+  audit [--account A] [--kind K] [--since T] [--until T] [--remote-ip IP[/N]]
+        [--mailbox NAME] [--limit N] [--json]
+                      query the audit trail in PostgreSQL; T is a timestamp
+                      (2026-11-20, 2026-11-20 10:00+01) or an age (7d, 12h)
   replay              rebuild the mailbox view from the log (daemon stopped),
                       with progress, and swap it in atomically
   verify              check that the view equals a fresh replay of the log at
@@ -86,6 +90,10 @@ int main(int argc, char** argv) {
   try {
     if (group == "log") return a3::ctl::log_command(sub, ctx);
     if (group == "account") return a3::ctl::account_command(sub, ctx);
+    if (group == "audit") {
+      if (!sub.empty()) ctx.args.insert(ctx.args.begin(), sub);
+      return a3::ctl::audit_command(ctx);
+    }
     if (group == "replay" || group == "verify") {
       if (!sub.empty() || !ctx.args.empty()) {
         fmt::print(stderr, "a3ctl: {} takes no arguments\n", group);

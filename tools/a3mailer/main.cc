@@ -15,6 +15,7 @@
 #include "common/logging.h"
 #include "eventlog/open.h"
 #include "frontends/admin/admin_server.h"
+#include "projections/audit/audit_projector.h"
 #include "projections/projector.h"
 #include "projections/store.h"
 
@@ -86,6 +87,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<a3::projections::Projector> projector;
   std::unique_ptr<a3::projections::Store> store;
   std::unique_ptr<a3::admin::AdminServer> admin;
+  std::unique_ptr<a3::projections::audit::AuditProjector> audit;
   try {
     log = a3::eventlog::open(config, a3::eventlog::Access::read_write);
     view = a3::projections::view::ViewDb::open(config.store.path);
@@ -93,6 +95,13 @@ int main(int argc, char** argv) {
     projector->start();
     store = std::make_unique<a3::projections::Store>(log.get(), *view, projector.get());
     admin = std::make_unique<a3::admin::AdminServer>(config.server.data_dir / "admin.sock", *store);
+    // The audit trail follows the log on its own: the mail service never
+    // waits for PostgreSQL, which may be down; it catches up when back.
+    if (config.database.enabled && !config.database.url.empty()) {
+      audit = std::make_unique<a3::projections::audit::AuditProjector>(
+          *log, a3::projections::audit::Options{config.database.url});
+      audit->start();
+    }
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
     return 1;
@@ -111,6 +120,8 @@ int main(int argc, char** argv) {
   spdlog::info("received {}, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   sd_notify(0, "STOPPING=1");
   admin.reset();
+  if (audit) audit->stop();
+  audit.reset();
   store.reset();
   projector->stop();
   projector.reset();

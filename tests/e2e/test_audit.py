@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""End-to-end: the daemon writes the audit trail into a real PostgreSQL
+(started here with tools/pg.sh) and a3ctl audit answers from it; with
+PostgreSQL stopped, the daemon keeps working and the trail catches up."""
+import json
+import os
+import subprocess
+import tempfile
+import time
+import unittest
+
+from test_daemon import A3CTL, Daemon, write_config
+
+PG_SH = os.path.join(os.environ.get("A3_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../..")),
+                     "tools", "pg.sh")
+
+
+def ctl(config, *args, password=None):
+    return subprocess.run([A3CTL, "--config", config, *args], input=password, capture_output=True,
+                          text=True, timeout=60)
+
+
+class AuditTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="a3-e2e-")
+        self.pg = tempfile.mkdtemp(prefix="a3-pg-")
+        self.port = str(30000 + os.getpid() % 20000)
+        url = self.pg_start()
+        self.config = write_config(self.tmp.name, '[database]\nurl = "%s"\n' % url)
+
+    def tearDown(self):
+        subprocess.run([PG_SH, "stop", self.pg], timeout=60)
+        subprocess.run(["rm", "-rf", self.pg])
+        self.tmp.cleanup()
+
+    def pg_start(self):
+        return subprocess.run([PG_SH, "start", self.pg, self.port], check=True, capture_output=True,
+                              text=True, timeout=120).stdout.strip()
+
+    def audit(self, *args):
+        r = ctl(self.config, "audit", "--json", *args)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return [json.loads(l) for l in r.stdout.splitlines()]
+
+    def wait_rows(self, n, *args):
+        deadline = time.time() + 30
+        rows = []
+        while time.time() < deadline:
+            rows = self.audit(*args)
+            if len(rows) >= n:
+                return rows
+            time.sleep(0.2)
+        self.fail("audit trail has %d rows, expected %d" % (len(rows), n))
+
+    def test_trail_follows_the_daemon_and_survives_a_postgres_outage(self):
+        d = Daemon(self.config)
+        try:
+            d.wait_for("started")
+            for who in ("alice", "bob"):
+                r = ctl(self.config, "account", "add", who + "@example.test", "--password", "pw")
+                self.assertEqual(r.returncode, 0, r.stderr)
+            rows = self.wait_rows(2)
+            self.assertEqual([r["kind"] for r in rows], ["AccountCreated", "AccountCreated"])
+            self.assertEqual(rows[0]["protocol"], "admin")
+            only_bob = self.audit("--account", "BOB@example.test")
+            self.assertEqual([r["account"] for r in only_bob], ["bob@example.test"])
+            self.assertEqual(self.audit("--kind", "AccountDeleted"), [])
+            self.assertEqual(len(self.audit("--since", "1h")), 2)
+            self.assertEqual(self.audit("--until", "2000-01-01"), [])
+            self.assertNotIn("argon2", json.dumps(rows))
+
+            # PostgreSQL goes away: accounts are still created (the mail
+            # service never waits for the audit trail)...
+            subprocess.run([PG_SH, "stop", self.pg], check=True, timeout=60)
+            r = ctl(self.config, "account", "delete", "bob@example.test")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            r = ctl(self.config, "audit")
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("cannot connect to PostgreSQL", r.stderr)
+            # ...and the trail catches up, exactly once, when it is back.
+            self.pg_start()
+            rows = self.wait_rows(3)
+            self.assertEqual([r["kind"] for r in rows],
+                             ["AccountCreated", "AccountCreated", "AccountDeleted"])
+            time.sleep(0.5)
+            self.assertEqual(len(self.audit()), 3)
+            text = ctl(self.config, "audit", "--kind", "AccountDeleted")
+            self.assertIn("AccountDeleted", text.stdout)
+            self.assertIn("bob@example.test", text.stdout)
+        finally:
+            self.assertEqual(d.stop(), 0, d.output())
+
+    def test_bad_arguments(self):
+        self.assertEqual(ctl(self.config, "audit", "--limit", "x").returncode, 2)
+        self.assertEqual(ctl(self.config, "audit", "--bogus").returncode, 2)
+        r = ctl(self.config, "audit", "--since", "not a time")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("audit query failed", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
