@@ -10,7 +10,9 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
+
 #include <spdlog/spdlog.h>
+#include <limits>
 
 #include "eventlog/local/record_format.h"
 
@@ -460,6 +462,37 @@ void LocalLog::wait_for_records(const std::vector<std::int64_t>& next,
     }
     return false;
   });
+}
+
+void LocalLog::truncate(const std::filesystem::path& path,
+                        const std::map<std::int32_t, std::int64_t>& ends) {
+  Options o;
+  o.path = path;
+  // The partition count is read from the copy itself.
+  {
+    rocksdb::DB* raw = nullptr;
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    const rocksdb::Options opts = rocks_options(o);
+    std::vector<rocksdb::ColumnFamilyDescriptor> families{
+        {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(opts)},
+        {kMetaFamily, rocksdb::ColumnFamilyOptions(opts)}};
+    auto s = rocksdb::DB::Open(opts, path.string(), families, &handles, &raw);
+    if (!s.ok())
+      throw std::runtime_error("event log: cannot open " + path.string() + ": " + s.ToString());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    rocksdb::WriteBatch wb;
+    for (const auto& [p, end] : ends) {
+      wb.DeleteRange(handles[0], record_key(p, end),
+                     record_key(p, std::numeric_limits<std::int64_t>::max()));
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    s = db->Write(wo, &wb);
+    for (auto* h : handles)
+      db->DestroyColumnFamilyHandle(h);
+    db->Close();
+    if (!s.ok()) throw std::runtime_error("event log: cannot truncate: " + s.ToString());
+  }
 }
 
 bool LocalLog::closed() const {

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -60,6 +61,13 @@ class LocalLog final : public EventLog {
   void close() override;
 
   Stats stats() const;
+
+  // For backups and restores (projections/backup.h): the RocksDB handle of
+  // the log, and cutting a closed log's copy at per-partition end offsets
+  // (records at or after them are deleted; the copy is a new timeline).
+  rocksdb::DB* rocks() const { return db_.get(); }
+  static void truncate(const std::filesystem::path& path,
+                       const std::map<std::int32_t, std::int64_t>& ends);
 
  private:
   friend class LocalReader;

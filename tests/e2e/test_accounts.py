@@ -82,6 +82,40 @@ class AccountTest(unittest.TestCase):
     def test_without_a_daemon(self):
         self.check_lifecycle()
 
+    def test_backup_and_restore_to_an_offset(self):
+        for who in ("alice", "bob"):
+            self.assertEqual(ctl(self.config, "account", "add", who + "@example.test",
+                                 "--password", "pw").returncode, 0)
+        backups = os.path.join(self.tmp.name, "backups")
+        r = ctl(self.config, "backup", backups)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("view at 0:2, log ends 0:2", r.stdout)
+        self.assertEqual(ctl(self.config, "account", "add", "carol@example.test", "--password",
+                             "pw").returncode, 0)
+        self.assertEqual(ctl(self.config, "account", "delete", "alice@example.test").returncode, 0)
+        self.assertEqual(sorted(self.accounts()), ["bob@example.test", "carol@example.test"])
+        listing = ctl(self.config, "backup", "--list", backups)
+        self.assertIn("backup 1", listing.stdout)
+
+        # Back to just after carol was created: alice is back, carol stays.
+        r = ctl(self.config, "restore", backups, "--to-offset", "0:3")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("the log ends at 0:3", r.stdout)
+        self.assertIn("started from backup 1", r.stdout)
+        self.assertEqual(sorted(self.accounts()),
+                         ["alice@example.test", "bob@example.test", "carol@example.test"])
+        self.assertEqual(ctl(self.config, "log", "end").stdout, "0:3\n")
+        self.assertEqual(ctl(self.config, "verify").returncode, 0)
+        aside = os.listdir(os.path.join(self.tmp.name, "data", "timelines"))
+        self.assertEqual(len(aside), 1, "the replaced store is kept aside")
+
+        # Bad targets change nothing.
+        r = ctl(self.config, "restore", backups, "--to-offset", "0:99")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("reaches", r.stderr)
+        self.assertEqual(ctl(self.config, "restore", backups, "--to-time", "yesterday").returncode, 2)
+        self.assertEqual(len(self.accounts()), 3)
+
     def test_replay_rebuilds_the_view_and_verify_checks_it(self):
         self.check_lifecycle()
         before = self.accounts()

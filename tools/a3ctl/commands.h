@@ -23,6 +23,10 @@ int account_command(const std::string& sub, Context& ctx);
 int replay_command(Context& ctx);
 int verify_command(Context& ctx);
 
+// a3ctl backup DIR [--list] / restore DIR [--to-offset P:O]... [--to-time T]
+int backup_command(Context& ctx);
+int restore_command(Context& ctx);
+
 // a3ctl audit [filters] [--json]
 int audit_command(Context& ctx);
 

@@ -32,6 +32,12 @@ Commands:
         [--mailbox NAME] [--limit N] [--json]
                       query the audit trail in PostgreSQL; T is a timestamp
                       (2026-11-20, 2026-11-20 10:00+01) or an age (7d, 12h)
+  backup DIR [--list]  back up the view and (local mode) the log into DIR,
+                      incrementally, with a manifest of offsets (daemon stopped)
+  restore DIR [--to-offset P:O]... [--to-time 2026-11-25T22:00:00Z]
+                      build a new store whose log ends at the target (default:
+                      the end) from the newest backup at or before it; the
+                      replaced store is kept under data_dir/timelines/
   replay              rebuild the mailbox view from the log (daemon stopped),
                       with progress, and swap it in atomically
   verify              check that the view equals a fresh replay of the log at
@@ -90,6 +96,10 @@ int main(int argc, char** argv) {
   try {
     if (group == "log") return a3::ctl::log_command(sub, ctx);
     if (group == "account") return a3::ctl::account_command(sub, ctx);
+    if (group == "backup" || group == "restore") {
+      if (!sub.empty()) ctx.args.insert(ctx.args.begin(), sub);
+      return group == "backup" ? a3::ctl::backup_command(ctx) : a3::ctl::restore_command(ctx);
+    }
     if (group == "audit") {
       if (!sub.empty()) ctx.args.insert(ctx.args.begin(), sub);
       return a3::ctl::audit_command(ctx);

@@ -1,0 +1,237 @@
+#include "projections/backup.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <sstream>
+#include <stdexcept>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <rocksdb/db.h>
+#include <rocksdb/utilities/backup_engine.h>
+#include <rocksdb/utilities/checkpoint.h>
+#include <spdlog/spdlog.h>
+
+#include "projections/projector.h"
+
+namespace a3::projections::backup {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string offsets_text(const Offsets& o) {
+  std::string s;
+  for (const auto& [p, off] : o)
+    s += fmt::format("{}{}:{}", s.empty() ? "" : ",", p, off);
+  return s;
+}
+
+Offsets parse_offsets(const std::string& s) {
+  Offsets o;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    const auto colon = item.find(':');
+    if (colon == std::string::npos) continue;
+    o[std::stoi(item.substr(0, colon))] = std::stoll(item.substr(colon + 1));
+  }
+  return o;
+}
+
+// app_metadata: "time_ms;view positions;log ends;has_log"
+std::string metadata(const Manifest& m) {
+  return fmt::format("a3v1;{};{};{};{}", m.time_ms, offsets_text(m.view_positions),
+                     offsets_text(m.log_ends), m.has_log ? 1 : 0);
+}
+
+std::optional<Manifest> parse_metadata(std::uint32_t id, const std::string& s) {
+  std::vector<std::string> parts;
+  std::stringstream in(s);
+  std::string part;
+  while (std::getline(in, part, ';'))
+    parts.push_back(part);
+  if (parts.size() != 5 || parts[0] != "a3v1") return std::nullopt;
+  Manifest m;
+  m.id = id;
+  m.time_ms = std::stoll(parts[1]);
+  m.view_positions = parse_offsets(parts[2]);
+  m.log_ends = parse_offsets(parts[3]);
+  m.has_log = parts[4] == "1";
+  return m;
+}
+
+std::unique_ptr<rocksdb::BackupEngine> engine(const fs::path& dir) {
+  rocksdb::BackupEngine* be = nullptr;
+  rocksdb::BackupEngineOptions options(dir.string());
+  options.share_files_with_checksum = true;  // incremental, and verified on restore
+  const auto s = rocksdb::BackupEngine::Open(rocksdb::Env::Default(), options, &be);
+  if (!s.ok()) throw std::runtime_error(fmt::format("backup: {}: {}", dir.string(), s.ToString()));
+  return std::unique_ptr<rocksdb::BackupEngine>(be);
+}
+
+void check(const rocksdb::Status& s, std::string_view what) {
+  if (!s.ok()) throw std::runtime_error(fmt::format("{}: {}", what, s.ToString()));
+}
+
+bool covers(const Offsets& have, const Offsets& need) {
+  for (const auto& [p, off] : need) {
+    const auto it = have.find(p);
+    if ((it == have.end() ? 0 : it->second) < off) return false;
+  }
+  return true;
+}
+
+Offsets ends_of(eventlog::EventLog& log) {
+  Offsets o;
+  for (std::int32_t p = 0; p < log.partitions(); ++p) {
+    auto end = log.end_offset(p);
+    if (!end) throw std::runtime_error("cannot read the log's end: " + end.error().message());
+    o[p] = *end;
+  }
+  return o;
+}
+
+}  // namespace
+
+Manifest create(const fs::path& dir, view::ViewDb& view, eventlog::local::LocalLog* log) {
+  fs::create_directories(dir);
+  Manifest m;
+  m.time_ms = now_ms();
+  m.view_positions = view.positions();
+  m.has_log = log != nullptr;
+  if (log) m.log_ends = ends_of(*log);
+  // The view first: the log only grows, so a later copy of it covers every
+  // position the view names.
+  rocksdb::CreateBackupOptions opts;
+  opts.flush_before_backup = true;
+  rocksdb::BackupID id = 0;
+  check(engine(dir / "view")->CreateNewBackupWithMetadata(opts, view.db(), metadata(m), &id),
+        "backup of the view");
+  m.id = id;
+  if (log) {
+    m.log_ends = ends_of(*log);
+    check(engine(dir / "log")->CreateNewBackupWithMetadata(opts, log->rocks(), metadata(m)),
+          "backup of the log");
+  }
+  return m;
+}
+
+std::vector<Manifest> list(const fs::path& dir) {
+  std::vector<Manifest> out;
+  if (!fs::exists(dir / "view")) return out;
+  std::vector<rocksdb::BackupInfo> infos;
+  engine(dir / "view")->GetBackupInfo(&infos, /*include_file_details=*/false);
+  for (const auto& i : infos) {
+    if (auto m = parse_metadata(i.backup_id, i.app_metadata)) out.push_back(*m);
+  }
+  return out;
+}
+
+Restored restore(const fs::path& dir, const fs::path& log_path, const fs::path& view_path,
+                 const fs::path& aside_root, std::int32_t partitions, const Target& target,
+                 const std::function<void(std::int64_t, std::int64_t)>& progress) {
+  Restored result;
+  const std::string suffix = fmt::format(".restore-{}", ::getpid());
+  const fs::path new_log = log_path.string() + suffix, new_view = view_path.string() + suffix;
+  const fs::path backup_log = log_path.string() + suffix + "-source";
+  fs::remove_all(new_log);
+  fs::remove_all(new_view);
+  fs::remove_all(backup_log);
+
+  // The source of events: the live log if it reaches the target, else the
+  // newest backup of the log.
+  eventlog::local::Options lo;
+  lo.partitions = partitions;
+  std::unique_ptr<eventlog::local::LocalLog> source;
+  auto open_live = [&] {
+    lo.path = log_path;
+    return eventlog::local::LocalLog::open(lo);
+  };
+  auto open_backup = [&] {
+    if (!fs::exists(dir / "log")) throw std::runtime_error("the backup holds no event log");
+    check(engine(dir / "log")->RestoreDBFromLatestBackup(backup_log.string(), backup_log.string()),
+          "restoring the log backup");
+    lo.path = backup_log;
+    return eventlog::local::LocalLog::open(lo);
+  };
+  if (fs::exists(log_path / "CURRENT")) source = open_live();
+
+  auto resolve = [&](eventlog::EventLog& log) {
+    Offsets ends = ends_of(log);
+    if (target.offsets) {
+      for (const auto& [p, off] : *target.offsets)
+        ends[p] = off;
+    } else if (target.time_ms) {
+      for (auto& [p, off] : ends) {
+        auto at = log.offset_for_time(p, *target.time_ms);
+        if (!at) throw std::runtime_error("cannot resolve the time: " + at.error().message());
+        off = *at;
+      }
+    }
+    return ends;
+  };
+  Offsets targets = source ? resolve(*source) : Offsets{};
+  if (!source || !covers(ends_of(*source), targets)) {
+    source.reset();
+    source = open_backup();
+    targets = resolve(*source);
+    if (!covers(ends_of(*source), targets)) {
+      throw std::runtime_error(
+          fmt::format("neither the live log nor the backup reaches {}", offsets_text(targets)));
+    }
+  }
+
+  // The new log: a checkpoint (hard links) of the source, cut at the target.
+  {
+    rocksdb::Checkpoint* cp = nullptr;
+    check(rocksdb::Checkpoint::Create(source->rocks(), &cp), "checkpoint");
+    std::unique_ptr<rocksdb::Checkpoint> owner(cp);
+    check(cp->CreateCheckpoint(new_log.string()), "checkpoint of the log");
+  }
+  source->close();
+  source.reset();
+  fs::remove_all(backup_log);
+  eventlog::local::LocalLog::truncate(new_log, targets);
+
+  // The view: the newest backup at or before the target, then replay.
+  std::vector<Manifest> candidates;
+  for (const auto& m : list(dir)) {
+    if (covers(targets, m.view_positions)) candidates.push_back(m);
+  }
+  if (!candidates.empty()) {
+    result.base = candidates.back();
+    check(engine(dir / "view")
+              ->RestoreDBFromBackup(result.base->id, new_view.string(), new_view.string()),
+          "restoring the view backup");
+  }
+  {
+    lo.path = new_log;
+    auto log = eventlog::local::LocalLog::open(lo);
+    auto view = view::ViewDb::open(new_view);
+    Projector projector(*log, *view, 4096);
+    if (!projector.catch_up(progress)) throw std::runtime_error(projector.failure());
+    result.ends = ends_of(*log);
+    result.digest = view->digest();
+  }
+
+  // Swap: the replaced store goes aside as a timeline; nothing is deleted.
+  const std::chrono::sys_seconds now =
+      std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
+  result.aside = aside_root / fmt::format("{:%Y%m%dT%H%M%SZ}-{}", now, ::getpid());
+  fs::create_directories(result.aside);
+  if (fs::exists(log_path)) fs::rename(log_path, result.aside / "log");
+  if (fs::exists(view_path)) fs::rename(view_path, result.aside / "view");
+  fs::rename(new_log, log_path);
+  fs::rename(new_view, view_path);
+  return result;
+}
+
+}  // namespace a3::projections::backup

@@ -1,0 +1,181 @@
+// a3ctl backup / restore: point-in-time backups by log offset.
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include "eventlog/local/local_log.h"
+#include "eventlog/open.h"
+#include "frontends/admin/protocol.h"
+#include "projections/backup.h"
+#include "projections/projector.h"
+#include "tools/a3ctl/commands.h"
+#include "tools/a3ctl/store_access.h"
+
+namespace a3::ctl {
+
+namespace {
+
+namespace fs = std::filesystem;
+using projections::backup::Offsets;
+
+std::string offsets_text(const Offsets& o) {
+  std::string s;
+  for (const auto& [p, off] : o)
+    s += fmt::format("{}{}:{}", s.empty() ? "" : " ", p, off);
+  return s.empty() ? "(empty)" : s;
+}
+
+std::string time_text(std::int64_t ms) {
+  const std::chrono::sys_time<std::chrono::milliseconds> t{std::chrono::milliseconds(ms)};
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", t);
+}
+
+// "2026-11-25T22:00:00Z", "2026-11-25 22:00:00" (UTC) or "@<ms since epoch>".
+std::optional<std::int64_t> parse_time(const std::string& s) {
+  if (s.size() > 1 && s[0] == '@') {
+    try {
+      return std::stoll(s.substr(1));
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+  }
+  tm t{};
+  int consumed = 0;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2d%*1[T ]%2d:%2d:%2d%n", &t.tm_year, &t.tm_mon, &t.tm_mday,
+                  &t.tm_hour, &t.tm_min, &t.tm_sec, &consumed) != 6) {
+    return std::nullopt;
+  }
+  const std::string rest = s.substr(static_cast<std::size_t>(consumed));
+  if (!rest.empty() && rest != "Z") return std::nullopt;
+  t.tm_year -= 1900;
+  t.tm_mon -= 1;
+  return static_cast<std::int64_t>(timegm(&t)) * 1000;
+}
+
+bool daemon_running(const config::Config& c) {
+  if (auto fd = admin::connect(admin_socket_path(c))) {
+    ::close(*fd);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+int backup_command(Context& ctx) {
+  const auto& c = ctx.config;
+  bool list = false;
+  std::optional<fs::path> dir;
+  for (const auto& a : ctx.args) {
+    if (a == "--list") {
+      list = true;
+    } else if (!dir && !a.starts_with("--")) {
+      dir = a;
+    } else {
+      fmt::print(stderr, "a3ctl: unexpected argument '{}'\n", a);
+      return 2;
+    }
+  }
+  if (!dir) return fmt::print(stderr, "a3ctl: backup needs a DIR\n"), 2;
+  if (list) {
+    for (const auto& m : projections::backup::list(*dir)) {
+      fmt::print("backup {}  {}  view at {}  log {}\n", m.id, time_text(m.time_ms),
+                 offsets_text(m.view_positions),
+                 m.has_log ? "ends " + offsets_text(m.log_ends) : std::string("not included"));
+    }
+    return 0;
+  }
+  if (daemon_running(c)) {
+    fmt::print(stderr,
+               "a3ctl: the daemon is running; stop it for a backup (hot backups through the "
+               "daemon are not implemented yet)\n");
+    return 1;
+  }
+  auto log = eventlog::open(c, eventlog::Access::read_write);
+  auto view = projections::view::ViewDb::open(c.store.path);
+  {
+    // The backup holds an up-to-date view.
+    projections::Projector projector(*log, *view);
+    if (!projector.catch_up()) throw std::runtime_error(projector.failure());
+  }
+  auto* local = dynamic_cast<eventlog::local::LocalLog*>(log.get());
+  const auto m = projections::backup::create(*dir, *view, local);
+  fmt::print("backup {} in {}: view at {}, log {}\n", m.id, dir->string(),
+             offsets_text(m.view_positions),
+             local ? "ends " + offsets_text(m.log_ends)
+                   : std::string("not included (Kafka keeps it: retention.ms=-1)"));
+  return 0;
+}
+
+int restore_command(Context& ctx) {
+  const auto& c = ctx.config;
+  std::optional<fs::path> dir;
+  projections::backup::Target target;
+  const auto& a = ctx.args;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i] == "--to-offset" && i + 1 < a.size()) {
+      auto p = eventlog::Position::parse(a[++i]);
+      if (!p) return fmt::print(stderr, "a3ctl: --to-offset expects P:O (got '{}')\n", a[i]), 2;
+      if (!target.offsets) target.offsets.emplace();
+      (*target.offsets)[p->partition] = p->offset;
+    } else if (a[i] == "--to-time" && i + 1 < a.size()) {
+      target.time_ms = parse_time(a[++i]);
+      if (!target.time_ms) {
+        fmt::print(stderr, "a3ctl: --to-time expects 2026-11-25T22:00:00Z or @<ms> (got '{}')\n",
+                   a[i]);
+        return 2;
+      }
+    } else if (!dir && !a[i].starts_with("--")) {
+      dir = a[i];
+    } else {
+      fmt::print(stderr, "a3ctl: unexpected argument '{}'\n", a[i]);
+      return 2;
+    }
+  }
+  if (!dir) return fmt::print(stderr, "a3ctl: restore needs the backup DIR\n"), 2;
+  if (target.offsets && target.time_ms) {
+    return fmt::print(stderr, "a3ctl: give --to-offset or --to-time, not both\n"), 2;
+  }
+  if (c.eventlog.backend != "local") {
+    fmt::print(stderr,
+               "a3ctl: restoring to a point in time needs the local log; with Kafka, rebuild the "
+               "view with a3ctl replay\n");
+    return 1;
+  }
+  if (daemon_running(c)) {
+    fmt::print(stderr, "a3ctl: the daemon is running; stop it first\n");
+    return 1;
+  }
+  if (target.offsets) {
+    for (const auto& [p, off] : *target.offsets) {
+      if (p >= c.eventlog.partitions) {
+        return fmt::print(stderr, "a3ctl: the log has {} partitions\n", c.eventlog.partitions), 2;
+      }
+      (void)off;
+    }
+  }
+  auto progress = [last = std::chrono::steady_clock::time_point{}](std::int64_t done,
+                                                                   std::int64_t total) mutable {
+    const auto now = std::chrono::steady_clock::now();
+    if (done < total && now - last < std::chrono::milliseconds(200)) return;
+    last = now;
+    fmt::print(stderr, "\rrestore: replaying {}/{} events   {}", done, total,
+               done >= total ? "\n" : "");
+  };
+  const auto r = projections::backup::restore(*dir, c.eventlog.path, c.store.path,
+                                              c.server.data_dir / "timelines",
+                                              c.eventlog.partitions, target, progress);
+  fmt::print("restored: the log ends at {}; view digest {}\n", offsets_text(r.ends), r.digest);
+  fmt::print("started from {}\n",
+             r.base ? fmt::format("backup {} (view at {})", r.base->id,
+                                  offsets_text(r.base->view_positions))
+                    : std::string("an empty view (no backup at or before the target)"));
+  fmt::print("the previous store (with any later events) is kept in {}\n", r.aside.string());
+  return 0;
+}
+
+}  // namespace a3::ctl
