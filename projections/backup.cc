@@ -225,7 +225,11 @@ Restored restore(const fs::path& dir, const fs::path& log_path, const fs::path& 
   // Swap: the replaced store goes aside as a timeline; nothing is deleted.
   const std::chrono::sys_seconds now =
       std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
-  result.aside = aside_root / fmt::format("{:%Y%m%dT%H%M%SZ}-{}", now, ::getpid());
+  const std::string stamp = fmt::format("{:%Y%m%dT%H%M%SZ}", now);
+  result.aside = aside_root / stamp;
+  for (int n = 2; fs::exists(result.aside); ++n) {
+    result.aside = aside_root / fmt::format("{}-{}", stamp, n);
+  }
   fs::create_directories(result.aside);
   if (fs::exists(log_path)) fs::rename(log_path, result.aside / "log");
   if (fs::exists(view_path)) fs::rename(view_path, result.aside / "view");
