@@ -10,6 +10,7 @@
 
 #include "common/json.h"
 #include "common/password.h"
+#include "projections/account_restore.h"
 #include "projections/view/encoding.h"
 #include "tools/a3ctl/commands.h"
 #include "tools/a3ctl/store_access.h"
@@ -79,6 +80,9 @@ std::optional<Args> parse(const std::vector<std::string>& in) {
         fmt::print(stderr, "a3ctl: --quota expects a number of bytes\n");
         return std::nullopt;
       }
+    } else if (s == "--to-time" || s == "--to-offset" || s == "--dry-run") {
+      // account restore reads its own options from the raw arguments.
+      if (s != "--dry-run") ++i;
     } else if (s == "--alias" && i + 1 < in.size()) {
       a.aliases.push_back(in[++i]);
     } else if (s.starts_with("--")) {
@@ -146,6 +150,72 @@ std::string account_json(const projections::Store& store, const projections::Acc
   return fmt::format(
       R"({{"account":{},"addresses":[{}],"quota_bytes":{},"messages":{},"size":{},"mailboxes":[{}]}})",
       json_string(a.name), addrs, a.quota_bytes, messages, size, boxes);
+}
+
+// a3ctl account restore ADDRESS --to-time T | --to-offset P:O [--dry-run]
+int restore_account(const std::string& name, Context& ctx) {
+  std::optional<eventlog::Position> to_offset;
+  std::optional<std::string> to_time;
+  bool dry_run = false;
+  const auto& a = ctx.args;
+  for (std::size_t i = 1; i < a.size(); ++i) {
+    if (a[i] == "--to-offset" && i + 1 < a.size()) {
+      to_offset = eventlog::Position::parse(a[++i]);
+      if (!to_offset) return fmt::print(stderr, "a3ctl: --to-offset expects P:O\n"), 2;
+    } else if (a[i] == "--to-time" && i + 1 < a.size()) {
+      to_time = a[++i];
+    } else if (a[i] == "--dry-run") {
+      dry_run = true;
+    } else {
+      return fmt::print(stderr, "a3ctl: unexpected argument '{}'\n", a[i]), 2;
+    }
+  }
+  if (!to_offset == !to_time) {
+    fmt::print(stderr, "a3ctl: account restore needs --to-time T or --to-offset P:O\n");
+    return 2;
+  }
+  auto access = StoreAccess::open(ctx.config);
+  auto& log = access->log();
+  const std::int32_t partition = log.partition_for(name);
+  std::int64_t target;
+  if (to_offset) {
+    if (to_offset->partition != partition) {
+      fmt::print(stderr, "a3ctl: {}'s events are in partition {}\n", name, partition);
+      return 2;
+    }
+    target = to_offset->offset;
+  } else {
+    auto ms = parse_time_arg(*to_time);
+    if (!ms)
+      return fmt::print(stderr, "a3ctl: --to-time expects 2026-11-25T22:00:00Z or @<ms>\n"), 2;
+    auto at = log.offset_for_time(partition, *ms);
+    if (!at) return fmt::print(stderr, "a3ctl: {}\n", at.error().message()), 1;
+    target = *at;
+  }
+  auto actor = operator_actor();
+  actor.session_id += "-restore";
+  const auto plan = projections::plan_account_rollback(log, access->store(), name, target, actor);
+  for (const auto& step : plan.steps)
+    fmt::print("{}{}\n", dry_run ? "would " : "", step);
+  if (plan.events.empty()) {
+    fmt::print("{} is already as it was at {}:{}\n", name, partition, target);
+    return 0;
+  }
+  if (dry_run) return 0;
+  const auto replies = access->execute(plan.events);
+  std::size_t failed = 0;
+  for (const auto& r : replies) {
+    if (!r.ok || !r.text.starts_with("ok")) {
+      ++failed;
+      fmt::print(stderr, "a3ctl: {}\n", r.text);
+    }
+  }
+  fmt::print(
+      "rolled {} back to {}:{}: {} messages re-appended, {} flag sets restored, {} "
+      "mailboxes re-created ({} events{})\n",
+      name, partition, target, plan.messages_restored, plan.flags_restored, plan.mailboxes_restored,
+      plan.events.size(), failed ? fmt::format(", {} failed", failed) : "");
+  return failed ? 1 : 0;
 }
 
 }  // namespace
@@ -236,6 +306,7 @@ int account_command(const std::string& sub, Context& ctx) {
         schemas::make_event(name, operator_actor(), schemas::AccountAddressesChanged{addresses}),
         fmt::format("{} {} {}", pos[1] == "add" ? "added" : "removed", alias, name));
   }
+  if (sub == "restore") return restore_account(name, ctx);
   if (sub == "list" || sub == "show") {
     auto access = StoreAccess::open(ctx.config);
     auto& store = access->store();
@@ -267,8 +338,9 @@ int account_command(const std::string& sub, Context& ctx) {
     }
     return 0;
   }
-  fmt::print(stderr, "a3ctl: account expects add, passwd, delete, alias, list or show (got '{}')\n",
-             sub);
+  fmt::print(
+      stderr,
+      "a3ctl: account expects add, passwd, delete, alias, list, show or restore (got '{}')\n", sub);
   return 2;
 }
 

@@ -34,8 +34,18 @@ std::string time_text(std::int64_t ms) {
   return fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", t);
 }
 
+bool daemon_running(const config::Config& c) {
+  if (auto fd = admin::connect(admin_socket_path(c))) {
+    ::close(*fd);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 // "2026-11-25T22:00:00Z", "2026-11-25 22:00:00" (UTC) or "@<ms since epoch>".
-std::optional<std::int64_t> parse_time(const std::string& s) {
+std::optional<std::int64_t> parse_time_arg(const std::string& s) {
   if (s.size() > 1 && s[0] == '@') {
     try {
       return std::stoll(s.substr(1));
@@ -55,16 +65,6 @@ std::optional<std::int64_t> parse_time(const std::string& s) {
   t.tm_mon -= 1;
   return static_cast<std::int64_t>(timegm(&t)) * 1000;
 }
-
-bool daemon_running(const config::Config& c) {
-  if (auto fd = admin::connect(admin_socket_path(c))) {
-    ::close(*fd);
-    return true;
-  }
-  return false;
-}
-
-}  // namespace
 
 int backup_command(Context& ctx) {
   const auto& c = ctx.config;
@@ -123,7 +123,7 @@ int restore_command(Context& ctx) {
       if (!target.offsets) target.offsets.emplace();
       (*target.offsets)[p->partition] = p->offset;
     } else if (a[i] == "--to-time" && i + 1 < a.size()) {
-      target.time_ms = parse_time(a[++i]);
+      target.time_ms = parse_time_arg(a[++i]);
       if (!target.time_ms) {
         fmt::print(stderr, "a3ctl: --to-time expects 2026-11-25T22:00:00Z or @<ms> (got '{}')\n",
                    a[i]);

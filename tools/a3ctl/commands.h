@@ -1,6 +1,8 @@
 // a3ctl command implementations. Each returns the process exit status.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +14,9 @@ struct Context {
   config::Config config;
   std::vector<std::string> args;  // after the command words
 };
+
+// "2026-11-25T22:00:00Z", "2026-11-25 22:00:00" (UTC) or "@<ms>": ms since the epoch.
+std::optional<std::int64_t> parse_time_arg(const std::string& s);
 
 // a3ctl log dump|tail|end ...
 int log_command(const std::string& sub, Context& ctx);

@@ -28,6 +28,9 @@ Commands:
   account alias ADDRESS add|remove ALIAS
   account list [--json]
   account show ADDRESS [--json]
+  account restore ADDRESS --to-time T | --to-offset P:O [--dry-run]
+                      roll one account back on the live store by appending the
+                      events that return it to its state at the target
   audit [--account A] [--kind K] [--since T] [--until T] [--remote-ip IP[/N]]
         [--mailbox NAME] [--limit N] [--json]
                       query the audit trail in PostgreSQL; T is a timestamp

@@ -17,6 +17,7 @@ std::string admin_socket_path(const config::Config& config) {
 
 std::unique_ptr<StoreAccess> StoreAccess::open(const config::Config& config) {
   std::unique_ptr<StoreAccess> a(new StoreAccess());
+  a->config_ = config;
   a->socket_path_ = admin_socket_path(config);
   if (auto fd = admin::connect(a->socket_path_)) {
     ::close(*fd);
@@ -67,6 +68,11 @@ std::vector<admin::Reply> StoreAccess::execute(const std::vector<schemas::Event>
     out.push_back(r ? admin::Reply{true, r->str()} : admin::Reply{false, r.error().message()});
   }
   return out;
+}
+
+eventlog::EventLog& StoreAccess::log() {
+  if (!log_) log_ = eventlog::open(config_, eventlog::Access::read_only);
+  return *log_;
 }
 
 projections::Store& StoreAccess::store() {

@@ -28,9 +28,12 @@ class StoreAccess {
   std::vector<admin::Reply> execute(const std::vector<schemas::Event>& events);
   // Read queries, up to date with everything applied so far.
   projections::Store& store();
+  // The event log for reading (the daemon's, followed read-only, when it runs).
+  eventlog::EventLog& log();
 
  private:
   StoreAccess() = default;
+  config::Config config_;
   std::string socket_path_;
   bool via_daemon_ = false;
   std::unique_ptr<eventlog::EventLog> log_;
