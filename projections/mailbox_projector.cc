@@ -116,7 +116,11 @@ class Applier {
     auto v = b_.get(Family::blob_refs, key);
     std::uint64_t n = v && v->size() == 8 ? view::get_be64(*v) : 0;
     if (delta > 0) {
-      if (n == 0 && raw) b_.put(Family::blobs, key, *raw);
+      if (n == 0 && raw) {
+        b_.put(Family::blobs, key, *raw);
+        // MIME is parsed once per body, here, never per FETCH.
+        b_.put(Family::mime, key, view::encode(mime::parse(*raw)));
+      }
       ++n;
     } else if (n > 0) {
       --n;
@@ -124,6 +128,7 @@ class Applier {
     if (n == 0) {
       b_.del(Family::blob_refs, key);
       b_.del(Family::blobs, key);
+      b_.del(Family::mime, key);
     } else {
       std::string c;
       view::put_be64(c, n);

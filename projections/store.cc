@@ -145,6 +145,12 @@ std::optional<std::string> Store::body(const view::Sha256& blob) const {
   return get(view_, Family::blobs, view::blob_key(blob));
 }
 
+std::optional<mime::Summary> Store::mime(const view::Sha256& blob) const {
+  auto v = get(view_, Family::mime, view::blob_key(blob));
+  if (!v) return std::nullopt;
+  return view::decode_mime(*v);
+}
+
 std::vector<std::pair<std::uint32_t, std::uint64_t>> Store::expunged_since(
     const schemas::Uuid& mailbox, std::uint64_t since) const {
   std::vector<std::pair<std::uint32_t, std::uint64_t>> out;

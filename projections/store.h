@@ -64,6 +64,8 @@ class Store {
   std::vector<MessageRecord> messages(const schemas::Uuid& mailbox, std::uint32_t first = 1,
                                       std::uint32_t last = UINT32_MAX) const;
   std::optional<std::string> body(const view::Sha256& blob) const;
+  // ENVELOPE, BODY, BODYSTRUCTURE, part ranges and SEARCH fields of a body.
+  std::optional<mime::Summary> mime(const view::Sha256& blob) const;
   // UIDs expunged with MODSEQ > `since` (QRESYNC VANISHED), with their MODSEQ.
   std::vector<std::pair<std::uint32_t, std::uint64_t>> expunged_since(const schemas::Uuid& mailbox,
                                                                       std::uint64_t since) const;

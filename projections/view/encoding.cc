@@ -160,6 +160,51 @@ std::optional<MessageRecord> decode_message(std::string_view v, std::uint32_t ui
   return r;
 }
 
+std::string encode(const mime::Summary& s) {
+  Writer w;
+  w.str(s.envelope).str(s.body).str(s.bodystructure);
+  w.strs({s.subject, s.from, s.to, s.cc, s.bcc, s.message_id});
+  w.i64(s.date_ms);
+  w.u32(static_cast<std::uint32_t>(s.parts.size()));
+  for (const auto& p : s.parts) {
+    w.str(p.section).u64(p.header_begin).u64(p.body_begin).u64(p.body_end).str(p.type);
+    w.str(p.encoding).u32(p.message ? 1 : 0).u64(p.inner_body_begin);
+  }
+  return w.done();
+}
+
+std::optional<mime::Summary> decode_mime(std::string_view v) {
+  Reader in(v);
+  mime::Summary s;
+  s.envelope = in.str();
+  s.body = in.str();
+  s.bodystructure = in.str();
+  auto fields = in.strs();
+  if (fields.size() != 6) return std::nullopt;
+  s.subject = fields[0];
+  s.from = fields[1];
+  s.to = fields[2];
+  s.cc = fields[3];
+  s.bcc = fields[4];
+  s.message_id = fields[5];
+  s.date_ms = in.i64();
+  const std::uint32_t n = in.u32();
+  for (std::uint32_t i = 0; i < n && in.ok(); ++i) {
+    mime::Part p;
+    p.section = in.str();
+    p.header_begin = in.u64();
+    p.body_begin = in.u64();
+    p.body_end = in.u64();
+    p.type = in.str();
+    p.encoding = in.str();
+    p.message = in.u32() != 0;
+    p.inner_body_begin = in.u64();
+    s.parts.push_back(std::move(p));
+  }
+  if (!in.ok()) return std::nullopt;
+  return s;
+}
+
 std::string id_key(const Uuid& id) {
   return std::string(reinterpret_cast<const char*>(id.bytes.data()), id.bytes.size());
 }

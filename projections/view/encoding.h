@@ -10,9 +10,9 @@
 //   expunged       mailbox id | uid (be32)          -> modseq (be64)
 //   blobs          sha256                           -> raw message
 //   blob_refs      sha256                           -> count (be64)
-//   subscriptions  account \0 name                  -> ""
-//   applied        event id (16 bytes)              -> position "P:O"
-//   meta           "next/" partition (be32)         -> next offset (be64)
+//   mime           sha256                           -> MIME summary (ENVELOPE, BODYSTRUCTURE,
+//   parts) subscriptions  account \0 name                  -> "" applied        event id (16 bytes)
+//   -> position "P:O" meta           "next/" partition (be32)         -> next offset (be64)
 //                  "outcome/" partition | offset    -> outcome of a no-op event
 //
 // Values are a version byte followed by fields written by Writer; the view is
@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "projections/mime/mime.h"
 #include "schemas/event.h"
 
 namespace a3::projections::view {
@@ -118,6 +119,9 @@ std::string encode(const MailboxRecord& r);
 std::optional<MailboxRecord> decode_mailbox(std::string_view v);
 std::string encode(const MessageRecord& r);
 std::optional<MessageRecord> decode_message(std::string_view v, std::uint32_t uid);
+
+std::string encode(const mime::Summary& s);
+std::optional<mime::Summary> decode_mime(std::string_view v);
 
 // ---- keys ----
 

@@ -20,8 +20,8 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kFamilyNames[] = {
-    "accounts", "addresses", "mailboxes",     "mailbox_state", "messages", "expunged",
-    "blobs",    "blob_refs", "subscriptions", "applied",       "meta",
+    "accounts", "addresses", "mailboxes", "mailbox_state", "messages", "expunged",
+    "blobs",    "blob_refs", "mime",      "subscriptions", "applied",  "meta",
 };
 static_assert(std::size(kFamilyNames) == static_cast<std::size_t>(Family::count_));
 

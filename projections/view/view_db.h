@@ -25,6 +25,7 @@ enum class Family : int {
   expunged,
   blobs,
   blob_refs,
+  mime,  // sha256 -> the body's MIME summary (mime::Summary)
   subscriptions,
   applied,
   meta,

@@ -73,6 +73,11 @@ TEST_F(Projection, AppendsGetAscendingUidsAndModseqFromOffsets) {
   EXPECT_EQ(msgs[1].flags, std::vector<std::string>{"\\Seen"}) << "system flags canonicalised";
   EXPECT_EQ(store->body(msgs[2].blob), raw_message(3)) << "bodies are stored byte for byte";
   EXPECT_EQ(store->messages(box, 2, 2).size(), 1u);
+  // MIME was parsed once, at projection time.
+  const auto summary = store->mime(msgs[2].blob);
+  ASSERT_TRUE(summary);
+  EXPECT_EQ(summary->subject, "message 3");
+  EXPECT_NE(summary->envelope.find("\"<3@example.test>\""), std::string::npos);
 }
 
 TEST_F(Projection, FlagsHonourUnchangedSinceAndOnlyRealChangesBumpModseq) {

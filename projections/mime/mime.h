@@ -1,0 +1,47 @@
+// MIME, parsed once when a message is projected, never per FETCH: the IMAP
+// ENVELOPE, BODY and BODYSTRUCTURE pre-rendered (RFC 9051 7.5.2), the byte
+// ranges of every part and header (BODY[section], BINARY), and the decoded
+// header fields SEARCH needs.
+//
+// The structure scanner (boundaries, byte ranges) is ours, because IMAP needs
+// exact byte offsets; header values are decoded with GMime (RFC 2047 encoded
+// words, RFC 2231 parameters, address lists, dates). Malformed messages give
+// a best-effort structure, never a crash: an unterminated multipart ends at
+// the end of its parent, a missing header/body separator means no body.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace a3::projections::mime {
+
+struct Part {
+  std::string section;             // IMAP part specifier: "" (the message), "1", "2.1"...
+  std::uint64_t header_begin = 0;  // [header_begin, body_begin): header and blank line
+  std::uint64_t body_begin = 0;
+  std::uint64_t body_end = 0;
+  std::string type = "text/plain";     // lowercase media type
+  std::string encoding = "7bit";       // lowercase Content-Transfer-Encoding
+  bool message = false;                // message/rfc822 (or global): its body is a message
+  std::uint64_t inner_body_begin = 0;  // for `message`: where the embedded message's body starts
+};
+
+struct Summary {
+  std::string envelope;  // "(date subject from sender reply-to to cc bcc in-reply-to message-id)"
+  std::string body;      // BODY: the non-extensible structure
+  std::string bodystructure;  // BODYSTRUCTURE, with extension data
+  std::vector<Part> parts;    // every part, the message itself first
+  // Decoded (UTF-8) header fields for SEARCH; addresses as "Name <addr>, ...".
+  std::string subject, from, to, cc, bcc, message_id;
+  std::int64_t date_ms = 0;  // Date: header (SENTBEFORE/SENTON/SENTSINCE), 0 if none or invalid
+};
+
+Summary parse(std::string_view raw);
+
+// An IMAP string: quoted if it can be, a literal {n} otherwise (CR, LF, NUL,
+// 8-bit, or long). nstring: NIL for an absent value.
+std::string imap_string(std::string_view s);
+
+}  // namespace a3::projections::mime
