@@ -25,6 +25,7 @@ using schemas::Uuid;
 std::unique_ptr<view::ViewDb> state_at(eventlog::EventLog& log, const std::string& account,
                                        std::int64_t target, const fs::path& scratch) {
   auto db = view::ViewDb::open(scratch);
+  db->set_wal(false);
   const std::int32_t p = log.partition_for(account);
   auto reader = log.open_reader({p, 0});
   if (!reader) throw std::runtime_error("cannot read the log: " + reader.error().message());

@@ -216,6 +216,7 @@ Restored restore(const fs::path& dir, const fs::path& log_path, const fs::path& 
     lo.path = new_log;
     auto log = eventlog::local::LocalLog::open(lo);
     auto view = view::ViewDb::open(new_view);
+    view->set_wal(false);  // a bulk rebuild; closed (and flushed) before it is used
     Projector projector(*log, *view, 4096);
     if (!projector.catch_up(progress)) throw std::runtime_error(projector.failure());
     result.ends = ends_of(*log);

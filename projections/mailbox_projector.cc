@@ -64,8 +64,11 @@ std::vector<std::string> normalize_flags(const std::vector<std::string>& in) {
 
 class Applier {
  public:
-  Applier(view::Batch& b, const Event& e, eventlog::Position pos)
-      : b_(b), e_(e), modseq_(static_cast<std::uint64_t>(pos.offset) + 1) {
+  Applier(view::Batch& b, const Event& e, eventlog::Position pos, const std::string* mime_summary)
+      : b_(b),
+        e_(e),
+        modseq_(static_cast<std::uint64_t>(pos.offset) + 1),
+        mime_summary_(mime_summary) {
     out_.modseq = modseq_;
   }
 
@@ -111,7 +114,8 @@ class Applier {
     return view::decode_message(*v, uid);
   }
 
-  void blob_ref(const view::Sha256& h, int delta, const std::string* raw = nullptr) {
+  void blob_ref(const view::Sha256& h, int delta, const std::string* raw = nullptr,
+                const std::string* summary = nullptr) {
     const std::string key = view::blob_key(h);
     auto v = b_.get(Family::blob_refs, key);
     std::uint64_t n = v && v->size() == 8 ? view::get_be64(*v) : 0;
@@ -119,7 +123,7 @@ class Applier {
       if (n == 0 && raw) {
         b_.put(Family::blobs, key, *raw);
         // MIME is parsed once per body, here, never per FETCH.
-        b_.put(Family::mime, key, view::encode(mime::parse(*raw)));
+        b_.put(Family::mime, key, summary ? *summary : encoded_mime_summary(*raw));
       }
       ++n;
     } else if (n > 0) {
@@ -356,7 +360,7 @@ class Applier {
     msg.blob = view::sha256(e.raw);
     msg.event_id = e_.id;
     msg.appended_at_ms = e_.at_ms;
-    blob_ref(msg.blob, +1, &e.raw);
+    blob_ref(msg.blob, +1, &e.raw, mime_summary_);
     out_.uids.push_back(add_message(*m, std::move(msg)));
     out_.uidvalidity = m->uidvalidity;
     save(*m);
@@ -454,6 +458,7 @@ class Applier {
   view::Batch& b_;
   const Event& e_;
   std::uint64_t modseq_;
+  const std::string* mime_summary_;
   Outcome out_;
 };
 
@@ -468,7 +473,12 @@ Uuid default_mailbox_id(const Uuid& event_id, std::string_view name) {
   return u;
 }
 
-Outcome apply_event(view::Batch& batch, const Event& event, eventlog::Position pos) {
+std::string encoded_mime_summary(std::string_view raw) {
+  return view::encode(mime::parse(raw));
+}
+
+Outcome apply_event(view::Batch& batch, const Event& event, eventlog::Position pos,
+                    const std::string* mime_summary) {
   const std::string id = view::id_key(event.id);
   Outcome o;
   if (auto seen = batch.get(Family::applied, id)) {
@@ -476,7 +486,7 @@ Outcome apply_event(view::Batch& batch, const Event& event, eventlog::Position p
     o.detail = "event " + event.id.str() + " was applied at " + *seen;
   } else {
     batch.put(Family::applied, id, pos.str());
-    o = Applier(batch, event, pos).run();
+    o = Applier(batch, event, pos, mime_summary).run();
   }
   if (!o.ok()) {
     batch.put(Family::meta, view::outcome_key(pos.partition, pos.offset),

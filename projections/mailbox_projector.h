@@ -22,7 +22,14 @@ namespace a3::projections {
 // content: what cannot apply is a no-op with an explanatory outcome. The
 // caller stores positions; this records the event id (duplicates) and the
 // outcome of no-ops.
-Outcome apply_event(view::Batch& batch, const schemas::Event& event, eventlog::Position pos);
+// `mime_summary`, if given, is the encoded MIME summary of a MessageAppended's
+// body, parsed ahead of time (in parallel) by the caller; otherwise it is
+// parsed here when the body is new.
+Outcome apply_event(view::Batch& batch, const schemas::Event& event, eventlog::Position pos,
+                    const std::string* mime_summary = nullptr);
+
+// The encoded MIME summary of a message body, as apply_event stores it.
+std::string encoded_mime_summary(std::string_view raw);
 
 // The mailbox id AccountCreated gives to one of the default mailboxes.
 schemas::Uuid default_mailbox_id(const schemas::Uuid& event_id, std::string_view name);

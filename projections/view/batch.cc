@@ -78,8 +78,12 @@ rocksdb::Status Batch::commit() {
       wb.Delete(db_.cf(f), key);
     }
   }
+  // Never synced: the view is a function of the log. Without the WAL (bulk
+  // rebuilds) atomic_flush (view_db.cc) keeps every column family at the
+  // same commit on disk, so a crash leaves the view as it was at some earlier
+  // commit, positions included, and the projector re-applies the rest.
   rocksdb::WriteOptions wo;
-  wo.sync = false;
+  wo.disableWAL = !db_.wal();
   const auto s = db_.db()->Write(wo, &wb);
   writes_.clear();
   reads_.clear();

@@ -38,9 +38,9 @@ class Batch {
   // Bytes of message bodies in the batch, to bound its memory.
   std::size_t body_bytes() const { return body_bytes_; }
 
-  // Writes everything atomically. The view is rebuilt from the log, so the
-  // write is not synced: a crash loses at most whole batches, positions
-  // included, and they are applied again.
+  // Writes everything atomically, unsynced (and without the WAL during bulk
+  // rebuilds): a crash loses at most whole batches, positions included, and
+  // they are applied again from the log.
   rocksdb::Status commit();
 
  private:

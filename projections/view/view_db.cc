@@ -35,6 +35,9 @@ std::unique_ptr<ViewDb> ViewDb::open(const fs::path& path, bool read_only) {
   opts.create_if_missing = !read_only;
   opts.create_missing_column_families = !read_only;
   opts.compression = rocksdb::kLZ4Compression;
+  // Bulk rebuilds skip the WAL (projections/view/batch.cc): flushing every
+  // column family together keeps what reaches disk a consistent commit.
+  opts.atomic_flush = true;
   if (read_only) opts.max_open_files = -1;
 
   // Bloom filters: most point reads of the projector are misses (a new event

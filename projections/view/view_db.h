@@ -43,6 +43,14 @@ class ViewDb {
   rocksdb::DB* db() const { return db_.get(); }
   rocksdb::ColumnFamilyHandle* cf(Family f) const { return handles_[static_cast<int>(f) + 1]; }
   bool read_only() const { return read_only_; }
+
+  // Whether commits go through the WAL (default). Bulk rebuilds (replay,
+  // restore, verify) turn it off: nothing follows them, and a crash just
+  // means rebuilding again. The daemon keeps it on, because a3ctl's
+  // read-only followers (RocksDB secondaries) see only what reached the WAL
+  // or a flush.
+  void set_wal(bool on) { wal_ = on; }
+  bool wal() const { return wal_; }
   const std::filesystem::path& path() const { return path_; }
 
   void catch_up();  // read-only: see the writer's latest state
@@ -61,6 +69,7 @@ class ViewDb {
   std::filesystem::path path_;
   std::filesystem::path secondary_dir_;
   bool read_only_ = false;
+  bool wal_ = true;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, then Family order
 };

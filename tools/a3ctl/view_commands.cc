@@ -82,6 +82,7 @@ int replay_command(Context& ctx) {
   std::string digest;
   {
     auto view = projections::view::ViewDb::open(fresh);
+    view->set_wal(false);  // a bulk rebuild: nothing follows it
     projections::Projector projector(*log, *view, 4096);
     ProgressBar bar("replay");
     if (!projector.catch_up(std::ref(bar))) {
@@ -124,6 +125,7 @@ int verify_command(Context& ctx) {
   std::string fresh_digest;
   {
     auto view = projections::view::ViewDb::open(scratch);
+    view->set_wal(false);
     projections::Projector projector(*log, *view, 4096);
     ProgressBar bar("verify");
     const bool ok = projector.catch_up(std::ref(bar), &positions);

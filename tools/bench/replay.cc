@@ -94,6 +94,7 @@ struct Figures {
 Figures replay(eventlog::EventLog& log, const fs::path& view_dir) {
   fs::remove_all(view_dir);
   auto view = projections::view::ViewDb::open(view_dir);
+  view->set_wal(false);  // as a3ctl replay does
   projections::Projector projector(log, *view, 4096);
   const auto start = Clock::now();
   if (!projector.catch_up()) throw std::runtime_error(projector.failure());
