@@ -17,8 +17,9 @@
 
 namespace a3::admin {
 
-AdminServer::AdminServer(const std::filesystem::path& socket_path, projections::Store& store)
-    : path_(socket_path), store_(store) {
+AdminServer::AdminServer(const std::filesystem::path& socket_path, projections::Store& store,
+                         CommandHandler commands)
+    : path_(socket_path), store_(store), commands_(std::move(commands)) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   const std::string p = path_.string();
@@ -78,6 +79,19 @@ void AdminServer::serve() {
 
 void AdminServer::handle(int fd) {
   auto count = read_u32(fd);
+  if (count && *count == kCommandMarker) {
+    auto len = read_u32(fd);
+    if (!len || *len > 4096) return;
+    std::string text(*len, '\0');
+    if (!read_all(fd, text.data(), text.size())) return;
+    spdlog::info("admin: command {}", text);
+    Reply r = commands_ ? commands_(text) : Reply{false, "no commands here"};
+    const unsigned char status = r.ok ? 0 : 1;
+    write_u32(fd, 1) && write_all(fd, &status, 1) &&
+        write_u32(fd, static_cast<std::uint32_t>(r.text.size())) &&
+        write_all(fd, r.text.data(), r.text.size());
+    return;
+  }
   if (!count || *count > kMaxEvents) return;
   std::vector<std::string> events;
   for (std::uint32_t i = 0; i < *count; ++i) {

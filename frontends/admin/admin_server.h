@@ -5,8 +5,10 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <thread>
 
+#include "frontends/admin/protocol.h"
 #include "projections/store.h"
 
 namespace a3::admin {
@@ -14,7 +16,11 @@ namespace a3::admin {
 class AdminServer {
  public:
   // Binds the socket; throws std::runtime_error with the reason.
-  AdminServer(const std::filesystem::path& socket_path, projections::Store& store);
+  // Runs an admin command ("backup DIR") and answers it.
+  using CommandHandler = std::function<Reply(const std::string&)>;
+
+  AdminServer(const std::filesystem::path& socket_path, projections::Store& store,
+              CommandHandler commands = {});
   ~AdminServer();
   void stop();
 
@@ -24,6 +30,7 @@ class AdminServer {
 
   std::filesystem::path path_;
   projections::Store& store_;
+  CommandHandler commands_;
   int listen_fd_ = -1;
   std::atomic<bool> stop_{false};
   std::thread thread_;

@@ -61,6 +61,24 @@ std::optional<int> connect(const std::string& socket_path) {
   return fd;
 }
 
+std::optional<Reply> command(int fd, const std::string& text) {
+  if (!write_u32(fd, kCommandMarker) || !write_u32(fd, static_cast<std::uint32_t>(text.size())) ||
+      !write_all(fd, text.data(), text.size())) {
+    return std::nullopt;
+  }
+  auto n = read_u32(fd);
+  if (!n || *n != 1) return std::nullopt;
+  unsigned char status;
+  if (!read_all(fd, &status, 1)) return std::nullopt;
+  auto len = read_u32(fd);
+  if (!len || *len > (1u << 20)) return std::nullopt;
+  Reply r;
+  r.ok = status == 0;
+  r.text.resize(*len);
+  if (!read_all(fd, r.text.data(), r.text.size())) return std::nullopt;
+  return r;
+}
+
 std::optional<std::vector<Reply>> call(int fd, const std::vector<std::string>& events) {
   if (!write_u32(fd, static_cast<std::uint32_t>(events.size()))) return std::nullopt;
   for (const auto& e : events) {

@@ -6,6 +6,10 @@
 //   response = count:u32 { status:u8 length:u32 text }*count
 //   status   = 0 applied (text: the outcome), 1 error (text: why)
 // Integers are big-endian. One request per connection.
+//
+// A command request (an operation that is not an event, e.g. a hot backup):
+//   request  = 0xFFFFFFFF length:u32 command-text   ("backup /path")
+//   response = 1 { status:u8 length:u32 text }
 #pragma once
 
 #include <cstdint>
@@ -17,6 +21,7 @@ namespace a3::admin {
 
 constexpr std::uint32_t kMaxEvents = 10000;
 constexpr std::uint32_t kMaxEventBytes = 256u << 20;
+constexpr std::uint32_t kCommandMarker = 0xFFFFFFFFu;
 
 struct Reply {
   bool ok = false;
@@ -33,5 +38,7 @@ std::optional<std::uint32_t> read_u32(int fd);
 std::optional<int> connect(const std::string& socket_path);
 // Sends events and reads the replies; nullopt if the connection failed.
 std::optional<std::vector<Reply>> call(int fd, const std::vector<std::string>& events);
+// Sends a command; its reply, or nullopt if the connection failed.
+std::optional<Reply> command(int fd, const std::string& text);
 
 }  // namespace a3::admin

@@ -155,6 +155,12 @@ class AccountTest(unittest.TestCase):
             self.assertEqual(mode & 0o077, 0, "the admin socket is private (%o)" % mode)
             self.check_lifecycle()
             self.assertIn("admin: AccountCreated for alice@example.test", d.output())
+            # A hot backup: the running daemon takes it, the same as offline.
+            backups = os.path.join(self.tmp.name, "hot-backups")
+            r = ctl(self.config, "backup", backups)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("backup 1 in %s: view at 0:5, log ends 0:5" % backups, r.stdout)
+            self.assertIn("backup 1", ctl(self.config, "backup", "--list", backups).stdout)
             self.assertNotIn("s3cret-pass", d.output())
         finally:
             self.assertEqual(d.stop(), 0, d.output())

@@ -89,11 +89,15 @@ int backup_command(Context& ctx) {
     }
     return 0;
   }
-  if (daemon_running(c)) {
-    fmt::print(stderr,
-               "a3ctl: the daemon is running; stop it for a backup (hot backups through the "
-               "daemon are not implemented yet)\n");
-    return 1;
+  if (auto fd = admin::connect(admin_socket_path(c))) {
+    // Hot backup: the running daemon takes it. The path must mean the same
+    // to it, so make it absolute.
+    auto reply = admin::command(*fd, "backup " + fs::absolute(*dir).string());
+    ::close(*fd);
+    if (!reply) return fmt::print(stderr, "a3ctl: the daemon closed the admin connection\n"), 1;
+    if (!reply->ok) return fmt::print(stderr, "a3ctl: {}\n", reply->text), 1;
+    fmt::print("{}\n", reply->text);
+    return 0;
   }
   auto log = eventlog::open(c, eventlog::Access::read_write);
   auto view = projections::view::ViewDb::open(c.store.path);
@@ -104,7 +108,7 @@ int backup_command(Context& ctx) {
   }
   auto* local = dynamic_cast<eventlog::local::LocalLog*>(log.get());
   const auto m = projections::backup::create(*dir, *view, local);
-  fmt::print("backup {} in {}: view at {}, log {}\n", m.id, dir->string(),
+  fmt::print("backup {} in {}: view at {}, log {}\n", m.id, fs::absolute(*dir).string(),
              offsets_text(m.view_positions),
              local ? "ends " + offsets_text(m.log_ends)
                    : std::string("not included (Kafka keeps it: retention.ms=-1)"));

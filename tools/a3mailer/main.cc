@@ -13,9 +13,11 @@
 
 #include "common/config.h"
 #include "common/logging.h"
+#include "eventlog/local/local_log.h"
 #include "eventlog/open.h"
 #include "frontends/admin/admin_server.h"
 #include "projections/audit/audit_projector.h"
+#include "projections/backup.h"
 #include "projections/projector.h"
 #include "projections/store.h"
 
@@ -94,7 +96,28 @@ int main(int argc, char** argv) {
     projector = std::make_unique<a3::projections::Projector>(*log, *view);
     projector->start();
     store = std::make_unique<a3::projections::Store>(log.get(), *view, projector.get());
-    admin = std::make_unique<a3::admin::AdminServer>(config.server.data_dir / "admin.sock", *store);
+    // Hot backups: the daemon holds the store, so it takes them.
+    auto commands = [&](const std::string& text) -> a3::admin::Reply {
+      if (!text.starts_with("backup ")) return {false, "unknown command: " + text};
+      try {
+        auto* local = dynamic_cast<a3::eventlog::local::LocalLog*>(log.get());
+        const auto m = a3::projections::backup::create(text.substr(7), *view, local);
+        std::string positions;
+        for (const auto& [p, o] : m.view_positions)
+          positions += fmt::format(" {}:{}", p, o);
+        std::string ends;
+        for (const auto& [p, o] : m.log_ends)
+          ends += fmt::format(" {}:{}", p, o);
+        return {true, fmt::format("backup {} in {}: view at{}, log {}", m.id, text.substr(7),
+                                  positions.empty() ? " (empty)" : positions,
+                                  local ? "ends" + (ends.empty() ? std::string(" (empty)") : ends)
+                                        : std::string("not included (Kafka keeps it)"))};
+      } catch (const std::exception& e) {
+        return {false, e.what()};
+      }
+    };
+    admin = std::make_unique<a3::admin::AdminServer>(config.server.data_dir / "admin.sock", *store,
+                                                     commands);
     // The audit trail follows the log on its own: the mail service never
     // waits for PostgreSQL, which may be down; it catches up when back.
     if (config.database.enabled && !config.database.url.empty()) {
