@@ -88,6 +88,10 @@ void append_json_string(std::string& out, std::string_view s) {
       case '\t':
         out += "\\t";
         break;
+      case 0:
+        // U+FFFD, not \u0000: PostgreSQL's jsonb refuses NUL in strings.
+        out += "\xef\xbf\xbd";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);

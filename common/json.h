@@ -7,7 +7,8 @@
 namespace a3 {
 
 // Appends `s` as a JSON string literal (with quotes). Bytes that are not
-// valid UTF-8 are replaced by U+FFFD so that the output is always valid JSON.
+// valid UTF-8, and NUL, are replaced by U+FFFD so that the output is always
+// valid JSON that PostgreSQL's jsonb accepts.
 void append_json_string(std::string& out, std::string_view s);
 
 // `s` with every byte that is not part of valid UTF-8 (and NUL) replaced by

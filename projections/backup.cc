@@ -113,6 +113,9 @@ Manifest create(const fs::path& dir, view::ViewDb& view, eventlog::local::LocalL
   rocksdb::CreateBackupOptions opts;
   opts.flush_before_backup = true;
   rocksdb::BackupID id = 0;
+  // The view may advance while it is copied (a hot backup), so the copy can
+  // be ahead of the positions recorded here: restore() checks the positions
+  // inside the restored view itself before using it.
   check(engine(dir / "view")->CreateNewBackupWithMetadata(opts, view.db(), metadata(m), &id),
         "backup of the view");
   m.id = id;
@@ -142,6 +145,15 @@ Restored restore(const fs::path& dir, const fs::path& log_path, const fs::path& 
   const std::string suffix = fmt::format(".restore-{}", ::getpid());
   const fs::path new_log = log_path.string() + suffix, new_view = view_path.string() + suffix;
   const fs::path backup_log = log_path.string() + suffix + "-source";
+  // Whatever happens, no half-built store is left behind.
+  struct Cleanup {
+    std::vector<fs::path> paths;
+    ~Cleanup() {
+      std::error_code ec;
+      for (const auto& p : paths)
+        fs::remove_all(p, ec);
+    }
+  } cleanup{{new_log, new_view, backup_log}};
   fs::remove_all(new_log);
   fs::remove_all(new_view);
   fs::remove_all(backup_log);
@@ -201,17 +213,31 @@ Restored restore(const fs::path& dir, const fs::path& log_path, const fs::path& 
   fs::remove_all(backup_log);
   eventlog::local::LocalLog::truncate(new_log, targets);
 
-  // The view: the newest backup at or before the target, then replay.
+  // The view: the newest backup at or before the target, then replay. A
+  // hot backup's copy may be ahead of its manifest: check the positions
+  // stored in the restored view itself, and fall back to an older backup.
   std::vector<Manifest> candidates;
   for (const auto& m : list(dir)) {
     if (covers(targets, m.view_positions)) candidates.push_back(m);
   }
-  if (!candidates.empty()) {
-    result.base = candidates.back();
-    check(engine(dir / "view")
-              ->RestoreDBFromBackup(result.base->id, new_view.string(), new_view.string()),
+  while (!candidates.empty()) {
+    const Manifest m = candidates.back();
+    candidates.pop_back();
+    fs::remove_all(new_view);
+    check(engine(dir / "view")->RestoreDBFromBackup(m.id, new_view.string(), new_view.string()),
           "restoring the view backup");
+    Offsets actual;
+    {
+      auto probe = view::ViewDb::open(new_view);
+      actual = probe->positions();
+    }
+    if (covers(targets, actual)) {
+      result.base = m;
+      result.base->view_positions = actual;
+      break;
+    }
   }
+  if (!result.base) fs::remove_all(new_view);
   {
     lo.path = new_log;
     auto log = eventlog::local::LocalLog::open(lo);

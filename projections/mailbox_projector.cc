@@ -169,7 +169,8 @@ class Applier {
     m.name = name;
     m.special_use = special_use;
     // RFC 9051 2.3.1.1: a recreated name must get a new UIDVALIDITY; MODSEQs
-    // only grow, so this one is larger than any earlier one of the account.
+    // only grow, so this one is larger than any earlier one of the account
+    // (until the partition passes 2^32 events: docs/adr/0001).
     m.uidvalidity = static_cast<std::uint32_t>(modseq_) ? static_cast<std::uint32_t>(modseq_) : 1;
     b_.put(Family::mailboxes, view::named_key(e_.account, name), view::id_key(id));
     save(m);

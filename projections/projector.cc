@@ -143,7 +143,17 @@ bool Projector::step(std::chrono::milliseconds wait, const std::vector<std::int6
       const auto* event = &events[i];
       const std::string* summary =
           summaries.empty() || summaries[i].empty() ? nullptr : &summaries[i];
-      Outcome o = apply_event(batch, *event, r.position, summary);
+      Outcome o;
+      try {
+        o = apply_event(batch, *event, r.position, summary);
+      } catch (const std::exception& e) {
+        // The view could not be read: stop before this event, never guess.
+        std::lock_guard lock(mu_);
+        failure_ = fmt::format("projector: applying {} failed: {}", r.position.str(), e.what());
+        spdlog::critical("{}", failure_);
+        corrupt = true;  // the reader stays at this event
+        break;
+      }
       touched.insert(touched.end(), o.mailboxes.begin(), o.mailboxes.end());
       outcomes.emplace_back(r.position, std::move(o));
       next = r.position.offset + 1;

@@ -72,6 +72,7 @@ void AdminServer::serve() {
     // Requests are rare and short (operators' commands): one at a time.
     timeval tv{30, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     handle(fd);
     ::close(fd);
   }
@@ -94,9 +95,12 @@ void AdminServer::handle(int fd) {
   }
   if (!count || *count > kMaxEvents) return;
   std::vector<std::string> events;
+  std::uint64_t total = 0;
   for (std::uint32_t i = 0; i < *count; ++i) {
     auto len = read_u32(fd);
     if (!len || *len > kMaxEventBytes) return;
+    total += *len;
+    if (total > kMaxEventBytes) return;  // one request holds at most that much
     std::string e(*len, '\0');
     if (!read_all(fd, e.data(), e.size())) return;
     events.push_back(std::move(e));

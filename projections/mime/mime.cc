@@ -12,6 +12,8 @@ namespace a3::projections::mime {
 
 namespace {
 
+constexpr std::size_t kMaxParts = 2000;
+
 // ---- GMime ownership ----
 
 void init_gmime() {
@@ -82,8 +84,11 @@ std::size_t read_headers(std::string_view s, std::size_t begin, std::size_t end,
     while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
       line.remove_suffix(1);
     if ((line.starts_with(" ") || line.starts_with("\t")) && !out.empty()) {
-      out.back().value += " ";
-      out.back().value += line.substr(line.find_first_not_of(" \t"));
+      // A continuation line of only whitespace adds nothing.
+      if (const auto text = line.find_first_not_of(" \t"); text != std::string_view::npos) {
+        out.back().value += " ";
+        out.back().value += line.substr(text);
+      }
     } else if (const auto colon = line.find(':'); colon != std::string_view::npos) {
       std::string_view name = line.substr(0, colon);
       while (!name.empty() && (name.back() == ' ' || name.back() == '\t'))
@@ -319,6 +324,9 @@ class Parser {
       int n = 0;
       if (boundary && *boundary) {
         for (const auto& [begin, end] : split(part.body_begin, part.body_end, boundary)) {
+          // Bounded work and memory whatever the message: parts past the
+          // limit are left inside their parent's body.
+          if (sum_.parts.size() >= kMaxParts) break;
           const std::string child =
               section.empty() ? std::to_string(++n) : fmt::format("{}.{}", section, ++n);
           auto [b, e] =
@@ -466,7 +474,21 @@ std::string imap_string(std::string_view s) {
 
 Summary parse(std::string_view raw) {
   init_gmime();
-  return Parser(raw).run();
+  try {
+    return Parser(raw).run();
+  } catch (const std::exception&) {
+    // Never let a message stop the projection: a minimal summary instead.
+    Summary s;
+    s.envelope = "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)";
+    s.body = fmt::format("(\"application\" \"octet-stream\" NIL NIL NIL \"7BIT\" {})", raw.size());
+    s.bodystructure = fmt::format(
+        "(\"application\" \"octet-stream\" NIL NIL NIL \"7BIT\" {} NIL NIL NIL NIL)", raw.size());
+    Part p;
+    p.body_end = raw.size();
+    p.type = "application/octet-stream";
+    s.parts.push_back(p);
+    return s;
+  }
 }
 
 }  // namespace a3::projections::mime

@@ -2,6 +2,8 @@
 
 #include <rocksdb/db.h>
 
+#include <stdexcept>
+
 namespace a3::projections::view {
 
 std::string Batch::overlay_key(Family f, std::string_view key) {
@@ -16,10 +18,14 @@ std::optional<std::string> Batch::get(Family f, std::string_view key) {
   if (auto it = reads_.find(k); it != reads_.end()) return it->second;
   std::string value;
   std::optional<std::string> out;
-  if (db_.db()
-          ->Get(rocksdb::ReadOptions(), db_.cf(f), rocksdb::Slice(key.data(), key.size()), &value)
-          .ok()) {
+  const auto s = db_.db()->Get(rocksdb::ReadOptions(), db_.cf(f),
+                               rocksdb::Slice(key.data(), key.size()), &value);
+  if (s.ok()) {
     out = std::move(value);
+  } else if (!s.IsNotFound()) {
+    // A read error is not "absent": applying on a guess would make the view
+    // differ from its log. The projector stops and says why.
+    throw std::runtime_error("view read failed: " + s.ToString());
   }
   if (f != Family::blobs) reads_.emplace(k, out);
   return out;

@@ -132,6 +132,7 @@ TEST(Mime, MalformedInputGivesABestEffortStructure) {
       "Content-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\nunterminated part",
       "Content-Type: multipart/mixed\r\n\r\nno boundary parameter",
       "Content-Type: message/rfc822\r\n\r\n",
+      "Subject: folded\r\n \r\n\t\r\n\r\nbody",  // whitespace-only continuation lines
       std::string("From: \xff\xfe <@>\r\nTo: ,,,\r\n\r\n\x00\x01", 26),
   };
   for (const auto& raw : cases) {
@@ -144,6 +145,12 @@ TEST(Mime, MalformedInputGivesABestEffortStructure) {
       EXPECT_LE(p.body_end, raw.size());
     }
   }
+  // The number of parts is bounded, whatever the number of boundaries.
+  std::string many = "Content-Type: multipart/mixed; boundary=b\r\n\r\n";
+  for (int i = 0; i < 20000; ++i)
+    many += "--b\r\n";
+  const Summary m = parse(many);
+  EXPECT_LE(m.parts.size(), 2001u);
   // Deep nesting is bounded.
   std::string deep;
   for (int i = 0; i < 200; ++i) {
