@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "common/ascii.h"
 #include "projections/view/encoding.h"
 
 namespace a3::projections {
@@ -12,6 +13,7 @@ namespace a3::projections {
 namespace {
 
 using namespace schemas;
+using ascii::iequals;
 using view::Family;
 
 struct DefaultMailbox {
@@ -22,17 +24,6 @@ constexpr DefaultMailbox kDefaultMailboxes[] = {
     {"INBOX", ""},        {"Sent", "\\Sent"}, {"Drafts", "\\Drafts"},
     {"Trash", "\\Trash"}, {"Junk", "\\Junk"},
 };
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
 
 bool has_flag(const std::vector<std::string>& flags, std::string_view f) {
   for (const auto& x : flags) {

@@ -61,13 +61,10 @@ std::optional<int> connect(const std::string& socket_path) {
   return fd;
 }
 
-std::optional<Reply> command(int fd, const std::string& text) {
-  if (!write_u32(fd, kCommandMarker) || !write_u32(fd, static_cast<std::uint32_t>(text.size())) ||
-      !write_all(fd, text.data(), text.size())) {
-    return std::nullopt;
-  }
-  auto n = read_u32(fd);
-  if (!n || *n != 1) return std::nullopt;
+namespace {
+
+// status:u8 length:u32 text
+std::optional<Reply> read_reply(int fd) {
   unsigned char status;
   if (!read_all(fd, &status, 1)) return std::nullopt;
   auto len = read_u32(fd);
@@ -77,6 +74,18 @@ std::optional<Reply> command(int fd, const std::string& text) {
   r.text.resize(*len);
   if (!read_all(fd, r.text.data(), r.text.size())) return std::nullopt;
   return r;
+}
+
+}  // namespace
+
+std::optional<Reply> command(int fd, const std::string& text) {
+  if (!write_u32(fd, kCommandMarker) || !write_u32(fd, static_cast<std::uint32_t>(text.size())) ||
+      !write_all(fd, text.data(), text.size())) {
+    return std::nullopt;
+  }
+  auto n = read_u32(fd);
+  if (!n || *n != 1) return std::nullopt;
+  return read_reply(fd);
 }
 
 std::optional<std::vector<Reply>> call(int fd, const std::vector<std::string>& events) {
@@ -91,15 +100,9 @@ std::optional<std::vector<Reply>> call(int fd, const std::vector<std::string>& e
   if (!n || *n != events.size()) return std::nullopt;
   std::vector<Reply> out;
   for (std::uint32_t i = 0; i < *n; ++i) {
-    unsigned char status;
-    if (!read_all(fd, &status, 1)) return std::nullopt;
-    auto len = read_u32(fd);
-    if (!len || *len > (1u << 20)) return std::nullopt;
-    Reply r;
-    r.ok = status == 0;
-    r.text.resize(*len);
-    if (!read_all(fd, r.text.data(), r.text.size())) return std::nullopt;
-    out.push_back(std::move(r));
+    auto r = read_reply(fd);
+    if (!r) return std::nullopt;
+    out.push_back(std::move(*r));
   }
   return out;
 }

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/ascii.h"
 #include "common/json.h"
 #include "projections/audit/pg.h"
 #include "projections/mailbox_projector.h"
@@ -83,16 +84,6 @@ std::string timestamp(std::int64_t ms) {
   return fmt::format("{:%Y-%m-%d %H:%M:%S}+00", t);
 }
 
-bool lowercase_prefix(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i) {
-    char c = s[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (c != prefix[i]) return false;
-  }
-  return true;
-}
-
 // The Message-ID header of a raw message (RFC 5322 3.6.4), unfolded, or
 // nullopt. Only the header section is looked at.
 std::optional<std::string> message_id(std::string_view raw) {
@@ -102,7 +93,7 @@ std::optional<std::string> message_id(std::string_view raw) {
   while (pos < head.size()) {
     const auto eol = head.find('\n', pos);
     const std::string_view line = head.substr(pos, eol == std::string_view::npos ? eol : eol - pos);
-    if (line.size() > 11 && lowercase_prefix(line, "message-id:")) {
+    if (line.size() > 11 && ascii::istarts_with(line, "message-id:")) {
       std::string value(line.substr(11));
       std::size_t next = eol == std::string_view::npos ? head.size() : eol + 1;
       while (next < head.size() && (head[next] == ' ' || head[next] == '\t')) {

@@ -8,9 +8,15 @@
 
 #include <fmt/format.h>
 
+#include "common/ascii.h"
+
 namespace a3::projections::mime {
 
 namespace {
+
+using ascii::iequals;
+using ascii::lower;
+using ascii::upper;
 
 constexpr std::size_t kMaxParts = 2000;
 
@@ -35,22 +41,6 @@ struct GObjectPtr {
 std::string take_gstring(char* s) {
   std::string out = s ? s : "";
   g_free(s);
-  return out;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
-std::string upper(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) {
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-  }
   return out;
 }
 
@@ -102,16 +92,6 @@ std::size_t read_headers(std::string_view s, std::size_t begin, std::size_t end,
     pos = line_end;
   }
   return end;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const char x = a[i] >= 'A' && a[i] <= 'Z' ? static_cast<char>(a[i] + 32) : a[i];
-    const char y = b[i] >= 'A' && b[i] <= 'Z' ? static_cast<char>(b[i] + 32) : b[i];
-    if (x != y) return false;
-  }
-  return true;
 }
 
 const std::string* find_header(const std::vector<Header>& h, std::string_view name) {

@@ -1,5 +1,7 @@
 #include "projections/view/encoding.h"
 
+#include "common/ascii.h"
+
 #include <openssl/evp.h>
 
 #include <cstring>
@@ -238,11 +240,7 @@ std::string blob_key(const Sha256& h) {
 }
 
 std::string lowercase(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
+  return ascii::lower(s);
 }
 
 std::string normalize_mailbox_name(std::string_view name) {

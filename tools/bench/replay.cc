@@ -86,6 +86,18 @@ std::string mime_message(std::mt19937& rng, int n) {
   return head + body;
 }
 
+// AccountCreated for each account; returns their INBOX ids.
+std::vector<schemas::Uuid> create_accounts(const std::vector<std::string>& accounts,
+                                           std::vector<schemas::Event>& events) {
+  std::vector<schemas::Uuid> inboxes;
+  for (const auto& a : accounts) {
+    events.push_back(
+        schemas::make_event(a, kActor, schemas::AccountCreated{a, "$argon2id$x", {a}, 0}));
+    inboxes.push_back(projections::default_mailbox_id(events.back().id, "INBOX"));
+  }
+  return inboxes;
+}
+
 struct Figures {
   std::size_t events;
   double seconds;
@@ -136,12 +148,7 @@ int main(int argc, char** argv) {
     o.path = dir / "log-flags";
     auto log = eventlog::local::LocalLog::open(o);
     std::vector<schemas::Event> events;
-    std::vector<schemas::Uuid> inboxes;
-    for (const auto& a : accounts) {
-      events.push_back(
-          schemas::make_event(a, kActor, schemas::AccountCreated{a, "$argon2id$x", {a}, 0}));
-      inboxes.push_back(projections::default_mailbox_id(events.back().id, "INBOX"));
-    }
+    const std::vector<schemas::Uuid> inboxes = create_accounts(accounts, events);
     for (int i = 0; i < 1000; ++i) {
       const std::size_t k = static_cast<std::size_t>(i) % accounts.size();
       events.push_back(schemas::make_event(
@@ -178,12 +185,7 @@ int main(int argc, char** argv) {
     o.path = dir / "log-messages";
     auto log = eventlog::local::LocalLog::open(o);
     std::vector<schemas::Event> events;
-    std::vector<schemas::Uuid> inboxes;
-    for (const auto& a : accounts) {
-      events.push_back(
-          schemas::make_event(a, kActor, schemas::AccountCreated{a, "$argon2id$x", {a}, 0}));
-      inboxes.push_back(projections::default_mailbox_id(events.back().id, "INBOX"));
-    }
+    const std::vector<schemas::Uuid> inboxes = create_accounts(accounts, events);
     std::size_t bytes = 0;
     for (int i = 0; i < messages; ++i) {
       const std::size_t k = static_cast<std::size_t>(i) % accounts.size();

@@ -1,0 +1,43 @@
+// ASCII case helpers for protocol tokens and header names (never for
+// localised text: they leave bytes >= 0x80 alone).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace a3::ascii {
+
+constexpr char lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+}
+constexpr char upper(char c) {
+  return c >= 'a' && c <= 'z' ? static_cast<char>(c - 32) : c;
+}
+
+inline std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out)
+    c = lower(c);
+  return out;
+}
+
+inline std::string upper(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out)
+    c = upper(c);
+  return out;
+}
+
+constexpr bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+constexpr bool istarts_with(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+}  // namespace a3::ascii
