@@ -1,0 +1,127 @@
+// The SMTP protocol state machine (RFC 5321 with PIPELINING, SIZE, 8BITMIME,
+// ENHANCEDSTATUSCODES, SMTPUTF8, CHUNKING, STARTTLS), without I/O: bytes in,
+// replies out, so that it is tested over transcripts and fuzzable. The
+// network side (Boost.Asio, TLS) feeds it and delivers what it hands over.
+//
+// Hostile input is bounded here, not in the caller: command lines (512
+// octets, RFC 5321 4.5.3.1.4), text lines, message size, recipients, errors
+// before disconnect. DATA ends only at <CRLF>.<CRLF>; a bare CR or LF in
+// commands or data is refused (configurable), so SMTP smuggling sequences
+// ("\n.\n", "\n.\r\n", "\r.\r\n"...) never end a message.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "frontends/smtp/address.h"
+
+namespace a3::smtp {
+
+struct Limits {
+  std::size_t max_message_size = 50'000'000;
+  std::size_t max_recipients = 100;
+  std::size_t max_command_line = 512;  // including CRLF
+  std::size_t max_text_line = 1000;    // including CRLF
+  int max_errors = 20;
+  bool reject_bare_lf = true;
+  bool enable_vrfy = false;
+};
+
+// What the session asks of the store. Implemented over the store API by the
+// daemon and by fakes in transcript tests.
+class Policy {
+ public:
+  enum class Rcpt { accept, unknown_user, relay_denied, temporary_failure };
+  virtual ~Policy() = default;
+  // Whether `to` is deliverable by this client; on accept, the account.
+  virtual Rcpt check_recipient(const Mailbox& to, const std::string& auth_user,
+                               std::string& account) = 0;
+};
+
+struct Envelope {
+  std::string helo;
+  std::optional<Path> mail_from;
+  std::vector<Mailbox> rcpt_to;
+  std::vector<std::string> accounts;  // deduplicated, in the order accepted
+  bool smtputf8 = false;
+  bool eight_bit = false;
+};
+
+struct Message {
+  Envelope envelope;
+  std::string data;  // exactly the bytes received (dot-unstuffed), CRLF lines
+};
+
+struct SessionInfo {
+  std::string hostname = "localhost";
+  std::string remote_ip;
+  bool tls_available = false;  // a certificate is configured
+  bool tls_active = false;     // implicit TLS, or after STARTTLS
+};
+
+class Session {
+ public:
+  Session(SessionInfo info, Limits limits, Policy& policy);
+
+  std::string greeting() const;  // "220 <host> ESMTP A3Mailer"
+
+  // Feeds received bytes; replies become available from take_output().
+  void receive(std::string_view bytes);
+  std::string take_output();
+
+  // After the end of a message the session waits (pipelined commands stay
+  // buffered) until the caller has made it durable, or failed to.
+  std::optional<Message> take_message();
+  void delivered(bool durable);
+
+  // After "220 Ready to start TLS" the caller handshakes; everything received
+  // after the STARTTLS line was discarded (RFC 3207 4.2).
+  bool starttls_requested() const { return state_ == State::tls_pending; }
+  void tls_established();
+
+  void set_authenticated(std::string user) { auth_user_ = std::move(user); }
+
+  bool closed() const { return state_ == State::closed; }
+
+ private:
+  enum class State { command, data, bdat, awaiting_delivery, tls_pending, closed };
+
+  void process();
+  void command(std::string_view line);
+  void data_line(std::string_view line, bool crlf);
+  void finish_message();
+  void reply(std::string_view text);
+  void error(std::string_view text);  // counts toward max_errors
+  void reset_transaction();
+
+  void ehlo(std::string_view arg, bool extended);
+  void mail(std::string_view arg);
+  void rcpt(std::string_view arg);
+  void bdat(std::string_view arg);
+
+  SessionInfo info_;
+  Limits limits_;
+  Policy& policy_;
+  State state_ = State::command;
+  std::string in_;
+  std::string out_;
+  int errors_ = 0;
+  bool skipping_long_line_ = false;
+  std::string auth_user_;
+
+  Envelope env_;
+  bool have_helo_ = false;
+  bool chunking_ = false;  // a BDAT transaction is open
+  std::size_t bdat_left_ = 0;
+  bool bdat_last_ = false;
+  bool bdat_discard_ = false;  // reading a refused chunk to stay in sync
+  std::string data_;
+  bool data_too_big_ = false, data_bare_lf_ = false, data_long_line_ = false;
+  bool line_start_ = true;  // the previous data line ended with CRLF
+  std::optional<Message> pending_;
+};
+
+}  // namespace a3::smtp

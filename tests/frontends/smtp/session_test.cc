@@ -1,0 +1,232 @@
+// SMTP transcripts over the sans-I/O session: parser, states, limits,
+// smuggling and STARTTLS injection, open-relay tricks.
+#include <gtest/gtest.h>
+
+#include "frontends/smtp/session.h"
+
+namespace a3::smtp {
+namespace {
+
+class FakePolicy : public Policy {
+ public:
+  Rcpt check_recipient(const Mailbox& to, const std::string&, std::string& account) override {
+    if (to.domain != "example.test") return Rcpt::relay_denied;
+    if (to.quoted || (to.local != "alice" && to.local != "bob")) return Rcpt::unknown_user;
+    account = to.local + "@example.test";
+    return Rcpt::accept;
+  }
+};
+
+class Smtp : public ::testing::Test {
+ protected:
+  Smtp() : session({"mx.example.test", "192.0.2.1", true, false}, limits, policy) {}
+
+  std::string say(std::string_view bytes) {
+    session.receive(bytes);
+    return session.take_output();
+  }
+  void hello() { ASSERT_TRUE(say("EHLO client.example\r\n").starts_with("250-mx.example.test")); }
+  void envelope() {
+    hello();
+    ASSERT_EQ(say("MAIL FROM:<bob@example.net>\r\n"), "250 2.1.0 Sender OK\r\n");
+    ASSERT_EQ(say("RCPT TO:<alice@example.test>\r\n"), "250 2.1.5 Recipient OK\r\n");
+  }
+
+  FakePolicy policy;
+  Limits limits;
+  Session session;
+};
+
+TEST_F(Smtp, EhloAdvertisesTheExtensions) {
+  const std::string r = say("EHLO client.example\r\n");
+  for (const char* ext : {"PIPELINING", "SIZE 50000000", "8BITMIME", "ENHANCEDSTATUSCODES",
+                          "SMTPUTF8", "CHUNKING", "STARTTLS"}) {
+    EXPECT_NE(r.find(ext), std::string::npos) << ext;
+  }
+  EXPECT_TRUE(r.ends_with("250 STARTTLS\r\n")) << r;
+  EXPECT_EQ(say("HELO x\r\n"), "250 mx.example.test\r\n");
+  EXPECT_EQ(say("EHLO\r\n"), "501 5.5.4 EHLO needs a domain\r\n");
+}
+
+TEST_F(Smtp, AMessageIsHandedOverAndAcknowledgedOnlyWhenDurable) {
+  envelope();
+  EXPECT_EQ(say("DATA\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+  EXPECT_EQ(say("Subject: hi\r\n\r\n..dot-stuffed\r\nbody\r\n.\r\n"), "");
+  auto m = session.take_message();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->data, "Subject: hi\r\n\r\n.dot-stuffed\r\nbody\r\n");
+  EXPECT_EQ(m->envelope.accounts, std::vector<std::string>{"alice@example.test"});
+  EXPECT_EQ(m->envelope.mail_from->mailbox.str(), "bob@example.net");
+  session.delivered(true);
+  EXPECT_EQ(session.take_output(), "250 2.0.0 Message accepted for delivery\r\n");
+}
+
+TEST_F(Smtp, LogFailureGivesATemporaryError) {
+  envelope();
+  say("DATA\r\nx\r\n.\r\n");
+  ASSERT_TRUE(session.take_message());
+  session.delivered(false);
+  EXPECT_EQ(session.take_output(),
+            "451 4.3.0 Temporary failure storing the message, try again later\r\n");
+}
+
+TEST_F(Smtp, PipelinedCommandsWaitForTheDelivery) {
+  envelope();
+  EXPECT_EQ(say("DATA\r\nx\r\n.\r\nMAIL FROM:<>\r\nNOOP\r\n"),
+            "354 End data with <CR><LF>.<CR><LF>\r\n");
+  ASSERT_TRUE(session.take_message());
+  session.delivered(true);
+  EXPECT_EQ(session.take_output(),
+            "250 2.0.0 Message accepted for delivery\r\n250 2.1.0 Sender OK\r\n250 2.0.0 OK\r\n");
+}
+
+// SMTP smuggling: none of these sequences may end the message; each makes
+// it refused at the real <CRLF>.<CRLF>.
+TEST_F(Smtp, SmugglingSequencesNeverEndAMessage) {
+  const char* tricks[] = {"\n.\n", "\n.\r\n", "\r.\r\n", "\r\n.\r", "\r\n.\n", "\n.\r"};
+  for (const char* trick : tricks) {
+    FakePolicy p;
+    Session s({"mx", "192.0.2.1", false, false}, limits, p);
+    s.receive("EHLO x\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n");
+    s.take_output();
+    s.receive(std::string("Subject: one\r\n\r\nfirst") + trick +
+              "MAIL FROM:<evil@example.net>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\nforged\r\n");
+    EXPECT_EQ(s.take_output(), "") << "nothing answered inside the data: " << trick;
+    EXPECT_FALSE(s.take_message());
+    s.receive(".\r\n");
+    EXPECT_FALSE(s.take_message()) << trick;
+    EXPECT_EQ(s.take_output(), "550 5.6.0 Message contains a bare CR or LF (RFC 5321 2.3.8)\r\n")
+        << trick;
+  }
+  // NUL before the dot: the line is ".\0"-free data; the real end is later.
+  envelope();
+  say("DATA\r\n");
+  say(std::string("a\r\n\0.\r\nb\r\n", 10));
+  EXPECT_FALSE(session.take_message());
+  say(".\r\n");
+  auto m = session.take_message();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->data, std::string("a\r\n\0.\r\nb\r\n", 10));
+}
+
+TEST_F(Smtp, BareLfInCommandsIsRefused) {
+  EXPECT_EQ(say("EHLO x\n"), "500 5.5.2 Bare CR or LF is not allowed (RFC 5321 2.3.8)\r\n");
+  EXPECT_EQ(say("NOOP\rRSET\r\n"), "500 5.5.2 Bare CR or LF is not allowed (RFC 5321 2.3.8)\r\n");
+}
+
+TEST_F(Smtp, StarttlsDiscardsPipelinedPlaintextAndResetsState) {
+  hello();
+  say("MAIL FROM:<a@example.net>\r\n");
+  EXPECT_EQ(say("STARTTLS\r\nRSET\r\n"), "220 2.0.0 Ready to start TLS\r\n");
+  EXPECT_TRUE(session.starttls_requested());
+  EXPECT_EQ(say("NOOP\r\n"), "") << "nothing is read before the handshake";
+  session.tls_established();
+  EXPECT_EQ(say("MAIL FROM:<a@example.net>\r\n"), "503 5.5.1 Say EHLO first\r\n")
+      << "state learned before TLS is forgotten";
+  const std::string ehlo = say("EHLO x\r\n");
+  EXPECT_EQ(ehlo.find("STARTTLS"), std::string::npos);
+  EXPECT_EQ(say("STARTTLS\r\n"), "503 5.5.1 TLS is already active\r\n");
+}
+
+TEST_F(Smtp, OpenRelayTricksAreRefused) {
+  hello();
+  say("MAIL FROM:<spammer@example.net>\r\n");
+  const std::pair<const char*, const char*> cases[] = {
+      {"<victim@elsewhere.example>", "550 5.7.1"},
+      {"<victim%elsewhere.example@example.test>", "550 5.1.1"},
+      {"<elsewhere.example!victim@example.test>", "550 5.1.1"},
+      {"<@example.test:victim@elsewhere.example>", "550 5.7.1"},
+      {"<@example.test,@relay.example:victim@elsewhere.example>", "550 5.7.1"},
+      {"<\"victim@elsewhere.example\"@example.test>", "550 5.1.1"},
+      {"<\"victim%elsewhere.example\"@example.test>", "550 5.1.1"},
+      {"<victim@elsewhere.example@example.test>", "553 5.1.3"},
+      {"<victim@[192.0.2.99]>", "550 5.7.1"},
+      {"<victim@example.test.>", "553 5.1.3"},
+      {"<victim@elsewhere.example.>", "553 5.1.3"},
+      {"<\"victim\"@example.test>", "550 5.1.1"},
+      {"<victim>", "553 5.1.3"},
+      {"victim@elsewhere.example", "553 5.1.3"},
+      {"<victim@elsewhere.example> NOTIFY=NEVER", "555 5.5.4"},  // no DSN: refused
+      {"<alice@example.test@elsewhere.example>", "553 5.1.3"},
+  };
+  for (const auto& [to, code] : cases) {
+    const std::string r = say(std::string("RCPT TO:") + to + "\r\n");
+    EXPECT_TRUE(r.starts_with(code)) << to << " -> " << r;
+  }
+  EXPECT_EQ(say("DATA\r\n"), "554 5.5.1 No valid recipients\r\n");
+}
+
+TEST_F(Smtp, LimitsAreEnforced) {
+  hello();
+  EXPECT_EQ(say("MAIL FROM:<a@example.net> SIZE=60000000\r\n"),
+            "552 5.3.4 Message size exceeds fixed maximum message size\r\n");
+  EXPECT_EQ(say(std::string(600, 'A') + "\r\n"), "500 5.5.2 Line too long\r\n");
+  EXPECT_EQ(say(std::string(100000, 'B')), "500 5.5.2 Line too long\r\n");
+  EXPECT_EQ(say(std::string(100000, 'B') + "\r\nNOOP\r\n"), "250 2.0.0 OK\r\n")
+      << "the rest of an over-long line is skipped, then commands go on";
+  EXPECT_EQ(say("MAIL FROM:<a@example.net> FOO=BAR\r\n"),
+            "555 5.5.4 Unsupported parameter FOO\r\n");
+  EXPECT_EQ(say("MAIL FROM:<j\xc3\xbcrgen@example.net>\r\n"),
+            "553 5.6.7 Non-ASCII address needs SMTPUTF8 (RFC 6531)\r\n");
+  EXPECT_EQ(say("MAIL FROM:<j\xc3\xbcrgen@example.net> SMTPUTF8\r\n"), "250 2.1.0 Sender OK\r\n");
+}
+
+TEST_F(Smtp, TooManyRecipientsAndTooBigMessages) {
+  limits.max_recipients = 2;
+  limits.max_message_size = 2000;
+  Session s({"mx", "", false, false}, limits, policy);
+  s.receive(
+      "EHLO x\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.test>\r\n"
+      "RCPT TO:<bob@example.test>\r\nRCPT TO:<alice@example.test>\r\n");
+  EXPECT_TRUE(s.take_output().ends_with("452 4.5.3 Too many recipients\r\n"));
+  s.receive("DATA\r\n" + std::string(3000, 'x').insert(900, "\r\n").insert(1900, "\r\n") +
+            "\r\n.\r\n");
+  EXPECT_FALSE(s.take_message());
+  EXPECT_TRUE(
+      s.take_output().ends_with("552 5.3.4 Message size exceeds fixed maximum message size\r\n"));
+}
+
+TEST_F(Smtp, TooManyErrorsClosesTheConnection) {
+  limits.max_errors = 3;
+  Session s({"mx", "", false, false}, limits, policy);
+  s.receive("FOO\r\nBAR\r\nBAZ\r\nNOOP\r\n");
+  EXPECT_EQ(
+      s.take_output(),
+      "500 5.5.2 Command not recognised\r\n500 5.5.2 Command not recognised\r\n"
+      "500 5.5.2 Command not recognised\r\n421 4.7.0 Too many errors, closing connection\r\n");
+  EXPECT_TRUE(s.closed());
+}
+
+TEST_F(Smtp, ChunkingDeliversExactBytes) {
+  envelope();
+  EXPECT_EQ(say("BDAT 5\r\nab\r\n."), "250 2.0.0 5 octets received\r\n");
+  EXPECT_EQ(say("BDAT 3 LAST\r\nxyz"), "");
+  auto m = session.take_message();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->data, "ab\r\n.xyz");
+  session.delivered(true);
+  EXPECT_EQ(session.take_output(), "250 2.0.0 Message accepted for delivery\r\n");
+  // A chunk without recipients is read and discarded, staying in sync.
+  say("MAIL FROM:<a@example.net>\r\n");
+  EXPECT_EQ(say("BDAT 4 LAST\r\nNOOPNOOP\r\n"),
+            "554 5.5.1 No valid recipients\r\n250 2.0.0 OK\r\n");
+  EXPECT_EQ(say("BDAT x\r\n"), "501 5.5.4 Syntax: BDAT <size> [LAST]\r\n");
+  EXPECT_TRUE(session.closed());
+}
+
+TEST_F(Smtp, CommandsOutOfOrder) {
+  EXPECT_EQ(say("MAIL FROM:<a@example.net>\r\n"), "503 5.5.1 Say EHLO first\r\n");
+  hello();
+  EXPECT_EQ(say("RCPT TO:<alice@example.test>\r\n"), "503 5.5.1 MAIL first\r\n");
+  EXPECT_EQ(say("DATA\r\n"), "503 5.5.1 MAIL first\r\n");
+  EXPECT_EQ(say("MAIL FROM:<>\r\n"), "250 2.1.0 Sender OK\r\n");
+  EXPECT_EQ(say("MAIL FROM:<>\r\n"), "503 5.5.1 Sender already given\r\n");
+  EXPECT_EQ(say("RSET\r\n"), "250 2.0.0 OK\r\n");
+  EXPECT_EQ(say("VRFY alice\r\n"),
+            "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery\r\n");
+  EXPECT_EQ(say("QUIT\r\n"), "221 2.0.0 mx.example.test closing connection\r\n");
+  EXPECT_TRUE(session.closed());
+}
+
+}  // namespace
+}  // namespace a3::smtp
