@@ -1,0 +1,55 @@
+// From an accepted SMTP transaction to events: which recipients are ours,
+// and the MessageAppended events (one per recipient account, into its INBOX)
+// that deliver a message, each with a Received: header (RFC 5321 4.4).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "eventlog/event_log.h"
+#include "frontends/smtp/session.h"
+#include "projections/store.h"
+#include "schemas/event.h"
+
+namespace a3::smtp {
+
+// Recipients in local domains that deliver to an account; everything else
+// is refused: no relaying (outbound delivery is not offered yet).
+class StorePolicy : public Policy {
+ public:
+  StorePolicy(const projections::Store& store, std::vector<std::string> local_domains);
+  Rcpt check_recipient(const Mailbox& to, const std::string& auth_user,
+                       std::string& account) override;
+
+ private:
+  const projections::Store& store_;
+  std::vector<std::string> local_domains_;  // lowercase
+};
+
+struct DeliveryContext {
+  std::string hostname;  // ours
+  std::string remote_ip;
+  std::string session_id;
+  std::string tls;        // e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384"; empty without TLS
+  std::string auth_user;  // empty when not authenticated
+  schemas::Protocol protocol = schemas::Protocol::smtp;
+  std::int64_t now_ms = 0;
+};
+
+// RFC 5321 4.4 trace field, with the RFC 3848 / RFC 6531 "with" keyword
+// (ESMTP, ESMTPS, ESMTPA, ESMTPSA, UTF8SMTP...).
+std::string received_header(const Envelope& env, const DeliveryContext& ctx,
+                            std::string_view for_rcpt);
+
+// One MessageAppended per recipient account. The event id is derived from
+// the account, the envelope sender and the message bytes, so that a client
+// retrying after a lost 250 (or after a partial failure) appends events the
+// projection recognises as duplicates: delivered once, never zero times.
+std::vector<schemas::Event> delivery_events(const projections::Store& store, const Message& msg,
+                                            const DeliveryContext& ctx);
+
+// Appends all events concurrently and waits: true only if every one of them
+// is durable (the session may then answer 250).
+bool append_all(eventlog::EventLog& log, const std::vector<schemas::Event>& events);
+
+}  // namespace a3::smtp

@@ -1,0 +1,118 @@
+// SMTP delivery into the store: recipients checked against the view, one
+// MessageAppended per account with a Received: header, bytes preserved, a
+// retried message delivered once, a log failure never acknowledged.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "frontends/smtp/delivery.h"
+#include "tests/projections/projection_fixture.h"
+#include "tests/projections/workload.h"
+
+namespace a3::smtp {
+namespace {
+
+using schemas::Protocol;
+
+class Delivery : public test::ProjectionFixture {
+ protected:
+  void SetUp() override {
+    ProjectionFixture::SetUp();
+    ASSERT_TRUE(run(test::create_account("alice@example.test", {"al@example.test"})).ok());
+    ASSERT_TRUE(run(test::create_account("bob@example.test")).ok());
+  }
+
+  // Runs one SMTP transaction; returns the final reply.
+  std::string transaction(const std::string& data, bool log_ok = true) {
+    StorePolicy policy(*store, {"example.test", "localhost"});
+    Session s({"mx.example.test", "192.0.2.7", false, false}, {}, policy);
+    s.receive(
+        "EHLO client.example.net\r\nMAIL FROM:<sender@example.net>\r\n"
+        "RCPT TO:<alice@example.test>\r\nRCPT TO:<AL@Example.Test>\r\n"
+        "RCPT TO:<bob@example.test>\r\nRCPT TO:<nobody@example.test>\r\n"
+        "RCPT TO:<victim@elsewhere.example>\r\nDATA\r\n" +
+        data + ".\r\n");
+    replies = s.take_output();
+    auto m = s.take_message();
+    if (!m) return "no message";
+    DeliveryContext ctx{"mx.example.test", "192.0.2.7",  "s-42", "", "",
+                        Protocol::smtp,    1764072000000};
+    const auto events = delivery_events(*store, *m, ctx);
+    EXPECT_EQ(events.size(), 2u) << "one event per account, alice once for two addresses";
+    if (!log_ok) log->close();
+    s.delivered(append_all(*log, events));
+    if (log_ok) settle();
+    return s.take_output();
+  }
+
+  // Waits until the projector has applied everything in the log.
+  void settle() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+      bool done = true;
+      for (const auto& [p, next] : projector->applied())
+        done = done && next == *log->end_offset(p);
+      if (done) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    FAIL() << "the projector did not catch up";
+  }
+
+  std::vector<std::string> inbox(const std::string& account) {
+    std::vector<std::string> out;
+    const auto box = store->mailbox(account, "INBOX");
+    for (const auto& m : store->messages(box->id))
+      out.push_back(*store->body(m.blob));
+    return out;
+  }
+
+  std::string replies;
+};
+
+TEST_F(Delivery, EachAccountGetsTheMessageOnceWithAReceivedHeader) {
+  const std::string data = "Subject: hello\r\nMessage-ID: <m1@example.net>\r\n\r\nHi\r\n";
+  EXPECT_EQ(transaction(data), "250 2.0.0 Message accepted for delivery\r\n");
+  EXPECT_NE(replies.find("550 5.1.1 No such user here"), std::string::npos) << replies;
+  EXPECT_NE(replies.find("550 5.7.1 Relaying denied"), std::string::npos) << replies;
+  for (const char* account : {"alice@example.test", "bob@example.test"}) {
+    const auto msgs = inbox(account);
+    ASSERT_EQ(msgs.size(), 1u) << account;
+    EXPECT_TRUE(
+        msgs[0].starts_with("Received: from client.example.net ([192.0.2.7])\r\n"
+                            "\tby mx.example.test (A3Mailer) with ESMTP id s-42\r\n"))
+        << msgs[0];
+    EXPECT_NE(msgs[0].find("; Tue, 25 Nov 2025"), std::string::npos) << msgs[0];
+    EXPECT_TRUE(msgs[0].ends_with("\r\n" + data)) << "the message follows byte for byte";
+  }
+  // The client retries (a lost 250): the same events, recognised as duplicates.
+  EXPECT_EQ(transaction(data), "250 2.0.0 Message accepted for delivery\r\n");
+  EXPECT_EQ(inbox("alice@example.test").size(), 1u);
+  EXPECT_EQ(inbox("bob@example.test").size(), 1u);
+}
+
+TEST_F(Delivery, ALogFailureIsATemporaryErrorNever250) {
+  EXPECT_EQ(transaction("Subject: x\r\n\r\ny\r\n", /*log_ok=*/false),
+            "451 4.3.0 Temporary failure storing the message, try again later\r\n");
+}
+
+TEST(Received, NamesTheProtocolPerRfc3848) {
+  Envelope env;
+  env.helo = "h";
+  DeliveryContext ctx{"mx",
+                      "192.0.2.1",
+                      "id",
+                      "TLSv1.3 TLS_AES_256_GCM_SHA384",
+                      "alice@example.test",
+                      schemas::Protocol::submission,
+                      0};
+  const std::string r = received_header(env, ctx, "bob@example.test");
+  EXPECT_NE(r.find("with ESMTPSA id id"), std::string::npos) << r;
+  EXPECT_NE(r.find("(using TLSv1.3 TLS_AES_256_GCM_SHA384)"), std::string::npos) << r;
+  env.smtputf8 = true;
+  ctx.tls.clear();
+  ctx.auth_user.clear();
+  EXPECT_NE(received_header(env, ctx, "x@y").find("with UTF8SMTP id"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace a3::smtp
