@@ -280,6 +280,9 @@ void Session::ehlo(std::string_view arg, bool extended) {
 void Session::mail(std::string_view arg) {
   if (!have_helo_) return error("503 5.5.1 Say EHLO first");
   if (env_.mail_from) return error("503 5.5.1 Sender already given");
+  if (info_.require_auth && auth_user_.empty()) {
+    return error("530 5.7.0 Authentication required");
+  }
   if (!ascii::istarts_with(arg, "FROM:")) return error("501 5.5.4 Syntax: MAIL FROM:<address>");
   std::string_view rest;
   std::string why;

@@ -60,6 +60,7 @@ struct SessionInfo {
   std::string remote_ip;
   bool tls_available = false;  // a certificate is configured
   bool tls_active = false;     // implicit TLS, or after STARTTLS
+  bool require_auth = false;   // submission: MAIL needs an authenticated client (RFC 6409 4.3)
 };
 
 class Session {

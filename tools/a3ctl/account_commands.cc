@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <iostream>
 #include <iterator>
 
@@ -307,6 +308,30 @@ int account_command(const std::string& sub, Context& ctx) {
         fmt::format("{} {} {}", pos[1] == "add" ? "added" : "removed", alias, name));
   }
   if (sub == "restore") return restore_account(name, ctx);
+  if (sub == "message") {
+    // account message ADDRESS [MAILBOX] UID: the stored bytes, as delivered.
+    if (pos.size() < 2 || pos.size() > 3) {
+      fmt::print(stderr, "a3ctl: usage: account message ADDRESS [MAILBOX] UID\n");
+      return 2;
+    }
+    const std::string box_name = pos.size() == 3 ? pos[1] : "INBOX";
+    std::uint32_t uid = 0;
+    try {
+      uid = static_cast<std::uint32_t>(std::stoul(pos.back()));
+    } catch (const std::exception&) {
+      return fmt::print(stderr, "a3ctl: UID must be a number\n"), 2;
+    }
+    auto access = StoreAccess::open(ctx.config);
+    auto& store = access->store();
+    auto box = store.mailbox(name, box_name);
+    if (!box) return fmt::print(stderr, "a3ctl: {} has no mailbox {}\n", name, box_name), 1;
+    auto msgs = store.messages(box->id, uid, uid);
+    if (msgs.empty()) return fmt::print(stderr, "a3ctl: no UID {} in {}\n", uid, box_name), 1;
+    auto raw = store.body(msgs[0].blob);
+    if (!raw) return fmt::print(stderr, "a3ctl: the body of UID {} is missing\n", uid), 1;
+    std::fwrite(raw->data(), 1, raw->size(), stdout);
+    return 0;
+  }
   if (sub == "list" || sub == "show") {
     auto access = StoreAccess::open(ctx.config);
     auto& store = access->store();

@@ -28,6 +28,8 @@ Commands:
   account alias ADDRESS add|remove ALIAS
   account list [--json]
   account show ADDRESS [--json]
+  account message ADDRESS [MAILBOX] UID
+                      print a stored message byte for byte (default INBOX)
   account restore ADDRESS --to-time T | --to-offset P:O [--dry-run]
                       roll one account back on the live store by appending the
                       events that return it to its state at the target

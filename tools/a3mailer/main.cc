@@ -16,6 +16,7 @@
 #include "eventlog/local/local_log.h"
 #include "eventlog/open.h"
 #include "frontends/admin/admin_server.h"
+#include "frontends/smtp/server.h"
 #include "projections/audit/audit_projector.h"
 #include "projections/backup.h"
 #include "projections/projector.h"
@@ -90,6 +91,12 @@ int main(int argc, char** argv) {
   std::unique_ptr<a3::projections::Store> store;
   std::unique_ptr<a3::admin::AdminServer> admin;
   std::unique_ptr<a3::projections::audit::AuditProjector> audit;
+  // The network side: one I/O thread per core (or server.threads).
+  boost::asio::io_context io;
+  auto work = boost::asio::make_work_guard(io);
+  std::vector<std::thread> io_threads;
+  std::unique_ptr<boost::asio::ssl::context> tls;
+  std::unique_ptr<a3::smtp::Server> smtp;
   try {
     log = a3::eventlog::open(config, a3::eventlog::Access::read_write);
     view = a3::projections::view::ViewDb::open(config.store.path);
@@ -120,6 +127,18 @@ int main(int argc, char** argv) {
                                                      commands);
     // The audit trail follows the log on its own: the mail service never
     // waits for PostgreSQL, which may be down; it catches up when back.
+    if (!config.tls.certificate.empty()) tls = a3::smtp::make_tls_context(config.tls);
+    smtp = std::make_unique<a3::smtp::Server>(io, config, *store, *log, tls.get());
+    for (const auto& l : config.server.listeners) {
+      if (l.protocol == "smtp" || l.protocol == "submission" || l.protocol == "submissions") {
+        smtp->listen(l);
+      }
+    }
+    const unsigned threads = config.server.threads > 0
+                                 ? static_cast<unsigned>(config.server.threads)
+                                 : std::max(1u, std::thread::hardware_concurrency());
+    for (unsigned i = 0; i < threads; ++i)
+      io_threads.emplace_back([&io] { io.run(); });
     if (config.database.enabled && !config.database.url.empty()) {
       audit = std::make_unique<a3::projections::audit::AuditProjector>(
           *log, a3::projections::audit::Options{config.database.url});
@@ -127,6 +146,10 @@ int main(int argc, char** argv) {
     }
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
+    work.reset();
+    io.stop();
+    for (auto& t : io_threads)
+      t.join();
     return 1;
   }
   std::string ends;
@@ -142,6 +165,13 @@ int main(int argc, char** argv) {
   sigwait(&stop_signals, &sig);
   spdlog::info("received {}, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   sd_notify(0, "STOPPING=1");
+  // Stop accepting and end the sessions before the store goes away: once
+  // every coroutine has finished, the I/O threads run out of work.
+  if (smtp) smtp->stop();
+  work.reset();
+  for (auto& t : io_threads)
+    t.join();
+  smtp.reset();
   admin.reset();
   if (audit) audit->stop();
   audit.reset();

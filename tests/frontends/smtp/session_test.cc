@@ -214,6 +214,15 @@ TEST_F(Smtp, ChunkingDeliversExactBytes) {
   EXPECT_TRUE(session.closed());
 }
 
+TEST_F(Smtp, SubmissionRequiresAuthentication) {
+  Session s({"mx", "", true, true, /*require_auth=*/true}, limits, policy);
+  s.receive("EHLO x\r\nMAIL FROM:<alice@example.test>\r\n");
+  EXPECT_TRUE(s.take_output().ends_with("530 5.7.0 Authentication required\r\n"));
+  s.set_authenticated("alice@example.test");
+  s.receive("MAIL FROM:<alice@example.test>\r\n");
+  EXPECT_EQ(s.take_output(), "250 2.1.0 Sender OK\r\n");
+}
+
 TEST_F(Smtp, CommandsOutOfOrder) {
   EXPECT_EQ(say("MAIL FROM:<a@example.net>\r\n"), "503 5.5.1 Say EHLO first\r\n");
   hello();

@@ -1,0 +1,338 @@
+#include "frontends/smtp/server.h"
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <optional>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+
+#include "frontends/smtp/delivery.h"
+#include "frontends/smtp/session.h"
+
+namespace a3::smtp {
+
+namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A connection's byte stream: the TCP socket, or TLS over it after STARTTLS
+// (or from the start for implicit TLS).
+class Conn {
+ public:
+  explicit Conn(tcp::socket socket) : socket_(std::move(socket)) {}
+
+  awaitable<std::size_t> read_some(asio::mutable_buffer buf) {
+    if (tls_) co_return co_await tls_->async_read_some(buf, use_awaitable);
+    co_return co_await socket_.async_read_some(buf, use_awaitable);
+  }
+  awaitable<void> write(const std::string& data) {
+    if (tls_) {
+      co_await asio::async_write(*tls_, asio::buffer(data), use_awaitable);
+    } else {
+      co_await asio::async_write(socket_, asio::buffer(data), use_awaitable);
+    }
+  }
+  awaitable<void> start_tls(ssl::context& ctx) {
+    tls_.emplace(socket_, ctx);
+    co_await tls_->async_handshake(ssl::stream_base::server, use_awaitable);
+  }
+  std::string tls_description() {
+    if (!tls_) return {};
+    SSL* ssl = tls_->native_handle();
+    return fmt::format("{} {}", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+  }
+  tcp::socket& socket() { return socket_; }
+
+ private:
+  tcp::socket socket_;
+  std::optional<ssl::stream<tcp::socket&>> tls_;
+};
+
+// What a connection's coroutine and its watchdog share; the watchdog may
+// outlive the session by a moment, so it owns a reference.
+struct Live {
+  Live(tcp::socket s, asio::strand<asio::io_context::executor_type> ex)
+      : strand(ex), conn(std::move(s)), timer(ex) {}
+  asio::strand<asio::io_context::executor_type> strand;  // the session's
+  Conn conn;
+  std::chrono::steady_clock::time_point deadline;
+  bool done = false;
+  asio::steady_timer timer;
+};
+
+}  // namespace
+
+struct Server::State {
+  asio::io_context& io;
+  config::Config config;
+  projections::Store& store;
+  eventlog::EventLog& log;
+  ssl::context* tls;
+  // Appends wait for fsync or acks: never on an I/O thread.
+  asio::thread_pool blocking{2};
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  std::mutex mu;
+  std::size_t connections = 0;
+  std::map<asio::ip::address, std::size_t> per_ip;
+  std::atomic<std::uint64_t> next_session{1};
+  std::vector<std::weak_ptr<Live>> live;  // guarded by mu; for stop()
+  bool stopping = false;                  // guarded by mu
+};
+
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+tcp::endpoint parse_endpoint(const std::string& bind) {
+  const auto colon = bind.rfind(':');
+  std::string host = bind.substr(0, colon);
+  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  const auto port = static_cast<unsigned short>(std::stoi(bind.substr(colon + 1)));
+  return {asio::ip::make_address(host), port};
+}
+
+// Closes the connection when its deadline passes; every read moves the
+// deadline (per-phase timeouts, never one for the whole connection).
+awaitable<void> watchdog(std::shared_ptr<Live> live) {
+  while (!live->done) {
+    live->timer.expires_at(live->deadline);
+    boost::system::error_code ec;
+    co_await live->timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    if (!live->done && std::chrono::steady_clock::now() >= live->deadline) {
+      live->conn.socket().close(ec);
+      co_return;
+    }
+  }
+}
+
+awaitable<bool> append_on_pool(std::shared_ptr<Server::State> st,
+                               std::shared_ptr<const std::vector<schemas::Event>> events) {
+  co_return append_all(st->log, *events);
+}
+
+awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
+                      config::Listener listener,
+                      asio::strand<asio::io_context::executor_type> strand) {
+  const auto& cfg = st->config;
+  const std::string remote_ip = socket.remote_endpoint().address().to_string();
+  const std::string session_id = fmt::format("{:x}", st->next_session.fetch_add(1));
+  auto live = std::make_shared<Live>(std::move(socket), strand);
+  {
+    std::lock_guard lock(st->mu);
+    if (st->stopping) co_return;
+    std::erase_if(st->live, [](const std::weak_ptr<Live>& w) { return w.expired(); });
+    st->live.push_back(live);
+  }
+  Conn& conn = live->conn;
+  StorePolicy policy(st->store, cfg.server.local_domains);
+  Limits limits;
+  limits.max_message_size = static_cast<std::size_t>(cfg.smtp.max_message_size);
+  limits.max_recipients = static_cast<std::size_t>(cfg.smtp.max_recipients);
+  limits.max_text_line = static_cast<std::size_t>(cfg.smtp.max_line_length);
+  limits.max_errors = cfg.smtp.max_errors;
+  limits.reject_bare_lf = cfg.smtp.reject_bare_lf;
+  limits.enable_vrfy = cfg.smtp.enable_vrfy;
+  const bool implicit = listener.tls == config::TlsMode::implicit;
+  SessionInfo info{cfg.server.hostname, remote_ip, st->tls != nullptr, implicit,
+                   listener.protocol != "smtp"};
+  Session session(info, limits, policy);
+
+  auto& deadline = live->deadline;
+  deadline = std::chrono::steady_clock::now() + 30s;  // greeting / TLS handshake
+  // Same strand as this coroutine: the two never run at once.
+  const auto executor = co_await asio::this_coro::executor;
+  asio::co_spawn(executor, watchdog(live), [](std::exception_ptr) {});
+  struct Done {
+    Live& l;
+    ~Done() {
+      l.done = true;
+      l.timer.cancel();
+    }
+  } mark_done{*live};
+
+  if (implicit) co_await conn.start_tls(*st->tls);
+  const std::string greeting = session.greeting();
+  co_await conn.write(greeting);
+  DeliveryContext ctx{
+      cfg.server.hostname,
+      remote_ip,
+      session_id,
+      conn.tls_description(),
+      "",
+      listener.protocol == "smtp" ? schemas::Protocol::smtp : schemas::Protocol::submission,
+      0};
+  std::array<char, 16384> buf;
+  for (;;) {
+    deadline = std::chrono::steady_clock::now() +
+               std::chrono::seconds(session.starttls_requested() ? 30 : cfg.smtp.command_timeout_s);
+    const std::size_t n = co_await conn.read_some(asio::buffer(buf));
+    session.receive(std::string_view(buf.data(), n));
+    for (;;) {
+      if (auto out = session.take_output(); !out.empty()) co_await conn.write(out);
+      auto message = session.take_message();
+      if (!message) break;
+      ctx.now_ms = now_ms();
+      ctx.tls = conn.tls_description();
+      auto events = std::make_shared<const std::vector<schemas::Event>>(
+          delivery_events(st->store, *message, ctx));
+      // The append waits for durability: run it on the blocking pool. (No
+      // temporaries with destructors inside a co_await expression: GCC 12
+      // destroys them twice.)
+      auto appended = asio::co_spawn(st->blocking, append_on_pool(st, events), use_awaitable);
+      const bool durable = co_await std::move(appended);
+      if (!durable)
+        spdlog::warn("smtp {}: the log did not take a message; answered 451", session_id);
+      session.delivered(durable);
+    }
+    if (session.starttls_requested()) {
+      co_await conn.start_tls(*st->tls);
+      session.tls_established();
+    }
+    if (session.closed()) break;
+  }
+}
+
+}  // namespace
+
+Server::Server(asio::io_context& io, const config::Config& config, projections::Store& store,
+               eventlog::EventLog& log, ssl::context* tls)
+    : state_(std::make_shared<State>(io, config, store, log, tls)) {}
+
+Server::~Server() {
+  stop();
+}
+
+// Closes the listeners and every connection, each on its own executor, so
+// that all coroutines end and the io_context runs out of work: I/O objects
+// must not outlive their io_context's run.
+void Server::stop() {
+  auto st = state_;
+  std::vector<std::weak_ptr<Live>> live;
+  {
+    std::lock_guard lock(st->mu);
+    if (st->stopping) return;
+    st->stopping = true;
+    live = st->live;
+  }
+  asio::post(st->io, [st] {
+    for (auto& a : st->acceptors) {
+      boost::system::error_code ec;
+      a->close(ec);
+    }
+  });
+  for (auto& w : live) {
+    if (auto l = w.lock()) {
+      asio::post(l->strand, [l] {
+        boost::system::error_code ec;
+        l->conn.socket().close(ec);
+        l->timer.cancel();
+      });
+    }
+  }
+}
+
+void Server::listen(const config::Listener& listener) {
+  if (listener.tls == config::TlsMode::implicit && !state_->tls) {
+    throw std::runtime_error(fmt::format("{} listener {} needs [tls] certificate and private_key",
+                                         listener.protocol, listener.bind));
+  }
+  auto acceptor = std::make_unique<tcp::acceptor>(state_->io);
+  try {
+    const auto ep = parse_endpoint(listener.bind);
+    acceptor->open(ep.protocol());
+    acceptor->set_option(tcp::acceptor::reuse_address(true));
+    acceptor->bind(ep);
+    acceptor->listen();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(
+        fmt::format("{} listener {}: {}", listener.protocol, listener.bind, e.what()));
+  }
+  auto* a = acceptor.get();
+  state_->acceptors.push_back(std::move(acceptor));
+  auto st = state_;
+  asio::co_spawn(
+      state_->io,
+      [st, a, listener]() -> awaitable<void> {
+        for (;;) {
+          tcp::socket socket = co_await a->async_accept(use_awaitable);
+          const auto ip = socket.remote_endpoint().address();
+          bool refused = false;
+          {
+            std::lock_guard lock(st->mu);
+            const auto& sec = st->config.security;
+            if (st->connections >= static_cast<std::size_t>(sec.max_connections) ||
+                st->per_ip[ip] >= static_cast<std::size_t>(sec.max_connections_per_ip)) {
+              refused = true;
+            } else {
+              ++st->connections;
+              ++st->per_ip[ip];
+            }
+          }
+          if (refused) {
+            boost::system::error_code ec;
+            asio::write(socket, asio::buffer(std::string("421 4.7.0 Too many connections\r\n")),
+                        ec);
+            socket.close(ec);
+            continue;
+          }
+          auto executor = asio::make_strand(st->io);
+          asio::co_spawn(executor, serve(st, std::move(socket), listener, executor),
+                         [st, ip](std::exception_ptr e) {
+                           // How a session ended: normal close, timeout or error.
+                           if (e) {
+                             try {
+                               std::rethrow_exception(e);
+                             } catch (const boost::system::system_error& se) {
+                               if (se.code() != asio::error::eof &&
+                                   se.code() != asio::error::operation_aborted) {
+                                 spdlog::debug("smtp: session ended: {}", se.what());
+                               }
+                             } catch (const std::exception& ex) {
+                               spdlog::warn("smtp: session failed: {}", ex.what());
+                             }
+                           }
+                           std::lock_guard lock(st->mu);
+                           --st->connections;
+                           if (--st->per_ip[ip] == 0) st->per_ip.erase(ip);
+                         });
+        }
+      },
+      [listener](std::exception_ptr e) {
+        if (e) spdlog::debug("smtp: listener {} stopped", listener.bind);
+      });
+  spdlog::info("smtp: listening on {} ({})", listener.bind, listener.protocol);
+}
+
+std::unique_ptr<ssl::context> make_tls_context(const config::Tls& tls) {
+  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_server);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                   ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                   ssl::context::single_dh_use);
+  if (tls.min_version == "TLSv1.3")
+    SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_3_VERSION);
+  boost::system::error_code ec;
+  ctx->use_certificate_chain_file(tls.certificate.string(), ec);
+  if (ec)
+    throw std::runtime_error(
+        fmt::format("tls.certificate {}: {}", tls.certificate.string(), ec.message()));
+  ctx->use_private_key_file(tls.private_key.string(), ssl::context::pem, ec);
+  if (ec)
+    throw std::runtime_error(
+        fmt::format("tls.private_key {}: {}", tls.private_key.string(), ec.message()));
+  return ctx;
+}
+
+}  // namespace a3::smtp

@@ -1,0 +1,44 @@
+// The SMTP listeners: Boost.Asio with C++20 coroutines, one coroutine per
+// connection, plaintext with STARTTLS or implicit TLS. Each connection feeds
+// a Session (session.h); accepted messages are appended to the log on a
+// blocking pool and acknowledged only once durable.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include "common/config.h"
+#include "eventlog/event_log.h"
+#include "projections/store.h"
+
+namespace a3::smtp {
+
+class Server {
+ public:
+  // `tls` may be null when no certificate is configured (no STARTTLS).
+  Server(boost::asio::io_context& io, const config::Config& config, projections::Store& store,
+         eventlog::EventLog& log, boost::asio::ssl::context* tls);
+  ~Server();
+
+  // Closes listeners and connections; the io_context then runs out of work.
+  void stop();
+
+  // Binds one listener (smtp, submission or submissions); throws
+  // std::runtime_error naming the address if it cannot.
+  void listen(const config::Listener& listener);
+
+  struct State;
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+// A TLS context from the configured certificate and key; throws
+// std::runtime_error naming the file if they cannot be loaded.
+std::unique_ptr<boost::asio::ssl::context> make_tls_context(const config::Tls& tls);
+
+}  // namespace a3::smtp

@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""End-to-end SMTP: the real daemon, Python's smtplib, swaks and raw sockets
+on loopback. Delivered messages are read back byte for byte with a3ctl."""
+import os
+import shutil
+import socket
+import ssl
+import smtplib
+import subprocess
+import tempfile
+import time
+import unittest
+
+from test_daemon import A3CTL, Daemon, write_config
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tls_client():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def ctl(config, *args):
+    return subprocess.run([A3CTL, "--config", config, *args], capture_output=True, timeout=60)
+
+
+class SmtpTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="a3-e2e-smtp-")
+        d = cls.tmp.name
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", d + "/key.pem",
+                        "-out", d + "/cert.pem", "-days", "2", "-subj", "/CN=localhost"],
+                       check=True, capture_output=True)
+        cls.mx, cls.smtps = free_port(), free_port()
+        cls.config = write_config(d, """
+[[server.listener]]
+protocol = "smtp"
+bind = "127.0.0.1:%d"
+[[server.listener]]
+protocol = "submissions"
+bind = "127.0.0.1:%d"
+[tls]
+certificate = "cert.pem"
+private_key = "key.pem"
+[smtp]
+max_message_size = 100000
+""" % (cls.mx, cls.smtps))
+        for who, extra in (("alice", ["--alias", "al@example.test"]), ("bob", [])):
+            r = ctl(cls.config, "account", "add", who + "@example.test", "--password", "pw", *extra)
+            assert r.returncode == 0, r.stderr
+        cls.daemon = Daemon(cls.config)
+        cls.daemon.wait_for("smtp: listening on 127.0.0.1:%d" % cls.mx)
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.daemon.stop() == 0, cls.daemon.output()
+        cls.tmp.cleanup()
+
+    def inbox_count(self, who):
+        out = ctl(self.config, "account", "show", who + "@example.test").stdout.decode()
+        line = [l for l in out.splitlines() if l.strip().startswith("INBOX")][0]
+        return int(line.split("messages=")[1].split()[0])
+
+    def message(self, who, uid):
+        r = ctl(self.config, "account", "message", who + "@example.test", str(uid))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    def raw(self, data, tls=False):
+        """Sends `data` after EHLO on a raw connection; returns all replies."""
+        s = socket.create_connection(("127.0.0.1", self.mx), timeout=10)
+        s.recv(1000)
+        s.sendall(b"EHLO raw.example\r\n")
+        time.sleep(0.2)
+        s.recv(4000)
+        s.sendall(data)
+        time.sleep(0.5)
+        out = b""
+        s.settimeout(0.5)
+        try:
+            while True:
+                chunk = s.recv(4000)
+                if not chunk:
+                    break
+                out += chunk
+        except socket.timeout:
+            pass
+        s.close()
+        return out
+
+    def test_plain_delivery_is_byte_for_byte_with_a_received_header(self):
+        before = self.inbox_count("bob")
+        body = (b"From: Carol <carol@example.net>\r\nTo: bob@example.test\r\n"
+                b"Subject: plain\r\nMessage-ID: <p1@example.net>\r\n\r\n.leading dot\r\nend\r\n")
+        with smtplib.SMTP("127.0.0.1", self.mx, timeout=10) as s:
+            s.sendmail("carol@example.net", ["bob@example.test"], body)
+        self.assertEqual(self.inbox_count("bob"), before + 1)
+        stored = self.message("bob", before + 1)
+        self.assertTrue(stored.startswith(b"Received: from "), stored[:200])
+        self.assertIn(b"by localhost (A3Mailer) with ESMTP", stored)
+        self.assertTrue(stored.endswith(b"\r\n" + body), stored)
+
+    def test_starttls_and_smtps_and_aliases(self):
+        before = self.inbox_count("alice")
+        with smtplib.SMTP("127.0.0.1", self.mx, timeout=10) as s:
+            s.starttls(context=tls_client())
+            s.sendmail("carol@example.net", ["al@example.test", "alice@example.test"],
+                       b"Subject: tls\r\n\r\nover TLS\r\n")
+        self.assertEqual(self.inbox_count("alice"), before + 1, "two addresses, one account, one copy")
+        stored = self.message("alice", before + 1)
+        self.assertIn(b"with ESMTPS", stored)
+        self.assertIn(b"(using TLSv1.3", stored)
+        with smtplib.SMTP_SSL("127.0.0.1", self.smtps, timeout=10, context=tls_client()) as s:
+            with self.assertRaises(smtplib.SMTPSenderRefused) as e:
+                s.sendmail("alice@example.test", ["bob@example.test"], b"x")
+            self.assertEqual(e.exception.smtp_code, 530)
+
+    def test_swaks_delivers(self):
+        if not shutil.which("swaks"):
+            self.fail("swaks is not installed (tools/packages.txt installs it)")
+        before = self.inbox_count("alice")
+        r = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % self.mx, "--to",
+                            "alice@example.test", "--from", "swaks@example.net", "--header",
+                            "Subject: swaks"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("250 2.0.0 Message accepted", r.stdout)
+        self.assertEqual(self.inbox_count("alice"), before + 1)
+
+    def test_no_relaying_and_unknown_users(self):
+        with smtplib.SMTP("127.0.0.1", self.mx, timeout=10) as s:
+            s.ehlo()
+            s.mail("spammer@example.net")
+            self.assertEqual(s.rcpt("victim@elsewhere.example")[0], 550)
+            self.assertEqual(s.rcpt("victim%elsewhere.example@example.test")[0], 550)
+            self.assertEqual(s.docmd("RCPT TO:<@example.test:victim@elsewhere.example>")[0], 550)
+            self.assertEqual(s.rcpt("nobody@example.test")[0], 550)
+            self.assertEqual(s.docmd("DATA")[0], 554)
+
+    def test_starttls_injection_gets_no_reply(self):
+        s = socket.create_connection(("127.0.0.1", self.mx), timeout=10)
+        s.recv(1000)
+        s.sendall(b"EHLO x\r\n")
+        time.sleep(0.2)
+        s.recv(4000)
+        s.sendall(b"STARTTLS\r\nRSET\r\n")  # one segment
+        self.assertEqual(s.recv(1000), b"220 2.0.0 Ready to start TLS\r\n")
+        t = tls_client().wrap_socket(s)
+        t.sendall(b"NOOP\r\n")
+        self.assertEqual(t.recv(1000), b"250 2.0.0 OK\r\n", "the injected RSET was never answered")
+        t.close()
+
+    def test_smuggling_sequences_deliver_nothing(self):
+        for trick in (b"\n.\n", b"\n.\r\n", b"\r.\r\n", b"\r\n.\r"):
+            before = self.inbox_count("bob")
+            out = self.raw(b"MAIL FROM:<a@example.net>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n"
+                           b"Subject: one\r\n\r\nx" + trick +
+                           b"MAIL FROM:<evil@example.net>\r\nRCPT TO:<bob@example.test>\r\n"
+                           b"DATA\r\nforged\r\n.\r\nQUIT\r\n")
+            self.assertIn(b"550 5.6.0 Message contains a bare CR or LF", out, trick)
+            self.assertNotIn(b"250 2.0.0 Message accepted", out, trick)
+            self.assertEqual(self.inbox_count("bob"), before, trick)
+
+    def test_size_limit_and_chunking(self):
+        with smtplib.SMTP("127.0.0.1", self.mx, timeout=10) as s:
+            s.ehlo()
+            self.assertEqual(s.docmd("MAIL FROM:<a@example.net> SIZE=200000")[0], 552)
+        before = self.inbox_count("bob")
+        out = self.raw(b"MAIL FROM:<a@example.net>\r\nRCPT TO:<bob@example.test>\r\n"
+                       b"BDAT 12\r\nSubject: b\r\nBDAT 6 LAST\r\n\r\nhi\r\n")
+        self.assertIn(b"250 2.0.0 12 octets received", out)
+        self.assertIn(b"250 2.0.0 Message accepted", out)
+        self.assertEqual(self.inbox_count("bob"), before + 1)
+        self.assertTrue(self.message("bob", before + 1).endswith(b"\r\nSubject: b\r\n\r\nhi\r\n"))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
