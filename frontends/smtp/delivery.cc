@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "common/ascii.h"
+#include "common/password.h"
 #include "projections/view/encoding.h"
 #include "schemas/codec.h"
 
@@ -18,12 +19,24 @@ StorePolicy::StorePolicy(const projections::Store& store, std::vector<std::strin
     local_domains_.push_back(ascii::lower(d));
 }
 
-Policy::Rcpt StorePolicy::check_recipient(const Mailbox& to, const std::string&,
+bool StorePolicy::sender_allowed(const std::string& auth_user, const Mailbox& from) {
+  const auto account = store_.account(auth_user);
+  if (!account || from.quoted) return false;
+  const std::string address = ascii::lower(from.local) + "@" + from.domain;
+  for (const auto& a : account->addresses) {
+    if (a == address) return true;
+  }
+  return false;
+}
+
+Policy::Rcpt StorePolicy::check_recipient(const Mailbox& to, const std::string& auth_user,
                                           std::string& account) {
   bool local = false;
   for (const auto& d : local_domains_)
     local = local || d == to.domain;
-  if (!local) return Rcpt::relay_denied;
+  // Never a relay: other domains only for authenticated users, and outbound
+  // delivery does not exist yet.
+  if (!local) return auth_user.empty() ? Rcpt::relay_denied : Rcpt::outbound_unavailable;
   // A quoted local part is never one of our addresses ("a@b"@local is a
   // relay attempt, not a user).
   if (to.quoted) return Rcpt::unknown_user;
@@ -86,6 +99,15 @@ std::vector<schemas::Event> delivery_events(const projections::Store& store, con
     out.push_back(std::move(e));
   }
   return out;
+}
+
+std::optional<std::string> authenticate(const projections::Store& store, const std::string& user,
+                                        const std::string& password) {
+  auto account = store.account_for_address(ascii::lower(user));
+  if (!account) return std::nullopt;
+  const auto record = store.account(*account);
+  if (!record || !password::verify(record->password_hash, password)) return std::nullopt;
+  return *account;
 }
 
 bool append_all(eventlog::EventLog& log, const std::vector<schemas::Event>& events) {

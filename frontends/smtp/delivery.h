@@ -20,6 +20,7 @@ class StorePolicy : public Policy {
   StorePolicy(const projections::Store& store, std::vector<std::string> local_domains);
   Rcpt check_recipient(const Mailbox& to, const std::string& auth_user,
                        std::string& account) override;
+  bool sender_allowed(const std::string& auth_user, const Mailbox& from) override;
 
  private:
   const projections::Store& store_;
@@ -47,6 +48,12 @@ std::string received_header(const Envelope& env, const DeliveryContext& ctx,
 // projection recognises as duplicates: delivered once, never zero times.
 std::vector<schemas::Event> delivery_events(const projections::Store& store, const Message& msg,
                                             const DeliveryContext& ctx);
+
+// The account a SASL identity names (an account or any of its addresses)
+// if the password matches its Argon2id hash. Slow by design: call it off
+// the I/O threads.
+std::optional<std::string> authenticate(const projections::Store& store, const std::string& user,
+                                        const std::string& password);
 
 // Appends all events concurrently and waits: true only if every one of them
 // is durable (the session may then answer 250).

@@ -10,8 +10,10 @@
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 
+#include "common/ascii.h"
 #include "frontends/smtp/delivery.h"
 #include "frontends/smtp/session.h"
+#include "schemas/codec.h"
 
 namespace a3::smtp {
 
@@ -84,8 +86,9 @@ struct Server::State {
   std::size_t connections = 0;
   std::map<asio::ip::address, std::size_t> per_ip;
   std::atomic<std::uint64_t> next_session{1};
-  std::vector<std::weak_ptr<Live>> live;  // guarded by mu; for stop()
-  bool stopping = false;                  // guarded by mu
+  std::vector<std::weak_ptr<Live>> live;     // guarded by mu; for stop()
+  std::map<std::string, int> auth_failures;  // per IP, guarded by mu
+  bool stopping = false;                     // guarded by mu
 };
 
 namespace {
@@ -123,6 +126,46 @@ awaitable<bool> append_on_pool(std::shared_ptr<Server::State> st,
   co_return append_all(st->log, *events);
 }
 
+awaitable<std::optional<std::string>> check_auth(std::shared_ptr<Server::State> st,
+                                                 AuthRequest request) {
+  co_return authenticate(st->store, request.user, request.password);
+}
+
+// Failures per IP: from security.auth_failures_before_delay on, each failed
+// attempt waits twice as long, up to security.max_auth_delay_s. A success
+// clears the count.
+std::chrono::milliseconds auth_penalty(const std::shared_ptr<Server::State>& st,
+                                       const std::string& ip, bool success) {
+  std::lock_guard lock(st->mu);
+  if (success) {
+    st->auth_failures.erase(ip);
+    return std::chrono::milliseconds(0);
+  }
+  const int n = ++st->auth_failures[ip];
+  const int over = n - st->config.security.auth_failures_before_delay;
+  if (over <= 0) return std::chrono::milliseconds(0);
+  const auto max = std::chrono::milliseconds(st->config.security.max_auth_delay_s * 1000);
+  return std::min(max, std::chrono::milliseconds(250) * (1 << std::min(over, 16)));
+}
+
+// AuthSucceeded / AuthFailed for the audit trail; the session does not
+// wait for them.
+void record_auth(const std::shared_ptr<Server::State>& st, const AuthRequest& request,
+                 const std::optional<std::string>& account, const std::string& ip,
+                 const std::string& session_id, const config::Listener& listener) {
+  const schemas::Actor actor{
+      listener.protocol == "smtp" ? schemas::Protocol::smtp : schemas::Protocol::submission,
+      account.value_or(""), ip, session_id};
+  const std::string key = account.value_or(ascii::lower(request.user));
+  schemas::Event e =
+      account
+          ? schemas::make_event(key, actor, schemas::AuthSucceeded{request.mechanism, request.user})
+          : schemas::make_event(
+                key, actor,
+                schemas::AuthFailed{request.mechanism, request.user, "invalid credentials"});
+  st->log.append_async(e.account, schemas::encode(e), [](eventlog::AppendResult) {});
+}
+
 awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
                       config::Listener listener,
                       asio::strand<asio::io_context::executor_type> strand) {
@@ -146,8 +189,9 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   limits.reject_bare_lf = cfg.smtp.reject_bare_lf;
   limits.enable_vrfy = cfg.smtp.enable_vrfy;
   const bool implicit = listener.tls == config::TlsMode::implicit;
-  SessionInfo info{cfg.server.hostname, remote_ip, st->tls != nullptr, implicit,
-                   listener.protocol != "smtp"};
+  SessionInfo info{cfg.server.hostname,         remote_ip,
+                   st->tls != nullptr,          implicit,
+                   listener.protocol != "smtp", cfg.smtp.allow_plaintext_auth};
   Session session(info, limits, policy);
 
   auto& deadline = live->deadline;
@@ -182,6 +226,22 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
     session.receive(std::string_view(buf.data(), n));
     for (;;) {
       if (auto out = session.take_output(); !out.empty()) co_await conn.write(out);
+      if (auto request = session.take_auth()) {
+        auto checked = asio::co_spawn(st->blocking, check_auth(st, *request), use_awaitable);
+        const std::optional<std::string> account = co_await std::move(checked);
+        record_auth(st, *request, account, remote_ip, session_id, listener);
+        if (!account) {
+          // A growing delay per IP after repeated failures slows guessing.
+          const auto delay = auth_penalty(st, remote_ip, false);
+          asio::steady_timer pause(co_await asio::this_coro::executor, delay);
+          co_await pause.async_wait(use_awaitable);
+        } else {
+          auth_penalty(st, remote_ip, true);
+        }
+        session.auth_result(account.has_value(), account.value_or(""));
+        ctx.auth_user = session.authenticated_user();
+        continue;
+      }
       auto message = session.take_message();
       if (!message) break;
       ctx.now_ms = now_ms();

@@ -24,6 +24,38 @@ bool has_bare_cr(std::string_view line) {
   return line.find('\r') != std::string_view::npos;
 }
 
+// RFC 4648 base64, strict: no whitespace, correct padding.
+std::optional<std::string> base64_decode(std::string_view in) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  if (in.size() % 4 != 0) return std::nullopt;
+  std::string out;
+  for (std::size_t i = 0; i < in.size(); i += 4) {
+    int v[4];
+    int pad = 0;
+    for (int k = 0; k < 4; ++k) {
+      const char c = in[i + k];
+      if (c == '=' && i + 4 == in.size() && k >= 2) {
+        v[k] = 0;
+        ++pad;
+      } else if (pad || (v[k] = value(c)) < 0) {
+        return std::nullopt;
+      }
+    }
+    const std::uint32_t n = v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3];
+    out.push_back(static_cast<char>(n >> 16));
+    if (pad < 2) out.push_back(static_cast<char>(n >> 8 & 0xff));
+    if (pad < 1) out.push_back(static_cast<char>(n & 0xff));
+  }
+  return out;
+}
+
 }  // namespace
 
 Session::Session(SessionInfo info, Limits limits, Policy& policy)
@@ -69,7 +101,8 @@ void Session::reset_transaction() {
 // Splits the buffer into lines (or BDAT chunks) and dispatches them, until
 // input runs out or the session must wait.
 void Session::process() {
-  while (state_ == State::command || state_ == State::data || state_ == State::bdat) {
+  while (state_ == State::command || state_ == State::data || state_ == State::bdat ||
+         state_ == State::auth_plain || state_ == State::auth_user || state_ == State::auth_pass) {
     if (state_ == State::bdat) {
       const std::size_t n = std::min(bdat_left_, in_.size());
       if (data_.size() + n <= limits_.max_message_size) {
@@ -117,6 +150,13 @@ void Session::process() {
     }
     std::string line = in_.substr(0, lf + 1);
     in_.erase(0, lf + 1);
+    if (state_ == State::auth_plain || state_ == State::auth_user || state_ == State::auth_pass) {
+      std::string_view text(line);
+      while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
+        text.remove_suffix(1);
+      sasl_line(text);
+      continue;
+    }
     if (state_ == State::command) {
       if (skipping_long_line_) {
         skipping_long_line_ = false;  // the rest of an over-long command line
@@ -213,6 +253,7 @@ void Session::command(std::string_view line) {
   if (verb == "MAIL") return mail(arg);
   if (verb == "RCPT") return rcpt(arg);
   if (verb == "BDAT") return bdat(arg);
+  if (verb == "AUTH") return auth(arg);
   if (verb == "DATA") {
     if (!arg.empty()) return error("501 5.5.4 DATA takes no arguments");
     if (chunking_) return error("503 5.5.1 DATA after BDAT is not allowed (RFC 3030 2)");
@@ -271,6 +312,7 @@ void Session::ehlo(std::string_view arg, bool extended) {
       "CHUNKING",
   };
   if (limits_.enable_vrfy) lines.push_back("VRFY");
+  if (auth_offered()) lines.push_back("AUTH PLAIN LOGIN");
   if (info_.tls_available && !info_.tls_active) lines.push_back("STARTTLS");
   for (std::size_t i = 0; i < lines.size(); ++i) {
     reply(fmt::format("250{}{}", i + 1 == lines.size() ? " " : "-", lines[i]));
@@ -326,6 +368,10 @@ void Session::mail(std::string_view arg) {
   if (path->mailbox.utf8 && !smtputf8) {
     return error("553 5.6.7 Non-ASCII address needs SMTPUTF8 (RFC 6531)");
   }
+  if (!auth_user_.empty() && info_.require_auth &&
+      (path->null || !policy_.sender_allowed(auth_user_, path->mailbox))) {
+    return error("553 5.7.1 Sender address is not one of the authenticated user's");
+  }
   env_.mail_from = std::move(path);
   env_.smtputf8 = smtputf8;
   env_.eight_bit = eight_bit;
@@ -356,9 +402,101 @@ void Session::rcpt(std::string_view arg) {
       return error("550 5.1.1 No such user here");
     case Policy::Rcpt::relay_denied:
       return error("550 5.7.1 Relaying denied");
+    case Policy::Rcpt::outbound_unavailable:
+      return error("550 5.7.1 Delivery to other domains is not offered yet");
     case Policy::Rcpt::temporary_failure:
       return reply("451 4.3.0 Temporary failure, try again later");
   }
+}
+
+bool Session::auth_offered() const {
+  return info_.require_auth && (info_.tls_active || info_.allow_plaintext_auth);
+}
+
+// RFC 4954 4: AUTH mechanism [initial-response]
+void Session::auth(std::string_view arg) {
+  if (!have_helo_) return error("503 5.5.1 Say EHLO first");
+  if (!auth_user_.empty()) return error("503 5.5.1 Already authenticated");
+  if (env_.mail_from) return error("503 5.5.1 AUTH not allowed during a mail transaction");
+  if (!info_.require_auth) return error("502 5.5.1 AUTH is offered on the submission ports");
+  if (!info_.tls_active && !info_.allow_plaintext_auth) {
+    return error("538 5.7.11 Encryption required for requested authentication mechanism");
+  }
+  const auto sp = arg.find(' ');
+  const std::string mech = ascii::upper(arg.substr(0, sp));
+  const std::string_view initial = sp == std::string_view::npos ? "" : trim(arg.substr(sp + 1));
+  if (mech == "PLAIN") {
+    if (initial.empty()) {
+      reply("334 ");
+      state_ = State::auth_plain;
+      return;
+    }
+    return plain_response(initial == "=" ? "" : initial);
+  }
+  if (mech == "LOGIN") {
+    if (!initial.empty()) {
+      auto user = base64_decode(initial);
+      if (!user) return error("501 5.5.2 Cannot decode the response");
+      login_user_ = *user;
+      reply("334 UGFzc3dvcmQ6");  // "Password:"
+      state_ = State::auth_pass;
+      return;
+    }
+    reply("334 VXNlcm5hbWU6");  // "Username:"
+    state_ = State::auth_user;
+    return;
+  }
+  error("504 5.5.4 Unrecognised authentication mechanism");
+}
+
+void Session::sasl_line(std::string_view line) {
+  const State was = state_;
+  state_ = State::command;
+  if (line == "*") return error("501 5.0.0 Authentication cancelled");  // RFC 4954 4
+  if (was == State::auth_plain) return plain_response(line);
+  auto decoded = base64_decode(line);
+  if (!decoded) return error("501 5.5.2 Cannot decode the response");
+  if (was == State::auth_user) {
+    login_user_ = *decoded;
+    reply("334 UGFzc3dvcmQ6");
+    state_ = State::auth_pass;
+    return;
+  }
+  auth_ = AuthRequest{"LOGIN", std::exchange(login_user_, {}), std::move(*decoded)};
+  state_ = State::awaiting_auth;
+}
+
+// RFC 4616: message = [authzid] NUL authcid NUL passwd
+void Session::plain_response(std::string_view b64) {
+  auto decoded = base64_decode(b64);
+  if (!decoded) return error("501 5.5.2 Cannot decode the response");
+  const auto first = decoded->find('\0');
+  const auto second = first == std::string::npos ? first : decoded->find('\0', first + 1);
+  if (second == std::string::npos) return error("501 5.5.2 Malformed PLAIN response");
+  const std::string authzid = decoded->substr(0, first);
+  const std::string user = decoded->substr(first + 1, second - first - 1);
+  if (!authzid.empty() && ascii::lower(authzid) != ascii::lower(user)) {
+    return error("535 5.7.8 Authorization identity must be the authentication identity");
+  }
+  auth_ = AuthRequest{"PLAIN", user, decoded->substr(second + 1)};
+  state_ = State::awaiting_auth;
+}
+
+std::optional<AuthRequest> Session::take_auth() {
+  if (state_ != State::awaiting_auth) return std::nullopt;
+  return std::exchange(auth_, std::nullopt);
+}
+
+void Session::auth_result(bool ok, const std::string& account) {
+  if (state_ != State::awaiting_auth) return;
+  state_ = State::command;
+  if (ok) {
+    auth_user_ = account;
+    reply("235 2.7.0 Authentication successful");
+  } else {
+    error("535 5.7.8 Authentication credentials invalid");
+  }
+  process();
 }
 
 // RFC 3030 2: BDAT <size> [LAST]

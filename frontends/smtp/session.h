@@ -34,11 +34,17 @@ struct Limits {
 // daemon and by fakes in transcript tests.
 class Policy {
  public:
-  enum class Rcpt { accept, unknown_user, relay_denied, temporary_failure };
+  enum class Rcpt { accept, unknown_user, relay_denied, outbound_unavailable, temporary_failure };
   virtual ~Policy() = default;
   // Whether `to` is deliverable by this client; on accept, the account.
   virtual Rcpt check_recipient(const Mailbox& to, const std::string& auth_user,
                                std::string& account) = 0;
+  // Submission: whether the authenticated account may use this sender.
+  virtual bool sender_allowed(const std::string& auth_user, const Mailbox& from) {
+    (void)auth_user;
+    (void)from;
+    return true;
+  }
 };
 
 struct Envelope {
@@ -61,6 +67,15 @@ struct SessionInfo {
   bool tls_available = false;  // a certificate is configured
   bool tls_active = false;     // implicit TLS, or after STARTTLS
   bool require_auth = false;   // submission: MAIL needs an authenticated client (RFC 6409 4.3)
+  bool allow_plaintext_auth = false;  // AUTH without TLS
+};
+
+// A SASL exchange the caller must verify (it is slow: Argon2id), after
+// which it calls auth_result().
+struct AuthRequest {
+  std::string mechanism;  // PLAIN or LOGIN
+  std::string user;       // authentication identity
+  std::string password;
 };
 
 class Session {
@@ -85,10 +100,26 @@ class Session {
 
   void set_authenticated(std::string user) { auth_user_ = std::move(user); }
 
+  // RFC 4954: after AUTH, the session waits for the caller's verdict.
+  std::optional<AuthRequest> take_auth();
+  void auth_result(bool ok, const std::string& account);
+  const std::string& authenticated_user() const { return auth_user_; }
+
   bool closed() const { return state_ == State::closed; }
 
  private:
-  enum class State { command, data, bdat, awaiting_delivery, tls_pending, closed };
+  enum class State {
+    command,
+    data,
+    bdat,
+    awaiting_delivery,
+    tls_pending,
+    auth_plain,     // waiting for the PLAIN response line
+    auth_user,      // LOGIN: waiting for the user name
+    auth_pass,      // LOGIN: waiting for the password
+    awaiting_auth,  // the caller verifies
+    closed
+  };
 
   void process();
   void command(std::string_view line);
@@ -102,6 +133,10 @@ class Session {
   void mail(std::string_view arg);
   void rcpt(std::string_view arg);
   void bdat(std::string_view arg);
+  void auth(std::string_view arg);
+  void sasl_line(std::string_view line);
+  void plain_response(std::string_view b64);
+  bool auth_offered() const;
 
   SessionInfo info_;
   Limits limits_;
@@ -123,6 +158,8 @@ class Session {
   bool data_too_big_ = false, data_bare_lf_ = false, data_long_line_ = false;
   bool line_start_ = true;  // the previous data line ended with CRLF
   std::optional<Message> pending_;
+  std::optional<AuthRequest> auth_;
+  std::string login_user_;
 };
 
 }  // namespace a3::smtp

@@ -124,6 +124,27 @@ max_message_size = 100000
                 s.sendmail("alice@example.test", ["bob@example.test"], b"x")
             self.assertEqual(e.exception.smtp_code, 530)
 
+    def test_submission_with_auth(self):
+        before = self.inbox_count("bob")
+        with smtplib.SMTP_SSL("127.0.0.1", self.smtps, timeout=10, context=tls_client()) as s:
+            with self.assertRaises(smtplib.SMTPAuthenticationError):
+                s.login("alice@example.test", "wr0ng-Pa55")
+            s.login("alice@example.test", "pw")
+            with self.assertRaises(smtplib.SMTPSenderRefused) as e:
+                s.sendmail("bob@example.test", ["bob@example.test"], b"x")  # not hers
+            self.assertEqual(e.exception.smtp_code, 553)
+            with self.assertRaises(smtplib.SMTPRecipientsRefused):
+                s.sendmail("al@example.test", ["someone@elsewhere.example"], b"x")
+            s.sendmail("al@example.test", ["bob@example.test"], b"Subject: sub\r\n\r\nhi\r\n")
+        self.assertEqual(self.inbox_count("bob"), before + 1)
+        stored = self.message("bob", before + 1)
+        self.assertIn(b"with ESMTPSA", stored)
+        self.assertIn(b"(authenticated as alice@example.test)", stored)
+        dump = ctl(self.config, "log", "dump", "--json").stdout.decode()
+        self.assertIn('"kind":"AuthFailed"', dump)
+        self.assertIn('"kind":"AuthSucceeded"', dump)
+        self.assertNotIn("wr0ng-Pa55", dump, "passwords never reach the log")
+
     def test_swaks_delivers(self):
         if not shutil.which("swaks"):
             self.fail("swaks is not installed (tools/packages.txt installs it)")

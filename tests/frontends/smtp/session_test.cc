@@ -223,6 +223,51 @@ TEST_F(Smtp, SubmissionRequiresAuthentication) {
   EXPECT_EQ(s.take_output(), "250 2.1.0 Sender OK\r\n");
 }
 
+TEST_F(Smtp, AuthPlainAndLoginAfterTls) {
+  Session s({"mx", "", true, true, /*require_auth=*/true}, limits, policy);
+  s.receive("EHLO x\r\n");
+  EXPECT_NE(s.take_output().find("250 AUTH PLAIN LOGIN"), std::string::npos);
+  // RFC 4616: "\0alice@example.test\0secret", initial response (RFC 4954 4).
+  s.receive("AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzZWNyZXQ=\r\nNOOP\r\n");
+  auto req = s.take_auth();
+  ASSERT_TRUE(req);
+  EXPECT_EQ(req->user, "alice@example.test");
+  EXPECT_EQ(req->password, "secret");
+  EXPECT_EQ(s.take_output(), "") << "pipelined NOOP waits for the verdict";
+  s.auth_result(false, "");
+  EXPECT_EQ(s.take_output(), "535 5.7.8 Authentication credentials invalid\r\n250 2.0.0 OK\r\n");
+  // LOGIN, step by step, and a cancelled exchange.
+  s.receive("AUTH LOGIN\r\n");
+  EXPECT_EQ(s.take_output(), "334 VXNlcm5hbWU6\r\n");
+  s.receive("*\r\n");
+  EXPECT_EQ(s.take_output(), "501 5.0.0 Authentication cancelled\r\n");
+  s.receive("AUTH LOGIN\r\nYWxpY2U=\r\nc2VjcmV0\r\n");
+  EXPECT_EQ(s.take_output(), "334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n");
+  req = s.take_auth();
+  ASSERT_TRUE(req);
+  EXPECT_EQ(req->user, "alice");
+  s.auth_result(true, "alice@example.test");
+  EXPECT_EQ(s.take_output(), "235 2.7.0 Authentication successful\r\n");
+  s.receive("AUTH PLAIN x\r\n");
+  EXPECT_EQ(s.take_output(), "503 5.5.1 Already authenticated\r\n");
+  // Bad base64 is a syntax error, not a crash.
+  Session t({"mx", "", true, true, true}, limits, policy);
+  t.receive("EHLO x\r\nAUTH PLAIN ***\r\nAUTH FOO\r\n");
+  const std::string out = t.take_output();
+  EXPECT_NE(out.find("501 5.5.2 Cannot decode the response"), std::string::npos) << out;
+  EXPECT_NE(out.find("504 5.5.4"), std::string::npos) << out;
+}
+
+TEST_F(Smtp, NoPlaintextAuthWithoutTls) {
+  Session s({"mx", "", true, false, /*require_auth=*/true}, limits, policy);
+  s.receive("EHLO x\r\n");
+  EXPECT_EQ(s.take_output().find("AUTH"), std::string::npos) << "not offered before TLS";
+  s.receive("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n");
+  EXPECT_EQ(s.take_output(),
+            "538 5.7.11 Encryption required for requested authentication mechanism\r\n");
+  EXPECT_FALSE(s.take_auth());
+}
+
 TEST_F(Smtp, CommandsOutOfOrder) {
   EXPECT_EQ(say("MAIL FROM:<a@example.net>\r\n"), "503 5.5.1 Say EHLO first\r\n");
   hello();
