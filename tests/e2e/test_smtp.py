@@ -203,5 +203,60 @@ max_message_size = 100000
         self.assertTrue(self.message("bob", before + 1).endswith(b"\r\nSubject: b\r\n\r\nhi\r\n"))
 
 
+class SmtpOnKafkaTest(unittest.TestCase):
+    """With the log unavailable (every mock Kafka broker down), clients get
+    451, never 250; once the brokers are back, mail flows again."""
+
+    def test_log_down_means_451(self):
+        from test_daemon import MOCK_KAFKA
+        import signal
+        tmp = tempfile.TemporaryDirectory(prefix="a3-e2e-smtp-kafka-")
+        mock = subprocess.Popen([MOCK_KAFKA, "--brokers", "3"], stdout=subprocess.PIPE, text=True)
+        try:
+            brokers = mock.stdout.readline().split()[1]
+            port = free_port()
+            config = write_config(tmp.name, """
+[[server.listener]]
+protocol = "smtp"
+bind = "127.0.0.1:%d"
+[eventlog]
+backend = "kafka"
+[eventlog.kafka]
+brokers = "%s"
+delivery_timeout_ms = 3000
+""" % (port, brokers))
+            d = Daemon(config)
+            try:
+                d.wait_for("smtp: listening")
+                r = subprocess.run([A3CTL, "--config", config, "account", "add", "alice@example.test",
+                                    "--password", "pw"], capture_output=True, text=True, timeout=60)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+                    s.sendmail("a@example.net", ["alice@example.test"], b"Subject: 1\r\n\r\nx\r\n")
+                mock.send_signal(signal.SIGUSR1)
+                time.sleep(0.5)
+                with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+                    with self.assertRaises(smtplib.SMTPDataError) as e:
+                        s.sendmail("a@example.net", ["alice@example.test"], b"Subject: 2\r\n\r\nx\r\n")
+                    self.assertEqual(e.exception.smtp_code, 451)
+                mock.send_signal(signal.SIGUSR2)
+                deadline = time.time() + 30
+                while True:
+                    try:
+                        with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+                            s.sendmail("a@example.net", ["alice@example.test"], b"Subject: 3\r\n\r\nx\r\n")
+                        break
+                    except smtplib.SMTPDataError:
+                        self.assertLess(time.time(), deadline, "mail never flowed again")
+                        time.sleep(0.5)
+            finally:
+                self.assertEqual(d.stop(), 0, d.output())
+        finally:
+            mock.terminate()
+            mock.wait(30)
+            mock.stdout.close()
+            tmp.cleanup()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -1,7 +1,8 @@
 // a3-mock-kafka: librdkafka's mock cluster as a standalone process, so that
 // several processes (two daemons, kcat) can share one "Kafka" in tests.
 // Prints "BOOTSTRAP <servers>" on standard output, then serves until SIGTERM
-// or SIGINT. The mock keeps everything in memory.
+// or SIGINT. SIGUSR1 takes every broker down, SIGUSR2 brings them back (for
+// tests of the log being unavailable). The mock keeps everything in memory.
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <signal.h>
@@ -40,6 +41,8 @@ int main(int argc, char** argv) {
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
   sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGUSR1);
+  sigaddset(&stop, SIGUSR2);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
 
   // The mock cluster lives inside a client instance; this one never produces.
@@ -64,8 +67,18 @@ int main(int argc, char** argv) {
   }
   fmt::print("BOOTSTRAP {}\n", rd_kafka_mock_cluster_bootstraps(mc));
   std::fflush(stdout);
-  int sig = 0;
-  sigwait(&stop, &sig);
+  for (int sig = 0;;) {
+    sigwait(&stop, &sig);
+    if (sig != SIGUSR1 && sig != SIGUSR2) break;
+    for (int id = 1; id <= brokers; ++id) {
+      if (sig == SIGUSR1) {
+        rd_kafka_mock_broker_set_down(mc, id);
+      } else {
+        rd_kafka_mock_broker_set_up(mc, id);
+      }
+    }
+    fmt::print(stderr, "a3-mock-kafka: brokers {}\n", sig == SIGUSR1 ? "down" : "up");
+  }
   rd_kafka_mock_cluster_destroy(mc);
   rd_kafka_destroy(rk);
   return 0;
