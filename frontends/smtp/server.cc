@@ -121,9 +121,44 @@ awaitable<void> watchdog(std::shared_ptr<Live> live) {
   }
 }
 
-awaitable<bool> append_on_pool(std::shared_ptr<Server::State> st,
-                               std::shared_ptr<const std::vector<schemas::Event>> events) {
-  co_return append_all(st->log, *events);
+// Appends every event and completes with true once all are durable (false
+// if any failed). Handlers of the log run on its threads; the completion is
+// posted to the waiting coroutine's executor.
+template <typename Token>
+auto async_append_all(eventlog::EventLog& log, std::vector<schemas::Event> events, Token&& token) {
+  return asio::async_initiate<Token, void(bool)>(
+      [&log](auto handler, std::vector<schemas::Event> evs) {
+        using Handler = decltype(handler);
+        struct Shared {
+          std::mutex mu;
+          std::size_t pending;
+          bool ok = true;
+          std::optional<Handler> handler;
+        };
+        auto shared = std::make_shared<Shared>();
+        shared->pending = evs.size();
+        shared->handler.emplace(std::move(handler));
+        auto finish = [shared] {
+          auto h = std::move(*shared->handler);
+          const bool ok = shared->ok;
+          auto ex = asio::get_associated_executor(h);
+          asio::post(ex, [h = std::move(h), ok]() mutable { h(ok); });
+        };
+        if (evs.empty()) return finish();
+        for (const auto& e : evs) {
+          log.append_async(e.account, schemas::encode(e),
+                           [shared, finish](eventlog::AppendResult r) {
+                             bool last = false;
+                             {
+                               std::lock_guard lock(shared->mu);
+                               shared->ok = shared->ok && static_cast<bool>(r);
+                               last = --shared->pending == 0;
+                             }
+                             if (last) finish();
+                           });
+        }
+      },
+      token, std::move(events));
 }
 
 awaitable<std::optional<std::string>> check_auth(std::shared_ptr<Server::State> st,
@@ -246,12 +281,10 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
       if (!message) break;
       ctx.now_ms = now_ms();
       ctx.tls = conn.tls_description();
-      auto events = std::make_shared<const std::vector<schemas::Event>>(
-          delivery_events(st->store, *message, ctx));
-      // The append waits for durability: run it on the blocking pool. (No
-      // temporaries with destructors inside a co_await expression: GCC 12
-      // destroys them twice.)
-      auto appended = asio::co_spawn(st->blocking, append_on_pool(st, events), use_awaitable);
+      auto events = delivery_events(st->store, *message, ctx);
+      // Appends complete on a log thread; the session waits without holding
+      // any thread, so concurrent sessions share the log's group commits.
+      auto appended = async_append_all(st->log, std::move(events), use_awaitable);
       const bool durable = co_await std::move(appended);
       if (!durable)
         spdlog::warn("smtp {}: the log did not take a message; answered 451", session_id);
