@@ -145,6 +145,21 @@ max_message_size = 100000
         self.assertIn('"kind":"AuthSucceeded"', dump)
         self.assertNotIn("wr0ng-Pa55", dump, "passwords never reach the log")
 
+    def test_smtputf8(self):
+        before = self.inbox_count("bob")
+        body = "From: jürgen@example.net\r\nSubject: Grüße\r\n\r\nHallo\r\n".encode()
+        with smtplib.SMTP("127.0.0.1", self.mx, timeout=10) as s:
+            s.ehlo()
+            self.assertTrue(s.has_extn("smtputf8"))
+            s.sendmail("jürgen@example.net", ["bob@example.test"], body, mail_options=["SMTPUTF8"])
+        self.assertEqual(self.inbox_count("bob"), before + 1)
+        stored = self.message("bob", before + 1)
+        self.assertIn(b"with UTF8SMTP", stored)
+        self.assertTrue(stored.endswith(body))
+        # Without SMTPUTF8, a non-ASCII address is refused (RFC 6531 3.4).
+        out = self.raw("MAIL FROM:<jürgen@example.net>\r\n".encode())
+        self.assertIn(b"553 5.6.7", out)
+
     def test_swaks_delivers(self):
         if not shutil.which("swaks"):
             self.fail("swaks is not installed (tools/packages.txt installs it)")
