@@ -104,7 +104,13 @@ std::vector<schemas::Event> delivery_events(const projections::Store& store, con
 std::optional<std::string> authenticate(const projections::Store& store, const std::string& user,
                                         const std::string& password) {
   auto account = store.account_for_address(ascii::lower(user));
-  if (!account) return std::nullopt;
+  if (!account) {
+    // Same work as for a real account, so that timing does not tell which
+    // addresses exist.
+    static const std::string dummy = password::hash("a3mailer timing equaliser");
+    password::verify(dummy, password);
+    return std::nullopt;
+  }
   const auto record = store.account(*account);
   if (!record || !password::verify(record->password_hash, password)) return std::nullopt;
   return *account;

@@ -166,17 +166,21 @@ awaitable<std::optional<std::string>> check_auth(std::shared_ptr<Server::State> 
   co_return authenticate(st->store, request.user, request.password);
 }
 
-// Failures per IP: from security.auth_failures_before_delay on, each failed
-// attempt waits twice as long, up to security.max_auth_delay_s. A success
-// clears the count.
+// Failures per IP: from security.auth_failures_before_delay on, each attempt
+// from that IP waits twice as long, up to security.max_auth_delay_s. A
+// success clears the count.
+// With `outcome` empty, only reads the current delay.
 std::chrono::milliseconds auth_penalty(const std::shared_ptr<Server::State>& st,
-                                       const std::string& ip, bool success) {
+                                       const std::string& ip, std::optional<bool> outcome) {
   std::lock_guard lock(st->mu);
-  if (success) {
+  if (outcome && *outcome) {
     st->auth_failures.erase(ip);
     return std::chrono::milliseconds(0);
   }
-  const int n = ++st->auth_failures[ip];
+  // Bounded memory whatever the number of addresses trying.
+  if (st->auth_failures.size() > 100'000) st->auth_failures.clear();
+  const int n = outcome ? ++st->auth_failures[ip]
+                        : (st->auth_failures.contains(ip) ? st->auth_failures[ip] : 0);
   const int over = n - st->config.security.auth_failures_before_delay;
   if (over <= 0) return std::chrono::milliseconds(0);
   const auto max = std::chrono::milliseconds(st->config.security.max_auth_delay_s * 1000);
@@ -262,17 +266,17 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
     for (;;) {
       if (auto out = session.take_output(); !out.empty()) co_await conn.write(out);
       if (auto request = session.take_auth()) {
+        // The IP's penalty is served before the credentials are looked at,
+        // whatever they turn out to be: a quick success cannot reveal itself.
+        const auto delay = auth_penalty(st, remote_ip, std::nullopt);
+        if (delay.count() > 0) {
+          asio::steady_timer pause(co_await asio::this_coro::executor, delay);
+          co_await pause.async_wait(use_awaitable);
+        }
         auto checked = asio::co_spawn(st->blocking, check_auth(st, *request), use_awaitable);
         const std::optional<std::string> account = co_await std::move(checked);
         record_auth(st, *request, account, remote_ip, session_id, listener);
-        if (!account) {
-          // A growing delay per IP after repeated failures slows guessing.
-          const auto delay = auth_penalty(st, remote_ip, false);
-          asio::steady_timer pause(co_await asio::this_coro::executor, delay);
-          co_await pause.async_wait(use_awaitable);
-        } else {
-          auth_penalty(st, remote_ip, true);
-        }
+        auth_penalty(st, remote_ip, account.has_value());
         session.auth_result(account.has_value(), account.value_or(""));
         ctx.auth_user = session.authenticated_user();
         continue;
@@ -284,13 +288,17 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
       auto events = delivery_events(st->store, *message, ctx);
       // Appends complete on a log thread; the session waits without holding
       // any thread, so concurrent sessions share the log's group commits.
+      const bool events_empty = events.empty();
       auto appended = async_append_all(st->log, std::move(events), use_awaitable);
-      const bool durable = co_await std::move(appended);
+      // No event at all (every recipient's account vanished since RCPT):
+      // not delivered, so not 250.
+      const bool durable = !events_empty && co_await std::move(appended);
       if (!durable)
         spdlog::warn("smtp {}: the log did not take a message; answered 451", session_id);
       session.delivered(durable);
     }
     if (session.starttls_requested()) {
+      deadline = std::chrono::steady_clock::now() + 30s;  // the handshake
       co_await conn.start_tls(*st->tls);
       session.tls_established();
     }
@@ -360,8 +368,19 @@ void Server::listen(const config::Listener& listener) {
       state_->io,
       [st, a, listener]() -> awaitable<void> {
         for (;;) {
-          tcp::socket socket = co_await a->async_accept(use_awaitable);
-          const auto ip = socket.remote_endpoint().address();
+          // A failed accept (a reset connection, no file descriptors left)
+          // must never stop the listener: only closing it does.
+          boost::system::error_code ec;
+          tcp::socket socket = co_await a->async_accept(asio::redirect_error(use_awaitable, ec));
+          if (ec == asio::error::operation_aborted || !a->is_open()) co_return;
+          if (ec) {
+            spdlog::warn("smtp: accept on {} failed: {}", listener.bind, ec.message());
+            asio::steady_timer backoff(st->io, 100ms);
+            co_await backoff.async_wait(asio::redirect_error(use_awaitable, ec));
+            continue;
+          }
+          const auto ip = socket.remote_endpoint(ec).address();
+          if (ec) continue;  // already gone
           bool refused = false;
           {
             std::lock_guard lock(st->mu);
@@ -375,7 +394,6 @@ void Server::listen(const config::Listener& listener) {
             }
           }
           if (refused) {
-            boost::system::error_code ec;
             asio::write(socket, asio::buffer(std::string("421 4.7.0 Too many connections\r\n")),
                         ec);
             socket.close(ec);

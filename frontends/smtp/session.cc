@@ -101,18 +101,24 @@ void Session::reset_transaction() {
 // Splits the buffer into lines (or BDAT chunks) and dispatches them, until
 // input runs out or the session must wait.
 void Session::process() {
-  while (state_ == State::command || state_ == State::data || state_ == State::bdat ||
-         state_ == State::auth_plain || state_ == State::auth_user || state_ == State::auth_pass) {
+  // Lines are consumed by moving an offset; the buffer is compacted once at
+  // the end, so many short lines cost linear time.
+  std::size_t pos = 0;
+  auto in_sasl = [this] {
+    return state_ == State::auth_plain || state_ == State::auth_user || state_ == State::auth_pass;
+  };
+  while (!discard_input_ && (state_ == State::command || state_ == State::data ||
+                             state_ == State::bdat || in_sasl())) {
     if (state_ == State::bdat) {
-      const std::size_t n = std::min(bdat_left_, in_.size());
+      const std::size_t n = std::min(bdat_left_, in_.size() - pos);
       if (data_.size() + n <= limits_.max_message_size) {
-        data_.append(in_, 0, n);
+        data_.append(in_, pos, n);
       } else {
         data_too_big_ = true;
       }
-      in_.erase(0, n);
+      pos += n;
       bdat_left_ -= n;
-      if (bdat_left_ > 0) return;
+      if (bdat_left_ > 0) break;
       state_ = State::command;
       if (bdat_discard_) {
         bdat_discard_ = false;  // refused before it came: the reply was sent
@@ -125,45 +131,52 @@ void Session::process() {
       }
       continue;
     }
-    const std::size_t lf = in_.find('\n');
-    const std::size_t limit =
-        state_ == State::command ? limits_.max_command_line : limits_.max_text_line;
+    const std::size_t lf = in_.find('\n', pos);
+    const bool text_mode = state_ == State::data;
+    const std::size_t limit = text_mode ? limits_.max_text_line : limits_.max_command_line;
     if (lf == std::string::npos) {
       // No complete line: bound what a client can make us hold.
-      if (in_.size() > limit) {
-        if (state_ == State::command) {
+      const std::size_t avail = in_.size() - pos;
+      if (avail > limit) {
+        if (!text_mode) {
           if (!skipping_long_line_) error("500 5.5.2 Line too long");
           skipping_long_line_ = true;
+          if (in_sasl()) state_ = State::command;  // the exchange is cancelled
+          pos = in_.size();
         } else {
-          // Counted for size; the message is refused at its end.
+          // Counted for size; the message is refused at its end. A trailing
+          // CR stays buffered: it may be the start of this line's CRLF.
+          const std::size_t take = in_.back() == '\r' ? avail - 1 : avail;
           data_long_line_ = true;
-          if (data_.size() + in_.size() > limits_.max_message_size) {
+          if (data_.size() + take > limits_.max_message_size) {
             data_too_big_ = true;
           } else if (!data_too_big_) {
-            data_.append(in_);
+            data_.append(in_, pos, take);
           }
           line_start_ = false;
+          pos += take;
         }
-        in_.clear();
       }
-      return;
+      break;
     }
-    std::string line = in_.substr(0, lf + 1);
-    in_.erase(0, lf + 1);
-    if (state_ == State::auth_plain || state_ == State::auth_user || state_ == State::auth_pass) {
-      std::string_view text(line);
-      while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
-        text.remove_suffix(1);
-      sasl_line(text);
+    const std::string_view line(in_.data() + pos, lf + 1 - pos);
+    pos = lf + 1;
+    const bool crlf = line.size() >= 2 && line[line.size() - 2] == '\r';
+    const std::string_view text = line.substr(0, line.size() - (crlf ? 2 : 1));
+    if (skipping_long_line_ && !text_mode) {
+      skipping_long_line_ = false;  // the rest of an over-long command line
+      continue;
+    }
+    if (in_sasl()) {
+      if (line.size() > limits_.max_command_line) {
+        state_ = State::command;
+        error("500 5.5.2 Line too long");
+      } else {
+        sasl_line(text);
+      }
       continue;
     }
     if (state_ == State::command) {
-      if (skipping_long_line_) {
-        skipping_long_line_ = false;  // the rest of an over-long command line
-        continue;
-      }
-      const bool crlf = line.size() >= 2 && line[line.size() - 2] == '\r';
-      std::string_view text(line.data(), line.size() - (crlf ? 2 : 1));
       if (line.size() > limits_.max_command_line) {
         error("500 5.5.2 Line too long");
       } else if ((!crlf || has_bare_cr(text)) && limits_.reject_bare_lf) {
@@ -173,10 +186,15 @@ void Session::process() {
         command(text);
       }
     } else {
-      const bool crlf = line.size() >= 2 && line[line.size() - 2] == '\r';
       if (line.size() > limits_.max_text_line) data_long_line_ = true;
-      data_line(std::string_view(line).substr(0, line.size() - (crlf ? 2 : 1)), crlf);
+      data_line(text, crlf);
     }
+  }
+  if (discard_input_) {
+    in_.clear();
+    discard_input_ = false;
+  } else {
+    in_.erase(0, pos);
   }
 }
 
@@ -238,6 +256,7 @@ void Session::tls_established() {
   // RFC 3207 4.2: forget everything learned before TLS.
   info_.tls_active = true;
   have_helo_ = false;
+  auth_user_.clear();  // a plaintext login does not carry over either
   env_ = Envelope{};
   reset_transaction();
   in_.clear();
@@ -287,7 +306,7 @@ void Session::command(std::string_view line) {
     if (!info_.tls_available) return error("454 4.7.0 TLS not available");
     reply("220 2.0.0 Ready to start TLS");
     // Anything pipelined after STARTTLS came in plaintext: discard it.
-    in_.clear();
+    discard_input_ = true;
     state_ = State::tls_pending;
     return;
   }
@@ -297,6 +316,12 @@ void Session::command(std::string_view line) {
 void Session::ehlo(std::string_view arg, bool extended) {
   if (arg.empty())
     return error(fmt::format("501 5.5.4 {} needs a domain", extended ? "EHLO" : "HELO"));
+  // A domain or address literal: no spaces or control characters (it ends
+  // up in the Received: header).
+  for (char c : arg) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7f) return error("501 5.5.4 Invalid domain name");
+  }
   // RFC 5321 4.1.4: EHLO resets the transaction.
   reset_transaction();
   env_.helo = std::string(arg);

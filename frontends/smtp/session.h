@@ -146,6 +146,7 @@ class Session {
   std::string out_;
   int errors_ = 0;
   bool skipping_long_line_ = false;
+  bool discard_input_ = false;  // STARTTLS: drop the rest of the buffer
   std::string auth_user_;
 
   Envelope env_;

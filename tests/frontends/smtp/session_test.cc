@@ -46,6 +46,8 @@ TEST_F(Smtp, EhloAdvertisesTheExtensions) {
   EXPECT_TRUE(r.ends_with("250 STARTTLS\r\n")) << r;
   EXPECT_EQ(say("HELO x\r\n"), "250 mx.example.test\r\n");
   EXPECT_EQ(say("EHLO\r\n"), "501 5.5.4 EHLO needs a domain\r\n");
+  EXPECT_EQ(say("EHLO a b\r\n"), "501 5.5.4 Invalid domain name\r\n");
+  EXPECT_EQ(say(std::string("EHLO a\0b\r\n", 10)), "501 5.5.4 Invalid domain name\r\n");
 }
 
 TEST_F(Smtp, AMessageIsHandedOverAndAcknowledgedOnlyWhenDurable) {
@@ -265,6 +267,25 @@ TEST_F(Smtp, NoPlaintextAuthWithoutTls) {
   s.receive("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n");
   EXPECT_EQ(s.take_output(),
             "538 5.7.11 Encryption required for requested authentication mechanism\r\n");
+  EXPECT_FALSE(s.take_auth());
+}
+
+TEST_F(Smtp, ManyShortLinesAndLongDataLinesStayInSync) {
+  envelope();
+  say("DATA\r\n");
+  // A long line split right after its CR must still end with its CRLF.
+  EXPECT_EQ(say(std::string(1500, 'x') + "\r"), "");
+  const std::string out = say("\n.\r\nNOOP\r\n");
+  EXPECT_FALSE(session.take_message());
+  EXPECT_NE(out.find("550 5.6.0 Message has a line longer than 1000 octets"), std::string::npos)
+      << out;
+  EXPECT_TRUE(out.ends_with("250 2.0.0 OK\r\n")) << "the NOOP after the end is a command: " << out;
+  // A SASL response that is too long cancels the exchange.
+  Session s({"mx", "", true, true, true}, limits, policy);
+  s.receive("EHLO x\r\nAUTH PLAIN\r\n" + std::string(2000, 'A') + "\r\nNOOP\r\n");
+  const std::string o = s.take_output();
+  EXPECT_NE(o.find("500 5.5.2 Line too long"), std::string::npos) << o;
+  EXPECT_TRUE(o.ends_with("250 2.0.0 OK\r\n")) << o;
   EXPECT_FALSE(s.take_auth());
 }
 
