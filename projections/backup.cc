@@ -13,6 +13,7 @@
 #include <rocksdb/utilities/checkpoint.h>
 #include <spdlog/spdlog.h>
 
+#include "common/clock.h"
 #include "projections/projector.h"
 
 namespace a3::projections::backup {
@@ -20,12 +21,6 @@ namespace a3::projections::backup {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string offsets_text(const Offsets& o) {
   std::string s;

@@ -4,6 +4,7 @@
 #include <random>
 
 #include <fmt/format.h>
+#include "common/clock.h"
 
 namespace a3::schemas {
 
@@ -22,12 +23,6 @@ int hex_value(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 }  // namespace

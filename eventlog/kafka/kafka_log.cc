@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/clock.h"
 #include "eventlog/kafka/handles.h"
 
 namespace a3::eventlog::kafka {
@@ -16,12 +17,6 @@ namespace a3::eventlog::kafka {
 namespace {
 
 using std::chrono::milliseconds;
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // One append in flight: owns the payload until the delivery report, since
 // librdkafka is told not to copy it (a message may be tens of megabytes).

@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 #include <limits>
 
+#include "common/clock.h"
 #include "eventlog/local/record_format.h"
 
 namespace a3::eventlog::local {
@@ -25,12 +26,6 @@ namespace fs = std::filesystem;
 
 constexpr const char* kMetaFamily = "meta";
 constexpr const char* kPartitionsKey = "partitions";
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 rocksdb::Options rocks_options(const Options& o) {
   rocksdb::Options opts;

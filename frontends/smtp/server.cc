@@ -11,6 +11,7 @@
 #include <boost/asio/ssl.hpp>
 
 #include "common/ascii.h"
+#include "common/clock.h"
 #include "frontends/smtp/delivery.h"
 #include "frontends/smtp/session.h"
 #include "schemas/codec.h"
@@ -92,12 +93,6 @@ struct Server::State {
 };
 
 namespace {
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 tcp::endpoint parse_endpoint(const std::string& bind) {
   const auto colon = bind.rfind(':');

@@ -13,6 +13,7 @@
 #include "projections/backup.h"
 #include "projections/projector.h"
 #include "tools/a3ctl/commands.h"
+#include "tools/a3ctl/output.h"
 #include "tools/a3ctl/store_access.h"
 
 namespace a3::ctl {
@@ -22,24 +23,9 @@ namespace {
 namespace fs = std::filesystem;
 using projections::backup::Offsets;
 
-std::string offsets_text(const Offsets& o) {
-  std::string s;
-  for (const auto& [p, off] : o)
-    s += fmt::format("{}{}:{}", s.empty() ? "" : " ", p, off);
-  return s.empty() ? "(empty)" : s;
-}
-
 std::string time_text(std::int64_t ms) {
   const std::chrono::sys_time<std::chrono::milliseconds> t{std::chrono::milliseconds(ms)};
   return fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", t);
-}
-
-bool daemon_running(const config::Config& c) {
-  if (auto fd = admin::connect(admin_socket_path(c))) {
-    ::close(*fd);
-    return true;
-  }
-  return false;
 }
 
 }  // namespace
@@ -162,14 +148,7 @@ int restore_command(Context& ctx) {
       (void)off;
     }
   }
-  auto progress = [last = std::chrono::steady_clock::time_point{}](std::int64_t done,
-                                                                   std::int64_t total) mutable {
-    const auto now = std::chrono::steady_clock::now();
-    if (done < total && now - last < std::chrono::milliseconds(200)) return;
-    last = now;
-    fmt::print(stderr, "\rrestore: replaying {}/{} events   {}", done, total,
-               done >= total ? "\n" : "");
-  };
+  ProgressBar progress("restore");
   const auto r = projections::backup::restore(*dir, c.eventlog.path, c.store.path,
                                               c.server.data_dir / "timelines",
                                               c.eventlog.partitions, target, progress);

@@ -15,6 +15,14 @@ std::string admin_socket_path(const config::Config& config) {
   return (config.server.data_dir / "admin.sock").string();
 }
 
+bool daemon_running(const config::Config& config) {
+  if (auto fd = admin::connect(admin_socket_path(config))) {
+    ::close(*fd);
+    return true;
+  }
+  return false;
+}
+
 std::unique_ptr<StoreAccess> StoreAccess::open(const config::Config& config) {
   std::unique_ptr<StoreAccess> a(new StoreAccess());
   a->config_ = config;

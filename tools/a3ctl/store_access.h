@@ -44,4 +44,7 @@ class StoreAccess {
 
 std::string admin_socket_path(const config::Config& config);
 
+// Whether a daemon answers on this configuration's admin socket.
+bool daemon_running(const config::Config& config);
+
 }  // namespace a3::ctl

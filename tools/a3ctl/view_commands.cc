@@ -14,6 +14,7 @@
 #include "projections/projector.h"
 #include "projections/view/view_db.h"
 #include "tools/a3ctl/commands.h"
+#include "tools/a3ctl/output.h"
 #include "tools/a3ctl/store_access.h"
 
 namespace a3::ctl {
@@ -21,48 +22,6 @@ namespace a3::ctl {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
-
-// "replay: 120000/200000 events (60%)  95000 events/s  ETA 1s" on one line.
-class ProgressBar {
- public:
-  explicit ProgressBar(std::string label) : label_(std::move(label)), start_(Clock::now()) {}
-  void operator()(std::int64_t done, std::int64_t total) {
-    const auto now = Clock::now();
-    if (done < total && now - last_ < std::chrono::milliseconds(200)) return;
-    last_ = now;
-    const double secs = std::chrono::duration<double>(now - start_).count();
-    rate_ = secs > 0 ? static_cast<double>(done) / secs : 0;
-    const double eta = rate_ > 0 ? static_cast<double>(total - done) / rate_ : 0;
-    const int pct = total ? static_cast<int>(100 * done / total) : 100;
-    const int width = 30, filled = width * pct / 100;
-    fmt::print(stderr, "\r{}: [{}{}] {}/{} events ({}%)  {:.0f} events/s  ETA {:.0f}s   ", label_,
-               std::string(filled, '#'), std::string(width - filled, '.'), done, total, pct, rate_,
-               eta);
-    if (done >= total) fmt::print(stderr, "\n");
-  }
-  double rate() const { return rate_; }
-
- private:
-  std::string label_;
-  Clock::time_point start_, last_{};
-  double rate_ = 0;
-};
-
-bool daemon_running(const config::Config& config) {
-  if (auto fd = admin::connect(admin_socket_path(config))) {
-    ::close(*fd);
-    return true;
-  }
-  return false;
-}
-
-std::string positions_text(const std::map<std::int32_t, std::int64_t>& p) {
-  std::string s;
-  for (const auto& [part, next] : p)
-    s += fmt::format("{}{}:{}", s.empty() ? "" : " ", part, next);
-  return s.empty() ? "(empty)" : s;
-}
 
 }  // namespace
 
@@ -106,7 +65,7 @@ int replay_command(Context& ctx) {
     fs::rename(fresh, live);
   }
   fmt::print("replayed the log into {}: positions {}, digest {}\n", live.string(),
-             positions_text(positions), digest);
+             offsets_text(positions), digest);
   return 0;
 }
 
@@ -137,8 +96,8 @@ int verify_command(Context& ctx) {
     }
   }
   fs::remove_all(scratch);
-  fmt::print("live view   at {}: {}\nfresh replay at {}: {}\n", positions_text(positions),
-             live_digest, positions_text(positions), fresh_digest);
+  fmt::print("live view   at {}: {}\nfresh replay at {}: {}\n", offsets_text(positions),
+             live_digest, offsets_text(positions), fresh_digest);
   if (live_digest != fresh_digest) {
     fmt::print("MISMATCH: the view differs from its log; rebuild it with a3ctl replay\n");
     return 1;
