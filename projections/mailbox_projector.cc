@@ -58,6 +58,7 @@ class Applier {
   Applier(view::Batch& b, const Event& e, eventlog::Position pos, const std::string* mime_summary)
       : b_(b),
         e_(e),
+        partition_(pos.partition),
         modseq_(static_cast<std::uint64_t>(pos.offset) + 1),
         mime_summary_(mime_summary) {
     out_.modseq = modseq_;
@@ -341,18 +342,74 @@ class Applier {
 
   // ---- messages ----
 
+  // ---- staged bodies (large messages sent ahead in chunks) ----
+
+  void apply(const BodyChunk& e) {
+    drop_stale_chunks();
+    const std::string key = view::staging_key(partition_, e.started_ms, e.blob_id, e.seq);
+    if (e_.at_ms - e.started_ms < kStagedLifetimeMs) b_.put(Family::staging, key, e.data);
+  }
+
+  // Chunks of this partition that started a day earlier (in event time)
+  // than the event being applied were abandoned (a client that went away, a
+  // retry that was a duplicate): they go. Decided from this partition's
+  // events alone, so a replay drops the same ones.
+  void drop_stale_chunks() {
+    const std::string begin = view::staging_prefix(partition_, 0, Uuid{});
+    const std::string end =
+        view::staging_prefix(partition_, e_.at_ms - kStagedLifetimeMs, Uuid{});
+    std::vector<std::string> stale;
+    b_.scan_range(Family::staging, begin, end, [&](std::string_view k) { stale.emplace_back(k); });
+    for (const auto& k : stale)
+      b_.del(Family::staging, k);
+  }
+
+  // raw + the staged chunks, or nullopt (with the outcome set) if any is
+  // missing: the message is then not appended, never appended truncated.
+  std::optional<std::string> assemble(const MessageAppended& e) {
+    const auto& st = *e.staged;
+    std::string whole = e.raw;
+    whole.reserve(e.raw.size() + st.size);
+    for (std::uint32_t seq = 0; seq < st.chunks; ++seq) {
+      auto chunk =
+          b_.get(Family::staging, view::staging_key(partition_, st.started_ms, st.blob_id, seq));
+      if (!chunk) {
+        fail(OutcomeCode::invalid, fmt::format("body {} lacks chunk {}", st.blob_id.str(), seq));
+        return std::nullopt;
+      }
+      whole += *chunk;
+    }
+    if (whole.size() != e.raw.size() + st.size) {
+      fail(OutcomeCode::invalid, fmt::format("body {} has {} bytes, not {}", st.blob_id.str(),
+                                             whole.size() - e.raw.size(), st.size));
+      return std::nullopt;
+    }
+    if (st.last_use) {
+      for (std::uint32_t seq = 0; seq < st.chunks; ++seq)
+        b_.del(Family::staging, view::staging_key(partition_, st.started_ms, st.blob_id, seq));
+    }
+    return whole;
+  }
+
   void apply(const MessageAppended& e) {
     if (!account_exists()) return fail(OutcomeCode::unknown_account, e_.account);
     auto m = mailbox(e.mailbox_id);
     if (!m) return fail(OutcomeCode::mailbox_missing, e.mailbox_id.str());
+    std::optional<std::string> assembled;
+    if (e.staged) {
+      drop_stale_chunks();
+      assembled = assemble(e);
+      if (!assembled) return;
+    }
+    const std::string& raw = assembled ? *assembled : e.raw;
     view::MessageRecord msg;
     msg.flags = normalize_flags(e.flags);
-    msg.size = e.raw.size();
+    msg.size = raw.size();
     msg.internal_date_ms = e.internal_date_ms;
-    msg.blob = view::sha256(e.raw);
+    msg.blob = view::sha256(raw);
     msg.event_id = e_.id;
     msg.appended_at_ms = e_.at_ms;
-    blob_ref(msg.blob, +1, &e.raw, mime_summary_);
+    blob_ref(msg.blob, +1, &raw, assembled ? nullptr : mime_summary_);
     out_.uids.push_back(add_message(*m, std::move(msg)));
     out_.uidvalidity = m->uidvalidity;
     save(*m);
@@ -447,8 +504,11 @@ class Applier {
   void apply(const AuthFailed&) {}
   void apply(const SmtpRejected&) {}
 
+  static constexpr std::int64_t kStagedLifetimeMs = 24 * 3'600'000;
+
   view::Batch& b_;
   const Event& e_;
+  std::int32_t partition_;
   std::uint64_t modseq_;
   const std::string* mime_summary_;
   Outcome out_;

@@ -20,7 +20,9 @@ constexpr std::size_t kRecentOutcomes = 16384;
 std::vector<std::string> parse_mime_in_parallel(const std::vector<schemas::Event>& events) {
   std::vector<std::size_t> appended;
   for (std::size_t i = 0; i < events.size(); ++i) {
-    if (std::holds_alternative<schemas::MessageAppended>(events[i].body)) appended.push_back(i);
+    // A staged body is whole only when the event is applied.
+    const auto* m = std::get_if<schemas::MessageAppended>(&events[i].body);
+    if (m && !m->staged) appended.push_back(i);
   }
   if (appended.size() < 8) return {};
   std::vector<std::string> out(events.size());

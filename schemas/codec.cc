@@ -75,7 +75,13 @@ struct BodyEncoder {
                                     b.CreateString(s.helo), b.CreateString(s.remote_ip),
                                     b.CreateString(s.tls), b.CreateString(s.auth_user));
     }
-    return fb::CreateMessageAppended(b, id, raw, e.internal_date_ms, flags, smtp).Union();
+    Offset<fb::StagedBody> staged;
+    if (e.staged) {
+      const StagedBody& sb = *e.staged;
+      staged = fb::CreateStagedBody(b, bytes(b, sb.blob_id), sb.started_ms, sb.size, sb.chunks,
+                                    sb.last_use, b.CreateString(sb.message_id));
+    }
+    return fb::CreateMessageAppended(b, id, raw, e.internal_date_ms, flags, smtp, staged).Union();
   }
   Offset<void> operator()(const MessagesCopied& e) {
     auto from = bytes(b, e.from_mailbox_id);
@@ -110,6 +116,11 @@ struct BodyEncoder {
     return fb::CreateSmtpRejectedDirect(b, e.stage.c_str(), e.code, e.enhanced_code.c_str(),
                                         e.reason.c_str(), e.mail_from.c_str(), e.rcpt_to.c_str())
         .Union();
+  }
+  Offset<void> operator()(const BodyChunk& e) {
+    auto id = bytes(b, e.blob_id);
+    auto data = b.CreateVector(reinterpret_cast<const std::uint8_t*>(e.data.data()), e.data.size());
+    return fb::CreateBodyChunk(b, id, e.started_ms, e.seq, data).Union();
   }
 };
 
@@ -214,6 +225,12 @@ struct BodyDecoder {
           m.smtp = SmtpEnvelope{str(s->mail_from()), strs(s->rcpt_to()), str(s->helo()),
                                 str(s->remote_ip()), str(s->tls()),      str(s->auth_user())};
         }
+        if (const auto* sb = e->staged()) {
+          StagedBody staged{{},          sb->started_ms(), sb->size(), sb->chunks(),
+                            sb->last_use(), str(sb->message_id())};
+          if (!need_uuid(sb->blob_id(), staged.blob_id, "StagedBody.blob_id")) return false;
+          m.staged = std::move(staged);
+        }
         out.body = std::move(m);
         return true;
       }
@@ -271,6 +288,16 @@ struct BodyDecoder {
                                 str(e->reason()), str(e->mail_from()), str(e->rcpt_to())};
         return true;
       }
+      case fb::Body::BodyChunk: {
+        auto* e = ev.body_as_BodyChunk();
+        BodyChunk c;
+        if (!need_uuid(e->blob_id(), c.blob_id, "BodyChunk.blob_id")) return false;
+        c.started_ms = e->started_ms();
+        c.seq = e->seq();
+        if (e->data()) c.data.assign(reinterpret_cast<const char*>(e->data()->data()), e->data()->size());
+        out.body = std::move(c);
+        return true;
+      }
       case fb::Body::NONE:
         break;
     }
@@ -282,9 +309,10 @@ struct BodyDecoder {
 }  // namespace
 
 std::string encode(const Event& event) {
-  FlatBufferBuilder b(256 + (std::holds_alternative<MessageAppended>(event.body)
-                                 ? std::get<MessageAppended>(event.body).raw.size()
-                                 : 0));
+  std::size_t payload = 0;
+  if (const auto* m = std::get_if<MessageAppended>(&event.body)) payload = m->raw.size();
+  if (const auto* c = std::get_if<BodyChunk>(&event.body)) payload = c->data.size();
+  FlatBufferBuilder b(256 + payload);
   auto body = std::visit(BodyEncoder{b}, event.body);
   auto id = bytes(b, event.id);
   auto account = b.CreateString(event.account);

@@ -97,12 +97,26 @@ struct SmtpEnvelope {
   friend bool operator==(const SmtpEnvelope&, const SmtpEnvelope&) = default;
 };
 
+// A body sent ahead as BodyChunk events (events.fbs).
+struct StagedBody {
+  Uuid blob_id;
+  std::int64_t started_ms = 0;
+  std::uint64_t size = 0;
+  std::uint32_t chunks = 0;
+  bool last_use = false;
+  std::string message_id;
+  friend bool operator==(const StagedBody&, const StagedBody&) = default;
+};
+
 struct MessageAppended {
   Uuid mailbox_id;
-  std::string raw;  // bytes, not necessarily UTF-8
+  std::string raw;  // bytes, not necessarily UTF-8; with `staged`, the start
   std::int64_t internal_date_ms = 0;
   std::vector<std::string> flags;
   std::optional<SmtpEnvelope> smtp;
+  std::optional<StagedBody> staged = std::nullopt;  // last: older initialisers omit it
+  // The whole message's size, staged part included.
+  std::uint64_t size() const { return raw.size() + (staged ? staged->size : 0); }
   friend bool operator==(const MessageAppended&, const MessageAppended&) = default;
 };
 
@@ -147,6 +161,14 @@ struct AuthFailed {
   std::string reason;
   friend bool operator==(const AuthFailed&, const AuthFailed&) = default;
 };
+struct BodyChunk {
+  Uuid blob_id;
+  std::int64_t started_ms = 0;
+  std::uint32_t seq = 0;
+  std::string data;
+  friend bool operator==(const BodyChunk&, const BodyChunk&) = default;
+};
+
 struct SmtpRejected {
   std::string stage;
   std::uint16_t code = 0;
@@ -162,7 +184,7 @@ using Body =
     std::variant<AccountCreated, AccountPasswordChanged, AccountDeleted, AccountAddressesChanged,
                  MailboxCreated, MailboxRenamed, MailboxDeleted, MailboxSubscriptionChanged,
                  MessageAppended, MessagesCopied, MessagesMoved, FlagsChanged, MessagesExpunged,
-                 AuthSucceeded, AuthFailed, SmtpRejected>;
+                 AuthSucceeded, AuthFailed, SmtpRejected, BodyChunk>;
 
 // The name of a body kind, as shown by a3ctl and stored in the audit trail
 // ("MessageAppended", ...).

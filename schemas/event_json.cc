@@ -112,6 +112,17 @@ struct BodyFields {
           .str("auth_user", e.smtp->auth_user);
       f.raw("smtp", s.done());
     }
+    if (e.staged) {
+      // "size" and "sha256" above cover only `raw`, the start of the message.
+      Fields s;
+      s.str("blob_id", e.staged->blob_id.str())
+          .num("started_ms", e.staged->started_ms)
+          .num("size", static_cast<std::int64_t>(e.staged->size))
+          .num("chunks", e.staged->chunks)
+          .boolean("last_use", e.staged->last_use)
+          .str("message_id", e.staged->message_id);
+      f.raw("staged", s.done());
+    }
   }
   void operator()(const MessagesCopied& e) {
     f.str("from_mailbox_id", e.from_mailbox_id.str())
@@ -144,6 +155,13 @@ struct BodyFields {
         .str("reason", e.reason)
         .str("mail_from", e.mail_from)
         .str("rcpt_to", e.rcpt_to);
+  }
+  void operator()(const BodyChunk& e) {
+    f.str("blob_id", e.blob_id.str())
+        .num("started_ms", e.started_ms)
+        .num("seq", e.seq)
+        .num("size", static_cast<std::int64_t>(e.data.size()))
+        .str("sha256", sha256_hex(e.data));
   }
 };
 

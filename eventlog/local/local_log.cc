@@ -26,6 +26,7 @@ namespace fs = std::filesystem;
 
 constexpr const char* kMetaFamily = "meta";
 constexpr const char* kPartitionsKey = "partitions";
+constexpr std::size_t kMaxPollBytes = 64u << 20;  // per poll(), see LocalReader
 
 rocksdb::Options rocks_options(const Options& o) {
   rocksdb::Options opts;
@@ -76,7 +77,11 @@ class LocalReader final : public Reader {
     ro.iterate_upper_bound = &upper_slice;
     ro.verify_checksums = true;
     std::unique_ptr<rocksdb::Iterator> it(log_.db_->NewIterator(ro, log_.handles_[0]));
-    for (it->Seek(lower); it->Valid() && out.size() < max_records; it->Next()) {
+    // A batch of large records stops early: memory stays bounded whatever
+    // the log holds (at least one record is always returned).
+    std::size_t bytes = 0;
+    for (it->Seek(lower); it->Valid() && out.size() < max_records && bytes < kMaxPollBytes;
+         it->Next()) {
       Record r;
       auto k = parse_record_key(it->key().ToStringView());
       // Offsets are dense: a gap or a foreign key means the store is damaged.
@@ -89,6 +94,7 @@ class LocalReader final : public Reader {
         return errc::corrupt;
       }
       r.position = pos_;
+      bytes += r.value.size();
       out.push_back(std::move(r));
       ++pos_.offset;
     }

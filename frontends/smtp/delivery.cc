@@ -2,12 +2,16 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <set>
+
+#include <openssl/evp.h>
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include "common/ascii.h"
 #include "common/password.h"
+#include "projections/mime/mime.h"
 #include "projections/view/encoding.h"
 #include "schemas/codec.h"
 
@@ -62,10 +66,59 @@ std::string received_header(const Envelope& env, const DeliveryContext& ctx,
       ctx.session_id, for_rcpt, t);
 }
 
-std::vector<schemas::Event> delivery_events(const projections::Store& store, const Message& msg,
-                                            const DeliveryContext& ctx) {
+BodyHash::BodyHash() : ctx_(EVP_MD_CTX_new()) {
+  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
+}
+
+BodyHash::~BodyHash() {
+  EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_));
+}
+
+void BodyHash::update(std::string_view bytes) {
+  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), bytes.data(), bytes.size());
+}
+
+std::array<std::uint8_t, 32> BodyHash::final() {
+  std::array<std::uint8_t, 32> out{};
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), out.data(), &n);
+  return out;
+}
+
+std::vector<std::string> chunk_keys(const std::vector<std::string>& accounts,
+                                    const std::function<std::int32_t(std::string_view)>& partition) {
+  std::vector<std::string> keys;
+  std::set<std::int32_t> seen;
+  for (const auto& a : accounts) {
+    if (seen.insert(partition ? partition(a) : 0).second) keys.push_back(a);
+  }
+  return keys;
+}
+
+std::vector<schemas::Event> chunk_events(StagedStream& stream, const std::vector<std::string>& keys,
+                                         std::string_view data, const DeliveryContext& ctx) {
+  if (stream.chunks == 0) {
+    stream.started_ms = ctx.now_ms;
+    stream.message_id = projections::mime::message_id(data).value_or("");
+  }
+  stream.hash.update(data);
   std::vector<schemas::Event> out;
-  const auto body_hash = projections::view::sha256(msg.data);
+  for (const auto& key : keys) {
+    out.push_back(schemas::make_event(
+        key, {ctx.protocol, ctx.auth_user, ctx.remote_ip, ctx.session_id},
+        schemas::BodyChunk{stream.blob_id, stream.started_ms, stream.chunks, std::string(data)}));
+    out.back().at_ms = ctx.now_ms;  // the projector ages chunks by event time
+  }
+  ++stream.chunks;
+  stream.size += data.size();
+  return out;
+}
+
+std::vector<schemas::Event> delivery_events(
+    const projections::Store& store, const Message& msg, const DeliveryContext& ctx,
+    StagedStream* staged, const std::function<std::int32_t(std::string_view)>& partition) {
+  std::vector<schemas::Event> out;
+  const auto body_hash = staged ? staged->hash.final() : projections::view::sha256(msg.data);
   const std::string from = msg.envelope.mail_from && !msg.envelope.mail_from->null
                                ? msg.envelope.mail_from->mailbox.str()
                                : "";
@@ -84,10 +137,16 @@ std::vector<schemas::Event> delivery_events(const projections::Store& store, con
     env.tls = ctx.tls;
     env.auth_user = ctx.auth_user;
     const std::string first_rcpt = env.rcpt_to.empty() ? account : env.rcpt_to.front();
-    schemas::MessageAppended body{
-        inbox->id, received_header(msg.envelope, ctx, first_rcpt) + msg.data, ctx.now_ms, {}, env};
+    std::string raw = received_header(msg.envelope, ctx, first_rcpt);
+    if (!staged) raw += msg.data;
+    schemas::MessageAppended body{inbox->id, std::move(raw), ctx.now_ms, {}, env, std::nullopt};
+    if (staged) {
+      body.staged = schemas::StagedBody{staged->blob_id, staged->started_ms, staged->size,
+                                        staged->chunks,  false,              staged->message_id};
+    }
     schemas::Event e = schemas::make_event(
         account, {ctx.protocol, ctx.auth_user, ctx.remote_ip, ctx.session_id}, std::move(body));
+    e.at_ms = ctx.now_ms;
     // Deterministic id: the same message for the same account from the same
     // sender is the same event, whatever session carries it.
     const auto h = projections::view::sha256(fmt::format(
@@ -97,6 +156,15 @@ std::vector<schemas::Event> delivery_events(const projections::Store& store, con
     e.id.bytes[6] = static_cast<std::uint8_t>(0x80 | (e.id.bytes[6] & 0x0f));  // UUIDv8 (RFC 9562)
     e.id.bytes[8] = static_cast<std::uint8_t>(0x80 | (e.id.bytes[8] & 0x3f));
     out.push_back(std::move(e));
+  }
+  if (staged) {
+    // The staged chunks are released by the last event of each partition
+    // that names them (events of one partition are applied in append order).
+    std::set<std::int32_t> released;
+    for (auto it = out.rbegin(); it != out.rend(); ++it) {
+      if (released.insert(partition ? partition(it->account) : 0).second)
+        std::get<schemas::MessageAppended>(it->body).staged->last_use = true;
+    }
   }
   return out;
 }

@@ -3,6 +3,8 @@
 // that deliver a message, each with a Received: header (RFC 5321 4.4).
 #pragma once
 
+#include <array>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -42,12 +44,59 @@ struct DeliveryContext {
 std::string received_header(const Envelope& env, const DeliveryContext& ctx,
                             std::string_view for_rcpt);
 
+// Incremental SHA-256 of a message body.
+class BodyHash {
+ public:
+  BodyHash();
+  ~BodyHash();
+  BodyHash(const BodyHash&) = delete;
+  BodyHash& operator=(const BodyHash&) = delete;
+  void update(std::string_view bytes);
+  std::array<std::uint8_t, 32> final();
+
+ private:
+  void* ctx_;  // EVP_MD_CTX
+};
+
+// A message body on its way to the log as BodyChunk events while it comes
+// in, so that no session holds a large message whole, nor one copy per
+// recipient (events.fbs, StagedBody).
+struct StagedStream {
+  static constexpr std::size_t kChunkBytes = 512 * 1024;  // below Kafka's 1 MB default
+  // The projector drops chunks a day after they started; a message that took
+  // longer than this to arrive is refused (451) well before that.
+  static constexpr std::int64_t kMaxAgeMs = 6 * 3'600'000;
+
+  schemas::Uuid blob_id = schemas::Uuid::v7();
+  std::int64_t started_ms = 0;
+  std::uint32_t chunks = 0;
+  std::uint64_t size = 0;
+  std::string message_id;  // from the first chunk's header section
+  BodyHash hash;
+  bool failed = false;  // a chunk was not appended: the message gets 451
+};
+
+// One account per partition among `accounts`: the keys under which a staged
+// body's chunks go, so each partition holds them before the MessageAppended
+// events that name them.
+std::vector<std::string> chunk_keys(const std::vector<std::string>& accounts,
+                                    const std::function<std::int32_t(std::string_view)>& partition);
+
+// The BodyChunk events (one per key) carrying `data`, the next piece of the
+// body; advances `stream`.
+std::vector<schemas::Event> chunk_events(StagedStream& stream, const std::vector<std::string>& keys,
+                                         std::string_view data, const DeliveryContext& ctx);
+
 // One MessageAppended per recipient account. The event id is derived from
 // the account, the envelope sender and the message bytes, so that a client
 // retrying after a lost 250 (or after a partial failure) appends events the
 // projection recognises as duplicates: delivered once, never zero times.
-std::vector<schemas::Event> delivery_events(const projections::Store& store, const Message& msg,
-                                            const DeliveryContext& ctx);
+// With `staged`, the body went ahead as chunks (msg.data is then empty), and
+// the last event of each partition (per `partition`) releases them.
+std::vector<schemas::Event> delivery_events(
+    const projections::Store& store, const Message& msg, const DeliveryContext& ctx,
+    StagedStream* staged = nullptr,
+    const std::function<std::int32_t(std::string_view)>& partition = {});
 
 // The account a SASL identity names (an account or any of its addresses)
 // if the password matches its Argon2id hash. Slow by design: call it off

@@ -156,6 +156,20 @@ auto async_append_all(eventlog::EventLog& log, std::vector<schemas::Event> event
       token, std::move(events));
 }
 
+// Appends the next piece of a staged body (one BodyChunk per partition) and
+// waits until it is durable: at most one chunk per session is in memory.
+awaitable<void> stream_chunk(std::shared_ptr<Server::State> st, StagedStream& stream,
+                             const std::vector<std::string>& keys, std::string data,
+                             DeliveryContext& ctx) {
+  if (stream.failed || data.empty()) co_return;  // the message gets 451 anyway
+  ctx.now_ms = now_ms();
+  auto events = chunk_events(stream, keys, data, ctx);
+  data = std::string();
+  auto appended = async_append_all(st->log, std::move(events), use_awaitable);
+  const bool ok = co_await std::move(appended);
+  if (!ok) stream.failed = true;
+}
+
 awaitable<std::optional<std::string>> check_auth(std::shared_ptr<Server::State> st,
                                                  AuthRequest request) {
   co_return authenticate(st->store, request.user, request.password);
@@ -252,12 +266,37 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
       "",
       listener.protocol == "smtp" ? schemas::Protocol::smtp : schemas::Protocol::submission,
       0};
+  const auto partition = [&log = st->log](std::string_view key) {
+    return log.partition_for(key);
+  };
+  // A large message goes to the log in chunks while it comes in.
+  std::optional<StagedStream> stream;
+  std::vector<std::string> chunk_to;
+  std::string carry;  // taken from the session, less than a chunk
+  auto start_stream = [&] {
+    stream.emplace();
+    chunk_to = chunk_keys(session.envelope().accounts, partition);
+  };
   std::array<char, 16384> buf;
   for (;;) {
     deadline = std::chrono::steady_clock::now() +
                std::chrono::seconds(session.starttls_requested() ? 30 : cfg.smtp.command_timeout_s);
     const std::size_t n = co_await conn.read_some(asio::buffer(buf));
     session.receive(std::string_view(buf.data(), n));
+    if (session.receiving_data() && session.buffered_data() >= StagedStream::kChunkBytes) {
+      if (session.data_refused()) {
+        session.take_data();  // refused at its end anyway: hold nothing
+      } else {
+        if (!stream) start_stream();
+        carry += session.take_data();
+        while (carry.size() >= StagedStream::kChunkBytes) {
+          auto sent = stream_chunk(st, *stream, chunk_to, carry.substr(0, StagedStream::kChunkBytes),
+                                   ctx);
+          co_await std::move(sent);
+          carry.erase(0, StagedStream::kChunkBytes);
+        }
+      }
+    }
     for (;;) {
       if (auto out = session.take_output(); !out.empty()) co_await conn.write(out);
       if (auto request = session.take_auth()) {
@@ -278,9 +317,27 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
       }
       auto message = session.take_message();
       if (!message) break;
-      ctx.now_ms = now_ms();
       ctx.tls = conn.tls_description();
-      auto events = delivery_events(st->store, *message, ctx);
+      // Staged when it already is, or when one copy per recipient account
+      // would hold too much.
+      const std::size_t copies = std::max<std::size_t>(1, message->envelope.accounts.size());
+      if (!stream && message->data.size() * copies > StagedStream::kChunkBytes) start_stream();
+      if (stream) {
+        std::string rest = std::exchange(carry, std::string()) + message->data;
+        message->data = std::string();
+        for (std::size_t pos = 0; pos < rest.size(); pos += StagedStream::kChunkBytes) {
+          auto sent = stream_chunk(st, *stream, chunk_to,
+                                   rest.substr(pos, StagedStream::kChunkBytes), ctx);
+          co_await std::move(sent);
+        }
+      }
+      ctx.now_ms = now_ms();
+      if (stream && ctx.now_ms - stream->started_ms > StagedStream::kMaxAgeMs) stream->failed = true;
+      std::vector<schemas::Event> events;
+      if (!stream || !stream->failed) {
+        events = delivery_events(st->store, *message, ctx, stream ? &*stream : nullptr, partition);
+      }
+      stream.reset();
       // Appends complete on a log thread; the session waits without holding
       // any thread, so concurrent sessions share the log's group commits.
       const bool events_empty = events.empty();
@@ -291,6 +348,10 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
       if (!durable)
         spdlog::warn("smtp {}: the log did not take a message; answered 451", session_id);
       session.delivered(durable);
+    }
+    if (!session.receiving_data()) {
+      stream.reset();  // refused or reset: abandoned
+      carry = std::string();
     }
     if (session.starttls_requested()) {
       deadline = std::chrono::steady_clock::now() + 30s;  // the handshake

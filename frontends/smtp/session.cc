@@ -94,6 +94,7 @@ void Session::reset_transaction() {
   env_.helo = helo;
   chunking_ = false;
   data_.clear();
+  data_size_ = 0;
   data_too_big_ = data_bare_lf_ = data_long_line_ = false;
   line_start_ = true;
 }
@@ -111,8 +112,9 @@ void Session::process() {
                              state_ == State::bdat || in_sasl())) {
     if (state_ == State::bdat) {
       const std::size_t n = std::min(bdat_left_, in_.size() - pos);
-      if (data_.size() + n <= limits_.max_message_size) {
+      if (data_size_ + n <= limits_.max_message_size) {
         data_.append(in_, pos, n);
+        data_size_ += n;
       } else {
         data_too_big_ = true;
       }
@@ -127,7 +129,7 @@ void Session::process() {
         finish_message();
       } else {
         reply(data_too_big_ ? "552 5.3.4 Message too big"
-                            : fmt::format("250 2.0.0 {} octets received", data_.size()));
+                            : fmt::format("250 2.0.0 {} octets received", data_size_));
       }
       continue;
     }
@@ -148,10 +150,11 @@ void Session::process() {
           // CR stays buffered: it may be the start of this line's CRLF.
           const std::size_t take = in_.back() == '\r' ? avail - 1 : avail;
           data_long_line_ = true;
-          if (data_.size() + take > limits_.max_message_size) {
+          if (data_size_ + take > limits_.max_message_size) {
             data_too_big_ = true;
           } else if (!data_too_big_) {
             data_.append(in_, pos, take);
+            data_size_ += take;
           }
           line_start_ = false;
           pos += take;
@@ -210,11 +213,13 @@ void Session::data_line(std::string_view line, bool crlf) {
   if (!crlf || has_bare_cr(line)) data_bare_lf_ = true;
   // RFC 5321 4.5.2: a leading dot was doubled by the client.
   if (line_start_ && line.starts_with(".")) line.remove_prefix(1);
-  if (data_.size() + line.size() + 2 > limits_.max_message_size) {
+  if (data_size_ + line.size() + 2 > limits_.max_message_size) {
     data_too_big_ = true;  // keep reading to the end, storing nothing more
   } else if (!data_too_big_) {
+    const std::size_t before = data_.size();
     data_.append(line);
     data_.append(crlf ? "\r\n" : "\n");
+    data_size_ += data_.size() - before;
   }
   line_start_ = crlf;
 }
@@ -233,6 +238,15 @@ void Session::finish_message() {
     return;
   }
   reset_transaction();
+}
+
+bool Session::data_refused() const {
+  return data_too_big_ || data_long_line_ || (data_bare_lf_ && limits_.reject_bare_lf);
+}
+
+std::string Session::take_data() {
+  if (state_ != State::data && state_ != State::bdat) return {};
+  return std::exchange(data_, std::string());
 }
 
 std::optional<Message> Session::take_message() {

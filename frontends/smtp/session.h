@@ -58,7 +58,9 @@ struct Envelope {
 
 struct Message {
   Envelope envelope;
-  std::string data;  // exactly the bytes received (dot-unstuffed), CRLF lines
+  // Exactly the bytes received (dot-unstuffed), CRLF lines; without what the
+  // caller took with take_data() while the message came in.
+  std::string data;
 };
 
 struct SessionInfo {
@@ -91,6 +93,16 @@ class Session {
   // After the end of a message the session waits (pipelined commands stay
   // buffered) until the caller has made it durable, or failed to.
   std::optional<Message> take_message();
+
+  // While a message comes in (DATA or BDAT), its bytes so far: the caller
+  // may take them to stream a large message (Message::data then holds only
+  // the rest). Not worth taking once data_refused(): the message will be
+  // refused at its end.
+  bool receiving_data() const { return state_ == State::data || state_ == State::bdat; }
+  std::size_t buffered_data() const { return data_.size(); }
+  std::string take_data();
+  bool data_refused() const;
+  const Envelope& envelope() const { return env_; }
   void delivered(bool durable);
 
   // After "220 Ready to start TLS" the caller handshakes; everything received
@@ -156,6 +168,7 @@ class Session {
   bool bdat_last_ = false;
   bool bdat_discard_ = false;  // reading a refused chunk to stay in sync
   std::string data_;
+  std::size_t data_size_ = 0;  // of the whole message, taken bytes included
   bool data_too_big_ = false, data_bare_lf_ = false, data_long_line_ = false;
   bool line_start_ = true;  // the previous data line ended with CRLF
   std::optional<Message> pending_;

@@ -12,6 +12,7 @@
 #include "common/json.h"
 #include "projections/audit/pg.h"
 #include "projections/mailbox_projector.h"
+#include "projections/mime/mime.h"
 #include "schemas/codec.h"
 #include "schemas/event_json.h"
 
@@ -84,37 +85,6 @@ std::string timestamp(std::int64_t ms) {
   return fmt::format("{:%Y-%m-%d %H:%M:%S}+00", t);
 }
 
-// The Message-ID header of a raw message (RFC 5322 3.6.4), unfolded, or
-// nullopt. Only the header section is looked at.
-std::optional<std::string> message_id(std::string_view raw) {
-  const auto end = raw.find("\r\n\r\n");
-  const std::string_view head = raw.substr(0, std::min(end, std::size_t{256 * 1024}));
-  std::size_t pos = 0;
-  while (pos < head.size()) {
-    const auto eol = head.find('\n', pos);
-    const std::string_view line = head.substr(pos, eol == std::string_view::npos ? eol : eol - pos);
-    if (line.size() > 11 && ascii::istarts_with(line, "message-id:")) {
-      std::string value(line.substr(11));
-      std::size_t next = eol == std::string_view::npos ? head.size() : eol + 1;
-      while (next < head.size() && (head[next] == ' ' || head[next] == '\t')) {
-        const auto e2 = head.find('\n', next);
-        value += head.substr(next, e2 == std::string_view::npos ? e2 : e2 - next);
-        next = e2 == std::string_view::npos ? head.size() : e2 + 1;
-      }
-      std::string out;
-      for (char c : value) {
-        if (c != '\r' && c != '\n' && !(out.empty() && (c == ' ' || c == '\t'))) out.push_back(c);
-      }
-      while (!out.empty() && (out.back() == ' ' || out.back() == '\t'))
-        out.pop_back();
-      return sanitize_utf8(out.substr(0, 998));
-    }
-    if (eol == std::string_view::npos) break;
-    pos = eol + 1;
-  }
-  return std::nullopt;
-}
-
 std::vector<std::string> uid_strings(const std::vector<std::uint32_t>& uids) {
   std::vector<std::string> out;
   for (auto u : uids)
@@ -138,8 +108,10 @@ struct RowFields {
   Row& r;
   void operator()(const MessageAppended& e) {
     r.mailbox_id = e.mailbox_id.str();
-    r.message_id = message_id(e.raw);
-    r.size = std::to_string(e.raw.size());
+    r.message_id = mime::message_id(e.raw);
+    if (!r.message_id && e.staged && !e.staged->message_id.empty())
+      r.message_id = sanitize_utf8(e.staged->message_id);
+    r.size = std::to_string(e.size());
     r.flags = array_literal(clean(e.flags));
     if (e.smtp) {
       r.envelope_from = sanitize_utf8(e.smtp->mail_from);
@@ -170,6 +142,7 @@ struct RowFields {
     r.envelope_from = sanitize_utf8(e.mail_from);
     if (!e.rcpt_to.empty()) r.envelope_to = array_literal({sanitize_utf8(e.rcpt_to)});
   }
+  void operator()(const BodyChunk& e) { r.size = std::to_string(e.data.size()); }
   template <typename T>
   void operator()(const T&) {}
 };

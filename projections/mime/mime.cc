@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "common/ascii.h"
+#include "common/json.h"
 
 namespace a3::projections::mime {
 
@@ -470,5 +471,37 @@ Summary parse(std::string_view raw) {
     return s;
   }
 }
+
+// The Message-ID header of a raw message (RFC 5322 3.6.4), unfolded, or
+// nullopt. Only the header section is looked at.
+std::optional<std::string> message_id(std::string_view raw) {
+  const auto end = raw.find("\r\n\r\n");
+  const std::string_view head = raw.substr(0, std::min(end, std::size_t{256 * 1024}));
+  std::size_t pos = 0;
+  while (pos < head.size()) {
+    const auto eol = head.find('\n', pos);
+    const std::string_view line = head.substr(pos, eol == std::string_view::npos ? eol : eol - pos);
+    if (line.size() > 11 && ascii::istarts_with(line, "message-id:")) {
+      std::string value(line.substr(11));
+      std::size_t next = eol == std::string_view::npos ? head.size() : eol + 1;
+      while (next < head.size() && (head[next] == ' ' || head[next] == '\t')) {
+        const auto e2 = head.find('\n', next);
+        value += head.substr(next, e2 == std::string_view::npos ? e2 : e2 - next);
+        next = e2 == std::string_view::npos ? head.size() : e2 + 1;
+      }
+      std::string out;
+      for (char c : value) {
+        if (c != '\r' && c != '\n' && !(out.empty() && (c == ' ' || c == '\t'))) out.push_back(c);
+      }
+      while (!out.empty() && (out.back() == ' ' || out.back() == '\t'))
+        out.pop_back();
+      return sanitize_utf8(out.substr(0, 998));
+    }
+    if (eol == std::string_view::npos) break;
+    pos = eol + 1;
+  }
+  return std::nullopt;
+}
+
 
 }  // namespace a3::projections::mime

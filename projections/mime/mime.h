@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,5 +44,9 @@ Summary parse(std::string_view raw);
 // An IMAP string: quoted if it can be, a literal {n} otherwise (CR, LF, NUL,
 // 8-bit, or long). nstring: NIL for an absent value.
 std::string imap_string(std::string_view s);
+
+// The Message-ID header of a raw message (RFC 5322 3.6.4), unfolded and
+// made valid UTF-8, or nullopt. Only the header section is looked at.
+std::optional<std::string> message_id(std::string_view raw);
 
 }  // namespace a3::projections::mime

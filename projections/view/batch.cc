@@ -2,6 +2,7 @@
 
 #include <rocksdb/db.h>
 
+#include <set>
 #include <stdexcept>
 
 namespace a3::projections::view {
@@ -27,7 +28,7 @@ std::optional<std::string> Batch::get(Family f, std::string_view key) {
     // differ from its log. The projector stops and says why.
     throw std::runtime_error("view read failed: " + s.ToString());
   }
-  if (f != Family::blobs) reads_.emplace(k, out);
+  if (f != Family::blobs && f != Family::staging) reads_.emplace(k, out);
   return out;
 }
 
@@ -38,6 +39,7 @@ void Batch::put(Family f, std::string_view key, std::string_view value) {
     body_bytes_ += value.size();
     return;
   }
+  if (f == Family::staging) body_bytes_ += value.size();
   writes_.insert_or_assign(overlay_key(f, key), std::string(value));
 }
 
@@ -71,6 +73,27 @@ void Batch::scan(Family f, std::string_view prefix,
   for (const auto& [k, v] : merged) {
     if (!visit(k, v)) break;
   }
+}
+
+void Batch::scan_range(Family f, std::string_view begin, std::string_view end,
+                       const std::function<void(std::string_view)>& visit) {
+  std::set<std::string> keys;
+  std::unique_ptr<rocksdb::Iterator> it(db_.db()->NewIterator(rocksdb::ReadOptions(), db_.cf(f)));
+  const rocksdb::Slice e(end.data(), end.size());
+  for (it->Seek(rocksdb::Slice(begin.data(), begin.size())); it->Valid() && it->key().compare(e) < 0;
+       it->Next())
+    keys.insert(it->key().ToString());
+  const std::string from = overlay_key(f, begin);
+  const std::string to = overlay_key(f, end);
+  for (auto w = writes_.lower_bound(from); w != writes_.end() && w->first < to; ++w) {
+    if (w->second) {
+      keys.insert(w->first.substr(1));
+    } else {
+      keys.erase(w->first.substr(1));
+    }
+  }
+  for (const auto& k : keys)
+    visit(k);
 }
 
 rocksdb::Status Batch::commit() {

@@ -35,6 +35,11 @@ class Batch {
   void scan(Family f, std::string_view prefix,
             const std::function<bool(std::string_view key, std::string_view value)>& visit);
 
+  // Visits keys from `begin` to before `end` in order, including this
+  // batch's changes.
+  void scan_range(Family f, std::string_view begin, std::string_view end,
+                  const std::function<void(std::string_view key)>& visit);
+
   // Bytes of message bodies in the batch, to bound its memory.
   std::size_t body_bytes() const { return body_bytes_; }
 

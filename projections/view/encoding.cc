@@ -239,6 +239,21 @@ std::string blob_key(const Sha256& h) {
   return std::string(reinterpret_cast<const char*>(h.data()), h.size());
 }
 
+std::string staging_prefix(std::int32_t partition, std::int64_t started_ms, const Uuid& blob_id) {
+  std::string k;
+  put_be32(k, static_cast<std::uint32_t>(partition));
+  put_be64(k, static_cast<std::uint64_t>(std::max<std::int64_t>(0, started_ms)));
+  k += id_key(blob_id);
+  return k;
+}
+
+std::string staging_key(std::int32_t partition, std::int64_t started_ms, const Uuid& blob_id,
+                        std::uint32_t seq) {
+  std::string k = staging_prefix(partition, started_ms, blob_id);
+  put_be32(k, seq);
+  return k;
+}
+
 std::string lowercase(std::string_view s) {
   return ascii::lower(s);
 }

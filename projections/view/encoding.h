@@ -132,6 +132,11 @@ std::uint32_t uid_of_message_key(std::string_view key);
 std::string next_offset_key(std::int32_t partition);
 std::string outcome_key(std::int32_t partition, std::int64_t offset);
 std::string blob_key(const Sha256& h);
+// A staged body's chunks, per partition (each partition's events decide
+// alone what is staged there), sorted by start time so old ones come first.
+std::string staging_key(std::int32_t partition, std::int64_t started_ms, const Uuid& blob_id,
+                        std::uint32_t seq);
+std::string staging_prefix(std::int32_t partition, std::int64_t started_ms, const Uuid& blob_id);
 
 std::string lowercase(std::string_view s);
 // IMAP: INBOX is case-insensitive (RFC 9051 5.1); every other name is exact.

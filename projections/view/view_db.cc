@@ -22,6 +22,7 @@ namespace fs = std::filesystem;
 constexpr const char* kFamilyNames[] = {
     "accounts", "addresses", "mailboxes", "mailbox_state", "messages", "expunged",
     "blobs",    "blob_refs", "mime",      "subscriptions", "applied",  "meta",
+    "staging",
 };
 static_assert(std::size(kFamilyNames) == static_cast<std::size_t>(Family::count_));
 

@@ -29,6 +29,7 @@ enum class Family : int {
   subscriptions,
   applied,
   meta,
+  staging,  // started_ms | blob id | seq -> a BodyChunk's bytes, until used
   count_,
 };
 

@@ -5,6 +5,8 @@
 
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "frontends/smtp/delivery.h"
 #include "tests/projections/projection_fixture.h"
 #include "tests/projections/workload.h"
@@ -23,7 +25,9 @@ class Delivery : public test::ProjectionFixture {
   }
 
   // Runs one SMTP transaction; returns the final reply.
-  std::string transaction(const std::string& data, bool log_ok = true) {
+  // With `chunk`, the body goes ahead as BodyChunk events of that size, as
+  // the server sends a large message.
+  std::string transaction(const std::string& data, bool log_ok = true, std::size_t chunk = 0) {
     StorePolicy policy(*store, {"example.test", "localhost"});
     Session s({"mx.example.test", "192.0.2.7", false, false}, {}, policy);
     s.receive(
@@ -37,10 +41,24 @@ class Delivery : public test::ProjectionFixture {
     if (!m) return "no message";
     DeliveryContext ctx{"mx.example.test", "192.0.2.7",  "s-42", "", "",
                         Protocol::smtp,    1764072000000};
-    const auto events = delivery_events(*store, *m, ctx);
-    EXPECT_EQ(events.size(), 2u) << "one event per account, alice once for two addresses";
+    const auto partition = [this](std::string_view k) { return log->partition_for(k); };
     if (!log_ok) log->close();
-    s.delivered(append_all(*log, events));
+    bool ok = true;
+    std::optional<StagedStream> stream;
+    if (chunk > 0) {
+      stream.emplace();
+      const auto keys = chunk_keys(m->envelope.accounts, partition);
+      EXPECT_EQ(keys.size(), log->partition_for("alice@example.test") ==
+                                     log->partition_for("bob@example.test")
+                                 ? 1u
+                                 : 2u);
+      for (std::size_t pos = 0; pos < m->data.size(); pos += chunk)
+        ok = append_all(*log, chunk_events(*stream, keys, m->data.substr(pos, chunk), ctx)) && ok;
+      m->data.clear();
+    }
+    const auto events = delivery_events(*store, *m, ctx, stream ? &*stream : nullptr, partition);
+    EXPECT_EQ(events.size(), 2u) << "one event per account, alice once for two addresses";
+    s.delivered(ok && append_all(*log, events));
     if (log_ok) settle();
     return s.take_output();
   }
@@ -86,6 +104,24 @@ TEST_F(Delivery, EachAccountGetsTheMessageOnceWithAReceivedHeader) {
   }
   // The client retries (a lost 250): the same events, recognised as duplicates.
   EXPECT_EQ(transaction(data), "250 2.0.0 Message accepted for delivery\r\n");
+  EXPECT_EQ(inbox("alice@example.test").size(), 1u);
+  EXPECT_EQ(inbox("bob@example.test").size(), 1u);
+}
+
+TEST_F(Delivery, AStagedBodyIsDeliveredWholeAndRetriesAreDuplicates) {
+  std::string data = "Subject: large\r\nMessage-ID: <big@example.net>\r\n\r\n";
+  for (int i = 0; i < 2000; ++i)
+    data += fmt::format("line {} of a message sent ahead in chunks\r\n", i);
+  EXPECT_EQ(transaction(data, true, 7000), "250 2.0.0 Message accepted for delivery\r\n");
+  for (const char* account : {"alice@example.test", "bob@example.test"}) {
+    const auto msgs = inbox(account);
+    ASSERT_EQ(msgs.size(), 1u) << account;
+    EXPECT_TRUE(msgs[0].starts_with("Received: from client.example.net")) << account;
+    EXPECT_TRUE(msgs[0].ends_with("\r\n" + data)) << account;
+  }
+  // The same message again, sent inline this time: the same event ids.
+  EXPECT_EQ(transaction(data, true, 0), "250 2.0.0 Message accepted for delivery\r\n");
+  EXPECT_EQ(transaction(data, true, 5000), "250 2.0.0 Message accepted for delivery\r\n");
   EXPECT_EQ(inbox("alice@example.test").size(), 1u);
   EXPECT_EQ(inbox("bob@example.test").size(), 1u);
 }

@@ -63,6 +63,39 @@ TEST_F(Smtp, AMessageIsHandedOverAndAcknowledgedOnlyWhenDurable) {
   EXPECT_EQ(session.take_output(), "250 2.0.0 Message accepted for delivery\r\n");
 }
 
+TEST_F(Smtp, TheCallerMayTakeALargeMessageWhileItComesIn) {
+  envelope();
+  say("DATA\r\n");
+  EXPECT_TRUE(session.receiving_data());
+  say("Subject: part\r\n\r\n..one\r\n");
+  EXPECT_EQ(session.buffered_data(), 23u);
+  EXPECT_EQ(session.take_data(), "Subject: part\r\n\r\n.one\r\n");
+  say("two\r\n.\r\n");
+  EXPECT_FALSE(session.receiving_data());
+  auto m = session.take_message();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->data, "two\r\n") << "only what was not taken";
+  session.delivered(true);
+  EXPECT_EQ(session.take_output(), "250 2.0.0 Message accepted for delivery\r\n");
+}
+
+TEST(SmtpLimits, TakenBytesStillCountAgainstTheSizeLimit) {
+  FakePolicy policy;
+  Limits limits;
+  limits.max_message_size = 100;
+  Session s({"mx.example.test", "192.0.2.1", true, false}, limits, policy);
+  s.receive("EHLO c\r\nMAIL FROM:<bob@example.net>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n");
+  s.receive(std::string(60, 'a') + "\r\n");
+  EXPECT_EQ(s.take_data().size(), 62u);
+  EXPECT_FALSE(s.data_refused());
+  s.receive(std::string(60, 'b') + "\r\n");
+  EXPECT_TRUE(s.data_refused());
+  s.take_output();
+  s.receive(".\r\n");
+  EXPECT_EQ(s.take_output(), "552 5.3.4 Message size exceeds fixed maximum message size\r\n");
+  EXPECT_FALSE(s.take_message());
+}
+
 TEST_F(Smtp, LogFailureGivesATemporaryError) {
   envelope();
   say("DATA\r\nx\r\n.\r\n");
