@@ -10,7 +10,6 @@
 #include <fmt/format.h>
 
 #include "common/ascii.h"
-#include "common/password.h"
 #include "projections/mime/mime.h"
 #include "projections/view/encoding.h"
 #include "schemas/codec.h"
@@ -167,21 +166,6 @@ std::vector<schemas::Event> delivery_events(
     }
   }
   return out;
-}
-
-std::optional<std::string> authenticate(const projections::Store& store, const std::string& user,
-                                        const std::string& password) {
-  auto account = store.account_for_address(ascii::lower(user));
-  if (!account) {
-    // Same work as for a real account, so that timing does not tell which
-    // addresses exist.
-    static const std::string dummy = password::hash("a3mailer timing equaliser");
-    password::verify(dummy, password);
-    return std::nullopt;
-  }
-  const auto record = store.account(*account);
-  if (!record || !password::verify(record->password_hash, password)) return std::nullopt;
-  return *account;
 }
 
 bool append_all(eventlog::EventLog& log, const std::vector<schemas::Event>& events) {

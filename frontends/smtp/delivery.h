@@ -98,12 +98,6 @@ std::vector<schemas::Event> delivery_events(
     StagedStream* staged = nullptr,
     const std::function<std::int32_t(std::string_view)>& partition = {});
 
-// The account a SASL identity names (an account or any of its addresses)
-// if the password matches its Argon2id hash. Slow by design: call it off
-// the I/O threads.
-std::optional<std::string> authenticate(const projections::Store& store, const std::string& user,
-                                        const std::string& password);
-
 // Appends all events concurrently and waits: true only if every one of them
 // is durable (the session may then answer 250).
 bool append_all(eventlog::EventLog& log, const std::vector<schemas::Event>& events);

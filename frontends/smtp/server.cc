@@ -12,6 +12,8 @@
 
 #include "common/ascii.h"
 #include "common/clock.h"
+#include "frontends/net/auth.h"
+#include "frontends/net/conn.h"
 #include "frontends/smtp/delivery.h"
 #include "frontends/smtp/session.h"
 #include "schemas/codec.h"
@@ -23,42 +25,10 @@ namespace ssl = boost::asio::ssl;
 using asio::awaitable;
 using asio::use_awaitable;
 using asio::ip::tcp;
+using net::Conn;
 using namespace std::chrono_literals;
 
 namespace {
-
-// A connection's byte stream: the TCP socket, or TLS over it after STARTTLS
-// (or from the start for implicit TLS).
-class Conn {
- public:
-  explicit Conn(tcp::socket socket) : socket_(std::move(socket)) {}
-
-  awaitable<std::size_t> read_some(asio::mutable_buffer buf) {
-    if (tls_) co_return co_await tls_->async_read_some(buf, use_awaitable);
-    co_return co_await socket_.async_read_some(buf, use_awaitable);
-  }
-  awaitable<void> write(const std::string& data) {
-    if (tls_) {
-      co_await asio::async_write(*tls_, asio::buffer(data), use_awaitable);
-    } else {
-      co_await asio::async_write(socket_, asio::buffer(data), use_awaitable);
-    }
-  }
-  awaitable<void> start_tls(ssl::context& ctx) {
-    tls_.emplace(socket_, ctx);
-    co_await tls_->async_handshake(ssl::stream_base::server, use_awaitable);
-  }
-  std::string tls_description() {
-    if (!tls_) return {};
-    SSL* ssl = tls_->native_handle();
-    return fmt::format("{} {}", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
-  }
-  tcp::socket& socket() { return socket_; }
-
- private:
-  tcp::socket socket_;
-  std::optional<ssl::stream<tcp::socket&>> tls_;
-};
 
 // What a connection's coroutine and its watchdog share; the watchdog may
 // outlive the session by a moment, so it owns a reference.
@@ -80,6 +50,7 @@ struct Server::State {
   projections::Store& store;
   eventlog::EventLog& log;
   ssl::context* tls;
+  net::AuthThrottle& throttle;
   // Appends wait for fsync or acks: never on an I/O thread.
   asio::thread_pool blocking{2};
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
@@ -88,7 +59,6 @@ struct Server::State {
   std::map<asio::ip::address, std::size_t> per_ip;
   std::atomic<std::uint64_t> next_session{1};
   std::vector<std::weak_ptr<Live>> live;     // guarded by mu; for stop()
-  std::map<std::string, int> auth_failures;  // per IP, guarded by mu
   bool stopping = false;                     // guarded by mu
 };
 
@@ -172,46 +142,7 @@ awaitable<void> stream_chunk(std::shared_ptr<Server::State> st, StagedStream& st
 
 awaitable<std::optional<std::string>> check_auth(std::shared_ptr<Server::State> st,
                                                  AuthRequest request) {
-  co_return authenticate(st->store, request.user, request.password);
-}
-
-// Failures per IP: from security.auth_failures_before_delay on, each attempt
-// from that IP waits twice as long, up to security.max_auth_delay_s. A
-// success clears the count.
-// With `outcome` empty, only reads the current delay.
-std::chrono::milliseconds auth_penalty(const std::shared_ptr<Server::State>& st,
-                                       const std::string& ip, std::optional<bool> outcome) {
-  std::lock_guard lock(st->mu);
-  if (outcome && *outcome) {
-    st->auth_failures.erase(ip);
-    return std::chrono::milliseconds(0);
-  }
-  // Bounded memory whatever the number of addresses trying.
-  if (st->auth_failures.size() > 100'000) st->auth_failures.clear();
-  const int n = outcome ? ++st->auth_failures[ip]
-                        : (st->auth_failures.contains(ip) ? st->auth_failures[ip] : 0);
-  const int over = n - st->config.security.auth_failures_before_delay;
-  if (over <= 0) return std::chrono::milliseconds(0);
-  const auto max = std::chrono::milliseconds(st->config.security.max_auth_delay_s * 1000);
-  return std::min(max, std::chrono::milliseconds(250) * (1 << std::min(over, 16)));
-}
-
-// AuthSucceeded / AuthFailed for the audit trail; the session does not
-// wait for them.
-void record_auth(const std::shared_ptr<Server::State>& st, const AuthRequest& request,
-                 const std::optional<std::string>& account, const std::string& ip,
-                 const std::string& session_id, const config::Listener& listener) {
-  const schemas::Actor actor{
-      listener.protocol == "smtp" ? schemas::Protocol::smtp : schemas::Protocol::submission,
-      account.value_or(""), ip, session_id};
-  const std::string key = account.value_or(ascii::lower(request.user));
-  schemas::Event e =
-      account
-          ? schemas::make_event(key, actor, schemas::AuthSucceeded{request.mechanism, request.user})
-          : schemas::make_event(
-                key, actor,
-                schemas::AuthFailed{request.mechanism, request.user, "invalid credentials"});
-  st->log.append_async(e.account, schemas::encode(e), [](eventlog::AppendResult) {});
+  co_return net::authenticate(st->store, request.user, request.password);
 }
 
 awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
@@ -302,15 +233,18 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
       if (auto request = session.take_auth()) {
         // The IP's penalty is served before the credentials are looked at,
         // whatever they turn out to be: a quick success cannot reveal itself.
-        const auto delay = auth_penalty(st, remote_ip, std::nullopt);
+        const auto delay = st->throttle.delay(remote_ip);
         if (delay.count() > 0) {
           asio::steady_timer pause(co_await asio::this_coro::executor, delay);
           co_await pause.async_wait(use_awaitable);
         }
         auto checked = asio::co_spawn(st->blocking, check_auth(st, *request), use_awaitable);
         const std::optional<std::string> account = co_await std::move(checked);
-        record_auth(st, *request, account, remote_ip, session_id, listener);
-        auth_penalty(st, remote_ip, account.has_value());
+        const auto audit = net::auth_event(
+            listener.protocol == "smtp" ? schemas::Protocol::smtp : schemas::Protocol::submission,
+            request->mechanism, request->user, account, remote_ip, session_id);
+        st->log.append_async(audit.account, schemas::encode(audit), [](eventlog::AppendResult) {});
+        st->throttle.record(remote_ip, account.has_value());
         session.auth_result(account.has_value(), account.value_or(""));
         ctx.auth_user = session.authenticated_user();
         continue;
@@ -365,8 +299,8 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
 }  // namespace
 
 Server::Server(asio::io_context& io, const config::Config& config, projections::Store& store,
-               eventlog::EventLog& log, ssl::context* tls)
-    : state_(std::make_shared<State>(io, config, store, log, tls)) {}
+               eventlog::EventLog& log, ssl::context* tls, net::AuthThrottle& throttle)
+    : state_(std::make_shared<State>(io, config, store, log, tls, throttle)) {}
 
 Server::~Server() {
   stop();
@@ -481,25 +415,6 @@ void Server::listen(const config::Listener& listener) {
         if (e) spdlog::debug("smtp: listener {} stopped", listener.bind);
       });
   spdlog::info("smtp: listening on {} ({})", listener.bind, listener.protocol);
-}
-
-std::unique_ptr<ssl::context> make_tls_context(const config::Tls& tls) {
-  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_server);
-  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                   ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
-                   ssl::context::single_dh_use);
-  if (tls.min_version == "TLSv1.3")
-    SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_3_VERSION);
-  boost::system::error_code ec;
-  ctx->use_certificate_chain_file(tls.certificate.string(), ec);
-  if (ec)
-    throw std::runtime_error(
-        fmt::format("tls.certificate {}: {}", tls.certificate.string(), ec.message()));
-  ctx->use_private_key_file(tls.private_key.string(), ssl::context::pem, ec);
-  if (ec)
-    throw std::runtime_error(
-        fmt::format("tls.private_key {}: {}", tls.private_key.string(), ec.message()));
-  return ctx;
 }
 
 }  // namespace a3::smtp

@@ -13,6 +13,7 @@
 
 #include "common/config.h"
 #include "eventlog/event_log.h"
+#include "frontends/net/auth.h"
 #include "projections/store.h"
 
 namespace a3::smtp {
@@ -21,7 +22,7 @@ class Server {
  public:
   // `tls` may be null when no certificate is configured (no STARTTLS).
   Server(boost::asio::io_context& io, const config::Config& config, projections::Store& store,
-         eventlog::EventLog& log, boost::asio::ssl::context* tls);
+         eventlog::EventLog& log, boost::asio::ssl::context* tls, net::AuthThrottle& throttle);
   ~Server();
 
   // Closes listeners and connections; the io_context then runs out of work.
@@ -36,9 +37,5 @@ class Server {
  private:
   std::shared_ptr<State> state_;
 };
-
-// A TLS context from the configured certificate and key; throws
-// std::runtime_error naming the file if they cannot be loaded.
-std::unique_ptr<boost::asio::ssl::context> make_tls_context(const config::Tls& tls);
 
 }  // namespace a3::smtp

@@ -16,6 +16,7 @@
 #include "eventlog/local/local_log.h"
 #include "eventlog/open.h"
 #include "frontends/admin/admin_server.h"
+#include "frontends/net/tls.h"
 #include "frontends/smtp/server.h"
 #include "projections/audit/audit_projector.h"
 #include "projections/backup.h"
@@ -97,6 +98,9 @@ int main(int argc, char** argv) {
   std::vector<std::thread> io_threads;
   std::unique_ptr<boost::asio::ssl::context> tls;
   std::unique_ptr<a3::smtp::Server> smtp;
+  // Failed logins per IP, counted across SMTP, IMAP and POP3.
+  a3::net::AuthThrottle throttle(config.security.auth_failures_before_delay,
+                                 std::chrono::seconds(config.security.max_auth_delay_s));
   try {
     log = a3::eventlog::open(config, a3::eventlog::Access::read_write);
     view = a3::projections::view::ViewDb::open(config.store.path);
@@ -127,8 +131,8 @@ int main(int argc, char** argv) {
                                                      commands);
     // The audit trail follows the log on its own: the mail service never
     // waits for PostgreSQL, which may be down; it catches up when back.
-    if (!config.tls.certificate.empty()) tls = a3::smtp::make_tls_context(config.tls);
-    smtp = std::make_unique<a3::smtp::Server>(io, config, *store, *log, tls.get());
+    if (!config.tls.certificate.empty()) tls = a3::net::make_tls_context(config.tls);
+    smtp = std::make_unique<a3::smtp::Server>(io, config, *store, *log, tls.get(), throttle);
     for (const auto& l : config.server.listeners) {
       if (l.protocol == "smtp" || l.protocol == "submission" || l.protocol == "submissions") {
         smtp->listen(l);
