@@ -504,4 +504,23 @@ std::optional<std::string> message_id(std::string_view raw) {
 }
 
 
+std::optional<std::string> decode_transfer_encoding(std::string_view body,
+                                                    std::string_view encoding) {
+  const std::string e = ascii::lower(encoding);
+  if (e.empty() || e == "7bit" || e == "8bit" || e == "binary") return std::string(body);
+  init_gmime();
+  const GMimeContentEncoding kind = g_mime_content_encoding_from_string(e.c_str());
+  if (kind != GMIME_CONTENT_ENCODING_BASE64 && kind != GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE &&
+      kind != GMIME_CONTENT_ENCODING_UUENCODE)
+    return std::nullopt;
+  GMimeEncoding state;
+  g_mime_encoding_init_decode(&state, kind);
+  std::string out(g_mime_encoding_outlen(&state, body.size()) + 16, '\0');
+  std::size_t n = g_mime_encoding_step(&state, body.data(), body.size(), out.data());
+  out.resize(n + g_mime_encoding_outlen(&state, 0) + 16);
+  n += g_mime_encoding_flush(&state, nullptr, 0, out.data() + n);
+  out.resize(n);
+  return out;
+}
+
 }  // namespace a3::projections::mime

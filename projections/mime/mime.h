@@ -49,4 +49,10 @@ std::string imap_string(std::string_view s);
 // made valid UTF-8, or nullopt. Only the header section is looked at.
 std::optional<std::string> message_id(std::string_view raw);
 
+// A part's body with its Content-Transfer-Encoding undone (base64,
+// quoted-printable, uuencode; 7bit/8bit/binary as is), for IMAP BINARY and
+// SEARCH. nullopt for an encoding we do not know (RFC 3516 UNKNOWN-CTE).
+std::optional<std::string> decode_transfer_encoding(std::string_view body,
+                                                    std::string_view encoding);
+
 }  // namespace a3::projections::mime

@@ -1,0 +1,191 @@
+// One IMAP connection as a state machine with no I/O (RFC 9051 and RFC 3501
+// with the extensions listed in CAPABILITY): bytes in, responses out.
+// Commands run against the store; mutations are events appended through
+// Store::execute, answered only once applied (read-your-writes).
+//
+// The caller (server.cc) runs receive() off the I/O threads (it may wait
+// for the log), performs STARTTLS and the password check (penalty first,
+// then Argon2id off-thread), and calls idle_poll() when the selected
+// mailbox changed during IDLE.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "frontends/imap/parser.h"
+#include "projections/store.h"
+
+namespace a3::imap {
+
+struct Limits {
+  std::size_t max_line_before_auth = 8 * 1024;
+  std::size_t max_line_after_auth = 64 * 1024;
+  std::size_t append_limit = 50'000'000;
+  int max_bad_commands = 20;  // then BYE
+};
+
+struct SessionInfo {
+  std::string hostname = "localhost";
+  std::string remote_ip;
+  std::string session_id;
+  bool tls_available = false;  // a certificate is configured (STARTTLS offered)
+  bool tls_active = false;     // implicit TLS, or after STARTTLS
+  bool allow_plaintext_auth = false;
+};
+
+// State shared by the sessions of one server: which messages were already
+// announced as \Recent (RFC 3501 2.3.2: to one session only).
+class Shared {
+ public:
+  // Claims the UIDs >= `from` up to `uidnext` of `mailbox` for the caller;
+  // returns the first UID claimed (UIDs from there to uidnext-1 are its
+  // recent ones).
+  std::uint32_t claim_recent(const schemas::Uuid& mailbox, std::uint32_t uidnext);
+
+ private:
+  std::mutex mu_;
+  std::map<schemas::Uuid, std::uint32_t> claimed_;  // mailbox -> next UID not yet claimed
+};
+
+struct AuthRequest {
+  std::string mechanism;  // "PLAIN" or "LOGIN" (the LOGIN command)
+  std::string user;
+  std::string password;
+};
+
+class Session {
+ public:
+  Session(SessionInfo info, Limits limits, projections::Store& store, Shared& shared);
+
+  std::string greeting() const;
+
+  void receive(std::string_view bytes);
+  std::string take_output() { return std::exchange(out_, std::string()); }
+
+  // A login waiting for its password check; the session waits (pipelined
+  // commands stay buffered) until auth_result().
+  std::optional<AuthRequest> take_auth();
+  void auth_result(const std::optional<std::string>& account);
+
+  // After "OK Begin TLS negotiation now" the caller handshakes; input after
+  // the STARTTLS line was discarded (RFC 9051 6.2.1).
+  bool starttls_requested() const { return state_ == State::tls_pending; }
+  void tls_established();
+
+  bool idling() const { return idling_; }
+  // During IDLE: untagged responses for changes since the last report.
+  void idle_poll();
+
+  bool closed() const { return state_ == State::closed; }
+  bool authenticated() const { return !account_.empty(); }
+  const std::string& account() const { return account_; }
+  // The selected mailbox, if any (for change notifications).
+  std::optional<schemas::Uuid> selected_mailbox() const;
+
+ private:
+  enum class State { command, literal, sasl, awaiting_auth, tls_pending, closed };
+
+  struct Selected {
+    projections::MailboxRecord box;
+    bool read_only = false;
+    std::vector<std::uint32_t> uids;  // sequence number - 1 -> UID
+    std::uint64_t modseq = 0;         // changes up to here were reported
+    std::uint32_t uidnext = 1;
+    std::uint32_t recent_from = UINT32_MAX;  // UIDs >= this are \Recent here (rev1)
+    std::set<std::uint64_t> own_modseqs;     // our own changes, already answered
+    std::vector<std::uint32_t> saved;        // SEARCHRES "$", as UIDs
+  };
+
+  // Framing
+  void process();
+  void dispatch(const std::string& command);
+  std::size_t max_line() const;
+
+  // Responses
+  void untagged(std::string_view text);
+  void tagged(const std::string& tag, std::string_view status, std::string_view text);
+  std::string capabilities() const;
+  void bad(const std::string& tag, std::string_view text);
+
+  // Commands (session.cc)
+  void cmd_capability(const std::string& tag, Parser& p);
+  void cmd_noop(const std::string& tag, Parser& p);
+  void cmd_logout(const std::string& tag, Parser& p);
+  void cmd_starttls(const std::string& tag, Parser& p);
+  void cmd_login(const std::string& tag, Parser& p);
+  void cmd_authenticate(const std::string& tag, Parser& p);
+  void sasl_plain(const std::string& response);
+  void cmd_enable(const std::string& tag, Parser& p);
+  void cmd_id(const std::string& tag, Parser& p);
+  void cmd_select(const std::string& tag, Parser& p, bool read_only);
+  void cmd_create(const std::string& tag, Parser& p);
+  void cmd_delete(const std::string& tag, Parser& p);
+  void cmd_rename(const std::string& tag, Parser& p);
+  void cmd_subscribe(const std::string& tag, Parser& p, bool subscribe);
+  void cmd_list(const std::string& tag, Parser& p, bool lsub);
+  void cmd_namespace(const std::string& tag, Parser& p);
+  void cmd_status(const std::string& tag, Parser& p);
+  void cmd_append(const std::string& tag, Parser& p);
+  void cmd_idle(const std::string& tag, Parser& p);
+  void cmd_check(const std::string& tag, Parser& p);
+  void cmd_close(const std::string& tag, Parser& p, bool expunge);
+
+  // Commands on messages (messages.cc)
+  void cmd_expunge(const std::string& tag, Parser& p, bool uid);
+  void cmd_search(const std::string& tag, Parser& p, bool uid);
+  void cmd_fetch(const std::string& tag, Parser& p, bool uid);
+  void cmd_store(const std::string& tag, Parser& p, bool uid);
+  void cmd_copy(const std::string& tag, Parser& p, bool uid, bool move);
+
+  // Helpers
+  std::string decode_name(const std::string& wire) const;  // client's name -> stored UTF-8
+  std::string encode_name(const std::string& name) const;  // stored -> client's form
+  std::optional<projections::MailboxRecord> find_mailbox(const std::string& name) const;
+  // Appends `body` as an event by the logged-in user and waits until applied.
+  // On failure answers `tag` NO and returns nullopt.
+  std::optional<projections::Outcome> execute(const std::string& tag, schemas::Body body);
+  // Untagged EXISTS/RECENT/EXPUNGE/VANISHED/FETCH for changes by others.
+  // Expunges are held back while `allow_expunge` is false (RFC 9051 7.5.1).
+  void report_changes(bool allow_expunge);
+  // The UIDs a set names (sequence numbers or UIDs), in ascending order.
+  std::vector<std::uint32_t> resolve(const SequenceSet& set, bool uid) const;
+  std::uint32_t seq_of(std::uint32_t uid) const;  // 0 if unknown
+  void expunged(const std::vector<std::uint32_t>& uids);  // announce and forget
+  std::string status_items(const projections::MailboxRecord& box,
+                           const std::vector<std::string>& items);
+
+  SessionInfo info_;
+  Limits limits_;
+  projections::Store& store_;
+  Shared& shared_;
+
+  State state_ = State::command;
+  std::string in_;
+  std::string out_;
+  std::string command_;      // the command being assembled (lines and literals)
+  std::size_t literal_left_ = 0;
+  bool skipping_line_ = false;  // the rest of an over-long line is dropped
+  std::string sasl_tag_;
+  std::optional<AuthRequest> pending_auth_;
+  std::string pending_tag_;
+  int bad_commands_ = 0;
+
+  std::string account_;
+  bool rev2_ = false, utf8_ = false, condstore_ = false, qresync_ = false;
+  std::optional<Selected> sel_;
+  bool idling_ = false;
+  std::string idle_tag_;
+  // Whether the tagged response of the running command is preceded by
+  // the changes other sessions made, and whether expunges may be among
+  // them (RFC 9051 7.5.1).
+  bool report_after_ = false, expunge_ok_ = true;
+};
+
+}  // namespace a3::imap

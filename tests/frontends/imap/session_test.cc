@@ -1,0 +1,335 @@
+// IMAP transcripts over the sans-I/O session against a real store (local
+// log + projector + view): framing, literals, states, every command, and
+// what a second session sees.
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "frontends/imap/session.h"
+#include "tests/projections/projection_fixture.h"
+#include "tests/projections/workload.h"
+
+namespace a3::imap {
+namespace {
+
+using namespace schemas;
+
+class Imap : public test::ProjectionFixture {
+ protected:
+  void SetUp() override {
+    ProjectionFixture::SetUp();
+    ASSERT_TRUE(run(test::create_account(test::kAlice)).ok());
+    ASSERT_TRUE(run(test::create_account("bob@example.test")).ok());
+  }
+
+  std::unique_ptr<Session> open(bool tls = true) {
+    SessionInfo info{"imap.example.test", "192.0.2.9", "t1", true, tls, false};
+    return std::make_unique<Session>(info, limits, *store, shared);
+  }
+
+  // Sends `bytes`; completes logins (password "pw" is right); returns the
+  // output.
+  std::string say(Session& s, std::string_view bytes) {
+    s.receive(bytes);
+    std::string out = s.take_output();
+    while (auto auth = s.take_auth()) {
+      std::optional<std::string> account;
+      if (auth->password == "pw") account = store->account_for_address(auth->user);
+      s.auth_result(account);
+      out += s.take_output();
+    }
+    return out;
+  }
+
+  std::unique_ptr<Session> logged_in(const std::string& user = test::kAlice) {
+    auto s = open();
+    const auto out = say(*s, "l LOGIN " + user + " pw\r\n");
+    EXPECT_NE(out.find("l OK [CAPABILITY"), std::string::npos) << out;
+    return s;
+  }
+
+  void deliver(const std::string& account, const std::string& raw,
+               std::vector<std::string> flags = {}) {
+    const auto inbox = store->mailbox(account, "INBOX");
+    ASSERT_TRUE(inbox);
+    ASSERT_TRUE(run(make_event(account, test::kImap,
+                               MessageAppended{inbox->id, raw, 1764000000000, flags, {}}))
+                    .ok());
+  }
+
+  static bool has(const std::string& out, const std::string& line) {
+    return out.find(line) != std::string::npos;
+  }
+
+  Limits limits;
+  Shared shared;
+};
+
+TEST_F(Imap, GreetingAndLoginRules) {
+  auto plain = open(false);
+  EXPECT_TRUE(plain->greeting().starts_with("* OK [CAPABILITY IMAP4rev1 IMAP4rev2 STARTTLS "
+                                            "LOGINDISABLED"))
+      << plain->greeting();
+  EXPECT_TRUE(has(say(*plain, "a LOGIN alice@example.test pw\r\n"), "a NO [PRIVACYREQUIRED]"));
+  EXPECT_TRUE(has(say(*plain, "b SELECT INBOX\r\n"), "b BAD"));
+  auto s = open();
+  EXPECT_TRUE(has(s->greeting(), "AUTH=PLAIN SASL-IR"));
+  EXPECT_TRUE(has(say(*s, "a LOGIN alice@example.test wrong\r\n"),
+                  "a NO [AUTHENTICATIONFAILED]"));
+  // AUTHENTICATE PLAIN with SASL-IR: "\0alice@example.test\0pw"
+  EXPECT_TRUE(has(say(*s, "b AUTHENTICATE PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABwdw==\r\n"),
+                  "b OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+"));
+  EXPECT_TRUE(has(say(*s, "c LOGIN x y\r\n"), "c BAD"));
+  auto t = open();
+  EXPECT_EQ(say(*t, "d AUTHENTICATE PLAIN\r\n"), "+ \r\n");
+  EXPECT_TRUE(has(say(*t, "AGFsaWNlQGV4YW1wbGUudGVzdABwdw==\r\n"), "d OK"));
+  auto u = open();
+  say(*u, "e AUTHENTICATE PLAIN\r\n");
+  EXPECT_TRUE(has(say(*u, "*\r\n"), "e BAD"));
+}
+
+TEST_F(Imap, StarttlsDiscardsPipelinedCommands) {
+  auto s = open(false);
+  EXPECT_EQ(say(*s, "a STARTTLS\r\nb NOOP\r\n"), "a OK Begin TLS negotiation now\r\n");
+  EXPECT_TRUE(s->starttls_requested());
+  s->tls_established();
+  EXPECT_EQ(s->take_output(), "");
+  EXPECT_TRUE(has(say(*s, "c CAPABILITY\r\n"), "AUTH=PLAIN"));
+  EXPECT_FALSE(has(say(*s, "c CAPABILITY\r\n"), "STARTTLS"));
+}
+
+TEST_F(Imap, LiteralsSynchronisingAndNot) {
+  auto s = open();
+  EXPECT_EQ(say(*s, "a LOGIN {18}\r\n"), "+ Ready for literal data\r\n");
+  EXPECT_TRUE(has(say(*s, "alice@example.test {2}\r\n"), "+ Ready"));
+  EXPECT_TRUE(has(say(*s, "pw\r\n"), "a OK"));
+  auto t = open();
+  // LITERAL- before login: small non-synchronising literals are fine...
+  EXPECT_TRUE(has(say(*t, "a LOGIN {18+}\r\nalice@example.test pw\r\n"), "a OK"));
+  // ...large ones end the connection.
+  auto u = open();
+  const std::string out = say(*u, "a LOGIN {5000+}\r\n");
+  EXPECT_TRUE(has(out, "* BYE [TOOBIG]")) << out;
+  EXPECT_TRUE(u->closed());
+  // A synchronising literal over the line limit is refused before it is sent.
+  auto v = open();
+  EXPECT_TRUE(has(say(*v, "a LOGIN {100000}\r\n"), "a BAD [TOOBIG]"));
+  EXPECT_FALSE(v->closed());
+}
+
+TEST_F(Imap, LongLinesAndBadCommands) {
+  limits.max_bad_commands = 3;
+  auto s = open();
+  EXPECT_TRUE(has(say(*s, "a " + std::string(9000, 'x')), "BAD Line too long"));
+  EXPECT_TRUE(has(say(*s, "\r\nb NOOP\r\n"), "b OK"));
+  EXPECT_TRUE(has(say(*s, "c FROB\r\n"), "c BAD"));
+  EXPECT_TRUE(has(say(*s, "d FROB\r\n"), "* BYE"));
+  EXPECT_TRUE(s->closed());
+}
+
+TEST_F(Imap, SelectFetchAndSeen) {
+  deliver(test::kAlice, test::raw_message(1));
+  deliver(test::kAlice, test::raw_message(2), {"\\Flagged"});
+  auto s = logged_in();
+  std::string out = say(*s, "a SELECT INBOX\r\n");
+  EXPECT_TRUE(has(out, "* 2 EXISTS\r\n")) << out;
+  EXPECT_TRUE(has(out, "* OK [UIDVALIDITY "));
+  EXPECT_TRUE(has(out, "* OK [UIDNEXT 3]"));
+  EXPECT_TRUE(has(out, "* OK [HIGHESTMODSEQ "));
+  EXPECT_TRUE(has(out, "* OK [UNSEEN 1]"));
+  EXPECT_TRUE(has(out, "a OK [READ-WRITE]"));
+  out = say(*s, "b FETCH 1:* (UID FLAGS RFC822.SIZE)\r\n");
+  EXPECT_TRUE(has(out, "* 1 FETCH (UID 1 FLAGS () RFC822.SIZE "));
+  EXPECT_TRUE(has(out, "* 2 FETCH (UID 2 FLAGS (\\Flagged) RFC822.SIZE "));
+  out = say(*s, "c FETCH 1 (BODY.PEEK[HEADER.FIELDS (Subject)] ENVELOPE)\r\n");
+  EXPECT_TRUE(has(out, "BODY[HEADER.FIELDS (SUBJECT)] {22}\r\nSubject: message 1\r\n\r\n")) << out;
+  EXPECT_TRUE(has(out, "ENVELOPE (NIL \"message 1\""));
+  EXPECT_FALSE(has(out, "\\Seen"));
+  out = say(*s, "d FETCH 1 BODY[TEXT]\r\n");
+  EXPECT_TRUE(has(out, "* 1 FETCH (BODY[TEXT] {8}\r\nBody 1\r\n FLAGS (\\Seen))")) << out;
+  out = say(*s, "e UID FETCH 2 (BODY[]<0.4>)\r\n");
+  EXPECT_TRUE(has(out, "* 2 FETCH (UID 2 BODY[]<0> {4}\r\nFrom FLAGS (\\Flagged \\Seen))")) << out;
+  EXPECT_TRUE(has(say(*s, "f FETCH 3 FLAGS\r\n"), "f BAD"));
+  EXPECT_TRUE(has(say(*s, "g UID FETCH 3:* FLAGS\r\n"), "* 2 FETCH (UID 2 FLAGS"))
+      << "n:* includes the highest UID";
+  out = say(*s, "h FETCH 1 (BODY[1] BINARY.SIZE[1] BODYSTRUCTURE)\r\n");
+  EXPECT_TRUE(has(out, "BODY[1] {8}\r\nBody 1\r\n")) << out;
+  EXPECT_TRUE(has(out, "BINARY.SIZE[1] 8"));
+  EXPECT_TRUE(has(out, "BODYSTRUCTURE (\"text\" \"plain\""));
+}
+
+TEST_F(Imap, ExamineIsReadOnly) {
+  deliver(test::kAlice, test::raw_message(1));
+  auto s = logged_in();
+  EXPECT_TRUE(has(say(*s, "a EXAMINE INBOX\r\n"), "a OK [READ-ONLY]"));
+  const std::string out = say(*s, "b FETCH 1 BODY[]\r\n");
+  EXPECT_FALSE(has(out, "\\Seen")) << out;
+  EXPECT_TRUE(has(say(*s, "c STORE 1 +FLAGS (\\Deleted)\r\n"), "c NO [READ-ONLY]"));
+}
+
+TEST_F(Imap, StoreWithConditionsAndExpunge) {
+  for (int i = 1; i <= 4; ++i)
+    deliver(test::kAlice, test::raw_message(i));
+  auto s = logged_in();
+  say(*s, "a SELECT INBOX (CONDSTORE)\r\n");
+  std::string out = say(*s, "b STORE 1:2 +FLAGS (\\Deleted $Work)\r\n");
+  EXPECT_TRUE(std::regex_search(
+      out, std::regex(R"(\* 1 FETCH \(UID 1 FLAGS \(\$Work \\Deleted\) MODSEQ \(\d+\)\))")))
+      << out;
+  EXPECT_TRUE(has(out, "b OK"));
+  out = say(*s, "c FETCH 4 MODSEQ\r\n");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(MODSEQ \((\d+)\))")));
+  const auto modseq = std::stoull(m[1]);
+  // Message 3 changes after its MODSEQ: the conditional store leaves it.
+  say(*s, "d STORE 3 +FLAGS.SILENT (\\Answered)\r\n");
+  out = say(*s, fmt::format("e STORE 3,4 (UNCHANGEDSINCE {}) +FLAGS (\\Seen)\r\n", modseq));
+  EXPECT_TRUE(has(out, "e OK [MODIFIED 3]")) << out;
+  EXPECT_TRUE(has(out, "* 4 FETCH (UID 4 FLAGS (\\Seen) MODSEQ"));
+  out = say(*s, "f EXPUNGE\r\n");
+  EXPECT_TRUE(has(out, "* 2 EXPUNGE\r\n* 1 EXPUNGE\r\n")) << out;
+  EXPECT_TRUE(has(say(*s, "g FETCH 1:* UID\r\n"), "* 2 FETCH (UID 4)"));
+  say(*s, "h STORE 1 +FLAGS (\\Deleted)\r\n");
+  say(*s, "i STORE 2 +FLAGS (\\Deleted)\r\n");
+  out = say(*s, "j UID EXPUNGE 4\r\n");
+  EXPECT_TRUE(has(out, "* 2 EXPUNGE")) << out;
+  EXPECT_FALSE(has(out, "* 1 EXPUNGE"));
+  EXPECT_TRUE(has(say(*s, "k STORE 1 +FLAGS (\\Bogus)\r\n"), "k BAD"));
+}
+
+TEST_F(Imap, SearchKeysAndEsearch) {
+  deliver(test::kAlice, test::raw_message(1), {"\\Seen"});
+  deliver(test::kAlice, test::raw_message(2));
+  deliver(test::kAlice,
+          "From: Carol <carol@example.net>\r\nSubject: =?UTF-8?Q?caf=C3=A9?=\r\nX-Tag: blue\r\n"
+          "Content-Transfer-Encoding: quoted-printable\r\n\r\nna=C3=AFve text\r\n");
+  auto s = logged_in();
+  say(*s, "a SELECT INBOX\r\n");
+  EXPECT_TRUE(has(say(*s, "b SEARCH UNSEEN\r\n"), "* SEARCH 2 3\r\n"));
+  EXPECT_TRUE(has(say(*s, "c SEARCH FROM carol\r\n"), "* SEARCH 3\r\n"));
+  EXPECT_TRUE(has(say(*s, "d SEARCH CHARSET UTF-8 SUBJECT {5}\r\ncafé\r\n"), "* SEARCH 3\r\n"));
+  EXPECT_TRUE(has(say(*s, "e SEARCH BODY \"naïve\"\r\n"), "* SEARCH 3\r\n"))
+      << "quoted-printable is decoded";
+  EXPECT_TRUE(has(say(*s, "f SEARCH HEADER X-Tag blue\r\n"), "* SEARCH 3\r\n"));
+  EXPECT_TRUE(has(say(*s, "g SEARCH OR 1 3 NOT SEEN\r\n"), "* SEARCH 3\r\n"));
+  EXPECT_TRUE(has(say(*s, "h UID SEARCH RETURN (MIN MAX COUNT) ALL\r\n"),
+                  "* ESEARCH (TAG \"h\") UID MIN 1 MAX 3 COUNT 3\r\n"));
+  EXPECT_TRUE(has(say(*s, "i SEARCH RETURN (SAVE) SUBJECT message\r\n"), "i OK"));
+  EXPECT_TRUE(has(say(*s, "j FETCH $ UID\r\n"), "* 2 FETCH (UID 2)"));
+  EXPECT_TRUE(has(say(*s, "k SEARCH CHARSET KOI8-R ALL\r\n"), "k NO [BADCHARSET"));
+  EXPECT_TRUE(has(say(*s, "l SEARCH SINCE 1-Jan-2020 BEFORE 1-Jan-2100\r\n"), "* SEARCH 1 2 3"));
+  EXPECT_TRUE(has(say(*s, "m SEARCH LARGER 100000\r\n"), "* SEARCH\r\n"));
+}
+
+TEST_F(Imap, CopyMoveAndUidplus) {
+  deliver(test::kAlice, test::raw_message(1));
+  deliver(test::kAlice, test::raw_message(2));
+  auto s = logged_in();
+  say(*s, "a SELECT INBOX\r\n");
+  EXPECT_TRUE(has(say(*s, "b COPY 1 Nowhere\r\n"), "b NO [TRYCREATE]"));
+  std::string out = say(*s, "c COPY 1:2 Trash\r\n");
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(c OK \[COPYUID \d+ 1:2 1:2\])"))) << out;
+  out = say(*s, "d UID MOVE 2 Junk\r\n");
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(\* OK \[COPYUID \d+ 2 1\])"))) << out;
+  EXPECT_TRUE(has(out, "* 2 EXPUNGE\r\nd OK")) << out;
+  out = say(*s, "e STATUS Trash (MESSAGES UIDNEXT UNSEEN SIZE)\r\n");
+  EXPECT_TRUE(std::regex_search(out,
+                                std::regex(R"(\* STATUS "Trash" \(MESSAGES 2 UIDNEXT 3 UNSEEN 2 SIZE \d+\))")))
+      << out;
+  out = say(*s, "f APPEND Drafts (\\Draft) \"17-Jul-1996 02:44:25 -0700\" {13}\r\n");
+  EXPECT_EQ(out, "+ Ready for literal data\r\n");
+  out = say(*s, "Subject: x\r\n\r\n");
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(f OK \[APPENDUID \d+ 1\])"))) << out;
+  out = say(*s, "g APPEND Drafts {1+}\r\na {1+}\r\nb\r\n");
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(g OK \[APPENDUID \d+ 2:3\])"))) << out;
+  EXPECT_TRUE(has(say(*s, "h APPEND Nowhere {1+}\r\na\r\n"), "h NO [TRYCREATE]"));
+}
+
+TEST_F(Imap, MailboxesListAndNames) {
+  auto s = logged_in();
+  EXPECT_TRUE(has(say(*s, "a CREATE Work/Projects/2026\r\n"), "a OK"));
+  EXPECT_TRUE(has(say(*s, "b CREATE Work\r\n"), "b NO [ALREADYEXISTS]"));
+  std::string out = say(*s, "c LIST \"\" %\r\n");
+  EXPECT_TRUE(has(out, "* LIST (\\HasNoChildren) \"/\" \"INBOX\"\r\n")) << out;
+  EXPECT_TRUE(has(out, "* LIST (\\HasChildren) \"/\" \"Work\"\r\n")) << out;
+  EXPECT_TRUE(has(out, "* LIST (\\HasNoChildren \\Sent) \"/\" \"Sent\"\r\n")) << out;
+  EXPECT_FALSE(has(out, "Work/Projects"));
+  out = say(*s, "d LIST \"\" Work/*\r\n");
+  EXPECT_TRUE(has(out, "\"/\" \"Work/Projects\"\r\n"));
+  EXPECT_TRUE(has(out, "\"/\" \"Work/Projects/2026\"\r\n"));
+  EXPECT_TRUE(has(say(*s, "e LIST \"\" \"\"\r\n"), "* LIST (\\Noselect) \"/\" \"\""));
+  EXPECT_TRUE(has(say(*s, "f RENAME Work Job\r\n"), "f OK"));
+  out = say(*s, "g LIST \"\" *\r\n");
+  EXPECT_TRUE(has(out, "\"/\" \"Job/Projects/2026\"\r\n")) << out;
+  EXPECT_FALSE(has(out, "Work"));
+  // Modified UTF-7 for a rev1 client, UTF-8 once UTF8=ACCEPT is on.
+  EXPECT_TRUE(has(say(*s, "h CREATE Entw&APw-rfe\r\n"), "h OK"));
+  EXPECT_TRUE(has(say(*s, "i LIST \"\" Entw*\r\n"), "\"/\" \"Entw&APw-rfe\"\r\n"));
+  say(*s, "j ENABLE UTF8=ACCEPT\r\n");
+  EXPECT_TRUE(has(say(*s, "k LIST \"\" Entw*\r\n"), "\"/\" {9}\r\nEntwürfe\r\n"));
+  EXPECT_TRUE(has(say(*s, "l CREATE ../bob/INBOX\r\n"), "l NO [CANNOT]"));
+  EXPECT_TRUE(has(say(*s, "m DELETE INBOX\r\n"), "m NO"));
+  EXPECT_TRUE(has(say(*s, "n DELETE Job/Projects/2026\r\n"), "n OK"));
+  EXPECT_TRUE(has(say(*s, "o SUBSCRIBE Job\r\n"), "o OK"));
+  out = say(*s, "p LIST (SUBSCRIBED) \"\" * RETURN (CHILDREN STATUS (MESSAGES))\r\n");
+  EXPECT_TRUE(has(out, "* LIST (\\Subscribed \\HasChildren) \"/\" \"Job\"\r\n")) << out;
+  EXPECT_TRUE(has(out, "* STATUS \"Job\" (MESSAGES 0)")) << out;
+  EXPECT_TRUE(has(say(*s, "q LIST (SPECIAL-USE) \"\" *\r\n"), "\\Trash) \"/\" \"Trash\""));
+  EXPECT_TRUE(has(say(*s, "r NAMESPACE\r\n"), "* NAMESPACE ((\"\" \"/\")) NIL NIL"));
+  // Another account's mailboxes are not reachable by any name.
+  auto b = logged_in("bob@example.test");
+  EXPECT_FALSE(has(say(*b, "s LIST \"\" *\r\n"), "Job"));
+  EXPECT_TRUE(has(say(*b, "t SELECT Job\r\n"), "t NO [NONEXISTENT]"));
+}
+
+TEST_F(Imap, OtherSessionsChangesArriveAtTheRightMoments) {
+  deliver(test::kAlice, test::raw_message(1));
+  deliver(test::kAlice, test::raw_message(2));
+  auto a = logged_in();
+  auto b = logged_in();
+  say(*a, "a SELECT INBOX\r\n");
+  say(*b, "b SELECT INBOX\r\n");
+  say(*b, "b1 STORE 1 +FLAGS (\\Deleted \\Seen)\r\n");
+  say(*b, "b2 EXPUNGE\r\n");
+  deliver(test::kAlice, test::raw_message(3));
+  // FETCH must not carry EXPUNGE; NOOP does.
+  std::string out = say(*a, "a1 FETCH 2 UID\r\n");
+  EXPECT_FALSE(has(out, "EXPUNGE")) << out;
+  EXPECT_TRUE(has(out, "* 3 EXISTS")) << out;
+  out = say(*a, "a2 NOOP\r\n");
+  EXPECT_TRUE(has(out, "* 1 EXPUNGE\r\n")) << out;
+  EXPECT_TRUE(has(say(*a, "a3 FETCH 1:* UID\r\n"), "* 2 FETCH (UID 3)"));
+  // IDLE: changes are pushed when polled; DONE ends it.
+  EXPECT_EQ(say(*a, "a4 IDLE\r\n"), "+ idling\r\n");
+  say(*b, "b3 STORE 1 +FLAGS (\\Flagged)\r\n");
+  a->idle_poll();
+  EXPECT_TRUE(has(a->take_output(), "* 1 FETCH (UID 2 FLAGS (\\Flagged"));
+  EXPECT_TRUE(has(say(*a, "DONE\r\n"), "a4 OK"));
+}
+
+TEST_F(Imap, QresyncReportsVanishedExactly) {
+  for (int i = 1; i <= 5; ++i)
+    deliver(test::kAlice, test::raw_message(i));
+  auto s = logged_in();
+  say(*s, "a ENABLE QRESYNC\r\n");
+  std::string out = say(*s, "b SELECT INBOX\r\n");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(UIDVALIDITY (\d+))")));
+  const std::string uidvalidity = m[1];
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(HIGHESTMODSEQ (\d+))")));
+  const std::string modseq = m[1];
+  say(*s, "c STORE 2,4 +FLAGS (\\Deleted)\r\n");
+  out = say(*s, "d EXPUNGE\r\n");
+  EXPECT_TRUE(has(out, "* VANISHED 2,4\r\n")) << out;
+  say(*s, "e STORE 1 +FLAGS (\\Seen)\r\n");
+  say(*s, "f UNSELECT\r\n");
+  out = say(*s, "g SELECT INBOX (QRESYNC (" + uidvalidity + " " + modseq + " 1:5))\r\n");
+  EXPECT_TRUE(has(out, "* VANISHED (EARLIER) 2,4\r\n")) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(\* 1 FETCH \(UID 1 FLAGS \(\\Seen\) MODSEQ)")))
+      << out;
+  out = say(*s, "h UID FETCH 1:* FLAGS (CHANGEDSINCE " + modseq + " VANISHED)\r\n");
+  EXPECT_TRUE(has(out, "* VANISHED (EARLIER) 2,4\r\n")) << out;
+}
+
+}  // namespace
+}  // namespace a3::imap
