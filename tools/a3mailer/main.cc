@@ -17,6 +17,7 @@
 #include "eventlog/open.h"
 #include "frontends/admin/admin_server.h"
 #include "frontends/net/tls.h"
+#include "frontends/imap/server.h"
 #include "frontends/smtp/server.h"
 #include "projections/audit/audit_projector.h"
 #include "projections/backup.h"
@@ -98,6 +99,7 @@ int main(int argc, char** argv) {
   std::vector<std::thread> io_threads;
   std::unique_ptr<boost::asio::ssl::context> tls;
   std::unique_ptr<a3::smtp::Server> smtp;
+  std::unique_ptr<a3::imap::Server> imap;
   // Failed logins per IP, counted across SMTP, IMAP and POP3.
   a3::net::AuthThrottle throttle(config.security.auth_failures_before_delay,
                                  std::chrono::seconds(config.security.max_auth_delay_s));
@@ -138,6 +140,11 @@ int main(int argc, char** argv) {
         smtp->listen(l);
       }
     }
+    imap = std::make_unique<a3::imap::Server>(io, config, *store, *log, *projector, tls.get(),
+                                              throttle);
+    for (const auto& l : config.server.listeners) {
+      if (l.protocol == "imap" || l.protocol == "imaps") imap->listen(l);
+    }
     const unsigned threads = config.server.threads > 0
                                  ? static_cast<unsigned>(config.server.threads)
                                  : std::max(1u, std::thread::hardware_concurrency());
@@ -172,10 +179,12 @@ int main(int argc, char** argv) {
   // Stop accepting and end the sessions before the store goes away: once
   // every coroutine has finished, the I/O threads run out of work.
   if (smtp) smtp->stop();
+  if (imap) imap->stop();
   work.reset();
   for (auto& t : io_threads)
     t.join();
   smtp.reset();
+  imap.reset();
   admin.reset();
   if (audit) audit->stop();
   audit.reset();

@@ -1,0 +1,40 @@
+// The IMAP listeners (imap with STARTTLS, imaps with implicit TLS): Asio
+// coroutines, one per connection, each feeding a Session (session.h). The
+// session's work runs on a small pool (it may wait for the log); a change
+// applied by the projector wakes the sessions that IDLE on that mailbox.
+#pragma once
+
+#include <memory>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include "common/config.h"
+#include "eventlog/event_log.h"
+#include "frontends/net/auth.h"
+#include "projections/projector.h"
+#include "projections/store.h"
+
+namespace a3::imap {
+
+class Server {
+ public:
+  // `tls` may be null (then neither STARTTLS nor imaps). Registers a
+  // listener on `projector` for IDLE wake-ups.
+  Server(boost::asio::io_context& io, const config::Config& config, projections::Store& store,
+         eventlog::EventLog& log, projections::Projector& projector,
+         boost::asio::ssl::context* tls, net::AuthThrottle& throttle);
+  ~Server();
+
+  void stop();
+  // Binds one listener (imap or imaps); throws std::runtime_error naming
+  // the address if it cannot.
+  void listen(const config::Listener& listener);
+
+  struct State;
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace a3::imap

@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""End-to-end IMAP: the real daemon with Python's imaplib (plain with
+STARTTLS, IMAPS), curl, raw sockets and mbsync, on loopback. Mail comes in
+through SMTP and is read back byte for byte."""
+import imaplib
+import os
+import re
+import shutil
+import smtplib
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from test_daemon import A3CTL, Daemon, write_config
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tls_client():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def ctl(config, *args):
+    return subprocess.run([A3CTL, "--config", config, *args], capture_output=True, timeout=60)
+
+
+class ImapTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="a3-e2e-imap-")
+        d = cls.tmp.name
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", d + "/key.pem",
+                        "-out", d + "/cert.pem", "-days", "2", "-subj", "/CN=localhost"],
+                       check=True, capture_output=True)
+        cls.mx, cls.imap, cls.imaps = free_port(), free_port(), free_port()
+        cls.config = write_config(d, """
+[[server.listener]]
+protocol = "smtp"
+bind = "127.0.0.1:%d"
+[[server.listener]]
+protocol = "imap"
+bind = "127.0.0.1:%d"
+[[server.listener]]
+protocol = "imaps"
+bind = "127.0.0.1:%d"
+[tls]
+certificate = "cert.pem"
+private_key = "key.pem"
+[security]
+auth_failures_before_delay = 100
+""" % (cls.mx, cls.imap, cls.imaps))
+        for who in ("alice", "bob", "carol", "dave"):
+            r = ctl(cls.config, "account", "add", who + "@example.test", "--password", "pw")
+            assert r.returncode == 0, r.stderr
+        cls.daemon = Daemon(cls.config)
+        cls.daemon.wait_for("imap: listening on 127.0.0.1:%d" % cls.imaps)
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.daemon.stop() == 0, cls.daemon.output()
+        cls.tmp.cleanup()
+
+    def deliver(self, to, body):
+        with smtplib.SMTP("127.0.0.1", self.mx, timeout=10) as s:
+            s.sendmail("sender@example.net", [to], body)
+
+    def client(self, user):
+        c = imaplib.IMAP4_SSL("127.0.0.1", self.imaps, ssl_context=tls_client(), timeout=10)
+        c.login(user, "pw")
+        return c
+
+    def test_smtp_delivery_is_read_back_byte_for_byte(self):
+        body = (b"From: Sender <sender@example.net>\r\nTo: alice@example.test\r\n"
+                b"Subject: over IMAP\r\nMessage-ID: <imap1@example.net>\r\n\r\nHello\r\n.dot\r\n")
+        self.deliver("alice@example.test", body)
+        c = self.client("alice@example.test")
+        typ, data = c.select("INBOX")
+        self.assertEqual(typ, "OK")
+        n = int(data[0])
+        typ, data = c.fetch(str(n), "(BODY.PEEK[] FLAGS ENVELOPE)")
+        self.assertEqual(typ, "OK")
+        stored = data[0][1]
+        self.assertTrue(stored.startswith(b"Received: from "), stored[:100])
+        self.assertTrue(stored.endswith(b"\r\n" + body))
+        self.assertNotIn(b"\\Seen", data[1])
+        self.assertIn(b'"over IMAP"', data[1])
+        typ, data = c.fetch(str(n), "(BODY[TEXT])")
+        self.assertEqual(data[0][1], b"Hello\r\n.dot\r\n")
+        typ, data = c.fetch(str(n), "(FLAGS)")
+        self.assertIn(b"\\Seen", data[0])
+        c.logout()
+
+    def test_starttls_and_logindisabled(self):
+        c = imaplib.IMAP4("127.0.0.1", self.imap, timeout=10)
+        self.assertIn("LOGINDISABLED", c.capabilities)
+        with self.assertRaises(imaplib.IMAP4.error):
+            c.login("alice@example.test", "pw")
+        c.starttls(ssl_context=tls_client())
+        self.assertNotIn("LOGINDISABLED", c.capabilities)
+        typ, _ = c.login("alice@example.test", "pw")
+        self.assertEqual(typ, "OK")
+        c.logout()
+
+    def test_starttls_injection_gets_no_reply(self):
+        s = socket.create_connection(("127.0.0.1", self.imap), timeout=10)
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"a STARTTLS\r\nb NOOP\r\n")
+        self.assertTrue(f.readline().startswith(b"a OK"))
+        t = tls_client().wrap_socket(s, server_hostname="localhost")
+        t.sendall(b"c NOOP\r\n")
+        self.assertTrue(t.recv(1000).startswith(b"c OK"), "the injected b NOOP got no reply")
+        t.close()
+
+    def test_mailbox_commands_and_uidplus(self):
+        c = self.client("bob@example.test")
+        self.assertEqual(c.create("Archive/2026")[0], "OK")
+        typ, data = c.list('""', "*")
+        names = [l.decode() for l in data]
+        self.assertTrue(any(l.endswith('"Archive/2026"') for l in names), names)
+        typ, data = c.append("Archive/2026", "(\\Flagged)", None, b"Subject: appended\r\n\r\nx\r\n")
+        self.assertEqual(typ, "OK")
+        self.assertRegex(data[0].decode(), r"\[APPENDUID \d+ 1\]")
+        c.select("Archive/2026")
+        typ, data = c.uid("COPY", "1", "INBOX")
+        self.assertEqual(typ, "OK")
+        typ, data = c.uid("MOVE", "1", "Trash")
+        self.assertEqual(typ, "OK")
+        typ, data = c.status("Trash", "(MESSAGES UNSEEN)")
+        self.assertIn(b"MESSAGES 1", data[0])
+        c.select("INBOX")
+        typ, data = c.search(None, "SUBJECT", "appended")
+        self.assertEqual(data[0], b"1")
+        c.store("1", "+FLAGS", "\\Deleted")
+        typ, data = c.expunge()
+        self.assertEqual(data, [b"1"])
+        self.assertEqual(c.rename("Archive", "Old")[0], "OK")
+        typ, data = c.list('""', "Old/*")
+        self.assertIn(b'"Old/2026"', data[0])
+        self.assertEqual(c.delete("Old/2026")[0], "OK")
+        c.logout()
+
+    def test_two_sessions_see_each_others_changes(self):
+        self.deliver("carol@example.test", b"Subject: shared\r\n\r\nx\r\n")
+        a = self.client("carol@example.test")
+        b = self.client("carol@example.test")
+        a.select("INBOX")
+        b.select("INBOX")
+        b.store("1", "+FLAGS", "\\Flagged")
+        a.noop()
+        untagged = a.untagged_responses.get("FETCH", [])
+        self.assertTrue(any(b"\\Flagged" in u for u in untagged), untagged)
+        self.deliver("carol@example.test", b"Subject: second\r\n\r\ny\r\n")
+        typ, data = a.noop()
+        self.assertIn(b"2", a.untagged_responses.get("EXISTS", [b""]))
+        a.logout()
+        b.logout()
+
+    def test_idle_is_woken_by_smtp_delivery(self):
+        s = tls_client().wrap_socket(socket.create_connection(("127.0.0.1", self.imaps), timeout=10),
+                                     server_hostname="localhost")
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"a LOGIN dave@example.test pw\r\nb SELECT INBOX\r\n")
+        while not f.readline().startswith(b"b OK"):
+            pass
+        s.sendall(b"c IDLE\r\n")
+        self.assertEqual(f.readline(), b"+ idling\r\n")
+        t0 = time.time()
+        self.deliver("dave@example.test", b"Subject: wake up\r\n\r\nnow\r\n")
+        line = f.readline()
+        self.assertRegex(line.decode(), r"^\* \d+ EXISTS")
+        self.assertLess(time.time() - t0, 5)
+        s.sendall(b"DONE\r\n")
+        while True:
+            line = f.readline()
+            if line.startswith(b"c "):
+                break
+        self.assertTrue(line.startswith(b"c OK"), line)
+        s.close()
+
+    def test_curl_fetches_over_imaps(self):
+        self.deliver("alice@example.test", b"Subject: for curl\r\n\r\ncurl body\r\n")
+        c = self.client("alice@example.test")
+        _, data = c.select("INBOX")
+        uid = c.uid("SEARCH", None, "SUBJECT", "curl")[1][0].split()[-1].decode()
+        c.logout()
+        out = subprocess.run(["curl", "-sSk", "--max-time", "10",
+                              "imaps://127.0.0.1:%d/INBOX;UID=%s" % (self.imaps, uid),
+                              "-u", "alice@example.test:pw"], capture_output=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertTrue(out.stdout.endswith(b"\r\ncurl body\r\n"), out.stdout)
+
+    def test_failed_logins_are_audited(self):
+        c = imaplib.IMAP4_SSL("127.0.0.1", self.imaps, ssl_context=tls_client(), timeout=10)
+        with self.assertRaises(imaplib.IMAP4.error):
+            c.login("alice@example.test", "wrong")
+        c.logout()
+        r = ctl(self.config, "log", "dump")
+        self.assertIn(b"AuthFailed", r.stdout)
+        self.assertRegex(r.stdout.decode(), r"AuthFailed .* by imap from 127\.0\.0\.1")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
