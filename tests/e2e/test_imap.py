@@ -42,7 +42,8 @@ class ImapTest(unittest.TestCase):
         d = cls.tmp.name
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                         "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", d + "/key.pem",
-                        "-out", d + "/cert.pem", "-days", "2", "-subj", "/CN=localhost"],
+                        "-out", d + "/cert.pem", "-days", "2", "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=IP:127.0.0.1,DNS:127.0.0.1,DNS:localhost"],
                        check=True, capture_output=True)
         cls.mx, cls.imap, cls.imaps = free_port(), free_port(), free_port()
         cls.config = write_config(d, """
@@ -211,6 +212,87 @@ auth_failures_before_delay = 100
         r = ctl(self.config, "log", "dump")
         self.assertIn(b"AuthFailed", r.stdout)
         self.assertRegex(r.stdout.decode(), r"AuthFailed .* by imap from 127\.0\.0\.1")
+
+    def test_mbsync_syncs_flags_and_moves(self):
+        """A real client (isync's mbsync) mirrors the account into a Maildir,
+        then pushes a local flag change and a move back to the server."""
+        if not shutil.which("mbsync"):
+            self.fail("mbsync is not installed (tools/packages.txt: isync)")
+        who = "eve@example.test"
+        r = ctl(self.config, "account", "add", who, "--password", "pw")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for i in range(3):
+            self.deliver(who, b"Subject: mbsync %d\r\n\r\nbody %d\r\n" % (i, i))
+        home = os.path.join(self.tmp.name, "mbsync")
+        maildir = os.path.join(home, "mail")
+        os.makedirs(maildir)
+        cfg = os.path.join(home, "mbsyncrc")
+        with open(cfg, "w") as f:
+            f.write("""IMAPAccount a3
+Host 127.0.0.1
+Port %d
+User %s
+Pass pw
+SSLType IMAPS
+CertificateFile %s/cert.pem
+
+IMAPStore remote
+Account a3
+
+MaildirStore local
+Path %s/
+Inbox %s/INBOX
+SubFolders Verbatim
+
+Channel sync
+Far :remote:
+Near :local:
+Patterns *
+Create Both
+Expunge Both
+SyncState *
+""" % (self.imaps, who, self.tmp.name, maildir, maildir))
+
+        def sync():
+            out = subprocess.run(["mbsync", "-c", cfg, "-a"], capture_output=True, timeout=60)
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+
+        sync()
+        inbox = os.path.join(maildir, "INBOX")
+        files = {}
+        for sub in ("cur", "new"):
+            for name in os.listdir(os.path.join(inbox, sub)):
+                with open(os.path.join(inbox, sub, name), "rb") as fh:
+                    files[fh.read().split(b"Subject: ")[1].split(b"\n")[0].strip()] = (sub, name)
+        self.assertEqual(sorted(files), [b"mbsync 0", b"mbsync 1", b"mbsync 2"])
+        # Flag message 0 (flagged + seen), move message 1 to a new folder.
+        sub, name = files[b"mbsync 0"]
+        base = name.split(":2,")[0]
+        os.rename(os.path.join(inbox, sub, name), os.path.join(inbox, "cur", base + ":2,FS"))
+        archive = os.path.join(maildir, "Archive")
+        for d in ("cur", "new", "tmp"):
+            os.makedirs(os.path.join(archive, d))
+        sub, name = files[b"mbsync 1"]
+        fresh = re.sub(r",U=\d+", "", name.split(":2,")[0])
+        os.rename(os.path.join(inbox, sub, name), os.path.join(archive, "new", fresh))
+        sync()
+        c = self.client(who)
+        c.select("INBOX")
+        typ, data = c.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        got = {}
+        for item in data:
+            if isinstance(item, tuple):
+                got[item[1].strip().decode()] = item[0].decode()
+        self.assertEqual(sorted(got), ["Subject: mbsync 0", "Subject: mbsync 2"], data)
+        self.assertIn("\\Flagged", got["Subject: mbsync 0"])
+        self.assertIn("\\Seen", got["Subject: mbsync 0"])
+        self.assertNotIn("\\Flagged", got["Subject: mbsync 2"])
+        typ, data = c.select("Archive")
+        self.assertEqual(typ, "OK")
+        typ, data = c.fetch("1", "(BODY.PEEK[])")
+        self.assertIn(b"Subject: mbsync 1\r\n", data[0][1])
+        self.assertTrue(data[0][1].endswith(b"\r\n\r\nbody 1\r\n"), data)
+        c.logout()
 
 
 if __name__ == "__main__":
