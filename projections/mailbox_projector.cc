@@ -140,6 +140,7 @@ class Applier {
     m.size += msg.size;
     if (!has_flag(msg.flags, "\\Seen")) m.unseen += 1;
     b_.put(Family::messages, view::message_key(m.id, msg.uid), view::encode(msg));
+    b_.put(Family::changes, view::change_key(m.id, msg.modseq, msg.uid), "");
     return msg.uid;
   }
 
@@ -151,6 +152,8 @@ class Applier {
     std::string seq;
     view::put_be64(seq, modseq_);
     b_.put(Family::expunged, view::message_key(m.id, msg.uid), seq);
+    b_.del(Family::changes, view::change_key(m.id, msg.modseq, msg.uid));
+    b_.put(Family::changes, view::change_key(m.id, modseq_, msg.uid), "x");
     blob_ref(msg.blob, -1);
   }
 
@@ -185,6 +188,13 @@ class Applier {
     });
     for (const auto& k : gone)
       b_.del(Family::expunged, k);
+    gone.clear();
+    b_.scan(Family::changes, view::id_key(m.id), [&](std::string_view k, std::string_view) {
+      gone.emplace_back(k);
+      return true;
+    });
+    for (const auto& k : gone)
+      b_.del(Family::changes, k);
   }
 
   void remove_mailbox(view::MailboxRecord& m) {
@@ -478,8 +488,10 @@ class Applier {
       if (was_seen && !seen) m->unseen += 1;
       if (!was_seen && seen) m->unseen -= 1;
       msg->flags = std::move(next);
+      b_.del(Family::changes, view::change_key(m->id, msg->modseq, uid));
       msg->modseq = modseq_;
       b_.put(Family::messages, view::message_key(m->id, uid), view::encode(*msg));
+      b_.put(Family::changes, view::change_key(m->id, msg->modseq, uid), "");
       out_.uids.push_back(uid);
     }
     if (!out_.uids.empty()) save(*m);

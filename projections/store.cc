@@ -1,5 +1,7 @@
 #include "projections/store.h"
 
+#include <algorithm>
+
 #include <rocksdb/db.h>
 
 #include "schemas/codec.h"
@@ -151,15 +153,36 @@ std::optional<mime::Summary> Store::mime(const view::Sha256& blob) const {
   return view::decode_mime(*v);
 }
 
+std::optional<MessageRecord> Store::message(const schemas::Uuid& mailbox,
+                                            std::uint32_t uid) const {
+  auto v = get(view_, Family::messages, view::message_key(mailbox, uid));
+  if (!v) return std::nullopt;
+  return view::decode_message(*v, uid);
+}
+
+std::vector<Store::Change> Store::changes_since(const schemas::Uuid& mailbox,
+                                                std::uint64_t since) const {
+  std::vector<Change> out;
+  std::unique_ptr<rocksdb::Iterator> it(
+      view_.db()->NewIterator(rocksdb::ReadOptions(), view_.cf(Family::changes)));
+  const std::string prefix = view::id_key(mailbox);
+  for (it->Seek(view::change_key(mailbox, since + 1, 0)); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    const auto k = it->key().ToStringView();
+    if (k.size() != 28) continue;
+    out.push_back({view::get_be32(k, 24), view::get_be64(k, 16),
+                   it->value().ToStringView() == "x"});
+  }
+  return out;
+}
+
 std::vector<std::pair<std::uint32_t, std::uint64_t>> Store::expunged_since(
     const schemas::Uuid& mailbox, std::uint64_t since) const {
   std::vector<std::pair<std::uint32_t, std::uint64_t>> out;
-  scan(view_, Family::expunged, view::id_key(mailbox), [&](std::string_view k, std::string_view v) {
-    if (v.size() == 8 && view::get_be64(v) > since) {
-      out.emplace_back(view::uid_of_message_key(k), view::get_be64(v));
-    }
-    return true;
-  });
+  for (const auto& c : changes_since(mailbox, since)) {
+    if (c.expunged) out.emplace_back(c.uid, c.modseq);
+  }
+  std::sort(out.begin(), out.end());
   return out;
 }
 

@@ -66,6 +66,15 @@ class Store {
   std::optional<std::string> body(const view::Sha256& blob) const;
   // ENVELOPE, BODY, BODYSTRUCTURE, part ranges and SEARCH fields of a body.
   std::optional<mime::Summary> mime(const view::Sha256& blob) const;
+  std::optional<MessageRecord> message(const schemas::Uuid& mailbox, std::uint32_t uid) const;
+  // What changed in a mailbox with MODSEQ > `since`, in MODSEQ order: a
+  // message added or whose flags changed, or one expunged (RFC 7162).
+  struct Change {
+    std::uint32_t uid = 0;
+    std::uint64_t modseq = 0;
+    bool expunged = false;
+  };
+  std::vector<Change> changes_since(const schemas::Uuid& mailbox, std::uint64_t since) const;
   // UIDs expunged with MODSEQ > `since` (QRESYNC VANISHED), with their MODSEQ.
   std::vector<std::pair<std::uint32_t, std::uint64_t>> expunged_since(const schemas::Uuid& mailbox,
                                                                       std::uint64_t since) const;

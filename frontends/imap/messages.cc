@@ -634,7 +634,8 @@ void Session::cmd_select(const std::string& tag, Parser& p, bool read_only) {
   s.read_only = read_only;
   s.modseq = box->highestmodseq;
   s.uidnext = box->uidnext;
-  const auto msgs = store_.messages(box->id);
+  const auto index = shared_.messages(store_, *box);
+  const auto& msgs = index->messages;
   std::set<std::string> keywords;
   std::uint32_t first_unseen = 0;
   for (const auto& m : msgs) {
@@ -722,7 +723,8 @@ void Session::report_changes(bool allow_expunge) {
   }
   sel_->box = *box;
   if (box->highestmodseq == sel_->modseq && box->uidnext == sel_->uidnext) return;
-  const auto msgs = store_.messages(box->id);
+  const auto index = shared_.messages(store_, *box);
+  const auto& msgs = index->messages;
   std::vector<std::uint32_t> now;
   now.reserve(msgs.size());
   for (const auto& m : msgs)
@@ -873,16 +875,16 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, bool uid) {
   if (want_modseq) condstore_ = true;
   const auto wanted = resolve(set, uid);
   if (wanted.empty() && !vanished) return tagged(tag, "OK", "FETCH completed");
-  const std::uint32_t lo = wanted.empty() ? 1 : wanted.front();
-  const std::uint32_t hi = wanted.empty() ? 1 : wanted.back();
-  auto msgs = store_.messages(sel_->box.id, lo, hi);
+  auto index = current();
   // BODY[] without PEEK marks the messages \Seen (RFC 9051 6.4.5).
   std::set<std::uint32_t> now_seen;
   if (sets_seen && !sel_->read_only) {
     std::vector<std::uint32_t> unseen;
-    for (const auto& m : msgs) {
-      if (std::binary_search(wanted.begin(), wanted.end(), m.uid) &&
-          !has_flag(m.flags, "\\Seen") &&
+    for (const std::uint32_t u : wanted) {
+      const auto* found = index->find(u);
+      if (!found) continue;
+      const auto& m = *found;
+      if (!has_flag(m.flags, "\\Seen") &&
           (!changed_since || m.modseq > *changed_since))
         unseen.push_back(m.uid);
     }
@@ -891,7 +893,7 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, bool uid) {
                                                   {"\\Seen"}, std::nullopt});
       if (!o) return;
       now_seen.insert(o->uids.begin(), o->uids.end());
-      msgs = store_.messages(sel_->box.id, lo, hi);
+      index = current();
     }
   }
   if (vanished) {
@@ -902,8 +904,10 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, bool uid) {
     }
     if (!gone.empty()) untagged("VANISHED (EARLIER) " + SequenceSet::format(gone));
   }
-  for (const auto& m : msgs) {
-    if (!std::binary_search(wanted.begin(), wanted.end(), m.uid)) continue;
+  for (const std::uint32_t u : wanted) {
+    const auto* found = index->find(u);
+    if (!found) continue;
+    const auto& m = *found;
     if (changed_since && m.modseq <= *changed_since) continue;
     const std::uint32_t seq = seq_of(m.uid);
     if (!seq) continue;
@@ -1061,7 +1065,8 @@ void Session::cmd_store(const std::string& tag, Parser& p, bool uid) {
     modified = o->modified;
     const std::set<std::uint32_t> changed(o->uids.begin(), o->uids.end());
     const std::set<std::uint32_t> refused(modified.begin(), modified.end());
-    for (const auto& m : store_.messages(sel_->box.id, uids.front(), uids.back())) {
+    const auto index = current();
+    for (const auto& m : index->messages) {
       if (!std::binary_search(uids.begin(), uids.end(), m.uid) || refused.contains(m.uid))
         continue;
       const std::uint32_t seq = seq_of(m.uid);
@@ -1137,7 +1142,8 @@ void Session::cmd_expunge(const std::string& tag, Parser& p, bool uid) {
   std::vector<std::uint32_t> within;
   if (set) within = resolve(*set, true);
   std::vector<std::uint32_t> uids;
-  for (const auto& m : store_.messages(sel_->box.id)) {
+  const auto index = current();
+  for (const auto& m : index->messages) {
     if (!has_flag(m.flags, "\\Deleted") || !seq_of(m.uid)) continue;
     if (set && !std::binary_search(within.begin(), within.end(), m.uid)) continue;
     uids.push_back(m.uid);
@@ -1183,7 +1189,8 @@ void Session::cmd_search(const std::string& tag, Parser& p, bool uid) {
   const std::uint32_t max_uid = uids.empty() ? 0 : uids.back();
   std::vector<std::uint32_t> hits;  // UIDs
   std::uint64_t top_modseq = 0;
-  for (const auto& m : store_.messages(sel_->box.id)) {
+  const auto index = current();
+  for (const auto& m : index->messages) {
     const std::uint32_t seq = seq_of(m.uid);
     if (!seq) continue;
     Candidate c{m, seq, !rev2_ && m.uid >= sel_->recent_from, store_, std::nullopt, std::nullopt};

@@ -105,6 +105,69 @@ std::uint32_t Shared::claim_recent(const schemas::Uuid& mailbox, std::uint32_t u
   return from;
 }
 
+const projections::MessageRecord* MessageIndex::find(std::uint32_t uid) const {
+  const auto it = std::lower_bound(
+      messages.begin(), messages.end(), uid,
+      [](const projections::MessageRecord& m, std::uint32_t u) { return m.uid < u; });
+  return it != messages.end() && it->uid == uid ? &*it : nullptr;
+}
+
+std::shared_ptr<const MessageIndex> Shared::messages(const projections::Store& store,
+                                                     const MailboxRecord& box) {
+  std::shared_ptr<const MessageIndex> cached;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = cache_.find(box.id); it != cache_.end()) {
+      it->second.used = ++clock_;
+      cached = it->second.index;
+    }
+  }
+  if (cached && cached->modseq >= box.highestmodseq) return cached;
+  auto next = std::make_shared<MessageIndex>();
+  if (cached) {
+    // Only what changed since: the CONDSTORE index says which UIDs.
+    *next = *cached;
+    auto& v = next->messages;
+    for (const auto& c : store.changes_since(box.id, cached->modseq)) {
+      next->modseq = std::max(next->modseq, c.modseq);
+      const auto it = std::lower_bound(
+          v.begin(), v.end(), c.uid,
+          [](const projections::MessageRecord& m, std::uint32_t u) { return m.uid < u; });
+      const bool present = it != v.end() && it->uid == c.uid;
+      auto record = c.expunged ? std::nullopt : store.message(box.id, c.uid);
+      if (!record) {
+        if (present) v.erase(it);
+      } else if (present) {
+        *it = std::move(*record);
+      } else {
+        v.insert(it, std::move(*record));
+      }
+    }
+  } else {
+    next->messages = store.messages(box.id);
+  }
+  next->modseq = std::max(next->modseq, box.highestmodseq);
+  std::lock_guard lock(mu_);
+  auto& slot = cache_[box.id];
+  if (!slot.index || slot.index->modseq <= next->modseq) slot.index = next;
+  slot.used = ++clock_;
+  if (cache_.size() > kCachedMailboxes) {
+    // The least recently used half goes.
+    std::vector<std::uint64_t> uses;
+    for (const auto& [id, c] : cache_)
+      uses.push_back(c.used);
+    std::nth_element(uses.begin(), uses.begin() + uses.size() / 2, uses.end());
+    const std::uint64_t cut = uses[uses.size() / 2];
+    std::erase_if(cache_, [&](const auto& kv) { return kv.second.used < cut; });
+  }
+  return next;
+}
+
+std::shared_ptr<const MessageIndex> Session::current() {
+  if (auto box = store_.mailbox(sel_->box.id)) sel_->box = *box;
+  return shared_.messages(store_, sel_->box);
+}
+
 Session::Session(SessionInfo info, Limits limits, projections::Store& store, Shared& shared)
     : info_(std::move(info)), limits_(limits), store_(store), shared_(shared) {}
 
@@ -932,7 +995,8 @@ void Session::cmd_close(const std::string& tag, Parser& p, bool expunge) {
   if (expunge && !sel_->read_only) {
     // RFC 9051 6.4.1: \Deleted messages go, silently.
     std::vector<std::uint32_t> uids;
-    for (const auto& m : store_.messages(sel_->box.id)) {
+    const auto index = current();
+    for (const auto& m : index->messages) {
       if (std::find(m.flags.begin(), m.flags.end(), "\\Deleted") != m.flags.end())
         uids.push_back(m.uid);
     }

@@ -40,18 +40,37 @@ struct SessionInfo {
   bool allow_plaintext_auth = false;
 };
 
+// One mailbox's messages (flags, MODSEQ, sizes...) as of `modseq`, by UID.
+struct MessageIndex {
+  std::uint64_t modseq = 0;
+  std::vector<projections::MessageRecord> messages;
+  const projections::MessageRecord* find(std::uint32_t uid) const;
+};
+
 // State shared by the sessions of one server: which messages were already
-// announced as \Recent (RFC 3501 2.3.2: to one session only).
+// announced as \Recent (RFC 3501 2.3.2: to one session only), and the
+// message indexes of the mailboxes in use, kept up to date from the view's
+// CONDSTORE index (only what changed since is read).
 class Shared {
  public:
+  std::shared_ptr<const MessageIndex> messages(const projections::Store& store,
+                                               const projections::MailboxRecord& box);
+
   // Claims the UIDs >= `from` up to `uidnext` of `mailbox` for the caller;
   // returns the first UID claimed (UIDs from there to uidnext-1 are its
   // recent ones).
   std::uint32_t claim_recent(const schemas::Uuid& mailbox, std::uint32_t uidnext);
 
  private:
+  static constexpr std::size_t kCachedMailboxes = 1024;
   std::mutex mu_;
   std::map<schemas::Uuid, std::uint32_t> claimed_;  // mailbox -> next UID not yet claimed
+  struct Cached {
+    std::shared_ptr<const MessageIndex> index;
+    std::uint64_t used = 0;
+  };
+  std::map<schemas::Uuid, Cached> cache_;  // guarded by mu_
+  std::uint64_t clock_ = 0;
 };
 
 struct AuthRequest {
@@ -157,6 +176,8 @@ class Session {
   // The UIDs a set names (sequence numbers or UIDs), in ascending order.
   std::vector<std::uint32_t> resolve(const SequenceSet& set, bool uid) const;
   std::uint32_t seq_of(std::uint32_t uid) const;  // 0 if unknown
+  // The selected mailbox's messages as they are now.
+  std::shared_ptr<const MessageIndex> current();
   void expunged(const std::vector<std::uint32_t>& uids);  // announce and forget
   std::string status_items(const projections::MailboxRecord& box,
                            const std::vector<std::string>& items);

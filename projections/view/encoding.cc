@@ -221,6 +221,12 @@ std::string message_key(const Uuid& mailbox, std::uint32_t uid) {
   put_be32(k, uid);
   return k;
 }
+std::string change_key(const Uuid& mailbox, std::uint64_t modseq, std::uint32_t uid) {
+  std::string k = id_key(mailbox);
+  put_be64(k, modseq);
+  put_be32(k, uid);
+  return k;
+}
 std::uint32_t uid_of_message_key(std::string_view key) {
   return get_be32(key, 16);
 }

@@ -132,6 +132,8 @@ std::uint32_t uid_of_message_key(std::string_view key);
 std::string next_offset_key(std::int32_t partition);
 std::string outcome_key(std::int32_t partition, std::int64_t offset);
 std::string blob_key(const Sha256& h);
+// The CONDSTORE index: what changed in a mailbox, in MODSEQ order.
+std::string change_key(const Uuid& mailbox, std::uint64_t modseq, std::uint32_t uid);
 // A staged body's chunks, per partition (each partition's events decide
 // alone what is staged there), sorted by start time so old ones come first.
 std::string staging_key(std::int32_t partition, std::int64_t started_ms, const Uuid& blob_id,

@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 constexpr const char* kFamilyNames[] = {
     "accounts", "addresses", "mailboxes", "mailbox_state", "messages", "expunged",
     "blobs",    "blob_refs", "mime",      "subscriptions", "applied",  "meta",
-    "staging",
+    "staging",  "changes",
 };
 static_assert(std::size(kFamilyNames) == static_cast<std::size_t>(Family::count_));
 
@@ -78,7 +78,31 @@ std::unique_ptr<ViewDb> ViewDb::open(const fs::path& path, bool read_only) {
     throw std::runtime_error(fmt::format("view: cannot open {}: {}", path.string(), s.ToString()));
   }
   v->db_.reset(raw);
+  if (!read_only) v->check_format();
   return v;
+}
+
+// A new view gets the current format; one that has applied events under an
+// older format cannot be used as is.
+void ViewDb::check_format() {
+  std::string value;
+  const auto s = db_->Get(rocksdb::ReadOptions(), cf(Family::meta), "format", &value);
+  if (s.ok()) {
+    if (value.size() == 4 && static_cast<int>(get_be32(value, 0)) == kViewFormat) return;
+    throw std::runtime_error(fmt::format(
+        "view: {} has format {}, this version needs {}: rebuild it with `a3ctl replay`",
+        path_.string(), value.size() == 4 ? static_cast<int>(get_be32(value, 0)) : -1,
+        kViewFormat));
+  }
+  if (!positions().empty()) {
+    throw std::runtime_error(
+        fmt::format("view: {} was built by an older version (format 1): rebuild it with "
+                    "`a3ctl replay`",
+                    path_.string()));
+  }
+  std::string f;
+  put_be32(f, static_cast<std::uint32_t>(kViewFormat));
+  db_->Put(rocksdb::WriteOptions(), cf(Family::meta), "format", f);
 }
 
 ViewDb::~ViewDb() {

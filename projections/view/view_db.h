@@ -30,8 +30,13 @@ enum class Family : int {
   applied,
   meta,
   staging,  // started_ms | blob id | seq -> a BodyChunk's bytes, until used
+  changes,  // mailbox | MODSEQ | UID -> "" (present) or "x" (expunged): CONDSTORE index
   count_,
 };
+
+// The layout of the view's column families; a view written by an older
+// layout must be rebuilt (a3ctl replay) before this version uses it.
+constexpr int kViewFormat = 2;
 
 class ViewDb {
  public:
@@ -66,6 +71,7 @@ class ViewDb {
   void close();
 
  private:
+  void check_format();
   ViewDb() = default;
   std::filesystem::path path_;
   std::filesystem::path secondary_dir_;
