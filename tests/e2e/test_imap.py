@@ -213,6 +213,69 @@ auth_failures_before_delay = 100
         self.assertIn(b"AuthFailed", r.stdout)
         self.assertRegex(r.stdout.decode(), r"AuthFailed .* by imap from 127\.0\.0\.1")
 
+    def test_every_other_command(self):
+        """The commands not used above, as imaplib sends them."""
+        who = "frank@example.test"
+        r = ctl(self.config, "account", "add", who, "--password", "pw")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for i in range(3):
+            self.deliver(who, b"Subject: cmd %d\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                              b"aGVsbG8gd29ybGQ=\r\n" % i)
+        c = imaplib.IMAP4_SSL("127.0.0.1", self.imaps, ssl_context=tls_client(), timeout=10)
+        # AUTHENTICATE PLAIN (SASL-IR when the server offers it)
+        typ, _ = c.authenticate("PLAIN", lambda _: b"\0" + who.encode() + b"\0pw")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(c.noop()[0], "OK")
+        typ, data = c.capability()
+        for cap in (b"IMAP4rev2", b"CONDSTORE", b"QRESYNC", b"MOVE", b"UIDPLUS", b"ESEARCH"):
+            self.assertIn(cap, data[0])
+        typ, data = c.xatom("ID", '("name" "e2e")')
+        self.assertEqual(typ, "OK")
+        self.assertIn(b"A3Mailer", c.untagged_responses.pop("ID")[0])
+        self.assertEqual(c.namespace()[1][0], b'(("" "/")) NIL NIL')
+        typ, data = c.enable("CONDSTORE")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(c.subscribe("Trash")[0], "OK")
+        typ, data = c.lsub('""', "*")
+        self.assertTrue(any(b'"Trash"' in l for l in data), data)
+        self.assertEqual(c.unsubscribe("Trash")[0], "OK")
+        typ, data = c.select("INBOX", readonly=True)  # EXAMINE
+        self.assertEqual(typ, "OK")
+        self.assertEqual(c.store("1", "+FLAGS", "\\Seen")[0], "NO")
+        self.assertEqual(c.unselect()[0], "OK")
+        c.select("INBOX")
+        self.assertEqual(c.check()[0], "OK")
+        typ, data = c.fetch("1", "(BINARY[1] BINARY.SIZE[1] MODSEQ)")
+        self.assertEqual(data[0][1], b"hello world")
+        self.assertRegex(data[1].decode(), r"BINARY.SIZE\[1\] 11 MODSEQ \(\d+\)")
+        modseq = int(re.search(rb"MODSEQ \((\d+)\)", data[1]).group(1))
+        typ, data = c.uid("SEARCH", "RETURN", "(COUNT MIN)", "ALL")
+        self.assertRegex(c.untagged_responses.pop("ESEARCH")[0].decode(), r"UID MIN \d+ COUNT 3")
+        typ, data = c.store("1", "(UNCHANGEDSINCE %d) +FLAGS" % modseq, "(\\Flagged)")
+        self.assertEqual(typ, "OK")
+        # The message changed after `modseq`: the second conditional STORE
+        # must refuse it (RFC 7162 3.1.3), said in the tagged response.
+        tag = c._command("STORE", "1", "(UNCHANGEDSINCE %d) -FLAGS" % modseq, "(\\Flagged)")
+        typ, tagged = c._command_complete("STORE", tag)
+        self.assertEqual(typ, "OK")
+        self.assertTrue(tagged[0].startswith(b"[MODIFIED 1]"), tagged)
+        c.store("1:2", "+FLAGS", "\\Deleted")
+        typ, data = c.uid("EXPUNGE", "1")
+        self.assertEqual(typ, "OK")
+        typ, data = c.status("INBOX", "(MESSAGES DELETED HIGHESTMODSEQ)")
+        self.assertRegex(data[0].decode(), r"MESSAGES 2 DELETED 1 HIGHESTMODSEQ \d+")
+        self.assertEqual(c.close()[0], "OK")  # expunges the other \Deleted one
+        typ, data = c.status("INBOX", "(MESSAGES)")
+        self.assertIn(b"MESSAGES 1", data[0])
+        c.logout()
+
+    def test_curl_starttls(self):
+        out = subprocess.run(["curl", "-sSk", "--ssl-reqd", "--max-time", "10",
+                              "imap://127.0.0.1:%d/" % self.imap, "-u", "alice@example.test:pw"],
+                             capture_output=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn(b'"INBOX"', out.stdout)
+
     def test_mbsync_syncs_flags_and_moves(self):
         """A real client (isync's mbsync) mirrors the account into a Maildir,
         then pushes a local flag change and a move back to the server."""

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <regex>
+#include <sstream>
+#include <fstream>
+#include <filesystem>
 
 #include "frontends/imap/session.h"
 #include "tests/projections/projection_fixture.h"
@@ -329,6 +332,75 @@ TEST_F(Imap, QresyncReportsVanishedExactly) {
       << out;
   out = say(*s, "h UID FETCH 1:* FLAGS (CHANGEDSINCE " + modseq + " VANISHED)\r\n");
   EXPECT_TRUE(has(out, "* VANISHED (EARLIER) 2,4\r\n")) << out;
+}
+
+// Whether an untagged FETCH response is well formed: quoted strings and
+// literals skipped, parentheses balanced, one response per line.
+bool well_formed(const std::string& out, std::string& why) {
+  std::size_t i = 0;
+  int depth = 0;
+  while (i < out.size()) {
+    const char c = out[i];
+    if (c == '"') {
+      for (++i; i < out.size() && out[i] != '"'; ++i) {
+        if (out[i] == '\\') ++i;
+        if (out[i] == '\r' || out[i] == '\n') return why = "CR/LF in a quoted string", false;
+      }
+      ++i;
+    } else if (c == '{') {
+      const auto close = out.find("}\r\n", i);
+      if (close == std::string::npos) return why = "bad literal", false;
+      i = close + 3 + std::stoul(out.substr(i + 1, close - i - 1));
+    } else if (c == '(') {
+      ++depth, ++i;
+    } else if (c == ')') {
+      if (--depth < 0) return why = "unbalanced )", false;
+      ++i;
+    } else if (c == '\r' && i + 1 < out.size() && out[i + 1] == '\n') {
+      if (depth != 0) return why = "line ends inside parentheses", false;
+      i += 2;
+    } else {
+      ++i;
+    }
+  }
+  return depth == 0 || (why = "unclosed (", false);
+}
+
+TEST_F(Imap, EveryCorpusMessageIsServedBackWhole) {
+  const std::filesystem::path corpus =
+      std::filesystem::path(A3_TEST_SOURCE_DIR) / "../../shared/mime-corpus";
+  ASSERT_TRUE(std::filesystem::exists(corpus)) << corpus;
+  auto s = logged_in();
+  std::vector<std::pair<std::string, std::string>> messages;
+  for (const auto& f : std::filesystem::directory_iterator(corpus)) {
+    if (f.path().extension() != ".eml") continue;
+    std::ifstream in(f.path(), std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    messages.emplace_back(f.path().filename().string(), ss.str());
+  }
+  std::sort(messages.begin(), messages.end());
+  for (const auto& [name, raw] : messages) {
+    const std::string out =
+        say(*s, fmt::format("a APPEND INBOX {{{}+}}\r\n", raw.size()) + raw + "\r\n");
+    ASSERT_TRUE(has(out, "a OK [APPENDUID")) << name << ": " << out;
+  }
+  say(*s, "b SELECT INBOX\r\n");
+  for (std::size_t n = 1; n <= messages.size(); ++n) {
+    const auto& [name, raw] = messages[n - 1];
+    const std::string out = say(
+        *s, fmt::format("c FETCH {} (BODY.PEEK[] ENVELOPE BODYSTRUCTURE BODY RFC822.SIZE "
+                        "BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)] BODY.PEEK[1.MIME] BODY.PEEK[TEXT])\r\n",
+                        n));
+    ASSERT_TRUE(has(out, "c OK FETCH completed")) << name << ": " << out.substr(0, 300);
+    EXPECT_TRUE(has(out, fmt::format("BODY[] {{{}}}\r\n", raw.size()) + raw)) << name;
+    EXPECT_TRUE(has(out, fmt::format("RFC822.SIZE {}", raw.size()))) << name;
+    std::string why;
+    const std::string untagged = out.substr(0, out.rfind("c OK"));
+    EXPECT_TRUE(well_formed(untagged, why)) << name << ": " << why;
+    const std::string search = say(*s, fmt::format("d SEARCH {} TEXT \"the\"\r\n", n));
+    EXPECT_TRUE(has(search, "d OK")) << name;
+  }
 }
 
 }  // namespace
