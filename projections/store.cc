@@ -66,6 +66,11 @@ boost::system::result<Outcome> Store::execute(const schemas::Event& event,
   return *outcome;
 }
 
+boost::system::result<eventlog::Position> Store::append(const schemas::Event& event) {
+  if (!log_) return eventlog::errc::read_only;
+  return log_->append(event.account, schemas::encode(event));
+}
+
 std::optional<AccountRecord> Store::account(std::string_view name) const {
   auto v = get(view_, Family::accounts, view::lowercase(name));
   if (!v) return std::nullopt;

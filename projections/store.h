@@ -47,6 +47,9 @@ class Store {
   [[nodiscard]] boost::system::result<Outcome> execute(
       const schemas::Event& event, std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
+  // Appends without waiting for the projection: durable once it returns.
+  [[nodiscard]] boost::system::result<eventlog::Position> append(const schemas::Event& event);
+
   // ---- reads ----
   std::optional<AccountRecord> account(std::string_view name) const;
   std::vector<AccountRecord> accounts() const;

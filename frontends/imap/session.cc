@@ -7,6 +7,7 @@
 
 #include "common/ascii.h"
 #include "common/clock.h"
+#include "frontends/net/staged.h"
 
 namespace a3::imap {
 
@@ -960,9 +961,29 @@ void Session::cmd_append(const std::string& tag, Parser& p) {
   if (!box) return tagged(tag, "NO", "[TRYCREATE] No such mailbox");
   std::vector<std::uint32_t> uids;
   std::uint32_t uidvalidity = box->uidvalidity;
+  const schemas::Actor actor{schemas::Protocol::imap, account_, info_.remote_ip,
+                             info_.session_id};
   for (auto& m : messages) {
-    auto o = execute(tag, schemas::MessageAppended{box->id, std::move(m.raw), m.date,
-                                                   std::move(m.flags), std::nullopt});
+    schemas::MessageAppended event{box->id, std::move(m.raw), m.date, std::move(m.flags),
+                                   std::nullopt};
+    if (event.raw.size() > net::StagedStream::kChunkBytes) {
+      // Large: the body goes ahead in chunks (ADR 0006), as SMTP sends it.
+      net::StagedStream stream;
+      const std::string raw = std::exchange(event.raw, std::string());
+      for (std::size_t pos = 0; pos < raw.size(); pos += net::StagedStream::kChunkBytes) {
+        for (const auto& chunk :
+             net::chunk_events(stream, {account_},
+                               std::string_view(raw).substr(pos, net::StagedStream::kChunkBytes),
+                               actor, now_ms())) {
+          if (!store_.append(chunk)) {
+            return tagged(tag, "NO", "[UNAVAILABLE] The mail store cannot take changes now");
+          }
+        }
+      }
+      event.staged = schemas::StagedBody{stream.blob_id, stream.started_ms, stream.size,
+                                         stream.chunks,  true,              stream.message_id};
+    }
+    auto o = execute(tag, std::move(event));
     if (!o) return;
     if (!o->ok()) return tagged(tag, "NO", "[TRYCREATE] " + o->detail);
     uids.insert(uids.end(), o->uids.begin(), o->uids.end());

@@ -65,54 +65,6 @@ std::string received_header(const Envelope& env, const DeliveryContext& ctx,
       ctx.session_id, for_rcpt, t);
 }
 
-BodyHash::BodyHash() : ctx_(EVP_MD_CTX_new()) {
-  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
-}
-
-BodyHash::~BodyHash() {
-  EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_));
-}
-
-void BodyHash::update(std::string_view bytes) {
-  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), bytes.data(), bytes.size());
-}
-
-std::array<std::uint8_t, 32> BodyHash::final() {
-  std::array<std::uint8_t, 32> out{};
-  unsigned int n = 0;
-  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), out.data(), &n);
-  return out;
-}
-
-std::vector<std::string> chunk_keys(const std::vector<std::string>& accounts,
-                                    const std::function<std::int32_t(std::string_view)>& partition) {
-  std::vector<std::string> keys;
-  std::set<std::int32_t> seen;
-  for (const auto& a : accounts) {
-    if (seen.insert(partition ? partition(a) : 0).second) keys.push_back(a);
-  }
-  return keys;
-}
-
-std::vector<schemas::Event> chunk_events(StagedStream& stream, const std::vector<std::string>& keys,
-                                         std::string_view data, const DeliveryContext& ctx) {
-  if (stream.chunks == 0) {
-    stream.started_ms = ctx.now_ms;
-    stream.message_id = projections::mime::message_id(data).value_or("");
-  }
-  stream.hash.update(data);
-  std::vector<schemas::Event> out;
-  for (const auto& key : keys) {
-    out.push_back(schemas::make_event(
-        key, {ctx.protocol, ctx.auth_user, ctx.remote_ip, ctx.session_id},
-        schemas::BodyChunk{stream.blob_id, stream.started_ms, stream.chunks, std::string(data)}));
-    out.back().at_ms = ctx.now_ms;  // the projector ages chunks by event time
-  }
-  ++stream.chunks;
-  stream.size += data.size();
-  return out;
-}
-
 std::vector<schemas::Event> delivery_events(
     const projections::Store& store, const Message& msg, const DeliveryContext& ctx,
     StagedStream* staged, const std::function<std::int32_t(std::string_view)>& partition) {

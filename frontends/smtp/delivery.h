@@ -9,11 +9,17 @@
 #include <vector>
 
 #include "eventlog/event_log.h"
+#include "frontends/net/staged.h"
 #include "frontends/smtp/session.h"
 #include "projections/store.h"
 #include "schemas/event.h"
 
 namespace a3::smtp {
+
+using net::BodyHash;
+using net::StagedStream;
+using net::chunk_events;
+using net::chunk_keys;
 
 // Recipients in local domains that deliver to an account; everything else
 // is refused: no relaying (outbound delivery is not offered yet).
@@ -43,49 +49,6 @@ struct DeliveryContext {
 // (ESMTP, ESMTPS, ESMTPA, ESMTPSA, UTF8SMTP...).
 std::string received_header(const Envelope& env, const DeliveryContext& ctx,
                             std::string_view for_rcpt);
-
-// Incremental SHA-256 of a message body.
-class BodyHash {
- public:
-  BodyHash();
-  ~BodyHash();
-  BodyHash(const BodyHash&) = delete;
-  BodyHash& operator=(const BodyHash&) = delete;
-  void update(std::string_view bytes);
-  std::array<std::uint8_t, 32> final();
-
- private:
-  void* ctx_;  // EVP_MD_CTX
-};
-
-// A message body on its way to the log as BodyChunk events while it comes
-// in, so that no session holds a large message whole, nor one copy per
-// recipient (events.fbs, StagedBody).
-struct StagedStream {
-  static constexpr std::size_t kChunkBytes = 512 * 1024;  // below Kafka's 1 MB default
-  // The projector drops chunks a day after they started; a message that took
-  // longer than this to arrive is refused (451) well before that.
-  static constexpr std::int64_t kMaxAgeMs = 6 * 3'600'000;
-
-  schemas::Uuid blob_id = schemas::Uuid::v7();
-  std::int64_t started_ms = 0;
-  std::uint32_t chunks = 0;
-  std::uint64_t size = 0;
-  std::string message_id;  // from the first chunk's header section
-  BodyHash hash;
-  bool failed = false;  // a chunk was not appended: the message gets 451
-};
-
-// One account per partition among `accounts`: the keys under which a staged
-// body's chunks go, so each partition holds them before the MessageAppended
-// events that name them.
-std::vector<std::string> chunk_keys(const std::vector<std::string>& accounts,
-                                    const std::function<std::int32_t(std::string_view)>& partition);
-
-// The BodyChunk events (one per key) carrying `data`, the next piece of the
-// body; advances `stream`.
-std::vector<schemas::Event> chunk_events(StagedStream& stream, const std::vector<std::string>& keys,
-                                         std::string_view data, const DeliveryContext& ctx);
 
 // One MessageAppended per recipient account. The event id is derived from
 // the account, the envelope sender and the message bytes, so that a client

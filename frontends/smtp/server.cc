@@ -133,7 +133,7 @@ awaitable<void> stream_chunk(std::shared_ptr<Server::State> st, StagedStream& st
                              DeliveryContext& ctx) {
   if (stream.failed || data.empty()) co_return;  // the message gets 451 anyway
   ctx.now_ms = now_ms();
-  auto events = chunk_events(stream, keys, data, ctx);
+  auto events = chunk_events(stream, keys, data, {ctx.protocol, ctx.auth_user, ctx.remote_ip, ctx.session_id}, ctx.now_ms);
   data = std::string();
   auto appended = async_append_all(st->log, std::move(events), use_awaitable);
   const bool ok = co_await std::move(appended);

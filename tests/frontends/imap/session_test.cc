@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "frontends/imap/session.h"
+#include "schemas/codec.h"
 #include "tests/projections/projection_fixture.h"
 #include "tests/projections/workload.h"
 
@@ -246,6 +247,30 @@ TEST_F(Imap, CopyMoveAndUidplus) {
   out = say(*s, "g APPEND Drafts {1+}\r\na {1+}\r\nb\r\n");
   EXPECT_TRUE(std::regex_search(out, std::regex(R"(g OK \[APPENDUID \d+ 2:3\])"))) << out;
   EXPECT_TRUE(has(say(*s, "h APPEND Nowhere {1+}\r\na\r\n"), "h NO [TRYCREATE]"));
+}
+
+TEST_F(Imap, LargeAppendsGoAheadInChunks) {
+  auto s = logged_in();
+  std::string raw = "Subject: large\r\nMessage-ID: <large@example.test>\r\n\r\n";
+  while (raw.size() < 1'500'000)
+    raw += "a line of a large appended message, long enough to matter\r\n";
+  const std::string out = say(*s, fmt::format("a APPEND INBOX {{{}+}}\r\n", raw.size()) + raw + "\r\n");
+  ASSERT_TRUE(has(out, "a OK [APPENDUID")) << out;
+  say(*s, "b SELECT INBOX\r\n");
+  EXPECT_TRUE(has(say(*s, "c FETCH 1 BODY.PEEK[]\r\n"),
+                  fmt::format("BODY[] {{{}}}\r\n", raw.size()) + raw));
+  std::size_t chunks = 0;
+  for (std::int32_t p = 0; p < log->partitions(); ++p) {
+    auto reader = log->open_reader({p, 0});
+    ASSERT_TRUE(reader);
+    for (;;) {
+      auto records = (*reader)->poll(1000, std::chrono::milliseconds(0));
+      if (!records || records->empty()) break;
+      for (const auto& r : *records)
+        chunks += std::holds_alternative<BodyChunk>(schemas::decode(r.value)->body) ? 1 : 0;
+    }
+  }
+  EXPECT_EQ(chunks, 3u) << "1.5 MB in 512 KiB chunks";
 }
 
 TEST_F(Imap, MailboxesListAndNames) {

@@ -53,7 +53,7 @@ class Delivery : public test::ProjectionFixture {
                                  ? 1u
                                  : 2u);
       for (std::size_t pos = 0; pos < m->data.size(); pos += chunk)
-        ok = append_all(*log, chunk_events(*stream, keys, m->data.substr(pos, chunk), ctx)) && ok;
+        ok = append_all(*log, chunk_events(*stream, keys, m->data.substr(pos, chunk), {ctx.protocol, ctx.auth_user, ctx.remote_ip, ctx.session_id}, ctx.now_ms)) && ok;
       m->data.clear();
     }
     const auto events = delivery_events(*store, *m, ctx, stream ? &*stream : nullptr, partition);
