@@ -12,6 +12,7 @@
 
 #include "frontends/imap/session.h"
 #include "frontends/net/conn.h"
+#include "frontends/net/listener.h"
 #include "schemas/codec.h"
 
 namespace a3::imap {
@@ -25,18 +26,16 @@ using namespace std::chrono_literals;
 
 namespace {
 
-using Strand = asio::strand<asio::io_context::executor_type>;
+using net::Strand;
 
 // What a connection's coroutines (reader, IDLE pusher, watchdog) and the
 // projector's wake-ups share.
-struct Live {
-  Live(tcp::socket s, Strand ex)
-      : strand(ex), conn(std::move(s)), timer(ex), wake(ex), write_done(ex) {}
-  Strand strand;
-  net::Conn conn;
-  std::chrono::steady_clock::time_point deadline;
-  bool done = false;
-  asio::steady_timer timer;       // the watchdog's
+struct Live : net::Connection {
+  Live(tcp::socket s, Strand ex) : net::Connection(std::move(s), ex), wake(ex), write_done(ex) {}
+  void close() override {
+    net::Connection::close();
+    wake.cancel();
+  }
   asio::steady_timer wake;        // IDLE: something changed (cancelled to wake)
   asio::steady_timer write_done;  // a write finished (cancelled to wake)
   bool wake_pending = false;      // on the strand
@@ -59,36 +58,13 @@ struct Server::State {
   // Session work may wait for the log and the projector: never on an I/O
   // thread.
   asio::thread_pool pool{8};
-  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
-  std::mutex mu;
-  std::size_t connections = 0;
-  std::map<asio::ip::address, std::size_t> per_ip;
+  net::Listeners listeners{io, config.security, "imap", "* BYE Too many connections\r\n"};
   std::atomic<std::uint64_t> next_session{1};
-  std::vector<std::weak_ptr<Live>> live;  // guarded by mu
-  bool stopping = false;                  // guarded by mu
+  std::mutex mu;
+  std::vector<std::weak_ptr<Live>> live;  // guarded by mu: for IDLE wake-ups
 };
 
 namespace {
-
-tcp::endpoint parse_endpoint(const std::string& bind) {
-  const auto colon = bind.rfind(':');
-  std::string host = bind.substr(0, colon);
-  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  const auto port = static_cast<unsigned short>(std::stoi(bind.substr(colon + 1)));
-  return {asio::ip::make_address(host), port};
-}
-
-awaitable<void> watchdog(std::shared_ptr<Live> live) {
-  while (!live->done) {
-    live->timer.expires_at(live->deadline);
-    boost::system::error_code ec;
-    co_await live->timer.async_wait(asio::redirect_error(use_awaitable, ec));
-    if (!live->done && std::chrono::steady_clock::now() >= live->deadline) {
-      live->conn.socket().close(ec);
-      co_return;
-    }
-  }
-}
 
 // One write at a time on the connection: the reader and the IDLE pusher
 // both write.
@@ -163,9 +139,9 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   const std::string remote_ip = socket.remote_endpoint().address().to_string();
   const std::string session_id = fmt::format("i{:x}", st->next_session.fetch_add(1));
   auto live = std::make_shared<Live>(std::move(socket), strand);
+  if (!st->listeners.track(live)) co_return;
   {
     std::lock_guard lock(st->mu);
-    if (st->stopping) co_return;
     std::erase_if(st->live, [](const std::weak_ptr<Live>& w) { return w.expired(); });
     st->live.push_back(live);
   }
@@ -179,7 +155,7 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   Session session(info, limits, st->store, st->shared);
 
   live->deadline = std::chrono::steady_clock::now() + 30s;  // greeting / TLS handshake
-  asio::co_spawn(strand, watchdog(live), [](std::exception_ptr) {});
+  asio::co_spawn(strand, net::watchdog(live), [](std::exception_ptr) {});
   struct Done {
     Live& l;
     ~Done() {
@@ -290,30 +266,7 @@ Server::~Server() {
 }
 
 void Server::stop() {
-  auto st = state_;
-  std::vector<std::weak_ptr<Live>> live;
-  {
-    std::lock_guard lock(st->mu);
-    if (st->stopping) return;
-    st->stopping = true;
-    live = st->live;
-  }
-  asio::post(st->io, [st] {
-    for (auto& a : st->acceptors) {
-      boost::system::error_code ec;
-      a->close(ec);
-    }
-  });
-  for (auto& w : live) {
-    if (auto l = w.lock()) {
-      asio::post(l->strand, [l] {
-        boost::system::error_code ec;
-        l->conn.socket().close(ec);
-        l->timer.cancel();
-        l->wake.cancel();
-      });
-    }
-  }
+  state_->listeners.stop();
 }
 
 void Server::listen(const config::Listener& listener) {
@@ -321,77 +274,10 @@ void Server::listen(const config::Listener& listener) {
     throw std::runtime_error(fmt::format("{} listener {} needs [tls] certificate and private_key",
                                          listener.protocol, listener.bind));
   }
-  auto acceptor = std::make_unique<tcp::acceptor>(state_->io);
-  try {
-    const auto ep = parse_endpoint(listener.bind);
-    acceptor->open(ep.protocol());
-    acceptor->set_option(tcp::acceptor::reuse_address(true));
-    acceptor->bind(ep);
-    acceptor->listen();
-  } catch (const std::exception& e) {
-    throw std::runtime_error(
-        fmt::format("{} listener {}: {}", listener.protocol, listener.bind, e.what()));
-  }
-  auto* a = acceptor.get();
-  state_->acceptors.push_back(std::move(acceptor));
   auto st = state_;
-  asio::co_spawn(
-      state_->io,
-      [st, a, listener]() -> awaitable<void> {
-        for (;;) {
-          boost::system::error_code ec;
-          tcp::socket socket = co_await a->async_accept(asio::redirect_error(use_awaitable, ec));
-          if (ec == asio::error::operation_aborted || !a->is_open()) co_return;
-          if (ec) {
-            spdlog::warn("imap: accept on {} failed: {}", listener.bind, ec.message());
-            asio::steady_timer backoff(st->io, 100ms);
-            co_await backoff.async_wait(asio::redirect_error(use_awaitable, ec));
-            continue;
-          }
-          const auto ip = socket.remote_endpoint(ec).address();
-          if (ec) continue;
-          bool refused = false;
-          {
-            std::lock_guard lock(st->mu);
-            const auto& sec = st->config.security;
-            if (st->connections >= static_cast<std::size_t>(sec.max_connections) ||
-                st->per_ip[ip] >= static_cast<std::size_t>(sec.max_connections_per_ip)) {
-              refused = true;
-            } else {
-              ++st->connections;
-              ++st->per_ip[ip];
-            }
-          }
-          if (refused) {
-            asio::write(socket, asio::buffer(std::string("* BYE Too many connections\r\n")), ec);
-            socket.close(ec);
-            continue;
-          }
-          auto executor = asio::make_strand(st->io);
-          asio::co_spawn(executor, serve(st, std::move(socket), listener, executor),
-                         [st, ip](std::exception_ptr e) {
-                           if (e) {
-                             try {
-                               std::rethrow_exception(e);
-                             } catch (const boost::system::system_error& se) {
-                               if (se.code() != asio::error::eof &&
-                                   se.code() != asio::error::operation_aborted) {
-                                 spdlog::debug("imap: session ended: {}", se.what());
-                               }
-                             } catch (const std::exception& ex) {
-                               spdlog::warn("imap: session failed: {}", ex.what());
-                             }
-                           }
-                           std::lock_guard lock(st->mu);
-                           --st->connections;
-                           if (--st->per_ip[ip] == 0) st->per_ip.erase(ip);
-                         });
-        }
-      },
-      [listener](std::exception_ptr e) {
-        if (e) spdlog::debug("imap: listener {} stopped", listener.bind);
-      });
-  spdlog::info("imap: listening on {} ({})", listener.bind, listener.protocol);
+  st->listeners.listen(listener, [st, listener](tcp::socket socket, Strand strand) {
+    return serve(st, std::move(socket), listener, strand);
+  });
 }
 
 }  // namespace a3::imap

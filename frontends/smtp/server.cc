@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "frontends/net/auth.h"
 #include "frontends/net/conn.h"
+#include "frontends/net/listener.h"
 #include "frontends/smtp/delivery.h"
 #include "frontends/smtp/session.h"
 #include "schemas/codec.h"
@@ -30,18 +31,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// What a connection's coroutine and its watchdog share; the watchdog may
-// outlive the session by a moment, so it owns a reference.
-struct Live {
-  Live(tcp::socket s, asio::strand<asio::io_context::executor_type> ex)
-      : strand(ex), conn(std::move(s)), timer(ex) {}
-  asio::strand<asio::io_context::executor_type> strand;  // the session's
-  Conn conn;
-  std::chrono::steady_clock::time_point deadline;
-  bool done = false;
-  asio::steady_timer timer;
-};
-
 }  // namespace
 
 struct Server::State {
@@ -53,38 +42,11 @@ struct Server::State {
   net::AuthThrottle& throttle;
   // Appends wait for fsync or acks: never on an I/O thread.
   asio::thread_pool blocking{2};
-  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
-  std::mutex mu;
-  std::size_t connections = 0;
-  std::map<asio::ip::address, std::size_t> per_ip;
+  net::Listeners listeners{io, config.security, "smtp", "421 4.7.0 Too many connections\r\n"};
   std::atomic<std::uint64_t> next_session{1};
-  std::vector<std::weak_ptr<Live>> live;     // guarded by mu; for stop()
-  bool stopping = false;                     // guarded by mu
 };
 
 namespace {
-
-tcp::endpoint parse_endpoint(const std::string& bind) {
-  const auto colon = bind.rfind(':');
-  std::string host = bind.substr(0, colon);
-  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  const auto port = static_cast<unsigned short>(std::stoi(bind.substr(colon + 1)));
-  return {asio::ip::make_address(host), port};
-}
-
-// Closes the connection when its deadline passes; every read moves the
-// deadline (per-phase timeouts, never one for the whole connection).
-awaitable<void> watchdog(std::shared_ptr<Live> live) {
-  while (!live->done) {
-    live->timer.expires_at(live->deadline);
-    boost::system::error_code ec;
-    co_await live->timer.async_wait(asio::redirect_error(use_awaitable, ec));
-    if (!live->done && std::chrono::steady_clock::now() >= live->deadline) {
-      live->conn.socket().close(ec);
-      co_return;
-    }
-  }
-}
 
 // Appends every event and completes with true once all are durable (false
 // if any failed). Handlers of the log run on its threads; the completion is
@@ -151,13 +113,8 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   const auto& cfg = st->config;
   const std::string remote_ip = socket.remote_endpoint().address().to_string();
   const std::string session_id = fmt::format("{:x}", st->next_session.fetch_add(1));
-  auto live = std::make_shared<Live>(std::move(socket), strand);
-  {
-    std::lock_guard lock(st->mu);
-    if (st->stopping) co_return;
-    std::erase_if(st->live, [](const std::weak_ptr<Live>& w) { return w.expired(); });
-    st->live.push_back(live);
-  }
+  auto live = std::make_shared<net::Connection>(std::move(socket), strand);
+  if (!st->listeners.track(live)) co_return;
   Conn& conn = live->conn;
   StorePolicy policy(st->store, cfg.server.local_domains);
   Limits limits;
@@ -177,9 +134,9 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   deadline = std::chrono::steady_clock::now() + 30s;  // greeting / TLS handshake
   // Same strand as this coroutine: the two never run at once.
   const auto executor = co_await asio::this_coro::executor;
-  asio::co_spawn(executor, watchdog(live), [](std::exception_ptr) {});
+  asio::co_spawn(executor, net::watchdog(live), [](std::exception_ptr) {});
   struct Done {
-    Live& l;
+    net::Connection& l;
     ~Done() {
       l.done = true;
       l.timer.cancel();
@@ -310,29 +267,7 @@ Server::~Server() {
 // that all coroutines end and the io_context runs out of work: I/O objects
 // must not outlive their io_context's run.
 void Server::stop() {
-  auto st = state_;
-  std::vector<std::weak_ptr<Live>> live;
-  {
-    std::lock_guard lock(st->mu);
-    if (st->stopping) return;
-    st->stopping = true;
-    live = st->live;
-  }
-  asio::post(st->io, [st] {
-    for (auto& a : st->acceptors) {
-      boost::system::error_code ec;
-      a->close(ec);
-    }
-  });
-  for (auto& w : live) {
-    if (auto l = w.lock()) {
-      asio::post(l->strand, [l] {
-        boost::system::error_code ec;
-        l->conn.socket().close(ec);
-        l->timer.cancel();
-      });
-    }
-  }
+  state_->listeners.stop();
 }
 
 void Server::listen(const config::Listener& listener) {
@@ -340,81 +275,10 @@ void Server::listen(const config::Listener& listener) {
     throw std::runtime_error(fmt::format("{} listener {} needs [tls] certificate and private_key",
                                          listener.protocol, listener.bind));
   }
-  auto acceptor = std::make_unique<tcp::acceptor>(state_->io);
-  try {
-    const auto ep = parse_endpoint(listener.bind);
-    acceptor->open(ep.protocol());
-    acceptor->set_option(tcp::acceptor::reuse_address(true));
-    acceptor->bind(ep);
-    acceptor->listen();
-  } catch (const std::exception& e) {
-    throw std::runtime_error(
-        fmt::format("{} listener {}: {}", listener.protocol, listener.bind, e.what()));
-  }
-  auto* a = acceptor.get();
-  state_->acceptors.push_back(std::move(acceptor));
   auto st = state_;
-  asio::co_spawn(
-      state_->io,
-      [st, a, listener]() -> awaitable<void> {
-        for (;;) {
-          // A failed accept (a reset connection, no file descriptors left)
-          // must never stop the listener: only closing it does.
-          boost::system::error_code ec;
-          tcp::socket socket = co_await a->async_accept(asio::redirect_error(use_awaitable, ec));
-          if (ec == asio::error::operation_aborted || !a->is_open()) co_return;
-          if (ec) {
-            spdlog::warn("smtp: accept on {} failed: {}", listener.bind, ec.message());
-            asio::steady_timer backoff(st->io, 100ms);
-            co_await backoff.async_wait(asio::redirect_error(use_awaitable, ec));
-            continue;
-          }
-          const auto ip = socket.remote_endpoint(ec).address();
-          if (ec) continue;  // already gone
-          bool refused = false;
-          {
-            std::lock_guard lock(st->mu);
-            const auto& sec = st->config.security;
-            if (st->connections >= static_cast<std::size_t>(sec.max_connections) ||
-                st->per_ip[ip] >= static_cast<std::size_t>(sec.max_connections_per_ip)) {
-              refused = true;
-            } else {
-              ++st->connections;
-              ++st->per_ip[ip];
-            }
-          }
-          if (refused) {
-            asio::write(socket, asio::buffer(std::string("421 4.7.0 Too many connections\r\n")),
-                        ec);
-            socket.close(ec);
-            continue;
-          }
-          auto executor = asio::make_strand(st->io);
-          asio::co_spawn(executor, serve(st, std::move(socket), listener, executor),
-                         [st, ip](std::exception_ptr e) {
-                           // How a session ended: normal close, timeout or error.
-                           if (e) {
-                             try {
-                               std::rethrow_exception(e);
-                             } catch (const boost::system::system_error& se) {
-                               if (se.code() != asio::error::eof &&
-                                   se.code() != asio::error::operation_aborted) {
-                                 spdlog::debug("smtp: session ended: {}", se.what());
-                               }
-                             } catch (const std::exception& ex) {
-                               spdlog::warn("smtp: session failed: {}", ex.what());
-                             }
-                           }
-                           std::lock_guard lock(st->mu);
-                           --st->connections;
-                           if (--st->per_ip[ip] == 0) st->per_ip.erase(ip);
-                         });
-        }
-      },
-      [listener](std::exception_ptr e) {
-        if (e) spdlog::debug("smtp: listener {} stopped", listener.bind);
-      });
-  spdlog::info("smtp: listening on {} ({})", listener.bind, listener.protocol);
+  st->listeners.listen(listener, [st, listener](tcp::socket socket, net::Strand strand) {
+    return serve(st, std::move(socket), listener, strand);
+  });
 }
 
 }  // namespace a3::smtp

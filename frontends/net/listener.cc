@@ -1,0 +1,155 @@
+#include "frontends/net/listener.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace a3::net {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+using namespace std::chrono_literals;
+
+namespace {
+
+tcp::endpoint parse_endpoint(const std::string& bind) {
+  const auto colon = bind.rfind(':');
+  std::string host = bind.substr(0, colon);
+  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  const auto port = static_cast<unsigned short>(std::stoi(bind.substr(colon + 1)));
+  return {asio::ip::make_address(host), port};
+}
+
+}  // namespace
+
+void Connection::close() {
+  boost::system::error_code ec;
+  conn.socket().close(ec);
+  timer.cancel();
+}
+
+awaitable<void> watchdog(std::shared_ptr<Connection> c) {
+  while (!c->done) {
+    c->timer.expires_at(c->deadline);
+    boost::system::error_code ec;
+    co_await c->timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    if (!c->done && std::chrono::steady_clock::now() >= c->deadline) {
+      c->conn.socket().close(ec);
+      co_return;
+    }
+  }
+}
+
+Listeners::Listeners(asio::io_context& io, const config::Security& security, std::string name,
+                     std::string busy)
+    : io_(io),
+      max_connections_(security.max_connections),
+      max_per_ip_(security.max_connections_per_ip),
+      name_(std::move(name)),
+      busy_(std::move(busy)) {}
+
+bool Listeners::track(const std::shared_ptr<Connection>& c) {
+  std::lock_guard lock(mu_);
+  if (stopping_) return false;
+  std::erase_if(live_, [](const std::weak_ptr<Connection>& w) { return w.expired(); });
+  live_.push_back(c);
+  return true;
+}
+
+void Listeners::stop() {
+  std::vector<std::weak_ptr<Connection>> live;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    live = live_;
+  }
+  asio::post(io_, [this] {
+    for (auto& a : acceptors_) {
+      boost::system::error_code ec;
+      a->close(ec);
+    }
+  });
+  for (auto& w : live) {
+    if (auto c = w.lock()) asio::post(c->strand, [c] { c->close(); });
+  }
+}
+
+void Listeners::listen(const config::Listener& listener, Serve serve) {
+  auto acceptor = std::make_unique<tcp::acceptor>(io_);
+  try {
+    const auto ep = parse_endpoint(listener.bind);
+    acceptor->open(ep.protocol());
+    acceptor->set_option(tcp::acceptor::reuse_address(true));
+    acceptor->bind(ep);
+    acceptor->listen();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(
+        fmt::format("{} listener {}: {}", listener.protocol, listener.bind, e.what()));
+  }
+  auto* a = acceptor.get();
+  acceptors_.push_back(std::move(acceptor));
+  asio::co_spawn(
+      io_,
+      [this, a, listener, serve]() -> awaitable<void> {
+        for (;;) {
+          // A failed accept (a reset connection, no file descriptors left)
+          // must never stop the listener: only closing it does.
+          boost::system::error_code ec;
+          tcp::socket socket = co_await a->async_accept(asio::redirect_error(use_awaitable, ec));
+          if (ec == asio::error::operation_aborted || !a->is_open()) co_return;
+          if (ec) {
+            spdlog::warn("{}: accept on {} failed: {}", name_, listener.bind, ec.message());
+            asio::steady_timer backoff(io_, 100ms);
+            co_await backoff.async_wait(asio::redirect_error(use_awaitable, ec));
+            continue;
+          }
+          const auto ip = socket.remote_endpoint(ec).address();
+          if (ec) continue;  // already gone
+          bool refused = false;
+          {
+            std::lock_guard lock(mu_);
+            if (connections_ >= static_cast<std::size_t>(max_connections_) ||
+                per_ip_[ip] >= static_cast<std::size_t>(max_per_ip_)) {
+              refused = true;
+              if (per_ip_[ip] == 0) per_ip_.erase(ip);
+            } else {
+              ++connections_;
+              ++per_ip_[ip];
+            }
+          }
+          if (refused) {
+            asio::write(socket, asio::buffer(busy_), ec);
+            socket.close(ec);
+            continue;
+          }
+          auto strand = asio::make_strand(io_);
+          asio::co_spawn(strand, serve(std::move(socket), strand),
+                         [this, ip](std::exception_ptr e) {
+                           // How a session ended: normal close, timeout or error.
+                           if (e) {
+                             try {
+                               std::rethrow_exception(e);
+                             } catch (const boost::system::system_error& se) {
+                               if (se.code() != asio::error::eof &&
+                                   se.code() != asio::error::operation_aborted) {
+                                 spdlog::debug("{}: session ended: {}", name_, se.what());
+                               }
+                             } catch (const std::exception& ex) {
+                               spdlog::warn("{}: session failed: {}", name_, ex.what());
+                             }
+                           }
+                           std::lock_guard lock(mu_);
+                           --connections_;
+                           if (--per_ip_[ip] == 0) per_ip_.erase(ip);
+                         });
+        }
+      },
+      [this, listener](std::exception_ptr e) {
+        if (e) spdlog::debug("{}: listener {} stopped", name_, listener.bind);
+      });
+  spdlog::info("{}: listening on {} ({})", name_, listener.bind, listener.protocol);
+}
+
+}  // namespace a3::net

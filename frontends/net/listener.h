@@ -1,0 +1,74 @@
+// What every protocol's server shares: listening sockets with connection
+// limits (total and per client IP), one strand per connection, the
+// per-connection watchdog (every phase has a deadline), and closing it all
+// on stop.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <boost/asio.hpp>
+
+#include "common/config.h"
+#include "frontends/net/conn.h"
+
+namespace a3::net {
+
+using Strand = boost::asio::strand<boost::asio::io_context::executor_type>;
+
+// One client connection: its stream and deadline. A server may derive from
+// it to keep more per-connection state.
+struct Connection {
+  Connection(boost::asio::ip::tcp::socket s, Strand ex)
+      : strand(ex), conn(std::move(s)), timer(ex) {}
+  virtual ~Connection() = default;
+  // On the strand: close the socket and wake every waiter.
+  virtual void close();
+
+  Strand strand;
+  Conn conn;
+  std::chrono::steady_clock::time_point deadline;
+  bool done = false;
+  boost::asio::steady_timer timer;  // the watchdog's
+};
+
+// Closes the connection when its deadline passes; readers move the deadline
+// (per-phase timeouts, never one for the whole connection). Stops once
+// `done` is set and the timer cancelled.
+boost::asio::awaitable<void> watchdog(std::shared_ptr<Connection> c);
+
+class Listeners {
+ public:
+  // Runs one session; the socket is already counted against the limits.
+  using Serve = std::function<boost::asio::awaitable<void>(boost::asio::ip::tcp::socket, Strand)>;
+
+  // `busy` is what a refused client reads ("421 4.7.0 Too many
+  // connections\r\n", "* BYE ...").
+  Listeners(boost::asio::io_context& io, const config::Security& security, std::string name,
+            std::string busy);
+
+  // Binds and accepts; throws std::runtime_error naming the address.
+  void listen(const config::Listener& listener, Serve serve);
+  // Connections register so that stop() can close them; false once stopping.
+  bool track(const std::shared_ptr<Connection>& c);
+  // Closes the listeners and every connection, each on its own strand.
+  void stop();
+
+ private:
+  boost::asio::io_context& io_;
+  int max_connections_, max_per_ip_;
+  std::string name_, busy_;
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+  std::mutex mu_;
+  std::size_t connections_ = 0;                              // guarded by mu_
+  std::map<boost::asio::ip::address, std::size_t> per_ip_;  // guarded by mu_
+  std::vector<std::weak_ptr<Connection>> live_;             // guarded by mu_
+  bool stopping_ = false;                                    // guarded by mu_
+};
+
+}  // namespace a3::net
