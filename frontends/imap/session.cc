@@ -3,10 +3,10 @@
 #include <algorithm>
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
 
 #include "common/ascii.h"
 #include "common/clock.h"
+#include "frontends/net/sasl.h"
 #include "frontends/net/staged.h"
 
 namespace a3::imap {
@@ -37,20 +37,6 @@ std::optional<std::pair<std::uint64_t, bool>> trailing_literal(std::string_view 
     n = n * 10 + static_cast<std::uint64_t>(c - '0');
   }
   return std::pair{n, nonsync};
-}
-
-std::optional<std::string> base64_decode(std::string_view in) {
-  if (in.size() % 4 != 0) return std::nullopt;
-  std::string out(in.size() / 4 * 3, '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()),
-                                static_cast<int>(in.size()));
-  if (n < 0) return std::nullopt;
-  std::size_t pad = 0;
-  if (!in.empty() && in.back() == '=') ++pad;
-  if (in.size() > 1 && in[in.size() - 2] == '=') ++pad;
-  out.resize(static_cast<std::size_t>(n) - pad);
-  return out;
 }
 
 // The tag of a (possibly incomplete) command, for error responses.
@@ -272,7 +258,7 @@ void Session::process() {
       state_ = State::command;
       if (line == "*") {
         tagged(sasl_tag_, "BAD", "Authentication cancelled");
-      } else if (auto decoded = base64_decode(line)) {
+      } else if (auto decoded = net::base64_decode(line)) {
         pending_tag_ = sasl_tag_;
         sasl_plain(*decoded);
       } else {
@@ -496,7 +482,7 @@ void Session::cmd_authenticate(const std::string& tag, Parser& p) {
     // RFC 4959 SASL-IR; "=" is an empty initial response.
     const std::string ir = p.atom();
     if (!p.at_end()) throw ParseError("Unexpected arguments");
-    auto decoded = ir == "=" ? std::optional<std::string>("") : base64_decode(ir);
+    auto decoded = ir == "=" ? std::optional<std::string>("") : net::base64_decode(ir);
     if (!decoded) return tagged(tag, "BAD", "Invalid base64");
     pending_tag_ = tag;
     return sasl_plain(*decoded);
@@ -509,15 +495,12 @@ void Session::cmd_authenticate(const std::string& tag, Parser& p) {
 // RFC 4616: [authzid] NUL authcid NUL passwd. Acting for another user is not
 // offered: an authzid must name the same user.
 void Session::sasl_plain(const std::string& response) {
-  const auto a = response.find('\0');
-  const auto b = a == std::string::npos ? a : response.find('\0', a + 1);
-  if (b == std::string::npos) return tagged(pending_tag_, "BAD", "Malformed PLAIN response");
-  const std::string authz = response.substr(0, a);
-  std::string user = response.substr(a + 1, b - a - 1);
-  if (!authz.empty() && !ascii::iequals(authz, user)) {
+  auto plain = net::parse_plain(response);
+  if (!plain) return tagged(pending_tag_, "BAD", "Malformed PLAIN response");
+  if (plain->other_identity) {
     return tagged(pending_tag_, "NO", "[AUTHORIZATIONFAILED] Cannot act for another user");
   }
-  pending_auth_ = AuthRequest{"PLAIN", std::move(user), response.substr(b + 1)};
+  pending_auth_ = AuthRequest{"PLAIN", std::move(plain->user), std::move(plain->password)};
   state_ = State::awaiting_auth;
 }
 

@@ -1,5 +1,7 @@
 #include "frontends/smtp/session.h"
 
+#include "frontends/net/sasl.h"
+
 #include <algorithm>
 #include <charconv>
 #include <utility>
@@ -22,38 +24,6 @@ std::string_view trim(std::string_view s) {
 
 bool has_bare_cr(std::string_view line) {
   return line.find('\r') != std::string_view::npos;
-}
-
-// RFC 4648 base64, strict: no whitespace, correct padding.
-std::optional<std::string> base64_decode(std::string_view in) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  if (in.size() % 4 != 0) return std::nullopt;
-  std::string out;
-  for (std::size_t i = 0; i < in.size(); i += 4) {
-    int v[4];
-    int pad = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = in[i + k];
-      if (c == '=' && i + 4 == in.size() && k >= 2) {
-        v[k] = 0;
-        ++pad;
-      } else if (pad || (v[k] = value(c)) < 0) {
-        return std::nullopt;
-      }
-    }
-    const std::uint32_t n = v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3];
-    out.push_back(static_cast<char>(n >> 16));
-    if (pad < 2) out.push_back(static_cast<char>(n >> 8 & 0xff));
-    if (pad < 1) out.push_back(static_cast<char>(n & 0xff));
-  }
-  return out;
 }
 
 }  // namespace
@@ -474,7 +444,7 @@ void Session::auth(std::string_view arg) {
   }
   if (mech == "LOGIN") {
     if (!initial.empty()) {
-      auto user = base64_decode(initial);
+      auto user = net::base64_decode(initial);
       if (!user) return error("501 5.5.2 Cannot decode the response");
       login_user_ = *user;
       reply("334 UGFzc3dvcmQ6");  // "Password:"
@@ -493,7 +463,7 @@ void Session::sasl_line(std::string_view line) {
   state_ = State::command;
   if (line == "*") return error("501 5.0.0 Authentication cancelled");  // RFC 4954 4
   if (was == State::auth_plain) return plain_response(line);
-  auto decoded = base64_decode(line);
+  auto decoded = net::base64_decode(line);
   if (!decoded) return error("501 5.5.2 Cannot decode the response");
   if (was == State::auth_user) {
     login_user_ = *decoded;
@@ -507,17 +477,14 @@ void Session::sasl_line(std::string_view line) {
 
 // RFC 4616: message = [authzid] NUL authcid NUL passwd
 void Session::plain_response(std::string_view b64) {
-  auto decoded = base64_decode(b64);
+  auto decoded = net::base64_decode(b64);
   if (!decoded) return error("501 5.5.2 Cannot decode the response");
-  const auto first = decoded->find('\0');
-  const auto second = first == std::string::npos ? first : decoded->find('\0', first + 1);
-  if (second == std::string::npos) return error("501 5.5.2 Malformed PLAIN response");
-  const std::string authzid = decoded->substr(0, first);
-  const std::string user = decoded->substr(first + 1, second - first - 1);
-  if (!authzid.empty() && ascii::lower(authzid) != ascii::lower(user)) {
+  auto plain = net::parse_plain(*decoded);
+  if (!plain) return error("501 5.5.2 Malformed PLAIN response");
+  if (plain->other_identity) {
     return error("535 5.7.8 Authorization identity must be the authentication identity");
   }
-  auth_ = AuthRequest{"PLAIN", user, decoded->substr(second + 1)};
+  auth_ = AuthRequest{"PLAIN", std::move(plain->user), std::move(plain->password)};
   state_ = State::awaiting_auth;
 }
 

@@ -1,0 +1,25 @@
+// SASL pieces shared by SMTP AUTH, IMAP AUTHENTICATE and POP3 AUTH:
+// base64 (RFC 4648) and the PLAIN mechanism's message (RFC 4616).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace a3::net {
+
+// Strict: no whitespace, correct padding; nullopt otherwise.
+std::optional<std::string> base64_decode(std::string_view in);
+
+struct PlainCredentials {
+  std::string user;
+  std::string password;
+  // An authorization identity other than the user: acting for another
+  // user is not offered, so the login must fail.
+  bool other_identity = false;
+};
+
+// [authzid] NUL authcid NUL passwd; nullopt if malformed.
+std::optional<PlainCredentials> parse_plain(std::string_view decoded);
+
+}  // namespace a3::net
