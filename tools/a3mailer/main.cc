@@ -18,6 +18,7 @@
 #include "frontends/admin/admin_server.h"
 #include "frontends/net/tls.h"
 #include "frontends/imap/server.h"
+#include "frontends/pop3/server.h"
 #include "frontends/smtp/server.h"
 #include "projections/audit/audit_projector.h"
 #include "projections/backup.h"
@@ -100,6 +101,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<boost::asio::ssl::context> tls;
   std::unique_ptr<a3::smtp::Server> smtp;
   std::unique_ptr<a3::imap::Server> imap;
+  std::unique_ptr<a3::pop3::Server> pop3;
   // Failed logins per IP, counted across SMTP, IMAP and POP3.
   a3::net::AuthThrottle throttle(config.security.auth_failures_before_delay,
                                  std::chrono::seconds(config.security.max_auth_delay_s));
@@ -145,6 +147,10 @@ int main(int argc, char** argv) {
     for (const auto& l : config.server.listeners) {
       if (l.protocol == "imap" || l.protocol == "imaps") imap->listen(l);
     }
+    pop3 = std::make_unique<a3::pop3::Server>(io, config, *store, *log, tls.get(), throttle);
+    for (const auto& l : config.server.listeners) {
+      if (l.protocol == "pop3" || l.protocol == "pop3s") pop3->listen(l);
+    }
     const unsigned threads = config.server.threads > 0
                                  ? static_cast<unsigned>(config.server.threads)
                                  : std::max(1u, std::thread::hardware_concurrency());
@@ -180,11 +186,13 @@ int main(int argc, char** argv) {
   // every coroutine has finished, the I/O threads run out of work.
   if (smtp) smtp->stop();
   if (imap) imap->stop();
+  if (pop3) pop3->stop();
   work.reset();
   for (auto& t : io_threads)
     t.join();
   smtp.reset();
   imap.reset();
+  pop3.reset();
   admin.reset();
   if (audit) audit->stop();
   audit.reset();

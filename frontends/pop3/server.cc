@@ -1,0 +1,143 @@
+#include "frontends/pop3/server.h"
+
+#include <atomic>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+
+#include "frontends/net/listener.h"
+#include "frontends/pop3/session.h"
+#include "schemas/codec.h"
+
+namespace a3::pop3 {
+
+namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+using namespace std::chrono_literals;
+
+struct Server::State {
+  asio::io_context& io;
+  config::Config config;
+  projections::Store& store;
+  eventlog::EventLog& log;
+  ssl::context* tls;
+  net::AuthThrottle& throttle;
+  Maildrops maildrops;
+  asio::thread_pool pool{4};
+  net::Listeners listeners{io, config.security, "pop3", "-ERR [SYS/TEMP] Too many connections\r\n"};
+  std::atomic<std::uint64_t> next_session{1};
+};
+
+namespace {
+
+awaitable<std::string> feed(Session* session, std::string bytes) {
+  session->receive(bytes);
+  co_return session->take_output();
+}
+
+awaitable<std::string> auth_done(Session* session, std::optional<std::string> account) {
+  session->auth_result(account);
+  co_return session->take_output();
+}
+
+awaitable<std::optional<std::string>> check_password(std::shared_ptr<Server::State> st,
+                                                     AuthRequest request) {
+  co_return net::authenticate(st->store, request.user, request.password);
+}
+
+awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
+                      config::Listener listener, net::Strand strand) {
+  const auto& cfg = st->config;
+  const std::string remote_ip = socket.remote_endpoint().address().to_string();
+  const std::string session_id = fmt::format("p{:x}", st->next_session.fetch_add(1));
+  auto live = std::make_shared<net::Connection>(std::move(socket), strand);
+  if (!st->listeners.track(live)) co_return;
+  const bool implicit = listener.tls == config::TlsMode::implicit;
+  SessionInfo info{cfg.server.hostname, remote_ip,       session_id, st->tls != nullptr,
+                   implicit,            cfg.pop3.allow_plaintext_auth};
+  // Destroyed on this coroutine's exit, which releases the maildrop.
+  Session session(info, Limits{}, st->store, st->maildrops);
+
+  live->deadline = std::chrono::steady_clock::now() + 30s;  // greeting / TLS handshake
+  asio::co_spawn(strand, net::watchdog(live), [](std::exception_ptr) {});
+  struct Done {
+    net::Connection& c;
+    ~Done() {
+      c.done = true;
+      c.timer.cancel();
+    }
+  } mark_done{*live};
+
+  if (implicit) co_await live->conn.start_tls(*st->tls);
+  const std::string greeting = session.greeting();
+  co_await live->conn.write(greeting);
+  std::array<char, 4096> buf;
+  for (;;) {
+    // RFC 1939 3: an autologout timer of at least 10 minutes.
+    live->deadline = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.pop3.timeout_s);
+    const std::size_t n = co_await live->conn.read_some(asio::buffer(buf));
+    auto fed = asio::co_spawn(st->pool, feed(&session, std::string(buf.data(), n)), use_awaitable);
+    std::string out = co_await std::move(fed);
+    for (;;) {
+      if (!out.empty()) {
+        co_await live->conn.write(out);
+        out.clear();
+      }
+      auto request = session.take_auth();
+      if (!request) break;
+      // The IP's penalty first, whatever the credentials turn out to be.
+      const auto delay = st->throttle.delay(remote_ip);
+      if (delay.count() > 0) {
+        asio::steady_timer pause(strand, delay);
+        co_await pause.async_wait(use_awaitable);
+      }
+      auto checked = asio::co_spawn(st->pool, check_password(st, *request), use_awaitable);
+      const std::optional<std::string> account = co_await std::move(checked);
+      const auto audit = net::auth_event(schemas::Protocol::pop3, request->mechanism,
+                                         request->user, account, remote_ip, session_id);
+      st->log.append_async(audit.account, schemas::encode(audit), [](eventlog::AppendResult) {});
+      st->throttle.record(remote_ip, account.has_value());
+      auto done = asio::co_spawn(st->pool, auth_done(&session, account), use_awaitable);
+      out = co_await std::move(done);
+    }
+    if (session.starttls_requested()) {
+      live->deadline = std::chrono::steady_clock::now() + 30s;
+      co_await live->conn.start_tls(*st->tls);
+      session.tls_established();
+    }
+    if (session.closed()) break;
+  }
+}
+
+}  // namespace
+
+Server::Server(asio::io_context& io, const config::Config& config, projections::Store& store,
+               eventlog::EventLog& log, ssl::context* tls, net::AuthThrottle& throttle)
+    : state_(std::make_shared<State>(io, config, store, log, tls, throttle)) {}
+
+Server::~Server() {
+  stop();
+  state_->pool.join();
+}
+
+void Server::stop() {
+  state_->listeners.stop();
+}
+
+void Server::listen(const config::Listener& listener) {
+  if (listener.tls == config::TlsMode::implicit && !state_->tls) {
+    throw std::runtime_error(fmt::format("{} listener {} needs [tls] certificate and private_key",
+                                         listener.protocol, listener.bind));
+  }
+  auto st = state_;
+  st->listeners.listen(listener, [st, listener](tcp::socket socket, net::Strand strand) {
+    return serve(st, std::move(socket), listener, strand);
+  });
+}
+
+}  // namespace a3::pop3

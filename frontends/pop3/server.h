@@ -1,0 +1,35 @@
+// The POP3 listeners (pop3 with STLS, pop3s with implicit TLS): one
+// coroutine per connection feeding a Session (session.h), whose work runs
+// on a small pool (QUIT waits for the log and the projector).
+#pragma once
+
+#include <memory>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include "common/config.h"
+#include "eventlog/event_log.h"
+#include "frontends/net/auth.h"
+#include "projections/store.h"
+
+namespace a3::pop3 {
+
+class Server {
+ public:
+  Server(boost::asio::io_context& io, const config::Config& config, projections::Store& store,
+         eventlog::EventLog& log, boost::asio::ssl::context* tls, net::AuthThrottle& throttle);
+  ~Server();
+
+  void stop();
+  // Binds one listener (pop3 or pop3s); throws std::runtime_error naming
+  // the address if it cannot.
+  void listen(const config::Listener& listener);
+
+  struct State;
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace a3::pop3

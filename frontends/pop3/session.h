@@ -1,0 +1,112 @@
+// One POP3 connection as a state machine with no I/O (RFC 1939, RFC 2449
+// CAPA and response codes, RFC 5034 SASL PLAIN, RFC 2595 STLS, RFC 6856
+// UTF8): bytes in, responses out.
+//
+// The maildrop is the account's INBOX, listed once at login: mail arriving
+// later does not change the numbering. DELE only marks; QUIT expunges the
+// marked messages as one event and answers +OK once it is applied; a
+// dropped connection expunges nothing. One POP3 session per maildrop at a
+// time ([IN-USE]); IMAP sessions stay consistent because the expunge is an
+// ordinary event.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "projections/store.h"
+
+namespace a3::pop3 {
+
+struct Limits {
+  std::size_t max_line = 255;  // RFC 2449 4: commands are at most 255 octets
+  int max_bad_commands = 10;   // then the connection closes
+};
+
+struct SessionInfo {
+  std::string hostname = "localhost";
+  std::string remote_ip;
+  std::string session_id;
+  bool tls_available = false;
+  bool tls_active = false;
+  bool allow_plaintext_auth = false;
+};
+
+// The maildrops in use by a POP3 session, server-wide.
+class Maildrops {
+ public:
+  bool lock(const std::string& account);
+  void unlock(const std::string& account);
+
+ private:
+  std::mutex mu_;
+  std::set<std::string> locked_;
+};
+
+struct AuthRequest {
+  std::string mechanism;  // "USER" or "PLAIN"
+  std::string user;
+  std::string password;
+};
+
+class Session {
+ public:
+  Session(SessionInfo info, Limits limits, projections::Store& store, Maildrops& maildrops);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  std::string greeting() const;
+  void receive(std::string_view bytes);
+  std::string take_output() { return std::exchange(out_, std::string()); }
+
+  std::optional<AuthRequest> take_auth();
+  void auth_result(const std::optional<std::string>& account);
+
+  bool starttls_requested() const { return state_ == State::tls_pending; }
+  void tls_established();
+  bool closed() const { return state_ == State::closed; }
+
+ private:
+  enum class State { authorization, sasl, awaiting_auth, transaction, tls_pending, closed };
+  struct Message {
+    std::uint32_t uid = 0;
+    std::uint64_t size = 0;
+    projections::view::Sha256 blob{};
+    bool deleted = false;
+  };
+
+  void process();
+  void command(std::string_view line);
+  void ok(std::string_view text) { out_ += fmt_line("+OK", text); }
+  void err(std::string_view text) { out_ += fmt_line("-ERR", text); }
+  void bad(std::string_view text);
+  static std::string fmt_line(std::string_view status, std::string_view text);
+  std::string capabilities() const;
+  bool plaintext_ok() const { return info_.tls_active || info_.allow_plaintext_auth; }
+  // The message a number argument names, or nullptr with -ERR sent.
+  Message* message(std::string_view arg);
+  std::optional<std::string> body(const Message& m);
+  void quit();
+
+  SessionInfo info_;
+  Limits limits_;
+  projections::Store& store_;
+  Maildrops& maildrops_;
+  State state_ = State::authorization;
+  std::string in_;
+  std::string out_;
+  bool skipping_line_ = false;
+  int bad_commands_ = 0;
+  std::string user_;  // from USER, waiting for PASS
+  std::optional<AuthRequest> pending_auth_;
+  std::string account_;  // once in TRANSACTION (and the maildrop is locked)
+  projections::MailboxRecord inbox_;
+  std::vector<Message> messages_;
+};
+
+}  // namespace a3::pop3
