@@ -38,7 +38,10 @@ std::unique_ptr<view::ViewDb> state_at(eventlog::EventLog& log, const std::strin
     for (const auto& r : *records) {
       auto e = schemas::decode(r.value);
       if (!e) throw std::runtime_error(fmt::format("corrupt event at {}", r.position.str()));
-      if (e->account == account) apply_event(batch, *e, r.position);
+      // Staged bodies travel under one recipient's key: every chunk of the
+      // partition is staged, so this account's messages assemble.
+      if (e->account == account || std::holds_alternative<schemas::BodyChunk>(e->body))
+        apply_event(batch, *e, r.position);
     }
     if (batch.body_bytes() > (64u << 20)) batch.commit();
   }

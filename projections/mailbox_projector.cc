@@ -379,7 +379,8 @@ class Applier {
   std::optional<std::string> assemble(const MessageAppended& e) {
     const auto& st = *e.staged;
     std::string whole = e.raw;
-    whole.reserve(e.raw.size() + st.size);
+    // Trust the announced size only as far as the chunks could carry it.
+    whole.reserve(e.raw.size() + std::min<std::uint64_t>(st.size, std::uint64_t{st.chunks} << 20));
     for (std::uint32_t seq = 0; seq < st.chunks; ++seq) {
       auto chunk =
           b_.get(Family::staging, view::staging_key(partition_, st.started_ms, st.blob_id, seq));

@@ -203,6 +203,11 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
         co_await std::move(w);
         out.clear();
       }
+      if (session.has_buffered_commands()) {
+        auto more = asio::co_spawn(st->pool, feed(live, &session, std::string()), use_awaitable);
+        out = co_await std::move(more);
+        continue;
+      }
       auto request = session.take_auth();
       if (!request) break;
       // The IP's penalty first, whatever the credentials turn out to be.

@@ -17,6 +17,7 @@ using projections::OutcomeCode;
 namespace {
 
 constexpr std::size_t kMaxNonSyncBeforeAuth = 4096;  // RFC 7888 LITERAL-
+constexpr std::size_t kMaxPendingOutput = 1 << 20;    // then pipelined commands wait
 
 // "{123}" or "{123+}" at the end of a line: its size and whether it is
 // non-synchronising.
@@ -210,6 +211,7 @@ void Session::bad(const std::string& tag, std::string_view text) {
 // ---- framing ----
 
 void Session::receive(std::string_view bytes) {
+  held_back_ = false;
   if (state_ == State::closed || state_ == State::tls_pending) return;
   in_.append(bytes);
   process();
@@ -315,6 +317,10 @@ void Session::process() {
     }
     std::string command = std::exchange(command_, std::string());
     dispatch(command);
+    if (out_.size() > kMaxPendingOutput && state_ == State::command) {
+      held_back_ = true;  // pipelined commands wait until this is sent
+      break;
+    }
     if (state_ == State::tls_pending) {
       pos = in_.size();  // RFC 9051 6.2.1: nothing sent before TLS counts
       break;

@@ -85,8 +85,11 @@ class Session {
 
   std::string greeting() const;
 
+  // Feeds bytes; receive("") goes on with pipelined commands that waited
+  // while much output was unsent (has_buffered_commands()).
   void receive(std::string_view bytes);
   std::string take_output() { return std::exchange(out_, std::string()); }
+  bool has_buffered_commands() const { return held_back_; }
 
   // A login waiting for its password check; the session waits (pipelined
   // commands stay buffered) until auth_result().
@@ -193,6 +196,7 @@ class Session {
   std::string command_;      // the command being assembled (lines and literals)
   std::size_t literal_left_ = 0;
   bool skipping_line_ = false;  // the rest of an over-long line is dropped
+  bool held_back_ = false;      // pipelined commands wait for the output
   std::string sasl_tag_;
   std::optional<AuthRequest> pending_auth_;
   std::string pending_tag_;

@@ -1,5 +1,8 @@
 #include "frontends/net/auth.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "common/ascii.h"
 #include "common/password.h"
 
@@ -21,20 +24,40 @@ std::optional<std::string> authenticate(const projections::Store& store, const s
 std::chrono::milliseconds AuthThrottle::delay(const std::string& ip) {
   std::lock_guard lock(mu_);
   const auto it = failures_.find(ip);
-  const int over = (it == failures_.end() ? 0 : it->second) - free_failures_;
+  if (it == failures_.end()) return std::chrono::milliseconds(0);
+  if (std::chrono::steady_clock::now() - it->second.last > kForget) {
+    failures_.erase(it);
+    return std::chrono::milliseconds(0);
+  }
+  const int over = it->second.failures - free_failures_;
   if (over <= 0) return std::chrono::milliseconds(0);
   return std::min(max_delay_, std::chrono::milliseconds(250) * (1 << std::min(over, 16)));
 }
 
 void AuthThrottle::record(const std::string& ip, bool success) {
   std::lock_guard lock(mu_);
+  const auto now = std::chrono::steady_clock::now();
   if (success) {
-    failures_.erase(ip);
+    const auto it = failures_.find(ip);
+    if (it != failures_.end() && it->second.failures <= free_failures_) failures_.erase(it);
     return;
   }
-  // Bounded memory whatever the number of addresses trying.
-  if (failures_.size() > 100'000) failures_.clear();
-  ++failures_[ip];
+  if (failures_.size() >= kMaxTracked) {
+    // Bounded memory whatever the number of addresses trying: the stale
+    // go first, then the oldest half.
+    std::erase_if(failures_, [&](const auto& kv) { return now - kv.second.last > kForget; });
+    if (failures_.size() >= kMaxTracked) {
+      std::vector<std::chrono::steady_clock::time_point> times;
+      for (const auto& [k, e] : failures_)
+        times.push_back(e.last);
+      std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+      const auto cut = times[times.size() / 2];
+      std::erase_if(failures_, [&](const auto& kv) { return kv.second.last <= cut; });
+    }
+  }
+  auto& e = failures_[ip];
+  ++e.failures;
+  e.last = now;
 }
 
 schemas::Event auth_event(schemas::Protocol protocol, const std::string& mechanism,

@@ -22,7 +22,10 @@ std::optional<std::string> authenticate(const projections::Store& store, const s
 
 // Failed logins per client IP, shared by SMTP, IMAP and POP3: from
 // `free_failures` on, each attempt from that IP waits twice as long as the
-// previous one, up to `max_delay`. A success clears the IP's count.
+// previous one, up to `max_delay`. A success forgives a few failures (a
+// mistyped password) but not a penalty already earned: an attacker with one
+// valid account cannot reset it between guesses. An IP's record is
+// forgotten 15 minutes after its last failure.
 class AuthThrottle {
  public:
   AuthThrottle(int free_failures, std::chrono::seconds max_delay)
@@ -34,8 +37,14 @@ class AuthThrottle {
   void record(const std::string& ip, bool success);
 
  private:
+  static constexpr auto kForget = std::chrono::minutes(15);
+  static constexpr std::size_t kMaxTracked = 100'000;
+  struct Entry {
+    int failures = 0;
+    std::chrono::steady_clock::time_point last;
+  };
   std::mutex mu_;
-  std::map<std::string, int> failures_;
+  std::map<std::string, Entry> failures_;
   int free_failures_;
   std::chrono::milliseconds max_delay_;
 };

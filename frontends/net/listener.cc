@@ -109,14 +109,15 @@ void Listeners::listen(const config::Listener& listener, Serve serve) {
           if (ec) continue;  // already gone
           bool refused = false;
           {
-            std::lock_guard lock(mu_);
-            if (connections_ >= static_cast<std::size_t>(max_connections_) ||
-                per_ip_[ip] >= static_cast<std::size_t>(max_per_ip_)) {
+            std::lock_guard lock(counts_->mu);
+            auto& mine = counts_->per_ip[ip];
+            if (counts_->connections >= static_cast<std::size_t>(max_connections_) ||
+                mine >= static_cast<std::size_t>(max_per_ip_)) {
               refused = true;
-              if (per_ip_[ip] == 0) per_ip_.erase(ip);
+              if (mine == 0) counts_->per_ip.erase(ip);
             } else {
-              ++connections_;
-              ++per_ip_[ip];
+              ++counts_->connections;
+              ++mine;
             }
           }
           if (refused) {
@@ -126,7 +127,7 @@ void Listeners::listen(const config::Listener& listener, Serve serve) {
           }
           auto strand = asio::make_strand(io_);
           asio::co_spawn(strand, serve(std::move(socket), strand),
-                         [this, ip](std::exception_ptr e) {
+                         [counts = counts_, name = name_, ip](std::exception_ptr e) {
                            // How a session ended: normal close, timeout or error.
                            if (e) {
                              try {
@@ -134,15 +135,15 @@ void Listeners::listen(const config::Listener& listener, Serve serve) {
                              } catch (const boost::system::system_error& se) {
                                if (se.code() != asio::error::eof &&
                                    se.code() != asio::error::operation_aborted) {
-                                 spdlog::debug("{}: session ended: {}", name_, se.what());
+                                 spdlog::debug("{}: session ended: {}", name, se.what());
                                }
                              } catch (const std::exception& ex) {
-                               spdlog::warn("{}: session failed: {}", name_, ex.what());
+                               spdlog::warn("{}: session failed: {}", name, ex.what());
                              }
                            }
-                           std::lock_guard lock(mu_);
-                           --connections_;
-                           if (--per_ip_[ip] == 0) per_ip_.erase(ip);
+                           std::lock_guard lock(counts->mu);
+                           --counts->connections;
+                           if (--counts->per_ip[ip] == 0) counts->per_ip.erase(ip);
                          });
         }
       },

@@ -64,11 +64,17 @@ class Listeners {
   int max_connections_, max_per_ip_;
   std::string name_, busy_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+  // Shared with the sessions' completion handlers, which may run after
+  // this object is gone.
+  struct Counts {
+    std::mutex mu;
+    std::size_t connections = 0;
+    std::map<boost::asio::ip::address, std::size_t> per_ip;
+  };
+  std::shared_ptr<Counts> counts_ = std::make_shared<Counts>();
   std::mutex mu_;
-  std::size_t connections_ = 0;                              // guarded by mu_
-  std::map<boost::asio::ip::address, std::size_t> per_ip_;  // guarded by mu_
-  std::vector<std::weak_ptr<Connection>> live_;             // guarded by mu_
-  bool stopping_ = false;                                    // guarded by mu_
+  std::vector<std::weak_ptr<Connection>> live_;  // guarded by mu_
+  bool stopping_ = false;                        // guarded by mu_
 };
 
 }  // namespace a3::net

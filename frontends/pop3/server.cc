@@ -88,6 +88,12 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
         co_await live->conn.write(out);
         out.clear();
       }
+      if (session.has_buffered_commands()) {
+        // Output was held back: the pipelined commands go on.
+        auto more = asio::co_spawn(st->pool, feed(&session, std::string()), use_awaitable);
+        out = co_await std::move(more);
+        continue;
+      }
       auto request = session.take_auth();
       if (!request) break;
       // The IP's penalty first, whatever the credentials turn out to be.

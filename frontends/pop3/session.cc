@@ -11,6 +11,9 @@ namespace a3::pop3 {
 
 namespace {
 
+// Pipelined RETRs wait while this much output is unsent.
+constexpr std::size_t kMaxPendingOutput = 1 << 20;
+
 // RFC 1939 3: CRLF line endings, and a leading "." doubled; the caller adds
 // the terminating ".\r\n". A bare CR or LF becomes CRLF.
 void append_stuffed(std::string& out, std::string_view text) {
@@ -67,6 +70,7 @@ std::string Session::greeting() const {
 }
 
 std::string Session::fmt_line(std::string_view status, std::string_view text) {
+  if (text.empty()) return fmt::format("{}\r\n", status);  // RFC 2449: text is optional
   return fmt::format("{} {}\r\n", status, text);
 }
 
@@ -89,6 +93,7 @@ std::string Session::capabilities() const {
 }
 
 void Session::receive(std::string_view bytes) {
+  held_back_ = false;
   if (state_ == State::closed || state_ == State::tls_pending) return;
   in_.append(bytes);
   process();
@@ -140,6 +145,10 @@ void Session::process() {
       continue;
     }
     command(line);
+    if (out_.size() > kMaxPendingOutput) {
+      held_back_ = true;  // the rest waits until this is sent
+      break;
+    }
     if (state_ == State::tls_pending) {
       pos = in_.size();  // RFC 2595 4: nothing sent before TLS counts
       break;
@@ -266,6 +275,14 @@ void Session::command(std::string_view line) {
         end = lf;
         sep = 2;
       }
+      // An empty header: the message starts with its blank line.
+      if (text.starts_with("\r\n")) {
+        end = 0;
+        sep = 2;
+      } else if (text.starts_with("\n")) {
+        end = 0;
+        sep = 1;
+      }
       if (end != std::string_view::npos) {
         std::size_t cut = end + sep;
         for (std::uint32_t n = 0; n < *lines && cut < text.size(); ++n) {
@@ -376,6 +393,10 @@ void Session::quit() {
                              info_.session_id};
   auto r = store_.execute(
       schemas::make_event(account_, actor, schemas::MessagesExpunged{inbox_.id, uids}));
+  if (!r && r.error() == projections::store_errc::not_applied) {
+    // Durable in the log, not yet applied: the messages will be deleted.
+    return ok(fmt::format("Bye, {} messages deleted", uids.size()));
+  }
   if (!r || !r->ok()) {
     return err("[SYS/TEMP] The messages could not be deleted; nothing was removed");
   }

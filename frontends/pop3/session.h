@@ -61,8 +61,13 @@ class Session {
   Session& operator=(const Session&) = delete;
 
   std::string greeting() const;
+  // Feeds bytes (none: go on with buffered commands after the output was
+  // sent; commands stop while much output is unsent).
   void receive(std::string_view bytes);
   std::string take_output() { return std::exchange(out_, std::string()); }
+  // Whether complete commands wait in the buffer (call receive("") after
+  // sending the output).
+  bool has_buffered_commands() const { return held_back_; }
 
   std::optional<AuthRequest> take_auth();
   void auth_result(const std::optional<std::string>& account);
@@ -101,6 +106,7 @@ class Session {
   std::string in_;
   std::string out_;
   bool skipping_line_ = false;
+  bool held_back_ = false;  // commands wait for the output to be sent
   int bad_commands_ = 0;
   std::string user_;  // from USER, waiting for PASS
   std::optional<AuthRequest> pending_auth_;

@@ -95,6 +95,10 @@ awaitable<void> stream_chunk(std::shared_ptr<Server::State> st, StagedStream& st
                              DeliveryContext& ctx) {
   if (stream.failed || data.empty()) co_return;  // the message gets 451 anyway
   ctx.now_ms = now_ms();
+  if (stream.chunks > 0 && ctx.now_ms - stream.started_ms > StagedStream::kMaxAgeMs) {
+    stream.failed = true;  // too slow: 451 at its end, nothing more logged
+    co_return;
+  }
   auto events = chunk_events(stream, keys, data, {ctx.protocol, ctx.auth_user, ctx.remote_ip, ctx.session_id}, ctx.now_ms);
   data = std::string();
   auto appended = async_append_all(st->log, std::move(events), use_awaitable);
@@ -159,10 +163,12 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   };
   // A large message goes to the log in chunks while it comes in.
   std::optional<StagedStream> stream;
+  std::uint64_t stream_transaction = 0;  // the session's transaction it belongs to
   std::vector<std::string> chunk_to;
   std::string carry;  // taken from the session, less than a chunk
   auto start_stream = [&] {
     stream.emplace();
+    stream_transaction = session.transaction();
     chunk_to = chunk_keys(session.envelope().accounts, partition);
   };
   std::array<char, 16384> buf;
@@ -171,7 +177,13 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
                std::chrono::seconds(session.starttls_requested() ? 30 : cfg.smtp.command_timeout_s);
     const std::size_t n = co_await conn.read_some(asio::buffer(buf));
     session.receive(std::string_view(buf.data(), n));
-    if (session.receiving_data() && session.buffered_data() >= StagedStream::kChunkBytes) {
+    if (stream && session.transaction() != stream_transaction) {
+      // Its message was refused or reset: abandoned (the projector drops
+      // the chunks), never carried into the next message.
+      stream.reset();
+      carry = std::string();
+    }
+    if (session.in_message() && session.buffered_data() >= StagedStream::kChunkBytes) {
       if (session.data_refused()) {
         session.take_data();  // refused at its end anyway: hold nothing
       } else {
@@ -239,10 +251,6 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
       if (!durable)
         spdlog::warn("smtp {}: the log did not take a message; answered 451", session_id);
       session.delivered(durable);
-    }
-    if (!session.receiving_data()) {
-      stream.reset();  // refused or reset: abandoned
-      carry = std::string();
     }
     if (session.starttls_requested()) {
       deadline = std::chrono::steady_clock::now() + 30s;  // the handshake

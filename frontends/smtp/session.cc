@@ -59,6 +59,7 @@ void Session::error(std::string_view text) {
 }
 
 void Session::reset_transaction() {
+  ++transaction_;
   const std::string helo = env_.helo;
   env_ = Envelope{};
   env_.helo = helo;
@@ -215,7 +216,7 @@ bool Session::data_refused() const {
 }
 
 std::string Session::take_data() {
-  if (state_ != State::data && state_ != State::bdat) return {};
+  if (!in_message()) return {};
   return std::exchange(data_, std::string());
 }
 

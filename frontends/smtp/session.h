@@ -99,6 +99,11 @@ class Session {
   // the rest). Not worth taking once data_refused(): the message will be
   // refused at its end.
   bool receiving_data() const { return state_ == State::data || state_ == State::bdat; }
+  // A message is being received: in DATA, or between BDAT chunks.
+  bool in_message() const { return receiving_data() || chunking_; }
+  // Changes whenever a transaction ends (delivered, refused, RSET...): what
+  // was taken from an earlier one is never part of the next message.
+  std::uint64_t transaction() const { return transaction_; }
   std::size_t buffered_data() const { return data_.size(); }
   std::string take_data();
   bool data_refused() const;
@@ -169,6 +174,7 @@ class Session {
   bool bdat_discard_ = false;  // reading a refused chunk to stay in sync
   std::string data_;
   std::size_t data_size_ = 0;  // of the whole message, taken bytes included
+  std::uint64_t transaction_ = 0;
   bool data_too_big_ = false, data_bare_lf_ = false, data_long_line_ = false;
   bool line_start_ = true;  // the previous data line ended with CRLF
   std::optional<Message> pending_;

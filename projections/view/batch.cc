@@ -78,8 +78,10 @@ void Batch::scan(Family f, std::string_view prefix,
 void Batch::scan_range(Family f, std::string_view begin, std::string_view end,
                        const std::function<void(std::string_view)>& visit) {
   std::set<std::string> keys;
-  std::unique_ptr<rocksdb::Iterator> it(db_.db()->NewIterator(rocksdb::ReadOptions(), db_.cf(f)));
   const rocksdb::Slice e(end.data(), end.size());
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &e;  // never walks past `end`, tombstones included
+  std::unique_ptr<rocksdb::Iterator> it(db_.db()->NewIterator(ro, db_.cf(f)));
   for (it->Seek(rocksdb::Slice(begin.data(), begin.size())); it->Valid() && it->key().compare(e) < 0;
        it->Next())
     keys.insert(it->key().ToString());

@@ -284,6 +284,32 @@ max_message_size = 20_000_000
         line = [l for l in out.splitlines() if l.strip().startswith("INBOX")][0]
         return int(line.split("messages=")[1].split()[0])
 
+    def test_a_refused_streamed_message_never_leaks_into_the_next(self):
+        who = self.users[1]
+        count = self.count(who)
+        # 2 MB with a bare LF (refused at its end), and in the same segment
+        # the next transaction, whose message is tiny.
+        bad = b"Subject: bad\r\n\r\n" + b"x" * 1000 + b"\n" + (b"y" * 998 + b"\r\n") * 2000
+        s = socket.create_connection(("127.0.0.1", self.mx), timeout=30)
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"EHLO raw.example\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<%s>\r\nDATA\r\n"
+                  % who.encode() + bad + b".\r\nMAIL FROM:<b@example.net>\r\nRCPT TO:<%s>\r\n"
+                  b"DATA\r\nSubject: small\r\n\r\ntiny\r\n.\r\nQUIT\r\n" % who.encode())
+        out = b""
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            out += data
+        s.close()
+        self.assertIn(b"550 5.6.0", out)
+        self.assertIn(b"250 2.0.0 Message accepted", out)
+        self.assertEqual(self.count(who), count + 1)
+        stored = self.stored(who, count + 1)
+        self.assertTrue(stored.endswith(b"\r\nSubject: small\r\n\r\ntiny\r\n"), stored[:300])
+        self.assertLess(len(stored), 1000)
+
     def test_large_message_to_several_accounts_is_stored_whole(self):
         body = big_message(6_000_000, "large1")
         before = {who: self.count(who) for who in self.users}
@@ -323,21 +349,24 @@ max_message_size = 20_000_000
         f = s.makefile("rb")
         f.readline()
         s.sendall(b"EHLO raw.example\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<%s>\r\n" % who.encode())
+        while not f.readline().startswith(b"250 2.1.5"):
+            pass
         replies = []
         third = len(body) // 3
         for i, piece in enumerate((body[:third], body[third:2 * third], body[2 * third:])):
             last = b" LAST" if i == 2 else b""
             s.sendall(b"BDAT %d%s\r\n" % (len(piece), last) + piece)
+            if not last:
+                # Wait for the chunk's reply: the server's reads then end
+                # between chunks, where a streamed message must go on.
+                while b"octets received" not in f.readline():
+                    pass
         s.sendall(b"QUIT\r\n")
-        out = b""
-        while True:
-            data = s.recv(65536)
-            if not data:
-                break
-            out += data
+        out = f.read()
         s.close()
         self.assertIn(b"250 2.0.0 Message accepted", out, out)
-        self.assertTrue(self.stored(who, count + 1).endswith(b"\r\n" + body))
+        stored = self.stored(who, count + 1)
+        self.assertTrue(stored.endswith(b"\r\n" + body), (len(stored), len(body)))
         # Over max_message_size while streaming: 552, nothing delivered.
         # (no SIZE parameter: the limit is enforced on the bytes themselves)
         with smtplib.SMTP("127.0.0.1", self.mx, timeout=60) as c:

@@ -117,7 +117,7 @@ TEST_F(Pop3, ListRetrTopUidlAndDotStuffing) {
   const std::string uidl = say(*s, "UIDL\r\n");
   const auto box = store->mailbox(test::kAlice, "INBOX");
   EXPECT_EQ(uidl, fmt::format("+OK Listing follows\r\n1 {0}.1\r\n2 {0}.2\r\n.\r\n", box->uidvalidity));
-  EXPECT_EQ(say(*s, "NOOP\r\n"), "+OK \r\n");
+  EXPECT_EQ(say(*s, "NOOP\r\n"), "+OK\r\n");
 }
 
 TEST_F(Pop3, QuitExpungesMarkedMessagesOnlyThen) {
