@@ -578,6 +578,39 @@ bool matches(const Key& k, Candidate& c, std::uint32_t max_seq, std::uint32_t ma
 
 // ---- selection and change reports ----
 
+// FLAGS and PERMANENTFLAGS with the keywords in use (RFC 9051 7.3.5).
+void Session::announce_flags() {
+  std::string kw;
+  for (const auto& k : sel_->keywords)
+    kw += " " + k;
+  untagged("FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft" + kw + ")");
+  untagged(sel_->read_only
+               ? "OK [PERMANENTFLAGS ()] Read-only mailbox"
+               : "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft" + kw +
+                     " \\*)] Flags permitted");
+}
+
+// Before a FETCH shows flags: a keyword the client has not been told of
+// comes with a new FLAGS response first.
+void Session::note_flags(const std::vector<std::string>& flags) {
+  bool fresh = false;
+  for (const auto& f : flags) {
+    if (!f.starts_with("\\")) fresh = sel_->keywords.insert(f).second || fresh;
+  }
+  if (fresh) announce_flags();
+}
+
+// RFC 7162 3.1: the first CONDSTORE-enabling command while a mailbox is
+// selected reports its HIGHESTMODSEQ.
+void Session::enable_condstore() {
+  if (condstore_) return;
+  condstore_ = true;
+  if (sel_) {
+    untagged(fmt::format("OK [HIGHESTMODSEQ {}] Highest",
+                         std::max<std::uint64_t>(1, sel_->box.highestmodseq)));
+  }
+}
+
 void Session::cmd_select(const std::string& tag, Parser& p, bool read_only) {
   p.sp();
   const std::string name = decode_name(p.mailbox());
@@ -636,37 +669,30 @@ void Session::cmd_select(const std::string& tag, Parser& p, bool read_only) {
   s.uidnext = box->uidnext;
   const auto index = shared_.messages(store_, *box);
   const auto& msgs = index->messages;
-  std::set<std::string> keywords;
   std::uint32_t first_unseen = 0;
   for (const auto& m : msgs) {
     s.uids.push_back(m.uid);
     for (const auto& f : m.flags) {
-      if (!f.starts_with("\\")) keywords.insert(f);
+      if (!f.starts_with("\\")) s.keywords.insert(f);
     }
     if (!first_unseen && !has_flag(m.flags, "\\Seen"))
       first_unseen = static_cast<std::uint32_t>(s.uids.size());
   }
   // EXAMINE does not take \Recent away from other sessions (RFC 3501 6.3.2).
-  s.recent_from = read_only ? UINT32_MAX : shared_.claim_recent(box->id, box->uidnext);
+  if (!read_only) s.recent.emplace_back(shared_.claim_recent(box->id, box->uidnext), box->uidnext);
   std::uint32_t recent = 0;
   for (auto u : s.uids)
-    recent += u >= s.recent_from ? 1 : 0;
-  std::string kw;
-  for (const auto& k : keywords)
-    kw += " " + k;
+    recent += s.is_recent(u) ? 1 : 0;
   untagged(fmt::format("{} EXISTS", s.uids.size()));
   if (!rev2_) untagged(fmt::format("{} RECENT", recent));
-  untagged("FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft" + kw + ")");
-  untagged(read_only ? "OK [PERMANENTFLAGS ()] Read-only mailbox"
-                     : "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft" + kw +
-                           " \\*)] Flags permitted");
+  sel_ = std::move(s);
+  announce_flags();
   if (!rev2_ && first_unseen) untagged(fmt::format("OK [UNSEEN {}] First unseen", first_unseen));
   untagged(fmt::format("OK [UIDVALIDITY {}] UIDs valid", box->uidvalidity));
   untagged(fmt::format("OK [UIDNEXT {}] Predicted next UID", box->uidnext));
   untagged(fmt::format("OK [HIGHESTMODSEQ {}] Highest",
                        std::max<std::uint64_t>(1, box->highestmodseq)));
   if (rev2_) untagged(fmt::format("LIST () \"/\" {}", encode_name(box->name)));
-  sel_ = std::move(s);
   if (qr && qr->uidvalidity == box->uidvalidity) {
     // RFC 7162 3.2.5.1: what the client missed since its MODSEQ.
     std::vector<std::uint32_t> vanished;
@@ -679,8 +705,9 @@ void Session::cmd_select(const std::string& tag, Parser& p, bool read_only) {
       const auto& m = msgs[i];
       if (m.modseq <= qr->modseq) continue;
       if (qr->known && !qr->known->contains(m.uid, box->uidnext - 1)) continue;
+      note_flags(m.flags);
       untagged(fmt::format("{} FETCH (UID {} FLAGS {} MODSEQ ({}))", i + 1, m.uid,
-                           flag_text(m.flags, m.uid >= sel_->recent_from && !rev2_), m.modseq));
+                           flag_text(m.flags, sel_->is_recent(m.uid) && !rev2_), m.modseq));
     }
   }
   tagged(tag, "OK", read_only ? "[READ-ONLY] EXAMINE completed" : "[READ-WRITE] SELECT completed");
@@ -745,16 +772,16 @@ void Session::report_changes(bool allow_expunge) {
   const std::uint32_t last_known = sel_->uids.empty() ? 0 : sel_->uids.back();
   const std::size_t before = sel_->uids.size();
   for (const auto& m : msgs) {
-    if (m.uid > last_known && m.uid >= sel_->uidnext - std::min<std::uint32_t>(sel_->uidnext, 0))
-      if (!seq_of(m.uid)) sel_->uids.push_back(m.uid);
+    if (m.uid > last_known) sel_->uids.push_back(m.uid);
   }
   // Flag changes by others, for messages the client already knows.
   for (const auto& m : msgs) {
     if (m.modseq <= sel_->modseq || sel_->own_modseqs.contains(m.modseq)) continue;
     const std::uint32_t seq = seq_of(m.uid);
     if (!seq || seq > before) continue;
+    note_flags(m.flags);
     std::string line = fmt::format("{} FETCH (UID {} FLAGS {}", seq, m.uid,
-                                   flag_text(m.flags, !rev2_ && m.uid >= sel_->recent_from));
+                                   flag_text(m.flags, !rev2_ && sel_->is_recent(m.uid)));
     if (condstore_) line += fmt::format(" MODSEQ ({})", m.modseq);
     untagged(line + ")");
   }
@@ -763,11 +790,17 @@ void Session::report_changes(bool allow_expunge) {
     if (!rev2_) {
       if (!sel_->read_only) {
         const std::uint32_t from = shared_.claim_recent(box->id, box->uidnext);
-        sel_->recent_from = std::min(sel_->recent_from, from);
+        if (from < box->uidnext) {
+          if (!sel_->recent.empty() && sel_->recent.back().second == from) {
+            sel_->recent.back().second = box->uidnext;
+          } else {
+            sel_->recent.emplace_back(from, box->uidnext);
+          }
+        }
       }
       std::uint32_t recent = 0;
       for (auto u : sel_->uids)
-        recent += u >= sel_->recent_from ? 1 : 0;
+        recent += sel_->is_recent(u) ? 1 : 0;
       untagged(fmt::format("{} RECENT", recent));
     }
   }
@@ -872,7 +905,7 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, bool uid) {
     want_flags = want_flags || it.kind == Item::Kind::flags;
     sets_seen = sets_seen || (it.kind == Item::Kind::section && !it.peek);
   }
-  if (want_modseq) condstore_ = true;
+  if (want_modseq) enable_condstore();
   const auto wanted = resolve(set, uid);
   if (wanted.empty() && !vanished) return tagged(tag, "OK", "FETCH completed");
   auto index = current();
@@ -918,7 +951,9 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, bool uid) {
       return *raw;
     };
     auto need_sum = [&]() -> const projections::mime::Summary& {
-      if (!sum) sum = store_.mime(m.blob).value_or(projections::mime::Summary{});
+      // Parsed at projection time; parsed here if the view lacks it.
+      if (!sum) sum = store_.mime(m.blob);
+      if (!sum) sum = projections::mime::parse(need_raw());
       if (sum->parts.empty()) {
         projections::mime::Part whole;
         whole.body_end = need_raw().size();
@@ -928,10 +963,11 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, bool uid) {
     };
     std::vector<std::string> parts;
     bool uid_done = false, flags_done = false, modseq_done = false;
-    const bool recent = !rev2_ && m.uid >= sel_->recent_from;
+    const bool recent = !rev2_ && sel_->is_recent(m.uid);
     for (const auto& it : items) {
       switch (it.kind) {
         case Item::Kind::flags:
+          note_flags(m.flags);
           parts.push_back("FLAGS " + flag_text(m.flags, recent));
           flags_done = true;
           break;
@@ -970,12 +1006,21 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, bool uid) {
           if (it.binary) {
             const auto* part =
                 it.section.part.empty() ? &need_sum().parts[0] : find_part(need_sum(), it.section.part);
-            if (part && part->type.starts_with("multipart/"))
-              return tagged(tag, "NO", "[UNKNOWN-CTE] BINARY of a multipart");
-            auto decoded = projections::mime::decode_transfer_encoding(
-                *bytes, part ? part->encoding : "7bit");
-            if (!decoded) return tagged(tag, "NO", "[UNKNOWN-CTE] Unknown transfer encoding");
-            bytes = std::move(decoded);
+            // A multipart or message/rfc822 is 7bit/8bit/binary by definition
+            // (RFC 2045 6.4): its bytes as they are. Of a single-part
+            // message, BINARY[] is its header and its decoded body.
+            const bool composite = part && (part->type.starts_with("multipart/") || part->message);
+            if (part && !composite) {
+              const std::string& full = need_raw();
+              const bool whole = it.section.part.empty();
+              const std::uint64_t b = std::min<std::uint64_t>(part->body_begin, full.size());
+              const std::uint64_t e =
+                  std::min<std::uint64_t>(std::max(b, part->body_end), full.size());
+              auto decoded = projections::mime::decode_transfer_encoding(
+                  std::string_view(full).substr(b, e - b), part->encoding);
+              if (!decoded) return tagged(tag, "NO", "[UNKNOWN-CTE] Unknown transfer encoding");
+              bytes = whole ? full.substr(0, b) + *decoded : std::move(*decoded);
+            }
           }
           if (it.kind == Item::Kind::binary_size) {
             parts.push_back(fmt::format("{} {}", label, bytes->size()));
@@ -992,8 +1037,15 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, bool uid) {
       }
     }
     if (uid && !uid_done) parts.insert(parts.begin(), fmt::format("UID {}", m.uid));
-    if (now_seen.contains(m.uid) && !flags_done)
-      parts.push_back("FLAGS " + flag_text(m.flags, recent));
+    if (now_seen.contains(m.uid)) {
+      if (!flags_done) {
+        note_flags(m.flags);
+        parts.push_back("FLAGS " + flag_text(m.flags, recent));
+      }
+      // RFC 7162 3.1: the implicit \Seen change carries UID and MODSEQ.
+      if (condstore_ && !uid_done && !uid) parts.push_back(fmt::format("UID {}", m.uid));
+      if (condstore_) want_modseq = true;
+    }
     if (want_modseq && !modseq_done) parts.push_back(fmt::format("MODSEQ ({})", m.modseq));
     std::string line = fmt::format("{} FETCH (", seq);
     for (std::size_t i = 0; i < parts.size(); ++i) {
@@ -1018,7 +1070,7 @@ void Session::cmd_store(const std::string& tag, Parser& p, bool uid) {
     unchanged_since = p.number64();
     p.expect(')');
     p.sp();
-    condstore_ = true;
+    enable_condstore();
   }
   schemas::FlagOp op = schemas::FlagOp::replace;
   if (p.consume('+')) {
@@ -1061,8 +1113,12 @@ void Session::cmd_store(const std::string& tag, Parser& p, bool uid) {
   if (!uids.empty()) {
     auto o = execute(tag, schemas::FlagsChanged{sel_->box.id, uids, op, clean, unchanged_since});
     if (!o) return;
-    if (!o->ok() && o->code != OutcomeCode::mailbox_missing) return tagged(tag, "NO", o->detail);
+    if (!o->ok() && o->code != OutcomeCode::mailbox_missing)
+      return tagged(tag, "NO", "[CANNOT] STORE failed: " + o->detail);
     modified = o->modified;
+    // A silent STORE told the client nothing: changes others made to these
+    // messages before it must still be reported (RFC 9051 6.4.6).
+    if (silent) sel_->own_modseqs.erase(o->modseq);
     const std::set<std::uint32_t> changed(o->uids.begin(), o->uids.end());
     const std::set<std::uint32_t> refused(modified.begin(), modified.end());
     const auto index = current();
@@ -1072,12 +1128,13 @@ void Session::cmd_store(const std::string& tag, Parser& p, bool uid) {
       const std::uint32_t seq = seq_of(m.uid);
       if (!seq) continue;
       if (silent && !(condstore_ && changed.contains(m.uid))) continue;
+      if (!silent) note_flags(m.flags);
       std::string line = fmt::format("{} FETCH (", seq);
       std::string inner;
       if (uid || condstore_) inner = fmt::format("UID {}", m.uid);
       if (!silent)
         inner += (inner.empty() ? "" : " ") +
-                 ("FLAGS " + flag_text(m.flags, !rev2_ && m.uid >= sel_->recent_from));
+                 ("FLAGS " + flag_text(m.flags, !rev2_ && sel_->is_recent(m.uid)));
       if (condstore_) inner += fmt::format(" MODSEQ ({})", m.modseq);
       untagged(line + inner + ")");
     }
@@ -1085,7 +1142,7 @@ void Session::cmd_store(const std::string& tag, Parser& p, bool uid) {
   if (!modified.empty()) {
     std::vector<std::uint32_t> shown;
     for (auto u : modified)
-      shown.push_back(uid ? u : seq_of(u));
+      if (const std::uint32_t n = uid ? u : seq_of(u)) shown.push_back(n);
     return tagged(tag, "OK",
                   fmt::format("[MODIFIED {}] Conditional STORE failed",
                               SequenceSet::format(shown)));
@@ -1106,16 +1163,23 @@ void Session::cmd_copy(const std::string& tag, Parser& p, bool uid, bool move) {
   if (!target) return tagged(tag, "NO", "[TRYCREATE] No such mailbox");
   if (move && sel_->read_only) return tagged(tag, "NO", "[READ-ONLY] Mailbox is read-only");
   if (uids.empty()) return tagged(tag, "OK", move ? "MOVE completed" : "COPY completed");
-  if (move && target->id == sel_->box.id)
-    return tagged(tag, "NO", "[CANNOT] Source and target are the same mailbox");
+  // MOVE within one mailbox (RFC 6851 allows it): a copy, then the
+  // originals expunged.
+  const bool same = move && target->id == sel_->box.id;
   std::optional<projections::Outcome> o;
-  if (move) {
+  if (move && !same) {
     o = execute(tag, schemas::MessagesMoved{sel_->box.id, uids, target->id});
   } else {
     o = execute(tag, schemas::MessagesCopied{sel_->box.id, uids, target->id});
   }
   if (!o) return;
-  if (!o->ok()) return tagged(tag, "NO", "[TRYCREATE] " + o->detail);
+  if (o->code == OutcomeCode::mailbox_missing)
+    return tagged(tag, "NO", "[TRYCREATE] No such mailbox");
+  if (!o->ok()) return tagged(tag, "NO", "[CANNOT] " + o->detail);
+  if (same && !o->source_uids.empty()) {
+    auto gone = execute(tag, schemas::MessagesExpunged{sel_->box.id, o->source_uids});
+    if (!gone) return;
+  }
   std::string copyuid;
   if (!o->uids.empty()) {
     copyuid = fmt::format("[COPYUID {} {} {}] ", o->uidvalidity,
@@ -1174,16 +1238,25 @@ void Session::cmd_search(const std::string& tag, Parser& p, bool uid) {
     }
     p.sp();
   }
-  if (p.keyword("CHARSET")) {
-    p.sp();
-    const std::string cs = ascii::upper(p.astring());
-    if (cs != "UTF-8" && cs != "US-ASCII") {
-      return tagged(tag, "NO", "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
+  // RFC 5182 2.1: a SEARCH that fails to SAVE leaves "$" empty.
+  const bool save = ret && std::find(ret->begin(), ret->end(), "SAVE") != ret->end();
+  Key key;
+  try {
+    if (p.keyword("CHARSET")) {
+      p.sp();
+      const std::string cs = ascii::upper(p.astring());
+      if (cs != "UTF-8" && cs != "US-ASCII") {
+        if (save) sel_->saved.clear();
+        return tagged(tag, "NO", "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
+      }
+      p.sp();
     }
-    p.sp();
+    key = parse_keys(p, 0);
+    if (!p.at_end()) throw ParseError("Unexpected arguments");
+  } catch (const ParseError&) {
+    if (save) sel_->saved.clear();
+    throw;
   }
-  const Key key = parse_keys(p, 0);
-  if (!p.at_end()) throw ParseError("Unexpected arguments");
   const auto& uids = sel_->uids;
   const std::uint32_t max_seq = static_cast<std::uint32_t>(uids.size());
   const std::uint32_t max_uid = uids.empty() ? 0 : uids.back();
@@ -1193,14 +1266,14 @@ void Session::cmd_search(const std::string& tag, Parser& p, bool uid) {
   for (const auto& m : index->messages) {
     const std::uint32_t seq = seq_of(m.uid);
     if (!seq) continue;
-    Candidate c{m, seq, !rev2_ && m.uid >= sel_->recent_from, store_, std::nullopt, std::nullopt};
+    Candidate c{m, seq, !rev2_ && sel_->is_recent(m.uid), store_, std::nullopt, std::nullopt};
     if (matches(key, c, max_seq, max_uid, sel_->saved)) {
       hits.push_back(m.uid);
       top_modseq = std::max(top_modseq, m.modseq);
     }
   }
   const bool modseq = uses_modseq(key);
-  if (modseq) condstore_ = true;
+  if (modseq) enable_condstore();
   auto shown = [&](std::uint32_t u) { return uid ? u : seq_of(u); };
   const bool esearch = ret.has_value() || rev2_;
   std::vector<std::string> opts = ret.value_or(std::vector<std::string>{});
@@ -1237,7 +1310,17 @@ void Session::cmd_search(const std::string& tag, Parser& p, bool uid) {
     }
   }
   if (has("COUNT")) line += fmt::format(" COUNT {}", hits.size());
-  if (modseq && !hits.empty()) line += fmt::format(" MODSEQ {}", top_modseq);
+  if (modseq && !hits.empty()) {
+    // RFC 4731 / RFC 7162 3.1.5: with only MIN and/or MAX, the MODSEQ of
+    // the messages returned.
+    if (!has("ALL") && !has("COUNT")) {
+      top_modseq = 0;
+      for (const std::uint32_t u : {has("MIN") ? hits.front() : 0u, has("MAX") ? hits.back() : 0u}) {
+        if (const auto* m = u ? index->find(u) : nullptr) top_modseq = std::max(top_modseq, m->modseq);
+      }
+    }
+    line += fmt::format(" MODSEQ {}", top_modseq);
+  }
   untagged(line);
   tagged(tag, "OK", "SEARCH completed");
 }

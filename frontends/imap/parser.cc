@@ -85,7 +85,8 @@ bool Parser::keyword(std::string_view word) {
 
 std::string Parser::tag() {
   const std::size_t start = pos_;
-  while (!at_end() && is_atom_char(peek()) && peek() != '+')
+  // tag = 1*<ASTRING-CHAR except "+"> (RFC 9051 9): ']' is allowed.
+  while (!at_end() && (is_atom_char(peek()) || peek() == ']') && peek() != '+')
     ++pos_;
   if (pos_ == start) fail("Missing or invalid tag");
   return std::string(in_.substr(start, pos_ - start));
@@ -142,7 +143,8 @@ std::string Parser::string() {
 }
 
 std::string Parser::astring() {
-  if (peek() == '"' || peek() == '{' || peek() == '~') return string();
+  const bool literal8 = peek() == '~' && pos_ + 1 < in_.size() && in_[pos_ + 1] == '{';
+  if (peek() == '"' || peek() == '{' || literal8) return string();
   const std::size_t start = pos_;
   while (!at_end() && (is_atom_char(peek()) || peek() == ']'))
     ++pos_;
@@ -265,7 +267,8 @@ std::int64_t Parser::date_time() {
   for (unsigned i = 0; i < 12; ++i) {
     if (mon == kMonths[i]) m = i + 1;
   }
-  if (m == 0 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 || zm > 59)
+  if (m == 0 || day < 1 || day > 31 || year < 1 || year > 9999 || hh > 23 || mm > 59 ||
+      ss > 60 || zm > 59)
     fail("Invalid date-time");
   const std::int64_t zone = (sign == '+' ? 1 : -1) * (zh * 60 + zm) * 60;
   const std::int64_t secs = days_from_civil(static_cast<int>(year), m, day) * 86400 +

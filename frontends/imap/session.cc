@@ -43,7 +43,7 @@ std::optional<std::pair<std::uint64_t, bool>> trailing_literal(std::string_view 
 // The tag of a (possibly incomplete) command, for error responses.
 std::string tag_of(std::string_view command) {
   std::size_t n = 0;
-  while (n < command.size() && is_atom_char(command[n]) && command[n] != '+')
+  while (n < command.size() && (is_atom_char(command[n]) || command[n] == ']') && command[n] != '+')
     ++n;
   return n == 0 ? "*" : std::string(command.substr(0, n));
 }
@@ -68,17 +68,28 @@ bool valid_name(const std::string& name) {
 }
 
 // LIST wildcard match (RFC 9051 6.3.9): '*' matches anything, '%' anything
-// but the hierarchy delimiter.
+// but the hierarchy delimiter. Linear in pattern x name (no backtracking).
 bool wildcard(std::string_view pattern, std::string_view name) {
-  if (pattern.empty()) return name.empty();
-  if (pattern[0] == '*' || pattern[0] == '%') {
-    for (std::size_t i = 0; i <= name.size(); ++i) {
-      if (wildcard(pattern.substr(1), name.substr(i))) return true;
-      if (i < name.size() && pattern[0] == '%' && name[i] == '/') return false;
+  // reach[j]: the pattern so far can match name[0, j).
+  std::vector<char> reach(name.size() + 1, 0), next(name.size() + 1, 0);
+  reach[0] = 1;
+  for (const char p : pattern) {
+    std::fill(next.begin(), next.end(), 0);
+    if (p == '*' || p == '%') {
+      bool open = false;
+      for (std::size_t j = 0; j <= name.size(); ++j) {
+        open = open || reach[j];
+        next[j] = open;
+        // '%' does not cross a delimiter.
+        if (p == '%' && j < name.size() && name[j] == '/') open = false;
+      }
+    } else {
+      for (std::size_t j = 0; j < name.size(); ++j)
+        next[j + 1] = reach[j] && name[j] == p;
     }
-    return false;
+    reach.swap(next);
   }
-  return !name.empty() && pattern[0] == name[0] && wildcard(pattern.substr(1), name.substr(1));
+  return reach[name.size()];
 }
 
 }  // namespace
@@ -176,7 +187,7 @@ std::string Session::capabilities() const {
   c += " LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED"
        " LIST-STATUS SPECIAL-USE STATUS=SIZE ESEARCH SEARCHRES BINARY";
   c += fmt::format(" APPENDLIMIT={}", limits_.append_limit);
-  c += " CONDSTORE QRESYNC UTF8=ACCEPT MULTIAPPEND";
+  c += " CONDSTORE QRESYNC UTF8=ACCEPT MULTIAPPEND CREATE-SPECIAL-USE";
   return c;
 }
 
@@ -196,6 +207,7 @@ void Session::untagged(std::string_view text) {
 }
 
 void Session::tagged(const std::string& tag, std::string_view status, std::string_view text) {
+  if (status == "OK") bad_commands_ = 0;  // only consecutive errors end a session
   if (status != "BAD" && sel_ && report_after_) report_changes(expunge_ok_);
   out_ += fmt::format("{} {} {}\r\n", tag, status, text);
 }
@@ -245,14 +257,26 @@ void Session::process() {
     std::string_view line(in_.data() + pos, lf - pos);
     pos = lf + 1;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    // A refused line that announced a non-synchronising literal: its bytes
+    // are on their way and cannot be told from commands, so the
+    // connection ends (RFC 7888 4).
+    auto refuse_nonsync = [&](std::string_view refused) {
+      const auto lit = state_ == State::command ? trailing_literal(refused) : std::nullopt;
+      if (!lit || !lit->second) return false;
+      untagged("BYE [TOOBIG] Literal too large");
+      state_ = State::closed;
+      return true;
+    };
     if (skipping_line_) {
       skipping_line_ = false;
+      if (refuse_nonsync(line)) break;
       if (state_ == State::sasl) state_ = State::command;
       continue;
     }
     if (line.size() > max_line()) {
       bad(tag_of(command_.empty() ? line : std::string_view(command_)), "Line too long");
       command_.clear();
+      if (refuse_nonsync(line)) break;
       if (state_ == State::sasl) state_ = State::command;
       continue;
     }
@@ -277,24 +301,32 @@ void Session::process() {
       }
       continue;
     }
-    if (command_.size() + line.size() > limits_.append_limit + limits_.max_line_after_auth) {
-      tagged(tag_of(command_), "BAD", "[TOOBIG] Command too large");
-      command_.clear();
-      continue;
-    }
-    command_.append(line);
-    if (auto lit = trailing_literal(line)) {
-      const auto [n, nonsync] = *lit;
-      const std::string tag = tag_of(command_);
-      // Only APPEND carries messages; other literals are names and strings.
-      Parser peek_cmd(command_);
-      bool is_append = false;
+    // Only APPEND carries messages; other literals are names and strings,
+    // so other commands are bounded by a few lines' worth.
+    bool is_append = false;
+    {
+      Parser peek_cmd(command_.empty() ? line : std::string_view(command_));
       try {
         peek_cmd.tag();
         peek_cmd.sp();
         is_append = ascii::iequals(peek_cmd.atom(), "APPEND");
       } catch (const ParseError&) {
       }
+    }
+    const std::size_t max_command = !authenticated() ? 2 * limits_.max_line_before_auth
+                                    : is_append ? limits_.append_limit + limits_.max_line_after_auth
+                                                : 4 * limits_.max_line_after_auth;
+    if (command_.size() + line.size() > max_command) {
+      tagged(tag_of(command_.empty() ? line : std::string_view(command_)), "BAD",
+             "[TOOBIG] Command too large");
+      command_.clear();
+      if (refuse_nonsync(line)) break;
+      continue;
+    }
+    command_.append(line);
+    if (auto lit = trailing_literal(line)) {
+      const auto [n, nonsync] = *lit;
+      const std::string tag = tag_of(command_);
       const std::size_t limit =
           authenticated() && is_append ? limits_.append_limit : max_line();
       if (n > limit || (nonsync && !authenticated() && n > kMaxNonSyncBeforeAuth)) {
@@ -530,6 +562,7 @@ void Session::auth_result(const std::optional<std::string>& account) {
 // ---- authenticated ----
 
 void Session::cmd_enable(const std::string& tag, Parser& p) {
+  const bool had_condstore = condstore_;
   std::string enabled;
   do {
     p.sp();
@@ -542,6 +575,10 @@ void Session::cmd_enable(const std::string& tag, Parser& p) {
     if (now) enabled += " " + cap;
   } while (!p.at_end());
   untagged("ENABLED" + enabled);
+  if (!had_condstore && condstore_ && sel_) {
+    untagged(fmt::format("OK [HIGHESTMODSEQ {}] Highest",
+                         std::max<std::uint64_t>(1, sel_->box.highestmodseq)));
+  }
   tagged(tag, "OK", "ENABLE completed");
 }
 
@@ -783,26 +820,38 @@ void Session::cmd_list(const std::string& tag, Parser& p, bool lsub) {
     if (it != names.end() && it->starts_with(n + "/")) return true;
     return names.contains(n + "/");
   };
-  auto child_subscribed = [&](const std::string& n) {
-    for (const auto& s : subs) {
-      if (s.starts_with(n + "/")) return true;
+  // The patterns as full names: reference + pattern, INBOX in any case
+  // folded as the store folds it.
+  std::vector<std::string> full_patterns;
+  for (const auto& pat : patterns) {
+    if (pat.size() > 1024) throw ParseError("Pattern too long");
+    std::string full = reference + decode_name(pat);
+    if (ascii::istarts_with(full, "INBOX") && (full.size() == 5 || full[5] == '/'))
+      full.replace(0, 5, "INBOX");
+    full_patterns.push_back(std::move(full));
+  }
+  auto matches_pattern = [&](const std::string& n) {
+    for (const auto& full : full_patterns) {
+      if (wildcard(full, n)) return true;
     }
     return false;
   };
-  for (const auto& name : names) {
-    bool matched = false;
-    for (const auto& pat : patterns) {
-      std::string full = reference;
-      std::string pattern = decode_name(pat);
-      if (!full.empty() && !pattern.empty() && full.back() != '/' && pattern.front() != '/')
-        full += "";
-      full += pattern;
-      const bool inbox_pat = ascii::istarts_with(full, "INBOX");
-      std::string n = name;
-      if (inbox_pat && name == "INBOX") full = "INBOX" + full.substr(5);
-      if (wildcard(full, n)) matched = true;
+  // RFC 5258 3.5: a subscribed descendant that the patterns do not match
+  // themselves (with RECURSIVEMATCH); for LSUB, any subscribed descendant.
+  auto child_subscribed = [&](const std::string& n) {
+    for (const auto& s : subs) {
+      if (s.starts_with(n + "/") && (!recursive || !matches_pattern(s))) return true;
     }
-    if (!matched) continue;
+    return false;
+  };
+  static const std::set<std::string> kStatusItems = {
+      "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE",
+      "HIGHESTMODSEQ", "APPENDLIMIT", "DELETED", "RECENT"};
+  for (const auto& item : status) {
+    if (!kStatusItems.contains(item)) throw ParseError("Unknown STATUS item " + item);
+  }
+  for (const auto& name : names) {
+    if (!matches_pattern(name)) continue;
     const auto* box = by_name.contains(name) ? by_name[name] : nullptr;
     const bool subscribed = subs.contains(name);
     std::vector<std::string> attrs;
@@ -878,7 +927,7 @@ std::string Session::status_items(const MailboxRecord& box, const std::vector<st
         std::uint32_t n = 0;
         if (sel_ && sel_->box.id == box.id) {
           for (auto u : sel_->uids)
-            n += u >= sel_->recent_from ? 1 : 0;
+            n += sel_->is_recent(u) ? 1 : 0;
         }
         out += fmt::format("RECENT {}", n);
         continue;
@@ -937,7 +986,15 @@ void Session::cmd_append(const std::string& tag, Parser& p) {
       m.date = p.date_time();
       p.sp();
     }
-    m.raw = p.string();
+    if (p.keyword("UTF8")) {
+      // RFC 6855 4: UTF8 (~{n}...) carries a message with UTF-8 headers.
+      p.sp();
+      p.expect('(');
+      m.raw = p.string();
+      p.expect(')');
+    } else {
+      m.raw = p.string();
+    }
     total += m.raw.size();
     for (const auto& f : m.flags) {
       if (ascii::iequals(f, "\\Recent") || f == "\\*") throw ParseError("Invalid flag in APPEND");
@@ -952,6 +1009,13 @@ void Session::cmd_append(const std::string& tag, Parser& p) {
   std::uint32_t uidvalidity = box->uidvalidity;
   const schemas::Actor actor{schemas::Protocol::imap, account_, info_.remote_ip,
                              info_.session_id};
+  // RFC 3502: all or nothing. If one message fails, those already appended
+  // are expunged again (best effort: the log may be what failed).
+  auto undo = [&] {
+    if (!uids.empty())
+      (void)store_.execute(schemas::make_event(account_, actor,
+                                               schemas::MessagesExpunged{box->id, uids}));
+  };
   for (auto& m : messages) {
     schemas::MessageAppended event{box->id, std::move(m.raw), m.date, std::move(m.flags),
                                    std::nullopt};
@@ -965,6 +1029,7 @@ void Session::cmd_append(const std::string& tag, Parser& p) {
                                std::string_view(raw).substr(pos, net::StagedStream::kChunkBytes),
                                actor, now_ms())) {
           if (!store_.append(chunk)) {
+            undo();
             return tagged(tag, "NO", "[UNAVAILABLE] The mail store cannot take changes now");
           }
         }
@@ -973,8 +1038,16 @@ void Session::cmd_append(const std::string& tag, Parser& p) {
                                          stream.chunks,  true,              stream.message_id};
     }
     auto o = execute(tag, std::move(event));
-    if (!o) return;
-    if (!o->ok()) return tagged(tag, "NO", "[TRYCREATE] " + o->detail);
+    if (!o) {
+      undo();
+      return;
+    }
+    if (!o->ok()) {
+      undo();
+      if (o->code == OutcomeCode::mailbox_missing)
+        return tagged(tag, "NO", "[TRYCREATE] No such mailbox");
+      return tagged(tag, "NO", "[CANNOT] APPEND failed: " + o->detail);
+    }
     uids.insert(uids.end(), o->uids.begin(), o->uids.end());
     uidvalidity = o->uidvalidity;
   }

@@ -56,9 +56,9 @@ class Shared {
   std::shared_ptr<const MessageIndex> messages(const projections::Store& store,
                                                const projections::MailboxRecord& box);
 
-  // Claims the UIDs >= `from` up to `uidnext` of `mailbox` for the caller;
-  // returns the first UID claimed (UIDs from there to uidnext-1 are its
-  // recent ones).
+  // Claims for the caller the UIDs of `mailbox` not claimed before, up to
+  // `uidnext`: returns the first of them (the caller's recent UIDs are
+  // [first, uidnext); empty if first == uidnext).
   std::uint32_t claim_recent(const schemas::Uuid& mailbox, std::uint32_t uidnext);
 
  private:
@@ -120,9 +120,17 @@ class Session {
     std::vector<std::uint32_t> uids;  // sequence number - 1 -> UID
     std::uint64_t modseq = 0;         // changes up to here were reported
     std::uint32_t uidnext = 1;
-    std::uint32_t recent_from = UINT32_MAX;  // UIDs >= this are \Recent here (rev1)
+    // UID ranges [first, last) claimed as \Recent by this session (rev1).
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> recent;
+    bool is_recent(std::uint32_t uid) const {
+      for (const auto& [a, b] : recent) {
+        if (uid >= a && uid < b) return true;
+      }
+      return false;
+    }
     std::set<std::uint64_t> own_modseqs;     // our own changes, already answered
     std::vector<std::uint32_t> saved;        // SEARCHRES "$", as UIDs
+    std::set<std::string> keywords;          // announced in FLAGS
   };
 
   // Framing
@@ -179,6 +187,9 @@ class Session {
   // The UIDs a set names (sequence numbers or UIDs), in ascending order.
   std::vector<std::uint32_t> resolve(const SequenceSet& set, bool uid) const;
   std::uint32_t seq_of(std::uint32_t uid) const;  // 0 if unknown
+  void announce_flags();
+  void note_flags(const std::vector<std::string>& flags);
+  void enable_condstore();
   // The selected mailbox's messages as they are now.
   std::shared_ptr<const MessageIndex> current();
   void expunged(const std::vector<std::uint32_t>& uids);  // announce and forget

@@ -127,8 +127,22 @@ TEST_F(Imap, LongLinesAndBadCommands) {
   EXPECT_TRUE(has(say(*s, "a " + std::string(9000, 'x')), "BAD Line too long"));
   EXPECT_TRUE(has(say(*s, "\r\nb NOOP\r\n"), "b OK"));
   EXPECT_TRUE(has(say(*s, "c FROB\r\n"), "c BAD"));
-  EXPECT_TRUE(has(say(*s, "d FROB\r\n"), "* BYE"));
+  EXPECT_TRUE(has(say(*s, "d FROB\r\n"), "d BAD"));
+  EXPECT_FALSE(s->closed()) << "the NOOP in between reset the count: only consecutive errors";
+  EXPECT_TRUE(has(say(*s, "e FROB\r\n"), "* BYE"));
   EXPECT_TRUE(s->closed());
+  // A refused line announcing a non-synchronising literal ends the
+  // connection: its bytes could not be told from commands.
+  auto t = logged_in();
+  EXPECT_TRUE(has(say(*t, "f APPEND INBOX {3+}" + std::string(70000, ' ') + "{3+}\r\nabc\r\n"),
+                  "* BYE [TOOBIG]"));
+  EXPECT_TRUE(t->closed());
+  // LIST patterns cost linear time, whatever they are.
+  auto u = logged_in();
+  std::string pattern;
+  for (int i = 0; i < 200; ++i)
+    pattern += "*a";
+  EXPECT_TRUE(has(say(*u, "g LIST \"\" \"" + pattern + "*b\"\r\n"), "g OK"));
 }
 
 TEST_F(Imap, SelectFetchAndSeen) {
@@ -271,6 +285,37 @@ TEST_F(Imap, LargeAppendsGoAheadInChunks) {
     }
   }
   EXPECT_EQ(chunks, 3u) << "1.5 MB in 512 KiB chunks";
+}
+
+TEST_F(Imap, KeywordsRecentBinaryAndMoveWithinAMailbox) {
+  deliver(test::kAlice, test::raw_message(1));
+  deliver(test::kAlice,
+          "Subject: parts\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+          "Content-Transfer-Encoding: base64\r\n\r\naGk=\r\n--b--\r\n");
+  auto a = logged_in();
+  auto b = logged_in();
+  // \Recent goes to one session only (RFC 3501 2.3.2).
+  say(*a, "a SELECT INBOX\r\n");
+  say(*b, "b SELECT INBOX\r\n");
+  deliver(test::kAlice, test::raw_message(3));
+  const std::string ra = say(*a, "a1 NOOP\r\n");
+  const std::string rb = say(*b, "b1 NOOP\r\n");
+  EXPECT_NE(has(ra, "* 1 RECENT"), has(rb, "* 1 RECENT")) << ra << rb;
+  // A new keyword is announced in FLAGS before a FETCH shows it.
+  std::string out = say(*a, "a2 STORE 1 +FLAGS ($Important)\r\n");
+  EXPECT_LT(out.find("* FLAGS ("), out.find("$Important)")) << out;
+  EXPECT_TRUE(has(out, "$Important \\*)] Flags permitted")) << out;
+  EXPECT_TRUE(has(say(*b, "b2 NOOP\r\n"), "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Important)"));
+  // BINARY of a multipart is its bytes; of a base64 part, decoded.
+  out = say(*a, "a3 FETCH 2 (BINARY.PEEK[] BINARY.PEEK[1])\r\n");
+  EXPECT_TRUE(has(out, "BINARY[1] {2}\r\nhi")) << out;
+  EXPECT_TRUE(has(out, "BINARY[] {")) << out;
+  // MOVE within the selected mailbox: a new UID, the old one expunged.
+  out = say(*a, "a4 UID MOVE 1 INBOX\r\n");
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(\* OK \[COPYUID \d+ 1 4\])"))) << out;
+  EXPECT_TRUE(has(out, "* 1 EXPUNGE")) << out;
+  EXPECT_TRUE(has(out, "a4 OK")) << out;
+  EXPECT_TRUE(has(say(*a, "a5 UID FETCH 4 FLAGS\r\n"), "UID 4 FLAGS ($Important"));
 }
 
 TEST_F(Imap, MailboxesListAndNames) {
