@@ -13,6 +13,7 @@
 #include "frontends/imap/session.h"
 #include "frontends/net/conn.h"
 #include "frontends/net/listener.h"
+#include "frontends/net/login.h"
 #include "schemas/codec.h"
 
 namespace a3::imap {
@@ -103,11 +104,6 @@ awaitable<std::string> poll_idle(std::shared_ptr<Live> live, Session* session) {
   std::lock_guard lock(live->session_mu);
   session->idle_poll();
   co_return session->take_output();
-}
-
-awaitable<std::optional<std::string>> check_password(std::shared_ptr<Server::State> st,
-                                                     AuthRequest request) {
-  co_return net::authenticate(st->store, request.user, request.password);
 }
 
 // While the session IDLEs: waits for wake-ups and writes what changed.
@@ -210,18 +206,11 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
       }
       auto request = session.take_auth();
       if (!request) break;
-      // The IP's penalty first, whatever the credentials turn out to be.
-      const auto delay = st->throttle.delay(remote_ip);
-      if (delay.count() > 0) {
-        asio::steady_timer pause(strand, delay);
-        co_await pause.async_wait(use_awaitable);
-      }
-      auto checked = asio::co_spawn(st->pool, check_password(st, *request), use_awaitable);
-      const std::optional<std::string> account = co_await std::move(checked);
-      const auto audit = net::auth_event(schemas::Protocol::imap, request->mechanism,
-                                         request->user, account, remote_ip, session_id);
-      st->log.append_async(audit.account, schemas::encode(audit), [](eventlog::AppendResult) {});
-      st->throttle.record(remote_ip, account.has_value());
+      net::LoginContext login{st->store, st->log,  st->throttle,
+                              st->pool,  schemas::Protocol::imap, remote_ip,
+                              session_id};
+      auto attempt = net::login(login, request->mechanism, request->user, request->password);
+      const std::optional<std::string> account = co_await std::move(attempt);
       auto done = asio::co_spawn(st->pool, auth_done(live, &session, account), use_awaitable);
       out = co_await std::move(done);
     }
@@ -275,12 +264,8 @@ void Server::stop() {
 }
 
 void Server::listen(const config::Listener& listener) {
-  if (listener.tls == config::TlsMode::implicit && !state_->tls) {
-    throw std::runtime_error(fmt::format("{} listener {} needs [tls] certificate and private_key",
-                                         listener.protocol, listener.bind));
-  }
   auto st = state_;
-  st->listeners.listen(listener, [st, listener](tcp::socket socket, Strand strand) {
+  st->listeners.listen(listener, st->tls != nullptr, [st, listener](tcp::socket socket, Strand strand) {
     return serve(st, std::move(socket), listener, strand);
   });
 }

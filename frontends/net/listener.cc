@@ -76,7 +76,11 @@ void Listeners::stop() {
   }
 }
 
-void Listeners::listen(const config::Listener& listener, Serve serve) {
+void Listeners::listen(const config::Listener& listener, bool have_tls, Serve serve) {
+  if (listener.tls == config::TlsMode::implicit && !have_tls) {
+    throw std::runtime_error(fmt::format("{} listener {} needs [tls] certificate and private_key",
+                                         listener.protocol, listener.bind));
+  }
   auto acceptor = std::make_unique<tcp::acceptor>(io_);
   try {
     const auto ep = parse_endpoint(listener.bind);

@@ -52,8 +52,9 @@ class Listeners {
   Listeners(boost::asio::io_context& io, const config::Security& security, std::string name,
             std::string busy);
 
-  // Binds and accepts; throws std::runtime_error naming the address.
-  void listen(const config::Listener& listener, Serve serve);
+  // Binds and accepts; throws std::runtime_error naming the address, or
+  // the missing certificate of an implicit-TLS listener.
+  void listen(const config::Listener& listener, bool have_tls, Serve serve);
   // Connections register so that stop() can close them; false once stopping.
   bool track(const std::shared_ptr<Connection>& c);
   // Closes the listeners and every connection, each on its own strand.

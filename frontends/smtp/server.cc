@@ -15,6 +15,7 @@
 #include "frontends/net/auth.h"
 #include "frontends/net/conn.h"
 #include "frontends/net/listener.h"
+#include "frontends/net/login.h"
 #include "frontends/smtp/delivery.h"
 #include "frontends/smtp/session.h"
 #include "schemas/codec.h"
@@ -106,11 +107,6 @@ awaitable<void> stream_chunk(std::shared_ptr<Server::State> st, StagedStream& st
   if (!ok) stream.failed = true;
 }
 
-awaitable<std::optional<std::string>> check_auth(std::shared_ptr<Server::State> st,
-                                                 AuthRequest request) {
-  co_return net::authenticate(st->store, request.user, request.password);
-}
-
 awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
                       config::Listener listener,
                       asio::strand<asio::io_context::executor_type> strand) {
@@ -200,20 +196,16 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
     for (;;) {
       if (auto out = session.take_output(); !out.empty()) co_await conn.write(out);
       if (auto request = session.take_auth()) {
-        // The IP's penalty is served before the credentials are looked at,
-        // whatever they turn out to be: a quick success cannot reveal itself.
-        const auto delay = st->throttle.delay(remote_ip);
-        if (delay.count() > 0) {
-          asio::steady_timer pause(co_await asio::this_coro::executor, delay);
-          co_await pause.async_wait(use_awaitable);
-        }
-        auto checked = asio::co_spawn(st->blocking, check_auth(st, *request), use_awaitable);
-        const std::optional<std::string> account = co_await std::move(checked);
-        const auto audit = net::auth_event(
-            listener.protocol == "smtp" ? schemas::Protocol::smtp : schemas::Protocol::submission,
-            request->mechanism, request->user, account, remote_ip, session_id);
-        st->log.append_async(audit.account, schemas::encode(audit), [](eventlog::AppendResult) {});
-        st->throttle.record(remote_ip, account.has_value());
+        net::LoginContext login{st->store,
+                                st->log,
+                                st->throttle,
+                                st->blocking,
+                                listener.protocol == "smtp" ? schemas::Protocol::smtp
+                                                            : schemas::Protocol::submission,
+                                remote_ip,
+                                session_id};
+        auto attempt = net::login(login, request->mechanism, request->user, request->password);
+        const std::optional<std::string> account = co_await std::move(attempt);
         session.auth_result(account.has_value(), account.value_or(""));
         ctx.auth_user = session.authenticated_user();
         continue;
@@ -279,12 +271,8 @@ void Server::stop() {
 }
 
 void Server::listen(const config::Listener& listener) {
-  if (listener.tls == config::TlsMode::implicit && !state_->tls) {
-    throw std::runtime_error(fmt::format("{} listener {} needs [tls] certificate and private_key",
-                                         listener.protocol, listener.bind));
-  }
   auto st = state_;
-  st->listeners.listen(listener, [st, listener](tcp::socket socket, net::Strand strand) {
+  st->listeners.listen(listener, st->tls != nullptr, [st, listener](tcp::socket socket, net::Strand strand) {
     return serve(st, std::move(socket), listener, strand);
   });
 }

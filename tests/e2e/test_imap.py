@@ -15,24 +15,11 @@ import threading
 import time
 import unittest
 
+from mailtest import ctl, deliver, free_port, make_cert, tls_client
 from test_daemon import A3CTL, Daemon, write_config
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-def tls_client():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-def ctl(config, *args):
-    return subprocess.run([A3CTL, "--config", config, *args], capture_output=True, timeout=60)
 
 
 class ImapTest(unittest.TestCase):
@@ -40,11 +27,7 @@ class ImapTest(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory(prefix="a3-e2e-imap-")
         d = cls.tmp.name
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", d + "/key.pem",
-                        "-out", d + "/cert.pem", "-days", "2", "-subj", "/CN=localhost",
-                        "-addext", "subjectAltName=IP:127.0.0.1,DNS:127.0.0.1,DNS:localhost"],
-                       check=True, capture_output=True)
+        make_cert(d)
         cls.mx, cls.imap, cls.imaps = free_port(), free_port(), free_port()
         cls.config = write_config(d, """
 [[server.listener]]
@@ -74,8 +57,7 @@ auth_failures_before_delay = 100
         cls.tmp.cleanup()
 
     def deliver(self, to, body):
-        with smtplib.SMTP("127.0.0.1", self.mx, timeout=10) as s:
-            s.sendmail("sender@example.net", [to], body)
+        deliver(self.mx, to, body)
 
     def client(self, user):
         c = imaplib.IMAP4_SSL("127.0.0.1", self.imaps, ssl_context=tls_client(), timeout=10)

@@ -11,24 +11,11 @@ import tempfile
 import time
 import unittest
 
+from mailtest import ctl, deliver, free_port, make_cert, tls_client
 from test_daemon import A3CTL, Daemon, write_config
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-def tls_client():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-def ctl(config, *args):
-    return subprocess.run([A3CTL, "--config", config, *args], capture_output=True, timeout=60)
 
 
 class SmtpTest(unittest.TestCase):
@@ -36,10 +23,7 @@ class SmtpTest(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory(prefix="a3-e2e-smtp-")
         d = cls.tmp.name
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", d + "/key.pem",
-                        "-out", d + "/cert.pem", "-days", "2", "-subj", "/CN=localhost"],
-                       check=True, capture_output=True)
+        make_cert(d)
         cls.mx, cls.smtps = free_port(), free_port()
         cls.config = write_config(d, """
 [[server.listener]]
