@@ -258,6 +258,25 @@ std::optional<std::string> section_bytes(const std::string& raw,
     b = std::min<std::uint64_t>(std::max(a, b), raw.size());
     return raw.substr(a, b - a);
   };
+  // A message whose body is a message/rfc822: part 1 is that encapsulated
+  // message, whole (RFC 9051 6.4.5), with its own HEADER and TEXT.
+  const auto& top = sum.parts.at(0);
+  if (s.part == "1" && top.message) {
+    switch (s.spec) {
+      case Section::Spec::none:
+        return range(top.body_begin, top.body_end);
+      case Section::Spec::header:
+        return range(top.body_begin, top.inner_body_begin);
+      case Section::Spec::header_fields:
+      case Section::Spec::header_fields_not:
+        return header_fields(range(top.body_begin, top.inner_body_begin), s.fields,
+                             s.spec == Section::Spec::header_fields_not);
+      case Section::Spec::text:
+        return range(top.inner_body_begin, top.body_end);
+      case Section::Spec::mime:
+        return range(top.header_begin, top.body_begin);
+    }
+  }
   // The header and text of the message the section is in: the top message
   // or an embedded message/rfc822.
   std::uint64_t head_begin = part->header_begin, head_end = part->body_begin,

@@ -174,9 +174,12 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   std::array<char, 4096> buf;
   for (;;) {
     const bool idle = session.idling();
-    live->deadline =
-        std::chrono::steady_clock::now() +
-        std::chrono::seconds(idle ? cfg.imap.idle_timeout_s : cfg.imap.autologout_s);
+    // Before login a client gets a minute per command (RFC 9051 5.4's 30
+    // minutes are for authenticated sessions).
+    live->deadline = std::chrono::steady_clock::now() +
+                     std::chrono::seconds(idle                     ? cfg.imap.idle_timeout_s
+                                          : session.authenticated() ? cfg.imap.autologout_s
+                                                                    : 60);
     {
       std::lock_guard lock(live->watch_mu);
       live->watching = idle ? session.selected_mailbox() : std::nullopt;

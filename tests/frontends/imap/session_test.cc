@@ -310,12 +310,20 @@ TEST_F(Imap, KeywordsRecentBinaryAndMoveWithinAMailbox) {
   out = say(*a, "a3 FETCH 2 (BINARY.PEEK[] BINARY.PEEK[1])\r\n");
   EXPECT_TRUE(has(out, "BINARY[1] {2}\r\nhi")) << out;
   EXPECT_TRUE(has(out, "BINARY[] {")) << out;
+  // A message whose body is a message: BODY[1] is the encapsulated message.
+  deliver(test::kAlice, "Subject: outer\r\nContent-Type: message/rfc822\r\n\r\n"
+                        "Subject: inner\r\n\r\ninner body\r\n");
+  say(*a, "a30 NOOP\r\n");
+  out = say(*a, "a31 UID FETCH 4 (BODY.PEEK[1] BODY.PEEK[1.TEXT] BODY.PEEK[1.HEADER])\r\n");
+  EXPECT_TRUE(has(out, "BODY[1] {30}\r\nSubject: inner\r\n\r\ninner body\r\n")) << out;
+  EXPECT_TRUE(has(out, "BODY[1.TEXT] {12}\r\ninner body\r\n")) << out;
+  EXPECT_TRUE(has(out, "BODY[1.HEADER] {18}\r\nSubject: inner\r\n\r\n")) << out;
   // MOVE within the selected mailbox: a new UID, the old one expunged.
   out = say(*a, "a4 UID MOVE 1 INBOX\r\n");
-  EXPECT_TRUE(std::regex_search(out, std::regex(R"(\* OK \[COPYUID \d+ 1 4\])"))) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(\* OK \[COPYUID \d+ 1 5\])"))) << out;
   EXPECT_TRUE(has(out, "* 1 EXPUNGE")) << out;
   EXPECT_TRUE(has(out, "a4 OK")) << out;
-  EXPECT_TRUE(has(say(*a, "a5 UID FETCH 4 FLAGS\r\n"), "UID 4 FLAGS ($Important"));
+  EXPECT_TRUE(has(say(*a, "a5 UID FETCH 5 FLAGS\r\n"), "UID 5 FLAGS ($Important"));
 }
 
 TEST_F(Imap, MailboxesListAndNames) {
