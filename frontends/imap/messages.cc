@@ -768,25 +768,23 @@ void Session::report_changes(bool allow_expunge) {
     return;
   }
   sel_->box = *box;
-  if (box->highestmodseq == sel_->modseq && box->uidnext == sel_->uidnext) return;
+  if (box->highestmodseq == sel_->modseq && box->uidnext == sel_->uidnext &&
+      !(sel_->expunges_pending && allow_expunge))
+    return;
   const auto index = shared_.messages(store_, *box);
   const auto& msgs = index->messages;
   std::vector<std::uint32_t> now;
   now.reserve(msgs.size());
   for (const auto& m : msgs)
     now.push_back(m.uid);
-  bool deferred = false;
+  // Expunges are found by comparing UIDs; held back now, they wait for the
+  // next command that may report them.
   {
     std::vector<std::uint32_t> gone;
     std::set_difference(sel_->uids.begin(), sel_->uids.end(), now.begin(), now.end(),
                         std::back_inserter(gone));
-    if (!gone.empty()) {
-      if (allow_expunge) {
-        expunged(gone);
-      } else {
-        deferred = true;
-      }
-    }
+    if (allow_expunge && !gone.empty()) expunged(gone);
+    sel_->expunges_pending = !allow_expunge && !gone.empty();
   }
   const std::uint32_t last_known = sel_->uids.empty() ? 0 : sel_->uids.back();
   const std::size_t before = sel_->uids.size();
@@ -823,10 +821,8 @@ void Session::report_changes(bool allow_expunge) {
       untagged(fmt::format("{} RECENT", recent));
     }
   }
-  if (!deferred) {
-    sel_->modseq = box->highestmodseq;
-    sel_->own_modseqs.clear();
-  }
+  sel_->modseq = box->highestmodseq;
+  sel_->own_modseqs.clear();
   sel_->uidnext = box->uidnext;
 }
 

@@ -131,6 +131,7 @@ class Session {
     std::set<std::uint64_t> own_modseqs;     // our own changes, already answered
     std::vector<std::uint32_t> saved;        // SEARCHRES "$", as UIDs
     std::set<std::string> keywords;          // announced in FLAGS
+    bool expunges_pending = false;           // held back during FETCH/STORE/SEARCH
   };
 
   // Framing

@@ -373,10 +373,14 @@ TEST_F(Imap, OtherSessionsChangesArriveAtTheRightMoments) {
   say(*b, "b1 STORE 1 +FLAGS (\\Deleted \\Seen)\r\n");
   say(*b, "b2 EXPUNGE\r\n");
   deliver(test::kAlice, test::raw_message(3));
+  say(*b, "b4 UID STORE 2 +FLAGS (\\Answered)\r\n");
   // FETCH must not carry EXPUNGE; NOOP does.
   std::string out = say(*a, "a1 FETCH 2 UID\r\n");
   EXPECT_FALSE(has(out, "EXPUNGE")) << out;
   EXPECT_TRUE(has(out, "* 3 EXISTS")) << out;
+  EXPECT_TRUE(has(out, "FLAGS (\\Answered)")) << out;
+  out = say(*a, "a1b FETCH 2 UID\r\n");
+  EXPECT_FALSE(has(out, "\\Answered")) << "reported once, not again while EXPUNGE waits: " << out;
   out = say(*a, "a2 NOOP\r\n");
   EXPECT_TRUE(has(out, "* 1 EXPUNGE\r\n")) << out;
   EXPECT_TRUE(has(say(*a, "a3 FETCH 1:* UID\r\n"), "* 2 FETCH (UID 3)"));
@@ -384,7 +388,7 @@ TEST_F(Imap, OtherSessionsChangesArriveAtTheRightMoments) {
   EXPECT_EQ(say(*a, "a4 IDLE\r\n"), "+ idling\r\n");
   say(*b, "b3 STORE 1 +FLAGS (\\Flagged)\r\n");
   a->idle_poll();
-  EXPECT_TRUE(has(a->take_output(), "* 1 FETCH (UID 2 FLAGS (\\Flagged"));
+  EXPECT_TRUE(has(a->take_output(), "* 1 FETCH (UID 2 FLAGS (\\Answered \\Flagged"));
   EXPECT_TRUE(has(say(*a, "DONE\r\n"), "a4 OK"));
 }
 
