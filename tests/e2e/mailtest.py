@@ -4,6 +4,7 @@ import smtplib
 import socket
 import ssl
 import subprocess
+import time
 
 from test_daemon import A3CTL
 
@@ -35,6 +36,23 @@ def make_cert(directory):
                    check=True, capture_output=True)
 
 
-def deliver(port, to, body, sender="sender@example.net"):
+def inbox_count(config, who):
+    out = ctl(config, "account", "show", who).stdout.decode()
+    for line in out.splitlines():
+        if line.strip().startswith("INBOX"):
+            return int(line.split("messages=")[1].split()[0])
+    return 0
+
+
+def deliver(port, to, body, sender="sender@example.net", config=None):
+    """Sends `body` to `to`; with `config`, also waits until the message is
+    in the view (250 means durable in the log; the view follows a moment
+    later)."""
+    before = inbox_count(config, to) if config else 0
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
         s.sendmail(sender, [to], body)
+    deadline = time.time() + 10
+    while config and inbox_count(config, to) <= before:
+        if time.time() > deadline:
+            raise AssertionError("the message to %s never reached the view" % to)
+        time.sleep(0.05)

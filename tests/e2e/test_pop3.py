@@ -56,7 +56,7 @@ auth_failures_before_delay = 100
         cls.tmp.cleanup()
 
     def deliver(self, to, body):
-        deliver(self.mx, to, body)
+        deliver(self.mx, to, body, config=self.config)
 
     def test_pop3s_retr_is_byte_for_byte_and_quit_deletes(self):
         body = b"Subject: pop\r\n\r\n.leading dot\r\nsecond line\r\n"
