@@ -27,9 +27,11 @@ std::string mutate(std::mt19937& rng, const std::vector<std::string>& corpus) {
       case 1:
         s.erase(at, rng() % 8);
         break;
-      case 2:
-        s.insert(at, std::string(1 + rng() % 3, "{}()[]<>\"\\*%$:,.~+-0123456789 \r\n"[rng() % 34]));
+      case 2: {
+        static constexpr std::string_view kSpecials = "{}()[]<>\"\\*%$:,.~+-0123456789 \r\n";
+        s.insert(at, std::string(1 + rng() % 3, kSpecials[rng() % kSpecials.size()]));
         break;
+      }
       case 3:
         s.insert(at, corpus[rng() % corpus.size()].substr(0, rng() % 20));
         break;
