@@ -15,6 +15,11 @@ asio::awaitable<std::optional<std::string>> check(const projections::Store& stor
   co_return authenticate(store, user, password);
 }
 
+asio::thread_pool& password_pool() {
+  static asio::thread_pool pool(2);
+  return pool;
+}
+
 }  // namespace
 
 asio::awaitable<std::optional<std::string>> login(LoginContext ctx, std::string mechanism,
@@ -24,7 +29,7 @@ asio::awaitable<std::optional<std::string>> login(LoginContext ctx, std::string 
     asio::steady_timer pause(co_await asio::this_coro::executor, delay);
     co_await pause.async_wait(asio::use_awaitable);
   }
-  auto checked = asio::co_spawn(ctx.pool, check(ctx.store, user, std::move(password)),
+  auto checked = asio::co_spawn(password_pool(), check(ctx.store, user, std::move(password)),
                                 asio::use_awaitable);
   const std::optional<std::string> account = co_await std::move(checked);
   const auto audit =

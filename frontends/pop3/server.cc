@@ -92,8 +92,7 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
       }
       auto request = session.take_auth();
       if (!request) break;
-      net::LoginContext login{st->store, st->log,  st->throttle,
-                              st->pool,  schemas::Protocol::pop3, remote_ip,
+      net::LoginContext login{st->store, st->log, st->throttle, schemas::Protocol::pop3, remote_ip,
                               session_id};
       auto attempt = net::login(login, request->mechanism, request->user, request->password);
       const std::optional<std::string> account = co_await std::move(attempt);

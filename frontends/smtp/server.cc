@@ -41,8 +41,6 @@ struct Server::State {
   eventlog::EventLog& log;
   ssl::context* tls;
   net::AuthThrottle& throttle;
-  // Appends wait for fsync or acks: never on an I/O thread.
-  asio::thread_pool blocking{2};
   net::Listeners listeners{io, config.security, "smtp", "421 4.7.0 Too many connections\r\n"};
   std::atomic<std::uint64_t> next_session{1};
 };
@@ -199,7 +197,6 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
         net::LoginContext login{st->store,
                                 st->log,
                                 st->throttle,
-                                st->blocking,
                                 listener.protocol == "smtp" ? schemas::Protocol::smtp
                                                             : schemas::Protocol::submission,
                                 remote_ip,
