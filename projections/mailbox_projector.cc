@@ -366,8 +366,7 @@ class Applier {
   // events alone, so a replay drops the same ones.
   void drop_stale_chunks() {
     const std::string begin = view::staging_prefix(partition_, 0, Uuid{});
-    const std::string end =
-        view::staging_prefix(partition_, e_.at_ms - kStagedLifetimeMs, Uuid{});
+    const std::string end = view::staging_prefix(partition_, e_.at_ms - kStagedLifetimeMs, Uuid{});
     std::vector<std::string> stale;
     b_.scan_range(Family::staging, begin, end, [&](std::string_view k) { stale.emplace_back(k); });
     for (const auto& k : stale)

@@ -158,8 +158,7 @@ std::optional<mime::Summary> Store::mime(const view::Sha256& blob) const {
   return view::decode_mime(*v);
 }
 
-std::optional<MessageRecord> Store::message(const schemas::Uuid& mailbox,
-                                            std::uint32_t uid) const {
+std::optional<MessageRecord> Store::message(const schemas::Uuid& mailbox, std::uint32_t uid) const {
   auto v = get(view_, Family::messages, view::message_key(mailbox, uid));
   if (!v) return std::nullopt;
   return view::decode_message(*v, uid);
@@ -171,12 +170,12 @@ std::vector<Store::Change> Store::changes_since(const schemas::Uuid& mailbox,
   std::unique_ptr<rocksdb::Iterator> it(
       view_.db()->NewIterator(rocksdb::ReadOptions(), view_.cf(Family::changes)));
   const std::string prefix = view::id_key(mailbox);
-  for (it->Seek(view::change_key(mailbox, since + 1, 0)); it->Valid() && it->key().starts_with(prefix);
-       it->Next()) {
+  for (it->Seek(view::change_key(mailbox, since + 1, 0));
+       it->Valid() && it->key().starts_with(prefix); it->Next()) {
     const auto k = it->key().ToStringView();
     if (k.size() != 28) continue;
-    out.push_back({view::get_be32(k, 24), view::get_be64(k, 16),
-                   it->value().ToStringView() == "x"});
+    out.push_back(
+        {view::get_be32(k, 24), view::get_be64(k, 16), it->value().ToStringView() == "x"});
   }
   return out;
 }

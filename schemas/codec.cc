@@ -226,8 +226,8 @@ struct BodyDecoder {
                                 str(s->remote_ip()), str(s->tls()),      str(s->auth_user())};
         }
         if (const auto* sb = e->staged()) {
-          StagedBody staged{{},          sb->started_ms(), sb->size(), sb->chunks(),
-                            sb->last_use(), str(sb->message_id())};
+          StagedBody staged{{},           sb->started_ms(), sb->size(),
+                            sb->chunks(), sb->last_use(),   str(sb->message_id())};
           if (!need_uuid(sb->blob_id(), staged.blob_id, "StagedBody.blob_id")) return false;
           m.staged = std::move(staged);
         }
@@ -294,7 +294,8 @@ struct BodyDecoder {
         if (!need_uuid(e->blob_id(), c.blob_id, "BodyChunk.blob_id")) return false;
         c.started_ms = e->started_ms();
         c.seq = e->seq();
-        if (e->data()) c.data.assign(reinterpret_cast<const char*>(e->data()->data()), e->data()->size());
+        if (e->data())
+          c.data.assign(reinterpret_cast<const char*>(e->data()->data()), e->data()->size());
         out.body = std::move(c);
         return true;
       }

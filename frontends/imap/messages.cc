@@ -125,8 +125,8 @@ Section parse_section(Parser& p, bool binary) {
     if (word == "HEADER") {
       s.spec = Section::Spec::header;
     } else if (word == "HEADER.FIELDS" || word == "HEADER.FIELDS.NOT") {
-      s.spec = word == "HEADER.FIELDS" ? Section::Spec::header_fields
-                                       : Section::Spec::header_fields_not;
+      s.spec =
+          word == "HEADER.FIELDS" ? Section::Spec::header_fields : Section::Spec::header_fields_not;
       p.sp();
       p.expect('(');
       do {
@@ -191,8 +191,8 @@ Item parse_item(Parser& p) {
     it.kind = name == "BINARY.SIZE" ? Item::Kind::binary_size : Item::Kind::section;
     it.section = parse_section(p, it.binary);
     if (it.kind == Item::Kind::section) partial();
-    const std::string base = it.binary ? (it.kind == Item::Kind::binary_size ? "BINARY.SIZE" : "BINARY")
-                                        : "BODY";
+    const std::string base =
+        it.binary ? (it.kind == Item::Kind::binary_size ? "BINARY.SIZE" : "BINARY") : "BODY";
     it.name = fmt::format("{}[{}]", base, section_text(it.section));
     if (it.offset) it.name += fmt::format("<{}>", *it.offset);
     return it;
@@ -249,8 +249,7 @@ std::string header_fields(std::string_view header, const std::vector<std::string
 
 // The bytes a section names, or nullopt if it does not exist.
 std::optional<std::string> section_bytes(const std::string& raw,
-                                         const projections::mime::Summary& sum,
-                                         const Section& s) {
+                                         const projections::mime::Summary& sum, const Section& s) {
   const auto* part = s.part.empty() ? &sum.parts.at(0) : find_part(sum, s.part);
   if (!part) return std::nullopt;
   auto range = [&](std::uint64_t a, std::uint64_t b) {
@@ -314,9 +313,36 @@ std::string literal(std::string_view data, bool binary) {
 
 struct Key {
   enum class Type {
-    all, and_, or_, not_, seqset, uidset, flag, unflag, keyword, unkeyword, new_, old, recent,
-    larger, smaller, before, on, since, sentbefore, senton, sentsince, header, body, text,
-    from, to, cc, bcc, subject, modseq,
+    all,
+    and_,
+    or_,
+    not_,
+    seqset,
+    uidset,
+    flag,
+    unflag,
+    keyword,
+    unkeyword,
+    new_,
+    old,
+    recent,
+    larger,
+    smaller,
+    before,
+    on,
+    since,
+    sentbefore,
+    senton,
+    sentsince,
+    header,
+    body,
+    text,
+    from,
+    to,
+    cc,
+    bcc,
+    subject,
+    modseq,
   } type = Type::all;
   std::string a, b;
   std::uint64_t n = 0;
@@ -497,9 +523,9 @@ bool body_contains(Candidate& c, std::string_view needle, bool with_header) {
     if (contains(decoded ? std::string_view(*decoded) : body, needle)) return true;
   }
   if (!leaf_seen && !sum.parts.empty()) {
-    return contains(std::string_view(raw).substr(std::min<std::size_t>(sum.parts[0].body_begin,
-                                                                        raw.size())),
-                    needle);
+    return contains(
+        std::string_view(raw).substr(std::min<std::size_t>(sum.parts[0].body_begin, raw.size())),
+        needle);
   }
   return false;
 }
@@ -603,10 +629,9 @@ void Session::announce_flags() {
   for (const auto& k : sel_->keywords)
     kw += " " + k;
   untagged("FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft" + kw + ")");
-  untagged(sel_->read_only
-               ? "OK [PERMANENTFLAGS ()] Read-only mailbox"
-               : "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft" + kw +
-                     " \\*)] Flags permitted");
+  untagged(sel_->read_only ? "OK [PERMANENTFLAGS ()] Read-only mailbox"
+                           : "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft" +
+                                 kw + " \\*)] Flags permitted");
 }
 
 // Before a FETCH shows flags: a keyword the client has not been told of
@@ -709,8 +734,8 @@ void Session::cmd_select(const std::string& tag, Parser& p, bool read_only) {
   if (!rev2_ && first_unseen) untagged(fmt::format("OK [UNSEEN {}] First unseen", first_unseen));
   untagged(fmt::format("OK [UIDVALIDITY {}] UIDs valid", box->uidvalidity));
   untagged(fmt::format("OK [UIDNEXT {}] Predicted next UID", box->uidnext));
-  untagged(fmt::format("OK [HIGHESTMODSEQ {}] Highest",
-                       std::max<std::uint64_t>(1, box->highestmodseq)));
+  untagged(
+      fmt::format("OK [HIGHESTMODSEQ {}] Highest", std::max<std::uint64_t>(1, box->highestmodseq)));
   if (rev2_) untagged(fmt::format("LIST () \"/\" {}", encode_name(box->name)));
   if (qr && qr->uidvalidity == box->uidvalidity) {
     // RFC 7162 3.2.5.1: what the client missed since its MODSEQ.
@@ -718,8 +743,7 @@ void Session::cmd_select(const std::string& tag, Parser& p, bool read_only) {
     for (const auto& [uid, modseq] : store_.expunged_since(box->id, qr->modseq)) {
       if (!qr->known || qr->known->contains(uid, box->uidnext - 1)) vanished.push_back(uid);
     }
-    if (!vanished.empty())
-      untagged("VANISHED (EARLIER) " + SequenceSet::format(vanished));
+    if (!vanished.empty()) untagged("VANISHED (EARLIER) " + SequenceSet::format(vanished));
     for (std::size_t i = 0; i < msgs.size(); ++i) {
       const auto& m = msgs[i];
       if (m.modseq <= qr->modseq) continue;
@@ -932,13 +956,13 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, bool uid) {
       const auto* found = index->find(u);
       if (!found) continue;
       const auto& m = *found;
-      if (!has_flag(m.flags, "\\Seen") &&
-          (!changed_since || m.modseq > *changed_since))
+      if (!has_flag(m.flags, "\\Seen") && (!changed_since || m.modseq > *changed_since))
         unseen.push_back(m.uid);
     }
     if (!unseen.empty()) {
-      auto o = execute(tag, schemas::FlagsChanged{sel_->box.id, unseen, schemas::FlagOp::add,
-                                                  {"\\Seen"}, std::nullopt});
+      auto o =
+          execute(tag, schemas::FlagsChanged{
+                           sel_->box.id, unseen, schemas::FlagOp::add, {"\\Seen"}, std::nullopt});
       if (!o) return;
       now_seen.insert(o->uids.begin(), o->uids.end());
       index = current();
@@ -1019,8 +1043,8 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, bool uid) {
             break;
           }
           if (it.binary) {
-            const auto* part =
-                it.section.part.empty() ? &need_sum().parts[0] : find_part(need_sum(), it.section.part);
+            const auto* part = it.section.part.empty() ? &need_sum().parts[0]
+                                                       : find_part(need_sum(), it.section.part);
             // A multipart or message/rfc822 is 7bit/8bit/binary by definition
             // (RFC 2045 6.4): its bytes as they are. Of a single-part
             // message, BINARY[] is its header and its decoded body.
@@ -1138,8 +1162,7 @@ void Session::cmd_store(const std::string& tag, Parser& p, bool uid) {
     const std::set<std::uint32_t> refused(modified.begin(), modified.end());
     const auto index = current();
     for (const auto& m : index->messages) {
-      if (!std::binary_search(uids.begin(), uids.end(), m.uid) || refused.contains(m.uid))
-        continue;
+      if (!std::binary_search(uids.begin(), uids.end(), m.uid) || refused.contains(m.uid)) continue;
       const std::uint32_t seq = seq_of(m.uid);
       if (!seq) continue;
       if (silent && !(condstore_ && changed.contains(m.uid))) continue;
@@ -1158,9 +1181,9 @@ void Session::cmd_store(const std::string& tag, Parser& p, bool uid) {
     std::vector<std::uint32_t> shown;
     for (auto u : modified)
       if (const std::uint32_t n = uid ? u : seq_of(u)) shown.push_back(n);
-    return tagged(tag, "OK",
-                  fmt::format("[MODIFIED {}] Conditional STORE failed",
-                              SequenceSet::format(shown)));
+    return tagged(
+        tag, "OK",
+        fmt::format("[MODIFIED {}] Conditional STORE failed", SequenceSet::format(shown)));
   }
   tagged(tag, "OK", "STORE completed");
 }
@@ -1330,8 +1353,10 @@ void Session::cmd_search(const std::string& tag, Parser& p, bool uid) {
     // the messages returned.
     if (!has("ALL") && !has("COUNT")) {
       top_modseq = 0;
-      for (const std::uint32_t u : {has("MIN") ? hits.front() : 0u, has("MAX") ? hits.back() : 0u}) {
-        if (const auto* m = u ? index->find(u) : nullptr) top_modseq = std::max(top_modseq, m->modseq);
+      for (const std::uint32_t u :
+           {has("MIN") ? hits.front() : 0u, has("MAX") ? hits.back() : 0u}) {
+        if (const auto* m = u ? index->find(u) : nullptr)
+          top_modseq = std::max(top_modseq, m->modseq);
       }
     }
     line += fmt::format(" MODSEQ {}", top_modseq);

@@ -76,8 +76,8 @@ bool Parser::keyword(std::string_view word) {
   if (in_.size() - pos_ < word.size()) return false;
   if (!ascii::iequals(in_.substr(pos_, word.size()), word)) return false;
   const std::size_t after = pos_ + word.size();
-  if (after < in_.size() && (is_atom_char(in_[after]) || in_[after] == ']') &&
-      in_[after] != '[' && in_[after] != '.')
+  if (after < in_.size() && (is_atom_char(in_[after]) || in_[after] == ']') && in_[after] != '[' &&
+      in_[after] != '.')
     return false;
   pos_ = after;
   return true;
@@ -267,12 +267,12 @@ std::int64_t Parser::date_time() {
   for (unsigned i = 0; i < 12; ++i) {
     if (mon == kMonths[i]) m = i + 1;
   }
-  if (m == 0 || day < 1 || day > 31 || year < 1 || year > 9999 || hh > 23 || mm > 59 ||
-      ss > 60 || zm > 59)
+  if (m == 0 || day < 1 || day > 31 || year < 1 || year > 9999 || hh > 23 || mm > 59 || ss > 60 ||
+      zm > 59)
     fail("Invalid date-time");
   const std::int64_t zone = (sign == '+' ? 1 : -1) * (zh * 60 + zm) * 60;
-  const std::int64_t secs = days_from_civil(static_cast<int>(year), m, day) * 86400 +
-                            hh * 3600 + mm * 60 + ss - zone;
+  const std::int64_t secs =
+      days_from_civil(static_cast<int>(year), m, day) * 86400 + hh * 3600 + mm * 60 + ss - zone;
   return secs * 1000;
 }
 
@@ -328,8 +328,8 @@ std::optional<std::u32string> decode_utf8(std::string_view s) {
       if ((cb & 0xc0) != 0x80) return std::nullopt;
       c = (c << 6) | (cb & 0x3f);
     }
-    if ((n == 1 && c < 0x80) || (n == 2 && c < 0x800) || (n == 3 && (c < 0x10000 || c > 0x10ffff)) ||
-        (c >= 0xd800 && c <= 0xdfff))
+    if ((n == 1 && c < 0x80) || (n == 2 && c < 0x800) ||
+        (n == 3 && (c < 0x10000 || c > 0x10ffff)) || (c >= 0xd800 && c <= 0xdfff))
       return std::nullopt;
     out.push_back(c);
     i += static_cast<std::size_t>(n) + 1;

@@ -146,8 +146,8 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   limits.max_line_after_auth = static_cast<std::size_t>(cfg.imap.max_line_after_auth);
   limits.append_limit = static_cast<std::size_t>(cfg.imap.append_limit);
   const bool implicit = listener.tls == config::TlsMode::implicit;
-  SessionInfo info{cfg.server.hostname, remote_ip,       session_id, st->tls != nullptr,
-                   implicit,            cfg.imap.allow_plaintext_auth};
+  SessionInfo info{cfg.server.hostname, remote_ip, session_id,
+                   st->tls != nullptr,  implicit,  cfg.imap.allow_plaintext_auth};
   Session session(info, limits, st->store, st->shared);
 
   live->deadline = std::chrono::steady_clock::now() + 30s;  // greeting / TLS handshake
@@ -177,7 +177,7 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
     // Before login a client gets a minute per command (RFC 9051 5.4's 30
     // minutes are for authenticated sessions).
     live->deadline = std::chrono::steady_clock::now() +
-                     std::chrono::seconds(idle                     ? cfg.imap.idle_timeout_s
+                     std::chrono::seconds(idle                      ? cfg.imap.idle_timeout_s
                                           : session.authenticated() ? cfg.imap.autologout_s
                                                                     : 60);
     {
@@ -193,8 +193,8 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
       live->wake.cancel();  // the pusher sees it is no longer watching
     }
     const std::size_t n = co_await live->conn.read_some(asio::buffer(buf));
-    auto fed = asio::co_spawn(st->pool, feed(live, &session, std::string(buf.data(), n)),
-                              use_awaitable);
+    auto fed =
+        asio::co_spawn(st->pool, feed(live, &session, std::string(buf.data(), n)), use_awaitable);
     std::string out = co_await std::move(fed);
     for (;;) {
       if (!out.empty()) {
@@ -209,8 +209,8 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
       }
       auto request = session.take_auth();
       if (!request) break;
-      net::LoginContext login{st->store, st->log, st->throttle, schemas::Protocol::imap, remote_ip,
-                              session_id};
+      net::LoginContext login{st->store, st->log,   st->throttle, schemas::Protocol::imap,
+                              remote_ip, session_id};
       auto attempt = net::login(login, request->mechanism, request->user, request->password);
       const std::optional<std::string> account = co_await std::move(attempt);
       auto done = asio::co_spawn(st->pool, auth_done(live, &session, account), use_awaitable);
@@ -267,9 +267,10 @@ void Server::stop() {
 
 void Server::listen(const config::Listener& listener) {
   auto st = state_;
-  st->listeners.listen(listener, st->tls != nullptr, [st, listener](tcp::socket socket, Strand strand) {
-    return serve(st, std::move(socket), listener, strand);
-  });
+  st->listeners.listen(listener, st->tls != nullptr,
+                       [st, listener](tcp::socket socket, Strand strand) {
+                         return serve(st, std::move(socket), listener, strand);
+                       });
 }
 
 }  // namespace a3::imap

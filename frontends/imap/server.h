@@ -22,8 +22,8 @@ class Server {
   // `tls` may be null (then neither STARTTLS nor imaps). Registers a
   // listener on `projector` for IDLE wake-ups.
   Server(boost::asio::io_context& io, const config::Config& config, projections::Store& store,
-         eventlog::EventLog& log, projections::Projector& projector,
-         boost::asio::ssl::context* tls, net::AuthThrottle& throttle);
+         eventlog::EventLog& log, projections::Projector& projector, boost::asio::ssl::context* tls,
+         net::AuthThrottle& throttle);
   ~Server();
 
   void stop();

@@ -17,7 +17,7 @@ using projections::OutcomeCode;
 namespace {
 
 constexpr std::size_t kMaxNonSyncBeforeAuth = 4096;  // RFC 7888 LITERAL-
-constexpr std::size_t kMaxPendingOutput = 1 << 20;    // then pipelined commands wait
+constexpr std::size_t kMaxPendingOutput = 1 << 20;   // then pipelined commands wait
 
 // "{123}" or "{123+}" at the end of a line: its size and whether it is
 // non-synchronising.
@@ -53,9 +53,8 @@ bool valid_name(const std::string& name) {
   std::size_t start = 0;
   for (;;) {
     const auto slash = name.find('/', start);
-    const std::string_view part =
-        std::string_view(name).substr(start, slash == std::string::npos ? std::string::npos
-                                                                         : slash - start);
+    const std::string_view part = std::string_view(name).substr(
+        start, slash == std::string::npos ? std::string::npos : slash - start);
     if (part.empty() || part == "." || part == "..") return false;
     if (slash == std::string::npos) break;
     start = slash + 1;
@@ -327,8 +326,7 @@ void Session::process() {
     if (auto lit = trailing_literal(line)) {
       const auto [n, nonsync] = *lit;
       const std::string tag = tag_of(command_);
-      const std::size_t limit =
-          authenticated() && is_append ? limits_.append_limit : max_line();
+      const std::size_t limit = authenticated() && is_append ? limits_.append_limit : max_line();
       if (n > limit || (nonsync && !authenticated() && n > kMaxNonSyncBeforeAuth)) {
         command_.clear();
         if (nonsync) {
@@ -620,8 +618,8 @@ void Session::cmd_create(const std::string& tag, Parser& p) {
     p.sp();
     const auto uses = p.flag_list();
     p.expect(')');
-    static const char* known[] = {"\\All", "\\Archive", "\\Drafts", "\\Flagged",
-                                  "\\Junk", "\\Sent",   "\\Trash"};
+    static const char* known[] = {"\\All",  "\\Archive", "\\Drafts", "\\Flagged",
+                                  "\\Junk", "\\Sent",    "\\Trash"};
     for (const auto& u : uses) {
       bool ok = false;
       for (const char* k : known)
@@ -844,9 +842,9 @@ void Session::cmd_list(const std::string& tag, Parser& p, bool lsub) {
     }
     return false;
   };
-  static const std::set<std::string> kStatusItems = {
-      "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE",
-      "HIGHESTMODSEQ", "APPENDLIMIT", "DELETED", "RECENT"};
+  static const std::set<std::string> kStatusItems = {"MESSAGES",    "UIDNEXT", "UIDVALIDITY",
+                                                     "UNSEEN",      "SIZE",    "HIGHESTMODSEQ",
+                                                     "APPENDLIMIT", "DELETED", "RECENT"};
   for (const auto& item : status) {
     if (!kStatusItems.contains(item)) throw ParseError("Unknown STATUS item " + item);
   }
@@ -887,8 +885,8 @@ void Session::cmd_list(const std::string& tag, Parser& p, bool lsub) {
       if (!attr_text.empty()) attr_text += ' ';
       attr_text += a;
     }
-    std::string line = fmt::format("{} ({}) \"/\" {}", lsub ? "LSUB" : "LIST", attr_text,
-                                   encode_name(name));
+    std::string line =
+        fmt::format("{} ({}) \"/\" {}", lsub ? "LSUB" : "LIST", attr_text, encode_name(name));
     if (childinfo) line += " (\"CHILDINFO\" (\"SUBSCRIBED\"))";
     untagged(line);
     if (!status.empty() && box) {
@@ -1007,14 +1005,13 @@ void Session::cmd_append(const std::string& tag, Parser& p) {
   if (!box) return tagged(tag, "NO", "[TRYCREATE] No such mailbox");
   std::vector<std::uint32_t> uids;
   std::uint32_t uidvalidity = box->uidvalidity;
-  const schemas::Actor actor{schemas::Protocol::imap, account_, info_.remote_ip,
-                             info_.session_id};
+  const schemas::Actor actor{schemas::Protocol::imap, account_, info_.remote_ip, info_.session_id};
   // RFC 3502: all or nothing. If one message fails, those already appended
   // are expunged again (best effort: the log may be what failed).
   auto undo = [&] {
     if (!uids.empty())
-      (void)store_.execute(schemas::make_event(account_, actor,
-                                               schemas::MessagesExpunged{box->id, uids}));
+      (void)store_.execute(
+          schemas::make_event(account_, actor, schemas::MessagesExpunged{box->id, uids}));
   };
   for (auto& m : messages) {
     schemas::MessageAppended event{box->id, std::move(m.raw), m.date, std::move(m.flags),
@@ -1034,8 +1031,8 @@ void Session::cmd_append(const std::string& tag, Parser& p) {
           }
         }
       }
-      event.staged = schemas::StagedBody{stream.blob_id, stream.started_ms, stream.size,
-                                         stream.chunks,  true,              stream.message_id};
+      event.staged = schemas::StagedBody{
+          stream.blob_id, stream.started_ms, stream.size, stream.chunks, true, stream.message_id};
     }
     auto o = execute(tag, std::move(event));
     if (!o) {
@@ -1052,8 +1049,7 @@ void Session::cmd_append(const std::string& tag, Parser& p) {
     uidvalidity = o->uidvalidity;
   }
   tagged(tag, "OK",
-         fmt::format("[APPENDUID {} {}] APPEND completed", uidvalidity,
-                     SequenceSet::format(uids)));
+         fmt::format("[APPENDUID {} {}] APPEND completed", uidvalidity, SequenceSet::format(uids)));
 }
 
 void Session::cmd_idle(const std::string& tag, Parser& p) {

@@ -128,10 +128,10 @@ class Session {
       }
       return false;
     }
-    std::set<std::uint64_t> own_modseqs;     // our own changes, already answered
-    std::vector<std::uint32_t> saved;        // SEARCHRES "$", as UIDs
-    std::set<std::string> keywords;          // announced in FLAGS
-    bool expunges_pending = false;           // held back during FETCH/STORE/SEARCH
+    std::set<std::uint64_t> own_modseqs;  // our own changes, already answered
+    std::vector<std::uint32_t> saved;     // SEARCHRES "$", as UIDs
+    std::set<std::string> keywords;       // announced in FLAGS
+    bool expunges_pending = false;        // held back during FETCH/STORE/SEARCH
   };
 
   // Framing
@@ -205,7 +205,7 @@ class Session {
   State state_ = State::command;
   std::string in_;
   std::string out_;
-  std::string command_;      // the command being assembled (lines and literals)
+  std::string command_;  // the command being assembled (lines and literals)
   std::size_t literal_left_ = 0;
   bool skipping_line_ = false;  // the rest of an over-long line is dropped
   bool held_back_ = false;      // pipelined commands wait for the output

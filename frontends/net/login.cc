@@ -10,8 +10,8 @@ namespace asio = boost::asio;
 
 namespace {
 
-asio::awaitable<std::optional<std::string>> check(const projections::Store& store,
-                                                  std::string user, std::string password) {
+asio::awaitable<std::optional<std::string>> check(const projections::Store& store, std::string user,
+                                                  std::string password) {
   co_return authenticate(store, user, password);
 }
 

@@ -27,8 +27,9 @@ std::array<std::uint8_t, 32> BodyHash::final() {
   return out;
 }
 
-std::vector<std::string> chunk_keys(const std::vector<std::string>& accounts,
-                                    const std::function<std::int32_t(std::string_view)>& partition) {
+std::vector<std::string> chunk_keys(
+    const std::vector<std::string>& accounts,
+    const std::function<std::int32_t(std::string_view)>& partition) {
   std::vector<std::string> keys;
   std::set<std::int32_t> seen;
   for (const auto& a : accounts) {

@@ -54,8 +54,8 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   auto live = std::make_shared<net::Connection>(std::move(socket), strand);
   if (!st->listeners.track(live)) co_return;
   const bool implicit = listener.tls == config::TlsMode::implicit;
-  SessionInfo info{cfg.server.hostname, remote_ip,       session_id, st->tls != nullptr,
-                   implicit,            cfg.pop3.allow_plaintext_auth};
+  SessionInfo info{cfg.server.hostname, remote_ip, session_id,
+                   st->tls != nullptr,  implicit,  cfg.pop3.allow_plaintext_auth};
   // Destroyed on this coroutine's exit, which releases the maildrop.
   Session session(info, Limits{}, st->store, st->maildrops);
 
@@ -92,8 +92,8 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
       }
       auto request = session.take_auth();
       if (!request) break;
-      net::LoginContext login{st->store, st->log, st->throttle, schemas::Protocol::pop3, remote_ip,
-                              session_id};
+      net::LoginContext login{st->store, st->log,   st->throttle, schemas::Protocol::pop3,
+                              remote_ip, session_id};
       auto attempt = net::login(login, request->mechanism, request->user, request->password);
       const std::optional<std::string> account = co_await std::move(attempt);
       auto done = asio::co_spawn(st->pool, auth_done(&session, account), use_awaitable);
@@ -125,9 +125,10 @@ void Server::stop() {
 
 void Server::listen(const config::Listener& listener) {
   auto st = state_;
-  st->listeners.listen(listener, st->tls != nullptr, [st, listener](tcp::socket socket, net::Strand strand) {
-    return serve(st, std::move(socket), listener, strand);
-  });
+  st->listeners.listen(listener, st->tls != nullptr,
+                       [st, listener](tcp::socket socket, net::Strand strand) {
+                         return serve(st, std::move(socket), listener, strand);
+                       });
 }
 
 }  // namespace a3::pop3

@@ -101,8 +101,7 @@ void Session::receive(std::string_view bytes) {
 
 void Session::process() {
   std::size_t pos = 0;
-  while (state_ == State::authorization || state_ == State::transaction ||
-         state_ == State::sasl) {
+  while (state_ == State::authorization || state_ == State::transaction || state_ == State::sasl) {
     const std::size_t lf = in_.find('\n', pos);
     if (lf == std::string::npos) {
       // SASL responses may be longer than commands (RFC 5034 4).
@@ -208,8 +207,8 @@ void Session::command(std::string_view line) {
       if (!plaintext_ok()) return err("[AUTH] Use STLS first");
       if (args.size() >= 2) {
         // RFC 5034 4: initial response; "=" is an empty one.
-        auto decoded = args[1] == "=" ? std::optional<std::string>("")
-                                      : net::base64_decode(args[1]);
+        auto decoded =
+            args[1] == "=" ? std::optional<std::string>("") : net::base64_decode(args[1]);
         auto plain = decoded ? net::parse_plain(*decoded) : std::nullopt;
         if (!plain) return bad("Malformed SASL response");
         if (plain->other_identity) return err("[AUTH] Cannot act for another user");
@@ -389,8 +388,7 @@ void Session::quit() {
     }
   } unlock{*this};
   if (uids.empty()) return ok("Bye");
-  const schemas::Actor actor{schemas::Protocol::pop3, account_, info_.remote_ip,
-                             info_.session_id};
+  const schemas::Actor actor{schemas::Protocol::pop3, account_, info_.remote_ip, info_.session_id};
   auto r = store_.execute(
       schemas::make_event(account_, actor, schemas::MessagesExpunged{inbox_.id, uids}));
   if (!r && r.error() == projections::store_errc::not_applied) {

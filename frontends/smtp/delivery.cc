@@ -92,8 +92,9 @@ std::vector<schemas::Event> delivery_events(
     if (!staged) raw += msg.data;
     schemas::MessageAppended body{inbox->id, std::move(raw), ctx.now_ms, {}, env, std::nullopt};
     if (staged) {
-      body.staged = schemas::StagedBody{staged->blob_id, staged->started_ms, staged->size,
-                                        staged->chunks,  false,              staged->message_id};
+      body.staged =
+          schemas::StagedBody{staged->blob_id, staged->started_ms, staged->size, staged->chunks,
+                              false,           staged->message_id};
     }
     schemas::Event e = schemas::make_event(
         account, {ctx.protocol, ctx.auth_user, ctx.remote_ip, ctx.session_id}, std::move(body));

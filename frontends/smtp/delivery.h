@@ -17,9 +17,9 @@
 namespace a3::smtp {
 
 using net::BodyHash;
-using net::StagedStream;
 using net::chunk_events;
 using net::chunk_keys;
+using net::StagedStream;
 
 // Recipients in local domains that deliver to an account; everything else
 // is refused: no relaying (outbound delivery is not offered yet).

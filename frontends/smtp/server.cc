@@ -30,9 +30,7 @@ using asio::ip::tcp;
 using net::Conn;
 using namespace std::chrono_literals;
 
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 struct Server::State {
   asio::io_context& io;
@@ -98,7 +96,8 @@ awaitable<void> stream_chunk(std::shared_ptr<Server::State> st, StagedStream& st
     stream.failed = true;  // too slow: 451 at its end, nothing more logged
     co_return;
   }
-  auto events = chunk_events(stream, keys, data, {ctx.protocol, ctx.auth_user, ctx.remote_ip, ctx.session_id}, ctx.now_ms);
+  auto events = chunk_events(
+      stream, keys, data, {ctx.protocol, ctx.auth_user, ctx.remote_ip, ctx.session_id}, ctx.now_ms);
   data = std::string();
   auto appended = async_append_all(st->log, std::move(events), use_awaitable);
   const bool ok = co_await std::move(appended);
@@ -152,9 +151,7 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
       "",
       listener.protocol == "smtp" ? schemas::Protocol::smtp : schemas::Protocol::submission,
       0};
-  const auto partition = [&log = st->log](std::string_view key) {
-    return log.partition_for(key);
-  };
+  const auto partition = [&log = st->log](std::string_view key) { return log.partition_for(key); };
   // A large message goes to the log in chunks while it comes in.
   std::optional<StagedStream> stream;
   std::uint64_t stream_transaction = 0;  // the session's transaction it belongs to
@@ -184,8 +181,8 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
         if (!stream) start_stream();
         carry += session.take_data();
         while (carry.size() >= StagedStream::kChunkBytes) {
-          auto sent = stream_chunk(st, *stream, chunk_to, carry.substr(0, StagedStream::kChunkBytes),
-                                   ctx);
+          auto sent =
+              stream_chunk(st, *stream, chunk_to, carry.substr(0, StagedStream::kChunkBytes), ctx);
           co_await std::move(sent);
           carry.erase(0, StagedStream::kChunkBytes);
         }
@@ -194,13 +191,13 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
     for (;;) {
       if (auto out = session.take_output(); !out.empty()) co_await conn.write(out);
       if (auto request = session.take_auth()) {
-        net::LoginContext login{st->store,
-                                st->log,
-                                st->throttle,
-                                listener.protocol == "smtp" ? schemas::Protocol::smtp
-                                                            : schemas::Protocol::submission,
-                                remote_ip,
-                                session_id};
+        net::LoginContext login{
+            st->store,
+            st->log,
+            st->throttle,
+            listener.protocol == "smtp" ? schemas::Protocol::smtp : schemas::Protocol::submission,
+            remote_ip,
+            session_id};
         auto attempt = net::login(login, request->mechanism, request->user, request->password);
         const std::optional<std::string> account = co_await std::move(attempt);
         session.auth_result(account.has_value(), account.value_or(""));
@@ -218,13 +215,14 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
         std::string rest = std::exchange(carry, std::string()) + message->data;
         message->data = std::string();
         for (std::size_t pos = 0; pos < rest.size(); pos += StagedStream::kChunkBytes) {
-          auto sent = stream_chunk(st, *stream, chunk_to,
-                                   rest.substr(pos, StagedStream::kChunkBytes), ctx);
+          auto sent =
+              stream_chunk(st, *stream, chunk_to, rest.substr(pos, StagedStream::kChunkBytes), ctx);
           co_await std::move(sent);
         }
       }
       ctx.now_ms = now_ms();
-      if (stream && ctx.now_ms - stream->started_ms > StagedStream::kMaxAgeMs) stream->failed = true;
+      if (stream && ctx.now_ms - stream->started_ms > StagedStream::kMaxAgeMs)
+        stream->failed = true;
       std::vector<schemas::Event> events;
       if (!stream || !stream->failed) {
         events = delivery_events(st->store, *message, ctx, stream ? &*stream : nullptr, partition);
@@ -269,9 +267,10 @@ void Server::stop() {
 
 void Server::listen(const config::Listener& listener) {
   auto st = state_;
-  st->listeners.listen(listener, st->tls != nullptr, [st, listener](tcp::socket socket, net::Strand strand) {
-    return serve(st, std::move(socket), listener, strand);
-  });
+  st->listeners.listen(listener, st->tls != nullptr,
+                       [st, listener](tcp::socket socket, net::Strand strand) {
+                         return serve(st, std::move(socket), listener, strand);
+                       });
 }
 
 }  // namespace a3::smtp

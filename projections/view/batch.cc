@@ -82,8 +82,8 @@ void Batch::scan_range(Family f, std::string_view begin, std::string_view end,
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &e;  // never walks past `end`, tombstones included
   std::unique_ptr<rocksdb::Iterator> it(db_.db()->NewIterator(ro, db_.cf(f)));
-  for (it->Seek(rocksdb::Slice(begin.data(), begin.size())); it->Valid() && it->key().compare(e) < 0;
-       it->Next())
+  for (it->Seek(rocksdb::Slice(begin.data(), begin.size()));
+       it->Valid() && it->key().compare(e) < 0; it->Next())
     keys.insert(it->key().ToString());
   const std::string from = overlay_key(f, begin);
   const std::string to = overlay_key(f, end);

@@ -20,9 +20,8 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kFamilyNames[] = {
-    "accounts", "addresses", "mailboxes", "mailbox_state", "messages", "expunged",
-    "blobs",    "blob_refs", "mime",      "subscriptions", "applied",  "meta",
-    "staging",  "changes",
+    "accounts",  "addresses", "mailboxes",     "mailbox_state", "messages", "expunged", "blobs",
+    "blob_refs", "mime",      "subscriptions", "applied",       "meta",     "staging",  "changes",
 };
 static_assert(std::size(kFamilyNames) == static_cast<std::size_t>(Family::count_));
 
@@ -89,10 +88,10 @@ void ViewDb::check_format() {
   const auto s = db_->Get(rocksdb::ReadOptions(), cf(Family::meta), "format", &value);
   if (s.ok()) {
     if (value.size() == 4 && static_cast<int>(get_be32(value, 0)) == kViewFormat) return;
-    throw std::runtime_error(fmt::format(
-        "view: {} has format {}, this version needs {}: rebuild it with `a3ctl replay`",
-        path_.string(), value.size() == 4 ? static_cast<int>(get_be32(value, 0)) : -1,
-        kViewFormat));
+    throw std::runtime_error(
+        fmt::format("view: {} has format {}, this version needs {}: rebuild it with `a3ctl replay`",
+                    path_.string(), value.size() == 4 ? static_cast<int>(get_be32(value, 0)) : -1,
+                    kViewFormat));
   }
   if (!positions().empty()) {
     throw std::runtime_error(

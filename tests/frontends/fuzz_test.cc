@@ -54,13 +54,11 @@ class Fuzz : public test::ProjectionFixture {
     ASSERT_TRUE(run(test::create_account(test::kAlice)).ok());
     const auto inbox = store->mailbox(test::kAlice, "INBOX");
     for (int i = 1; i <= 3; ++i) {
-      ASSERT_TRUE(run(schemas::make_event(test::kAlice, test::kImap,
-                                          schemas::MessageAppended{inbox->id,
-                                                                   test::raw_message(i),
-                                                                   1764000000000,
-                                                                   {},
-                                                                   {}}))
-                      .ok());
+      ASSERT_TRUE(
+          run(schemas::make_event(
+                  test::kAlice, test::kImap,
+                  schemas::MessageAppended{inbox->id, test::raw_message(i), 1764000000000, {}, {}}))
+              .ok());
     }
   }
 };
@@ -78,7 +76,8 @@ TEST_F(Fuzz, ImapSessionsSurviveMutatedCommands) {
       "g UID MOVE 1 Trash",
       "h COPY $ Junk",
       "i APPEND INBOX (\\Flagged) \" 7-Jul-1996 09:44:25 +0000\" {5+}\r\nhello",
-      "j LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (\"*\" \"%/%\") RETURN (CHILDREN STATUS (MESSAGES SIZE))",
+      "j LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (\"*\" \"%/%\") RETURN (CHILDREN STATUS (MESSAGES "
+      "SIZE))",
       "k CREATE a/b/c (USE (\\Archive))",
       "l RENAME a x/y",
       "m STATUS INBOX (MESSAGES UIDNEXT HIGHESTMODSEQ DELETED SIZE)",
@@ -96,7 +95,8 @@ TEST_F(Fuzz, ImapSessionsSurviveMutatedCommands) {
   std::mt19937 rng(20261126);
   imap::Shared shared;
   for (int s = 0; s < 40; ++s) {
-    imap::Session session({"h", "192.0.2.1", "f", true, true, false}, imap::Limits{}, *store, shared);
+    imap::Session session({"h", "192.0.2.1", "f", true, true, false}, imap::Limits{}, *store,
+                          shared);
     session.receive("a LOGIN alice@example.test pw\r\nb SELECT INBOX\r\n");
     for (int i = 0; i < 150 && !session.closed(); ++i) {
       session.receive(mutate(rng, corpus));
@@ -111,9 +111,25 @@ TEST_F(Fuzz, ImapSessionsSurviveMutatedCommands) {
 
 TEST_F(Fuzz, Pop3SessionsSurviveMutatedCommands) {
   const std::vector<std::string> corpus = {
-      "USER alice@example.test", "PASS pw", "STAT", "LIST", "LIST 1", "RETR 1", "TOP 1 2",
-      "DELE 2", "RSET", "UIDL", "UIDL 3", "NOOP", "CAPA", "AUTH PLAIN", "AUTH",
-      "AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABwdw==", "UTF8", "STLS", "APOP x y",
+      "USER alice@example.test",
+      "PASS pw",
+      "STAT",
+      "LIST",
+      "LIST 1",
+      "RETR 1",
+      "TOP 1 2",
+      "DELE 2",
+      "RSET",
+      "UIDL",
+      "UIDL 3",
+      "NOOP",
+      "CAPA",
+      "AUTH PLAIN",
+      "AUTH",
+      "AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABwdw==",
+      "UTF8",
+      "STLS",
+      "APOP x y",
   };
   std::mt19937 rng(6);
   pop3::Maildrops maildrops;
@@ -135,16 +151,31 @@ TEST_F(Fuzz, Pop3SessionsSurviveMutatedCommands) {
 TEST(FuzzSmtp, SmtpSessionsSurviveMutatedCommands) {
   class Policy : public smtp::Policy {
    public:
-    Rcpt check_recipient(const smtp::Mailbox& to, const std::string&, std::string& account) override {
+    Rcpt check_recipient(const smtp::Mailbox& to, const std::string&,
+                         std::string& account) override {
       account = to.local;
       return to.domain == "example.test" ? Rcpt::accept : Rcpt::relay_denied;
     }
   } policy;
   const std::vector<std::string> corpus = {
-      "EHLO client.example", "HELO x", "MAIL FROM:<a@example.net> SIZE=100 BODY=8BITMIME SMTPUTF8",
-      "RCPT TO:<alice@example.test>", "RCPT TO:<\"q\"@example.test>", "DATA", "Subject: x\r\n\r\nbody\r\n.",
-      "BDAT 5\r\nhello", "BDAT 0 LAST", "RSET", "NOOP", "VRFY bob", "STARTTLS", "AUTH PLAIN",
-      "AUTH LOGIN", "AUTH PLAIN AGFsaWNlAHB3", "MAIL FROM:<@a,@b:c@d>", ".\r\n.",
+      "EHLO client.example",
+      "HELO x",
+      "MAIL FROM:<a@example.net> SIZE=100 BODY=8BITMIME SMTPUTF8",
+      "RCPT TO:<alice@example.test>",
+      "RCPT TO:<\"q\"@example.test>",
+      "DATA",
+      "Subject: x\r\n\r\nbody\r\n.",
+      "BDAT 5\r\nhello",
+      "BDAT 0 LAST",
+      "RSET",
+      "NOOP",
+      "VRFY bob",
+      "STARTTLS",
+      "AUTH PLAIN",
+      "AUTH LOGIN",
+      "AUTH PLAIN AGFsaWNlAHB3",
+      "MAIL FROM:<@a,@b:c@d>",
+      ".\r\n.",
   };
   std::mt19937 rng(25);
   int fed = 0;

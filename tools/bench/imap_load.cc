@@ -243,8 +243,8 @@ void client(const Options& o, int user, Clock::time_point end, Stats& out, std::
       timed("FETCH 1:* FLAGS", "FETCH 1:* FLAGS");
       timed("UID FETCH BODY.PEEK[]",
             fmt::format("UID FETCH {} BODY.PEEK[]", uids[rng() % uids.size()]));
-      timed("STORE +FLAGS", fmt::format("STORE {} {}FLAGS (\\Flagged)", 1 + rng() % n,
-                                        round % 2 ? "-" : "+"));
+      timed("STORE +FLAGS",
+            fmt::format("STORE {} {}FLAGS (\\Flagged)", 1 + rng() % n, round % 2 ? "-" : "+"));
       timed("SEARCH", "SEARCH FLAGGED");
       std::int64_t none = 0;
       append_sent.compare_exchange_strong(none, Clock::now().time_since_epoch().count());
@@ -301,8 +301,9 @@ int main(int argc, char** argv) {
     }
   }
   if (pos.size() != 2) {
-    fmt::print(stderr, "usage: imap_load HOST PORT [--clients N] [--seconds S] [--messages M] "
-                       "[--user-template user%d] [--password P] [--label L] [--seed-only]\n");
+    fmt::print(stderr,
+               "usage: imap_load HOST PORT [--clients N] [--seconds S] [--messages M] "
+               "[--user-template user%d] [--password P] [--label L] [--seed-only]\n");
     return 2;
   }
   o.host = pos[0];
@@ -349,11 +350,12 @@ int main(int argc, char** argv) {
     }
     fmt::print("  {:<24} {:>7} wake-ups  p50 {:>7.2f} ms  p99 {:>7.2f} ms\n", "IDLE wake-up",
                all.wake_ms.size(), percentile(all.wake_ms, 0.5), percentile(all.wake_ms, 0.99));
-    fmt::print("RESULT imap label={} clients={} commands={} seconds={:.1f} rate={:.0f} "
-               "p50_ms={:.3f} p99_ms={:.3f} wake_p50_ms={:.3f} wake_p99_ms={:.3f}\n",
-               o.label, o.clients, every.size(), secs, static_cast<double>(every.size()) / secs,
-               percentile(every, 0.5), percentile(every, 0.99), percentile(all.wake_ms, 0.5),
-               percentile(all.wake_ms, 0.99));
+    fmt::print(
+        "RESULT imap label={} clients={} commands={} seconds={:.1f} rate={:.0f} "
+        "p50_ms={:.3f} p99_ms={:.3f} wake_p50_ms={:.3f} wake_p99_ms={:.3f}\n",
+        o.label, o.clients, every.size(), secs, static_cast<double>(every.size()) / secs,
+        percentile(every, 0.5), percentile(every, 0.99), percentile(all.wake_ms, 0.5),
+        percentile(all.wake_ms, 0.99));
     return 0;
   } catch (const std::exception& e) {
     fmt::print(stderr, "imap_load: {}\n", e.what());

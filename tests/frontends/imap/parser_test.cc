@@ -60,9 +60,9 @@ TEST(ImapParser, ModifiedUtf7) {
   EXPECT_EQ(utf7_encode("Entwürfe"), "Entw&APw-rfe");
   EXPECT_EQ(utf7_encode("😀"), "&2D3eAA-");
   EXPECT_EQ(utf7_decode("&2D3eAA-"), "😀");
-  EXPECT_FALSE(utf7_decode("&Jjo!"));     // unterminated
-  EXPECT_FALSE(utf7_decode("&AGE-"));     // encodes printable ASCII ("a")
-  EXPECT_FALSE(utf7_decode("&2D0-"));     // lone surrogate
+  EXPECT_FALSE(utf7_decode("&Jjo!"));        // unterminated
+  EXPECT_FALSE(utf7_decode("&AGE-"));        // encodes printable ASCII ("a")
+  EXPECT_FALSE(utf7_decode("&2D0-"));        // lone surrogate
   EXPECT_FALSE(utf7_decode("caf\xc3\xa9"));  // 8-bit is not modified UTF-7
 }
 

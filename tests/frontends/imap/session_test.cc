@@ -3,10 +3,10 @@
 // what a second session sees.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <regex>
 #include <sstream>
-#include <fstream>
-#include <filesystem>
 
 #include "frontends/imap/session.h"
 #include "schemas/codec.h"
@@ -71,15 +71,15 @@ class Imap : public test::ProjectionFixture {
 
 TEST_F(Imap, GreetingAndLoginRules) {
   auto plain = open(false);
-  EXPECT_TRUE(plain->greeting().starts_with("* OK [CAPABILITY IMAP4rev1 IMAP4rev2 STARTTLS "
-                                            "LOGINDISABLED"))
+  EXPECT_TRUE(
+      plain->greeting().starts_with("* OK [CAPABILITY IMAP4rev1 IMAP4rev2 STARTTLS "
+                                    "LOGINDISABLED"))
       << plain->greeting();
   EXPECT_TRUE(has(say(*plain, "a LOGIN alice@example.test pw\r\n"), "a NO [PRIVACYREQUIRED]"));
   EXPECT_TRUE(has(say(*plain, "b SELECT INBOX\r\n"), "b BAD"));
   auto s = open();
   EXPECT_TRUE(has(s->greeting(), "AUTH=PLAIN SASL-IR"));
-  EXPECT_TRUE(has(say(*s, "a LOGIN alice@example.test wrong\r\n"),
-                  "a NO [AUTHENTICATIONFAILED]"));
+  EXPECT_TRUE(has(say(*s, "a LOGIN alice@example.test wrong\r\n"), "a NO [AUTHENTICATIONFAILED]"));
   // AUTHENTICATE PLAIN with SASL-IR: "\0alice@example.test\0pw"
   EXPECT_TRUE(has(say(*s, "b AUTHENTICATE PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABwdw==\r\n"),
                   "b OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+"));
@@ -251,8 +251,8 @@ TEST_F(Imap, CopyMoveAndUidplus) {
   EXPECT_TRUE(std::regex_search(out, std::regex(R"(\* OK \[COPYUID \d+ 2 1\])"))) << out;
   EXPECT_TRUE(has(out, "* 2 EXPUNGE\r\nd OK")) << out;
   out = say(*s, "e STATUS Trash (MESSAGES UIDNEXT UNSEEN SIZE)\r\n");
-  EXPECT_TRUE(std::regex_search(out,
-                                std::regex(R"(\* STATUS "Trash" \(MESSAGES 2 UIDNEXT 3 UNSEEN 2 SIZE \d+\))")))
+  EXPECT_TRUE(std::regex_search(
+      out, std::regex(R"(\* STATUS "Trash" \(MESSAGES 2 UIDNEXT 3 UNSEEN 2 SIZE \d+\))")))
       << out;
   out = say(*s, "f APPEND Drafts (\\Draft) \"17-Jul-1996 02:44:25 -0700\" {13}\r\n");
   EXPECT_EQ(out, "+ Ready for literal data\r\n");
@@ -268,7 +268,8 @@ TEST_F(Imap, LargeAppendsGoAheadInChunks) {
   std::string raw = "Subject: large\r\nMessage-ID: <large@example.test>\r\n\r\n";
   while (raw.size() < 1'500'000)
     raw += "a line of a large appended message, long enough to matter\r\n";
-  const std::string out = say(*s, fmt::format("a APPEND INBOX {{{}+}}\r\n", raw.size()) + raw + "\r\n");
+  const std::string out =
+      say(*s, fmt::format("a APPEND INBOX {{{}+}}\r\n", raw.size()) + raw + "\r\n");
   ASSERT_TRUE(has(out, "a OK [APPENDUID")) << out;
   say(*s, "b SELECT INBOX\r\n");
   EXPECT_TRUE(has(say(*s, "c FETCH 1 BODY.PEEK[]\r\n"),
@@ -305,14 +306,16 @@ TEST_F(Imap, KeywordsRecentBinaryAndMoveWithinAMailbox) {
   std::string out = say(*a, "a2 STORE 1 +FLAGS ($Important)\r\n");
   EXPECT_LT(out.find("* FLAGS ("), out.find("$Important)")) << out;
   EXPECT_TRUE(has(out, "$Important \\*)] Flags permitted")) << out;
-  EXPECT_TRUE(has(say(*b, "b2 NOOP\r\n"), "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Important)"));
+  EXPECT_TRUE(has(say(*b, "b2 NOOP\r\n"),
+                  "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Important)"));
   // BINARY of a multipart is its bytes; of a base64 part, decoded.
   out = say(*a, "a3 FETCH 2 (BINARY.PEEK[] BINARY.PEEK[1])\r\n");
   EXPECT_TRUE(has(out, "BINARY[1] {2}\r\nhi")) << out;
   EXPECT_TRUE(has(out, "BINARY[] {")) << out;
   // A message whose body is a message: BODY[1] is the encapsulated message.
-  deliver(test::kAlice, "Subject: outer\r\nContent-Type: message/rfc822\r\n\r\n"
-                        "Subject: inner\r\n\r\ninner body\r\n");
+  deliver(test::kAlice,
+          "Subject: outer\r\nContent-Type: message/rfc822\r\n\r\n"
+          "Subject: inner\r\n\r\ninner body\r\n");
   say(*a, "a30 NOOP\r\n");
   out = say(*a, "a31 UID FETCH 4 (BODY.PEEK[1] BODY.PEEK[1.TEXT] BODY.PEEK[1.HEADER])\r\n");
   EXPECT_TRUE(has(out, "BODY[1] {30}\r\nSubject: inner\r\n\r\ninner body\r\n")) << out;
@@ -471,9 +474,10 @@ TEST_F(Imap, EveryCorpusMessageIsServedBackWhole) {
   for (std::size_t n = 1; n <= messages.size(); ++n) {
     const auto& [name, raw] = messages[n - 1];
     const std::string out = say(
-        *s, fmt::format("c FETCH {} (BODY.PEEK[] ENVELOPE BODYSTRUCTURE BODY RFC822.SIZE "
-                        "BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)] BODY.PEEK[1.MIME] BODY.PEEK[TEXT])\r\n",
-                        n));
+        *s, fmt::format(
+                "c FETCH {} (BODY.PEEK[] ENVELOPE BODYSTRUCTURE BODY RFC822.SIZE "
+                "BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)] BODY.PEEK[1.MIME] BODY.PEEK[TEXT])\r\n",
+                n));
     ASSERT_TRUE(has(out, "c OK FETCH completed")) << name << ": " << out.substr(0, 300);
     EXPECT_TRUE(has(out, fmt::format("BODY[] {{{}}}\r\n", raw.size()) + raw)) << name;
     EXPECT_TRUE(has(out, fmt::format("RFC822.SIZE {}", raw.size()))) << name;

@@ -51,7 +51,9 @@ class Pop3 : public test::ProjectionFixture {
                     .ok());
   }
 
-  std::size_t inbox_size() { return store->messages(store->mailbox(test::kAlice, "INBOX")->id).size(); }
+  std::size_t inbox_size() {
+    return store->messages(store->mailbox(test::kAlice, "INBOX")->id).size();
+  }
 
   Limits limits;
   Maildrops maildrops;
@@ -105,18 +107,22 @@ TEST_F(Pop3, ListRetrTopUidlAndDotStuffing) {
   EXPECT_EQ(say(*s, "LIST\r\n"), "+OK Listing follows\r\n1 52\r\n2 23\r\n.\r\n");
   EXPECT_EQ(say(*s, "LIST 2\r\n"), "+OK 2 23\r\n");
   EXPECT_TRUE(say(*s, "LIST 3\r\n").starts_with("-ERR"));
-  EXPECT_EQ(say(*s, "RETR 1\r\n"),
-            "+OK 52 octets\r\nSubject: one\r\n\r\n..starts with a dot\r\nline 2\r\nline 3\r\n.\r\n");
+  EXPECT_EQ(
+      say(*s, "RETR 1\r\n"),
+      "+OK 52 octets\r\nSubject: one\r\n\r\n..starts with a dot\r\nline 2\r\nline 3\r\n.\r\n");
   EXPECT_EQ(say(*s, "RETR 2\r\n"), "+OK 23 octets\r\nSubject: bare\r\n\r\nlf only\r\n.\r\n")
       << "CRLF-normalised";
-  EXPECT_EQ(say(*s, "TOP 1 1\r\n"), "+OK Top follows\r\nSubject: one\r\n\r\n..starts with a dot\r\n.\r\n");
+  EXPECT_EQ(say(*s, "TOP 1 1\r\n"),
+            "+OK Top follows\r\nSubject: one\r\n\r\n..starts with a dot\r\n.\r\n");
   EXPECT_EQ(say(*s, "TOP 1 0\r\n"), "+OK Top follows\r\nSubject: one\r\n\r\n.\r\n");
-  EXPECT_EQ(say(*s, "TOP 1 99\r\n"),
-            "+OK Top follows\r\nSubject: one\r\n\r\n..starts with a dot\r\nline 2\r\nline 3\r\n.\r\n")
+  EXPECT_EQ(
+      say(*s, "TOP 1 99\r\n"),
+      "+OK Top follows\r\nSubject: one\r\n\r\n..starts with a dot\r\nline 2\r\nline 3\r\n.\r\n")
       << "more lines than the body has: the whole body";
   const std::string uidl = say(*s, "UIDL\r\n");
   const auto box = store->mailbox(test::kAlice, "INBOX");
-  EXPECT_EQ(uidl, fmt::format("+OK Listing follows\r\n1 {0}.1\r\n2 {0}.2\r\n.\r\n", box->uidvalidity));
+  EXPECT_EQ(uidl,
+            fmt::format("+OK Listing follows\r\n1 {0}.1\r\n2 {0}.2\r\n.\r\n", box->uidvalidity));
   EXPECT_EQ(say(*s, "NOOP\r\n"), "+OK\r\n");
 }
 

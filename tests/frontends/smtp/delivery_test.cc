@@ -48,12 +48,16 @@ class Delivery : public test::ProjectionFixture {
     if (chunk > 0) {
       stream.emplace();
       const auto keys = chunk_keys(m->envelope.accounts, partition);
-      EXPECT_EQ(keys.size(), log->partition_for("alice@example.test") ==
-                                     log->partition_for("bob@example.test")
-                                 ? 1u
-                                 : 2u);
+      EXPECT_EQ(keys.size(),
+                log->partition_for("alice@example.test") == log->partition_for("bob@example.test")
+                    ? 1u
+                    : 2u);
       for (std::size_t pos = 0; pos < m->data.size(); pos += chunk)
-        ok = append_all(*log, chunk_events(*stream, keys, m->data.substr(pos, chunk), {ctx.protocol, ctx.auth_user, ctx.remote_ip, ctx.session_id}, ctx.now_ms)) && ok;
+        ok = append_all(*log,
+                        chunk_events(*stream, keys, m->data.substr(pos, chunk),
+                                     {ctx.protocol, ctx.auth_user, ctx.remote_ip, ctx.session_id},
+                                     ctx.now_ms)) &&
+             ok;
       m->data.clear();
     }
     const auto events = delivery_events(*store, *m, ctx, stream ? &*stream : nullptr, partition);
