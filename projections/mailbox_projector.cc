@@ -432,21 +432,24 @@ class Applier {
     if (!from) return fail(OutcomeCode::mailbox_missing, from_id.str());
     auto to = mailbox(to_id);
     if (!to) return fail(OutcomeCode::mailbox_missing, to_id.str());
-    if (from->id == to->id && move) return fail(OutcomeCode::invalid, "move to the same mailbox");
+    // Within one mailbox (RFC 6851 allows MOVE there) both ends are one
+    // record: a new UID, the old one expunged, one MODSEQ.
+    const bool same = from->id == to->id;
+    view::MailboxRecord& source = same ? *to : *from;
     const std::set<std::uint32_t> wanted(uids.begin(), uids.end());
     for (std::uint32_t uid : wanted) {
-      auto msg = message(from->id, uid);
+      auto msg = message(source.id, uid);
       if (!msg) continue;  // already expunged: COPY of a vanished message copies nothing
       view::MessageRecord copy = *msg;
       blob_ref(copy.blob, +1);
       out_.uids.push_back(add_message(*to, copy));
       out_.source_uids.push_back(uid);
-      if (move) remove_message(*from, *msg);
+      if (move) remove_message(source, *msg);
     }
     out_.uidvalidity = to->uidvalidity;
     if (out_.source_uids.empty()) return;  // nothing changed: no new MODSEQ
     save(*to);
-    if (from->id != to->id) save(*from);
+    if (!same) save(*from);
   }
 
   void apply(const MessagesCopied& e) { copy(e.from_mailbox_id, e.uids, e.to_mailbox_id, false); }

@@ -405,11 +405,9 @@ void Session::cmd_copy(const std::string& tag, Parser& p, bool uid, bool move) {
   if (!target) return tagged(tag, "NO", "[TRYCREATE] No such mailbox");
   if (move && sel_->read_only) return tagged(tag, "NO", "[READ-ONLY] Mailbox is read-only");
   if (uids.empty()) return tagged(tag, "OK", move ? "MOVE completed" : "COPY completed");
-  // MOVE within one mailbox (RFC 6851 allows it): a copy, then the
-  // originals expunged.
-  const bool same = move && target->id == sel_->box.id;
+  // MOVE within one mailbox is allowed too (RFC 6851): one event either way.
   std::optional<projections::Outcome> o;
-  if (move && !same) {
+  if (move) {
     o = execute(tag, schemas::MessagesMoved{sel_->box.id, uids, target->id});
   } else {
     o = execute(tag, schemas::MessagesCopied{sel_->box.id, uids, target->id});
@@ -418,10 +416,6 @@ void Session::cmd_copy(const std::string& tag, Parser& p, bool uid, bool move) {
   if (o->code == OutcomeCode::mailbox_missing)
     return tagged(tag, "NO", "[TRYCREATE] No such mailbox");
   if (!o->ok()) return tagged(tag, "NO", "[CANNOT] " + o->detail);
-  if (same && !o->source_uids.empty()) {
-    auto gone = execute(tag, schemas::MessagesExpunged{sel_->box.id, o->source_uids});
-    if (!gone) return;
-  }
   std::string copyuid;
   if (!o->uids.empty()) {
     copyuid = fmt::format("[COPYUID {} {} {}] ", o->uidvalidity,

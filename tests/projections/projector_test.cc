@@ -137,6 +137,28 @@ TEST_F(Projection, CopyMoveAndExpungeKeepUidsBodiesAndHistory) {
   EXPECT_EQ(append(box, raw_message(9)).uids, std::vector<std::uint32_t>{5});
 }
 
+TEST_F(Projection, MoveWithinOneMailboxGivesANewUidAndExpungesTheOld) {
+  ASSERT_TRUE(run(create_account(kAlice)).ok());
+  const Uuid box = inbox();
+  append(box, raw_message(1), {"\\Seen"});
+  append(box, raw_message(2));
+  const auto before = *store->mailbox(box);
+  auto moved = run(make_event(kAlice, kImap, MessagesMoved{box, {1}, box}));
+  ASSERT_TRUE(moved.ok()) << moved.str();
+  EXPECT_EQ(moved.source_uids, std::vector<std::uint32_t>{1});
+  EXPECT_EQ(moved.uids, std::vector<std::uint32_t>{3});
+  const auto after = *store->mailbox(box);
+  EXPECT_EQ(after.messages, 2u);
+  EXPECT_EQ(after.size, before.size);
+  EXPECT_EQ(after.unseen, before.unseen);
+  EXPECT_EQ(after.uidnext, 4u);
+  const auto msgs = store->messages(box);
+  ASSERT_EQ(msgs.size(), 2u);
+  EXPECT_EQ(msgs[1].uid, 3u);
+  EXPECT_EQ(store->body(msgs[1].blob), raw_message(1));
+  EXPECT_EQ(store->expunged_since(box, moved.modseq - 1).size(), 1u);
+}
+
 TEST_F(Projection, BodiesAreStoredOnceAndFreedWithTheLastReference) {
   ASSERT_TRUE(run(create_account(kAlice)).ok());
   const Uuid box = inbox();
