@@ -431,20 +431,4 @@ std::optional<std::string> utf7_decode(std::string_view s) {
   return out;
 }
 
-std::string quote(std::string_view s) {
-  bool plain = s.size() < 1024;
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u == '\r' || u == '\n' || u == 0 || u >= 0x80) plain = false;
-  }
-  if (!plain) return fmt::format("{{{}}}\r\n{}", s.size(), s);
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    out.push_back(c);
-  }
-  out.push_back('"');
-  return out;
-}
-
 }  // namespace a3::imap

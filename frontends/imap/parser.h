@@ -84,7 +84,4 @@ bool is_atom_char(char c);
 std::string utf7_encode(std::string_view utf8);
 std::optional<std::string> utf7_decode(std::string_view utf7);
 
-// A quoted string or a literal, as needed (RFC 9051 4.3).
-std::string quote(std::string_view s);
-
 }  // namespace a3::imap

@@ -411,7 +411,8 @@ void Session::cmd_search(const std::string& tag, Parser& p, bool uid) {
     untagged(line);
     return tagged(tag, "OK", "SEARCH completed");
   }
-  std::string line = fmt::format("ESEARCH (TAG {}){}", quote(tag), uid ? " UID" : "");
+  std::string line =
+      fmt::format("ESEARCH (TAG {}){}", projections::mime::imap_string(tag), uid ? " UID" : "");
   if (!hits.empty()) {
     if (has("MIN")) line += fmt::format(" MIN {}", shown(hits.front()));
     if (has("MAX")) line += fmt::format(" MAX {}", shown(hits.back()));
