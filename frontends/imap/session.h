@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "frontends/imap/parser.h"
+#include "frontends/net/sasl.h"
 #include "projections/store.h"
 
 namespace a3::imap {
@@ -73,11 +74,7 @@ class Shared {
   std::uint64_t clock_ = 0;
 };
 
-struct AuthRequest {
-  std::string mechanism;  // "PLAIN" or "LOGIN" (the LOGIN command)
-  std::string user;
-  std::string password;
-};
+using net::AuthRequest;
 
 class Session {
  public:

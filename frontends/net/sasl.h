@@ -11,6 +11,14 @@ namespace a3::net {
 // Strict: no whitespace, correct padding; nullopt otherwise.
 std::optional<std::string> base64_decode(std::string_view in);
 
+// A login a session hands to its server: the server serves the IP's
+// penalty, checks the password off the I/O threads and answers the session.
+struct AuthRequest {
+  std::string mechanism;  // as audited: "PLAIN", "LOGIN", POP3's "USER"
+  std::string user;       // the authentication identity, as sent
+  std::string password;
+};
+
 struct PlainCredentials {
   std::string user;
   std::string password;

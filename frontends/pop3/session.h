@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "frontends/net/sasl.h"
 #include "projections/store.h"
 
 namespace a3::pop3 {
@@ -47,11 +48,7 @@ class Maildrops {
   std::set<std::string> locked_;
 };
 
-struct AuthRequest {
-  std::string mechanism;  // "USER" or "PLAIN"
-  std::string user;
-  std::string password;
-};
+using net::AuthRequest;
 
 class Session {
  public:

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "frontends/net/sasl.h"
 #include "frontends/smtp/address.h"
 
 namespace a3::smtp {
@@ -74,11 +75,7 @@ struct SessionInfo {
 
 // A SASL exchange the caller must verify (it is slow: Argon2id), after
 // which it calls auth_result().
-struct AuthRequest {
-  std::string mechanism;  // PLAIN or LOGIN
-  std::string user;       // authentication identity
-  std::string password;
-};
+using net::AuthRequest;
 
 class Session {
  public:
