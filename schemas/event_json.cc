@@ -4,22 +4,16 @@
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
-#include <openssl/evp.h>
 
 #include "common/json.h"
+#include "common/sha256.h"
 
 namespace a3::schemas {
 
 namespace {
 
 std::string sha256_hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i)
-    fmt::format_to(std::back_inserter(out), "{:02x}", md[i]);
-  return out;
+  return hex(sha256(data));
 }
 
 std::string iso_time(std::int64_t ms) {

@@ -9,7 +9,7 @@
 #include "common/ascii.h"
 #include "frontends/imap/message_text.h"
 #include "frontends/imap/session.h"
-#include "projections/mime/mime.h"
+#include "mime/mime.h"
 
 namespace a3::imap {
 
@@ -179,8 +179,7 @@ Item parse_item(Parser& p) {
 
 // The part a section names, or nullptr. "1" of a single-part message (or
 // of a message/rfc822 part's single body) is that body.
-const projections::mime::Part* find_part(const projections::mime::Summary& sum,
-                                         const std::string& part) {
+const mime::Part* find_part(const mime::Summary& sum, const std::string& part) {
   for (const auto& x : sum.parts) {
     if (x.section == part) return &x;
   }
@@ -196,8 +195,8 @@ const projections::mime::Part* find_part(const projections::mime::Summary& sum,
 }
 
 // The bytes a section names, or nullopt if it does not exist.
-std::optional<std::string> section_bytes(const std::string& raw,
-                                         const projections::mime::Summary& sum, const Section& s) {
+std::optional<std::string> section_bytes(const std::string& raw, const mime::Summary& sum,
+                                         const Section& s) {
   const auto* part = s.part.empty() ? &sum.parts.at(0) : find_part(sum, s.part);
   if (!part) return std::nullopt;
   auto range = [&](std::uint64_t a, std::uint64_t b) {
@@ -383,17 +382,17 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, bool uid) {
     const std::uint32_t seq = seq_of(m.uid);
     if (!seq) continue;
     std::optional<std::string> raw;
-    std::optional<projections::mime::Summary> sum;
+    std::optional<mime::Summary> sum;
     auto need_raw = [&]() -> const std::string& {
       if (!raw) raw = store_.body(m.blob).value_or("");
       return *raw;
     };
-    auto need_sum = [&]() -> const projections::mime::Summary& {
+    auto need_sum = [&]() -> const mime::Summary& {
       // Parsed at projection time; parsed here if the view lacks it.
       if (!sum) sum = store_.mime(m.blob);
-      if (!sum) sum = projections::mime::parse(need_raw());
+      if (!sum) sum = mime::parse(need_raw());
       if (sum->parts.empty()) {
-        projections::mime::Part whole;
+        mime::Part whole;
         whole.body_end = need_raw().size();
         sum->parts.push_back(whole);
       }
@@ -454,8 +453,8 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, bool uid) {
               const std::uint64_t b = std::min<std::uint64_t>(part->body_begin, full.size());
               const std::uint64_t e =
                   std::min<std::uint64_t>(std::max(b, part->body_end), full.size());
-              auto decoded = projections::mime::decode_transfer_encoding(
-                  std::string_view(full).substr(b, e - b), part->encoding);
+              auto decoded = mime::decode_transfer_encoding(std::string_view(full).substr(b, e - b),
+                                                            part->encoding);
               if (!decoded) return tagged(tag, "NO", "[UNKNOWN-CTE] Unknown transfer encoding");
               bytes = whole ? full.substr(0, b) + *decoded : std::move(*decoded);
             }

@@ -10,7 +10,7 @@
 #include "common/clock.h"
 #include "frontends/imap/session.h"
 #include "frontends/net/staged.h"
-#include "projections/mime/mime.h"
+#include "mime/mime.h"
 
 namespace a3::imap {
 
@@ -72,8 +72,8 @@ std::string Session::decode_name(const std::string& wire) const {
 }
 
 std::string Session::encode_name(const std::string& name) const {
-  if (rev2_ || utf8_) return projections::mime::imap_string(name);
-  return projections::mime::imap_string(utf7_encode(name));
+  if (rev2_ || utf8_) return mime::imap_string(name);
+  return mime::imap_string(utf7_encode(name));
 }
 
 std::optional<MailboxRecord> Session::find_mailbox(const std::string& name) const {

@@ -10,7 +10,7 @@
 #include "common/ascii.h"
 #include "frontends/imap/message_text.h"
 #include "frontends/imap/session.h"
-#include "projections/mime/mime.h"
+#include "mime/mime.h"
 
 namespace a3::imap {
 

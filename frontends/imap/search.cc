@@ -9,7 +9,7 @@
 #include "common/ascii.h"
 #include "frontends/imap/message_text.h"
 #include "frontends/imap/session.h"
-#include "projections/mime/mime.h"
+#include "mime/mime.h"
 
 namespace a3::imap {
 
@@ -199,11 +199,11 @@ struct Candidate {
   std::uint32_t seq;
   bool recent;
   const projections::Store& store;
-  std::optional<projections::mime::Summary> sum;
+  std::optional<mime::Summary> sum;
   std::optional<std::string> raw;
 
-  const projections::mime::Summary& summary() {
-    if (!sum) sum = store.mime(m.blob).value_or(projections::mime::Summary{});
+  const mime::Summary& summary() {
+    if (!sum) sum = store.mime(m.blob).value_or(mime::Summary{});
     return *sum;
   }
   const std::string& body() {
@@ -231,7 +231,7 @@ bool body_contains(Candidate& c, std::string_view needle, bool with_header) {
     const auto body = std::string_view(raw).substr(
         part.body_begin, std::min<std::uint64_t>(part.body_end, raw.size()) - part.body_begin);
     if (!part.type.starts_with("text/") && part.encoding == "base64") continue;
-    const auto decoded = projections::mime::decode_transfer_encoding(body, part.encoding);
+    const auto decoded = mime::decode_transfer_encoding(body, part.encoding);
     if (contains(decoded ? std::string_view(*decoded) : body, needle)) return true;
   }
   if (!leaf_seen && !sum.parts.empty()) {
@@ -411,8 +411,7 @@ void Session::cmd_search(const std::string& tag, Parser& p, bool uid) {
     untagged(line);
     return tagged(tag, "OK", "SEARCH completed");
   }
-  std::string line =
-      fmt::format("ESEARCH (TAG {}){}", projections::mime::imap_string(tag), uid ? " UID" : "");
+  std::string line = fmt::format("ESEARCH (TAG {}){}", mime::imap_string(tag), uid ? " UID" : "");
   if (!hits.empty()) {
     if (has("MIN")) line += fmt::format(" MIN {}", shown(hits.front()));
     if (has("MAX")) line += fmt::format(" MAX {}", shown(hits.back()));

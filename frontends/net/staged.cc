@@ -2,30 +2,9 @@
 
 #include <set>
 
-#include <openssl/evp.h>
-
-#include "projections/mime/mime.h"
+#include "mime/mime.h"
 
 namespace a3::net {
-
-BodyHash::BodyHash() : ctx_(EVP_MD_CTX_new()) {
-  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
-}
-
-BodyHash::~BodyHash() {
-  EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_));
-}
-
-void BodyHash::update(std::string_view bytes) {
-  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), bytes.data(), bytes.size());
-}
-
-std::array<std::uint8_t, 32> BodyHash::final() {
-  std::array<std::uint8_t, 32> out{};
-  unsigned int n = 0;
-  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), out.data(), &n);
-  return out;
-}
 
 std::vector<std::string> chunk_keys(
     const std::vector<std::string>& accounts,
@@ -43,7 +22,7 @@ std::vector<schemas::Event> chunk_events(StagedStream& stream, const std::vector
                                          std::int64_t now_ms) {
   if (stream.chunks == 0) {
     stream.started_ms = now_ms;
-    stream.message_id = projections::mime::message_id(data).value_or("");
+    stream.message_id = mime::message_id(data).value_or("");
   }
   stream.hash.update(data);
   std::vector<schemas::Event> out;

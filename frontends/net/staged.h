@@ -9,23 +9,10 @@
 #include <string_view>
 #include <vector>
 
+#include "common/sha256.h"
 #include "schemas/event.h"
 
 namespace a3::net {
-
-// Incremental SHA-256 of a message body.
-class BodyHash {
- public:
-  BodyHash();
-  ~BodyHash();
-  BodyHash(const BodyHash&) = delete;
-  BodyHash& operator=(const BodyHash&) = delete;
-  void update(std::string_view bytes);
-  std::array<std::uint8_t, 32> final();
-
- private:
-  void* ctx_;  // EVP_MD_CTX
-};
 
 // A message body on its way to the log as BodyChunk events while it comes
 // in, so that no session holds a large message whole, nor one copy per
@@ -41,7 +28,7 @@ struct StagedStream {
   std::uint32_t chunks = 0;
   std::uint64_t size = 0;
   std::string message_id;  // from the first chunk's header section
-  BodyHash hash;
+  Sha256Hasher hash;
   bool failed = false;  // a chunk was not appended: the message gets 451
 };
 

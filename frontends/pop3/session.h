@@ -78,7 +78,7 @@ class Session {
   struct Message {
     std::uint32_t uid = 0;
     std::uint64_t size = 0;
-    projections::view::Sha256 blob{};
+    Sha256 blob{};
     bool deleted = false;
   };
 

@@ -10,8 +10,8 @@
 #include <fmt/format.h>
 
 #include "common/ascii.h"
-#include "projections/mime/mime.h"
-#include "projections/view/encoding.h"
+#include "common/sha256.h"
+#include "mime/mime.h"
 #include "schemas/codec.h"
 
 namespace a3::smtp {
@@ -69,7 +69,7 @@ std::vector<schemas::Event> delivery_events(
     const projections::Store& store, const Message& msg, const DeliveryContext& ctx,
     StagedStream* staged, const std::function<std::int32_t(std::string_view)>& partition) {
   std::vector<schemas::Event> out;
-  const auto body_hash = staged ? staged->hash.final() : projections::view::sha256(msg.data);
+  const auto body_hash = staged ? staged->hash.final() : sha256(msg.data);
   const std::string from = msg.envelope.mail_from && !msg.envelope.mail_from->null
                                ? msg.envelope.mail_from->mailbox.str()
                                : "";
@@ -101,7 +101,7 @@ std::vector<schemas::Event> delivery_events(
     e.at_ms = ctx.now_ms;
     // Deterministic id: the same message for the same account from the same
     // sender is the same event, whatever session carries it.
-    const auto h = projections::view::sha256(fmt::format(
+    const auto h = sha256(fmt::format(
         "smtp\n{}\n{}\n{}", account, from,
         std::string_view(reinterpret_cast<const char*>(body_hash.data()), body_hash.size())));
     std::copy(h.begin(), h.begin() + 16, e.id.bytes.begin());

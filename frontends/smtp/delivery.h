@@ -16,7 +16,6 @@
 
 namespace a3::smtp {
 
-using net::BodyHash;
 using net::chunk_events;
 using net::chunk_keys;
 using net::StagedStream;

@@ -12,7 +12,7 @@
 #include "common/json.h"
 #include "projections/audit/pg.h"
 #include "projections/mailbox_projector.h"
-#include "projections/mime/mime.h"
+#include "mime/mime.h"
 #include "schemas/codec.h"
 #include "schemas/event_json.h"
 

@@ -2,8 +2,6 @@
 
 #include "common/ascii.h"
 
-#include <openssl/evp.h>
-
 #include <cstring>
 
 namespace a3::projections::view {
@@ -270,13 +268,6 @@ std::string normalize_mailbox_name(std::string_view name) {
     return "INBOX" + std::string(name.substr(5));
   }
   return std::string(name);
-}
-
-Sha256 sha256(std::string_view data) {
-  Sha256 out{};
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr);
-  return out;
 }
 
 }  // namespace a3::projections::view

@@ -26,13 +26,15 @@
 #include <string_view>
 #include <vector>
 
-#include "projections/mime/mime.h"
+#include "common/sha256.h"
+#include "mime/mime.h"
 #include "schemas/event.h"
 
 namespace a3::projections::view {
 
 using Uuid = schemas::Uuid;
-using Sha256 = std::array<std::uint8_t, 32>;
+using a3::Sha256;
+using a3::sha256;
 
 // ---- primitive encoders ----
 
@@ -143,6 +145,5 @@ std::string staging_prefix(std::int32_t partition, std::int64_t started_ms, cons
 std::string lowercase(std::string_view s);
 // IMAP: INBOX is case-insensitive (RFC 9051 5.1); every other name is exact.
 std::string normalize_mailbox_name(std::string_view name);
-Sha256 sha256(std::string_view data);
 
 }  // namespace a3::projections::view

@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "frontends/imap/parser.h"
-#include "projections/mime/mime.h"
+#include "mime/mime.h"
 
 namespace a3::imap {
 namespace {
@@ -68,8 +68,8 @@ TEST(ImapParser, ModifiedUtf7) {
 }
 
 TEST(ImapParser, QuoteChoosesQuotedOrLiteral) {
-  EXPECT_EQ(projections::mime::imap_string("a \"b\""), "\"a \\\"b\\\"\"");
-  EXPECT_EQ(projections::mime::imap_string("caf\xc3\xa9"), "{5}\r\ncaf\xc3\xa9");
+  EXPECT_EQ(mime::imap_string("a \"b\""), "\"a \\\"b\\\"\"");
+  EXPECT_EQ(mime::imap_string("caf\xc3\xa9"), "{5}\r\ncaf\xc3\xa9");
 }
 
 }  // namespace

@@ -16,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-namespace a3::projections::mime {
+namespace a3::mime {
 
 struct Part {
   std::string section;             // IMAP part specifier: "" (the message), "1", "2.1"...
@@ -55,4 +55,4 @@ std::optional<std::string> message_id(std::string_view raw);
 std::optional<std::string> decode_transfer_encoding(std::string_view body,
                                                     std::string_view encoding);
 
-}  // namespace a3::projections::mime
+}  // namespace a3::mime

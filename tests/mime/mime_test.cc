@@ -7,9 +7,9 @@
 #include <set>
 #include <sstream>
 
-#include "projections/mime/mime.h"
+#include "mime/mime.h"
 
-namespace a3::projections::mime {
+namespace a3::mime {
 namespace {
 
 std::string range(std::string_view raw, std::uint64_t b, std::uint64_t e) {
@@ -185,4 +185,4 @@ TEST(Mime, EveryCorpusMessageParsesWithinItsBounds) {
 }
 
 }  // namespace
-}  // namespace a3::projections::mime
+}  // namespace a3::mime

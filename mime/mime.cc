@@ -1,4 +1,4 @@
-#include "projections/mime/mime.h"
+#include "mime/mime.h"
 
 #include <gmime/gmime.h>
 
@@ -11,7 +11,7 @@
 #include "common/ascii.h"
 #include "common/json.h"
 
-namespace a3::projections::mime {
+namespace a3::mime {
 
 namespace {
 
@@ -503,7 +503,6 @@ std::optional<std::string> message_id(std::string_view raw) {
   return std::nullopt;
 }
 
-
 std::optional<std::string> decode_transfer_encoding(std::string_view body,
                                                     std::string_view encoding) {
   const std::string e = ascii::lower(encoding);
@@ -523,4 +522,4 @@ std::optional<std::string> decode_transfer_encoding(std::string_view body,
   return out;
 }
 
-}  // namespace a3::projections::mime
+}  // namespace a3::mime
