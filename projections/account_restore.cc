@@ -138,7 +138,7 @@ RollbackPlan plan_account_rollback(eventlog::EventLog& log, const Store& live,
     // re-appended by an earlier rollback counts as there, so that rolling
     // back twice changes nothing the second time.
     const auto past_messages = past.messages(box.id);
-    std::multimap<view::Sha256, MessageRecord> by_body;
+    std::multimap<Sha256, MessageRecord> by_body;
     if (!recreated_by) {
       for (auto& m : live.messages(target_id)) {
         const bool matched_by_uid =

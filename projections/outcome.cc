@@ -24,6 +24,23 @@ std::string_view to_string(OutcomeCode code) {
   return "unknown";
 }
 
+std::optional<errc> Outcome::error() const {
+  switch (code) {
+    case OutcomeCode::ok:
+    case OutcomeCode::duplicate:
+      return std::nullopt;
+    case OutcomeCode::unknown_account:
+    case OutcomeCode::mailbox_missing:
+      return errc::not_found;
+    case OutcomeCode::account_exists:
+    case OutcomeCode::mailbox_exists:
+      return errc::exists;
+    case OutcomeCode::invalid:
+      return errc::invalid;
+  }
+  return errc::invalid;
+}
+
 std::string Outcome::str() const {
   std::string s(to_string(code));
   if (!detail.empty()) s += ": " + detail;

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "projections/errors.h"
 #include "schemas/event.h"
 
 namespace a3::projections {
@@ -36,6 +38,9 @@ struct Outcome {
   std::vector<schemas::Uuid> mailboxes;    // mailboxes whose contents or state changed
 
   bool ok() const { return code == OutcomeCode::ok; }
+  // What a protocol answers for an event that did not apply; nullopt when
+  // it did (a duplicate applied before, too).
+  std::optional<errc> error() const;
   std::string str() const;  // one line for logs and a3ctl
 };
 

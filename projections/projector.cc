@@ -76,14 +76,17 @@ void Projector::stop() {
   stop_ = true;
   if (thread_.joinable()) thread_.join();
   applied_cv_.notify_all();
+  complete_waiters(true);
 }
 
 void Projector::run() {
   while (!stop_) {
     if (!failure().empty()) {
+      complete_waiters(true);
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       continue;
     }
+    complete_waiters();  // the deadlines
     if (step(std::chrono::milliseconds(0))) continue;
     // Idle: sleep until any partition has something new.
     std::vector<std::int64_t> next;
@@ -199,6 +202,7 @@ bool Projector::commit(view::Batch& batch, std::size_t p, std::int64_t next,
   }
   outcomes.clear();
   applied_cv_.notify_all();
+  complete_waiters();
   if (!touched.empty()) {
     for (const auto& l : listeners)
       l(touched);
@@ -257,6 +261,49 @@ std::optional<Outcome> Projector::wait_applied(eventlog::Position pos,
   Outcome o;  // applied long ago: the outcome is no longer in memory
   o.detail = "applied";
   return o;
+}
+
+void Projector::when_applied(std::vector<eventlog::Position> positions,
+                             std::chrono::steady_clock::time_point deadline, Applied done) {
+  {
+    std::lock_guard lock(mu_);
+    waiters_.push_back({std::move(positions), deadline, std::move(done)});
+  }
+  complete_waiters();  // some may be applied already
+}
+
+void Projector::complete_waiters(bool everyone) {
+  std::vector<std::pair<Applied, std::vector<std::optional<Outcome>>>> ready;
+  {
+    std::lock_guard lock(mu_);
+    if (waiters_.empty()) return;
+    const auto now = std::chrono::steady_clock::now();
+    const bool give_up = everyone || stop_ || !failure_.empty();
+    std::erase_if(waiters_, [&](Waiter& w) {
+      std::vector<std::optional<Outcome>> out;
+      bool all = true;
+      for (const auto& pos : w.positions) {
+        const auto p = static_cast<std::size_t>(pos.partition);
+        if (p >= next_.size() || next_[p] <= pos.offset) {
+          all = false;
+          out.emplace_back();
+          continue;
+        }
+        if (auto it = recent_.find(pos); it != recent_.end()) {
+          out.emplace_back(it->second);
+        } else {
+          Outcome o;  // applied long ago: the outcome is no longer in memory
+          o.detail = "applied";
+          out.emplace_back(std::move(o));
+        }
+      }
+      if (!all && !give_up && now < w.deadline) return false;
+      ready.emplace_back(std::move(w.done), std::move(out));
+      return true;
+    });
+  }
+  for (auto& [done, out] : ready)
+    done(std::move(out));
 }
 
 void Projector::add_listener(Listener l) {

@@ -55,6 +55,13 @@ class Projector {
   // failure. Outcomes of the last few thousand events are kept in memory.
   std::optional<Outcome> wait_applied(eventlog::Position pos, std::chrono::milliseconds timeout);
 
+  // The same without a waiting thread: `done` gets one outcome per position
+  // (nullopt for those not applied by `deadline`, or after a failure or
+  // stop), on the projector's thread or the caller's: be quick.
+  using Applied = std::function<void(std::vector<std::optional<Outcome>>)>;
+  void when_applied(std::vector<eventlog::Position> positions,
+                    std::chrono::steady_clock::time_point deadline, Applied done);
+
   // Called after each committed batch with the mailboxes it changed (IDLE,
   // unsolicited EXISTS/EXPUNGE). Runs on the projector thread: be quick.
   void add_listener(Listener l);
@@ -85,6 +92,15 @@ class Projector {
   std::string failure_;
   ProjectorStats stats_;
   std::vector<Listener> listeners_;
+  struct Waiter {
+    std::vector<eventlog::Position> positions;
+    std::chrono::steady_clock::time_point deadline;
+    Applied done;
+  };
+  std::vector<Waiter> waiters_;  // guarded by mu_
+  // Completes the waiters whose positions are all applied (all of them with
+  // `everyone`, e.g. on failure or stop) and those past their deadline.
+  void complete_waiters(bool everyone = false);
 
   std::atomic<bool> stop_{false};
   std::thread thread_;

@@ -2,31 +2,27 @@
 
 #include <algorithm>
 
-#include <rocksdb/db.h>
+#include <map>
+#include <mutex>
 
+#include <rocksdb/db.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "eventlog/event_log.h"
+#include "projections/projector.h"
+#include "projections/view/encoding.h"
+#include "projections/view/view_db.h"
 #include "schemas/codec.h"
 
 namespace a3::projections {
 
 namespace {
 
+namespace asio = boost::asio;
 using view::Family;
-
-class Category : public boost::system::error_category {
- public:
-  const char* name() const noexcept override { return "a3.store"; }
-  std::string message(int ev) const override {
-    switch (static_cast<store_errc>(ev)) {
-      case store_errc::log_unavailable:
-        return "the event log did not take the change";
-      case store_errc::not_applied:
-        return "the change is logged but not applied yet";
-      case store_errc::projection_failed:
-        return "the mailbox projection has stopped";
-    }
-    return "unknown store error";
-  }
-};
 
 std::optional<std::string> get(const view::ViewDb& v, Family f, std::string_view key) {
   std::string value;
@@ -47,28 +43,233 @@ void scan(const view::ViewDb& v, Family f, std::string_view prefix, F&& visit) {
   }
 }
 
+// Mail that clients bring counts against quotas; an operator's restore or
+// import does not (it puts back what the account held).
+bool counts_against_quota(const schemas::Event& e) {
+  switch (e.actor.protocol) {
+    case schemas::Protocol::smtp:
+    case schemas::Protocol::submission:
+    case schemas::Protocol::imap:
+    case schemas::Protocol::pop3:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Completes an awaiting coroutine from a callback that runs on another
+// thread (the log's, the projector's): the handler is resumed on its own
+// executor, never on the caller's thread.
+template <typename Signature, typename Start>
+auto from_callback(Start start) {
+  return asio::async_initiate<const asio::use_awaitable_t<>&, Signature>(
+      [start = std::move(start)](auto handler) mutable {
+        using Handler = decltype(handler);
+        auto h = std::make_shared<std::optional<Handler>>(std::move(handler));
+        start([h](auto... results) {
+          auto resume = std::move(**h);
+          h->reset();
+          auto ex = asio::get_associated_executor(resume);
+          asio::post(ex, [resume = std::move(resume), results...]() mutable {
+            std::move(resume)(std::move(results)...);
+          });
+        });
+      },
+      asio::use_awaitable);
+}
+
 }  // namespace
 
-const boost::system::error_category& store_category() noexcept {
-  static const Category c;
-  return c;
+struct Store::Subscription::Entry {
+  schemas::Uuid mailbox;
+  std::function<void()> on_change;
+  std::weak_ptr<Subscribers> owner;
+};
+
+// The subscriptions, and the one projector listener that serves them all.
+// `mu` is held while callbacks run, so that Subscription::reset() returns
+// only once its callback is not running.
+struct Store::Subscribers {
+  std::mutex mu;
+  std::multimap<schemas::Uuid, std::shared_ptr<Subscription::Entry>> by_mailbox;
+};
+
+void Store::Subscription::reset() {
+  if (!entry_) return;
+  if (auto subs = entry_->owner.lock()) {
+    std::lock_guard lock(subs->mu);
+    auto [first, last] = subs->by_mailbox.equal_range(entry_->mailbox);
+    for (auto it = first; it != last; ++it) {
+      if (it->second == entry_) {
+        subs->by_mailbox.erase(it);
+        break;
+      }
+    }
+  }
+  entry_.reset();
 }
 
-boost::system::result<Outcome> Store::execute(const schemas::Event& event,
-                                              std::chrono::milliseconds timeout) {
+Store::Store(eventlog::EventLog* log, view::ViewDb& view, Projector* projector)
+    : log_(log), view_(view), projector_(projector), subscribers_(std::make_shared<Subscribers>()) {
+  if (!projector_) return;
+  std::weak_ptr<Subscribers> weak = subscribers_;
+  projector_->add_listener([weak](const std::vector<schemas::Uuid>& mailboxes) {
+    auto subs = weak.lock();
+    if (!subs) return;
+    std::lock_guard lock(subs->mu);
+    for (const auto& id : mailboxes) {
+      auto [first, last] = subs->by_mailbox.equal_range(id);
+      for (auto it = first; it != last; ++it)
+        it->second->on_change();
+    }
+  });
+}
+
+Store::~Store() {
+  // The projector outlives the store in the daemon; the listener holds only
+  // a weak reference, so it does nothing once the subscribers are gone.
+  std::lock_guard lock(subscribers_->mu);
+  subscribers_->by_mailbox.clear();
+}
+
+Store::Subscription Store::subscribe(const schemas::Uuid& mailbox,
+                                     std::function<void()> on_change) {
+  Subscription s;
+  s.entry_ = std::make_shared<Subscription::Entry>(
+      Subscription::Entry{mailbox, std::move(on_change), subscribers_});
+  std::lock_guard lock(subscribers_->mu);
+  subscribers_->by_mailbox.emplace(mailbox, s.entry_);
+  return s;
+}
+
+std::int32_t Store::partition_for(std::string_view key) const {
+  return log_ ? log_->partition_for(key) : 0;
+}
+
+std::uint64_t Store::added_bytes(const schemas::Event& e) const {
+  if (const auto* m = std::get_if<schemas::MessageAppended>(&e.body)) return m->size();
+  if (const auto* c = std::get_if<schemas::MessagesCopied>(&e.body)) {
+    // A copy stores the body once, but RFC 9208 counts every message.
+    std::uint64_t n = 0;
+    for (const auto uid : c->uids) {
+      if (auto m = message(c->from_mailbox_id, uid)) n += m->size;
+    }
+    return n;
+  }
+  return 0;  // a move stays within the account: its usage does not change
+}
+
+boost::system::result<void> Store::check_quotas(const std::vector<schemas::Event>& events) const {
+  std::map<std::string, std::uint64_t> adding;
+  for (const auto& e : events) {
+    if (!counts_against_quota(e)) continue;
+    if (const auto n = added_bytes(e); n > 0) adding[e.account] += n;
+  }
+  for (const auto& [account, n] : adding) {
+    if (auto r = check_quota(account, n); !r) return r;
+  }
+  return {};
+}
+
+std::optional<Store::Usage> Store::usage(std::string_view account) const {
+  auto a = this->account(account);
+  if (!a) return std::nullopt;
+  Usage u;
+  u.limit = a->quota_bytes;
+  for (const auto& box : mailboxes(a->name)) {
+    u.bytes += box.size;
+    u.messages += box.messages;
+  }
+  return u;
+}
+
+boost::system::result<void> Store::check_quota(std::string_view account,
+                                               std::uint64_t adding) const {
+  const auto u = usage(account);
+  if (!u || u->limit == 0) return {};
+  if (adding > u->limit) return errc::exceeds_quota;
+  // RFC 9208 5.1: refused when the operation would take usage over the limit.
+  if (u->bytes + adding > u->limit) return errc::over_quota;
+  return {};
+}
+
+asio::awaitable<Store::Executed> Store::execute(std::vector<schemas::Event> events, Wait wait) {
+  if (!log_ || (wait == Wait::applied && !projector_)) co_return eventlog::errc::read_only;
+  if (auto quota = check_quotas(events); !quota) co_return quota.error();
+  if (events.empty()) co_return std::vector<Outcome>{};
+
+  using Appended = std::vector<eventlog::AppendResult>;
+  auto appended = from_callback<void(Appended)>([this, &events](auto done) {
+    struct Pending {
+      std::mutex mu;
+      Appended results;
+      std::size_t left;
+    };
+    auto pending = std::make_shared<Pending>();
+    pending->results.resize(events.size(), eventlog::errc::unavailable);
+    pending->left = events.size();
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      const auto& e = events[i];
+      log_->append_async(e.account, schemas::encode(e),
+                         [pending, i, done](eventlog::AppendResult r) {
+                           bool last = false;
+                           {
+                             std::lock_guard lock(pending->mu);
+                             pending->results[i] = r;
+                             last = --pending->left == 0;
+                           }
+                           if (last) done(std::move(pending->results));
+                         });
+    }
+  });
+  const Appended positions = co_await std::move(appended);
+  for (const auto& r : positions) {
+    if (!r) {
+      spdlog::warn("store: the log did not take an event: {}", r.error().message());
+      co_return errc::unavailable;
+    }
+  }
+  if (wait == Wait::durable) co_return std::vector<Outcome>(events.size());
+
+  std::vector<eventlog::Position> wanted;
+  for (const auto& r : positions)
+    wanted.push_back(*r);
+  using Applied = std::vector<std::optional<Outcome>>;
+  auto applied = from_callback<void(Applied)>([this, &wanted](auto done) {
+    projector_->when_applied(wanted, std::chrono::steady_clock::now() + std::chrono::seconds(30),
+                             std::move(done));
+  });
+  Applied outcomes = co_await std::move(applied);
+  std::vector<Outcome> out;
+  for (auto& o : outcomes) {
+    if (!o) {
+      const auto failure = projector_->failure();
+      spdlog::warn("store: an event is logged but not applied in time{}{}",
+                   failure.empty() ? "" : ": ", failure);
+      co_return errc::pending;
+    }
+    out.push_back(std::move(*o));
+  }
+  co_return out;
+}
+
+boost::system::result<Outcome> Store::execute_blocking(const schemas::Event& event,
+                                                       std::chrono::milliseconds timeout) {
   if (!log_ || !projector_) return eventlog::errc::read_only;
+  if (auto quota = check_quotas({event}); !quota) return quota.error();
   auto pos = log_->append(event.account, schemas::encode(event));
-  if (!pos) return pos.error();
+  if (!pos) {
+    spdlog::warn("store: the log did not take an event: {}", pos.error().message());
+    return errc::unavailable;
+  }
   auto outcome = projector_->wait_applied(*pos, timeout);
   if (!outcome) {
-    return projector_->failure().empty() ? store_errc::not_applied : store_errc::projection_failed;
+    const auto failure = projector_->failure();
+    spdlog::warn("store: an event is logged but not applied in time{}{}",
+                 failure.empty() ? "" : ": ", failure);
+    return errc::pending;
   }
   return *outcome;
-}
-
-boost::system::result<eventlog::Position> Store::append(const schemas::Event& event) {
-  if (!log_) return eventlog::errc::read_only;
-  return log_->append(event.account, schemas::encode(event));
 }
 
 std::optional<AccountRecord> Store::account(std::string_view name) const {
@@ -148,11 +349,11 @@ std::vector<MessageRecord> Store::messages(const schemas::Uuid& mailbox, std::ui
   return out;
 }
 
-std::optional<std::string> Store::body(const view::Sha256& blob) const {
+std::optional<std::string> Store::body(const Sha256& blob) const {
   return get(view_, Family::blobs, view::blob_key(blob));
 }
 
-std::optional<mime::Summary> Store::mime(const view::Sha256& blob) const {
+std::optional<mime::Summary> Store::mime(const Sha256& blob) const {
   auto v = get(view_, Family::mime, view::blob_key(blob));
   if (!v) return std::nullopt;
   return view::decode_mime(*v);

@@ -1,56 +1,120 @@
-// The mail store API the frontends and a3ctl use: read queries on the
-// mailbox view, and `execute`, which appends an event and answers once the
-// projection has applied it (read-your-writes), with its outcome.
+// The mail store API, the only door between the protocols and the state:
+// queries on the mailbox view, and `execute`, which appends events to the
+// log and answers once they are durable (and, by default, applied by the
+// projection: read-your-writes), with their outcomes.
 //
-// Protocol code talks to this API only; it never names RocksDB or the log's
-// backends.
+// Protocol code talks to this header only: it names no RocksDB, log
+// backend or projector type, which is also what lets a session run over a
+// store in a test.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/system/result.hpp>
 
-#include "eventlog/event_log.h"
+#include "mime/mime.h"
+#include "projections/errors.h"
 #include "projections/outcome.h"
-#include "projections/projector.h"
-#include "projections/view/encoding.h"
-#include "projections/view/view_db.h"
+#include "projections/records.h"
 #include "schemas/event.h"
+
+namespace a3::eventlog {
+class EventLog;
+}
 
 namespace a3::projections {
 
-using view::AccountRecord;
-using view::MailboxRecord;
-using view::MessageRecord;
-
-enum class store_errc {
-  log_unavailable = 1,  // the append was not acknowledged: nothing happened (retry later)
-  not_applied,          // acknowledged, but the projection has not applied it in time
-  projection_failed,    // the projection stopped (see Projector::failure)
-};
-const boost::system::error_category& store_category() noexcept;
-inline boost::system::error_code make_error_code(store_errc e) noexcept {
-  return {static_cast<int>(e), store_category()};
+class Projector;
+namespace view {
+class ViewDb;
 }
 
 class Store {
  public:
-  // projector may be null for a read-only store (a follower of the daemon).
-  Store(eventlog::EventLog* log, view::ViewDb& view, Projector* projector)
-      : log_(log), view_(view), projector_(projector) {}
+  // `log` and `projector` may be null for a read-only store (a follower of
+  // the daemon, or a3ctl reading a copy).
+  Store(eventlog::EventLog* log, view::ViewDb& view, Projector* projector);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
 
   // ---- writes ----
-  [[nodiscard]] boost::system::result<Outcome> execute(
+
+  enum class Wait {
+    durable,  // the log acknowledged every event (SMTP's 250, audit events)
+    applied,  // ... and the projection applied them (a client reads its writes)
+  };
+  using Executed = boost::system::result<std::vector<Outcome>>;
+
+  // Appends `events` (concurrently: they share the log's group commits) and
+  // completes on the caller's executor once every one is durable, and with
+  // Wait::applied once the projection applied them, with their outcomes in
+  // order (with Wait::durable, default outcomes). No thread waits meanwhile:
+  // the log's and the projector's threads complete the operation.
+  //
+  // Before anything is appended, events from a client protocol that add mail
+  // to an account are checked against its quota: errc::over_quota or
+  // errc::exceeds_quota, and nothing is appended. errc::unavailable: the log
+  // did not take (all of) them; errc::pending: durable, not applied in time.
+  boost::asio::awaitable<Executed> execute(std::vector<schemas::Event> events,
+                                           Wait wait = Wait::applied);
+
+  // One event, waiting on the calling thread: for a3ctl, the admin socket,
+  // and the IMAP and POP3 sessions, which still run on pools of their own.
+  [[nodiscard]] boost::system::result<Outcome> execute_blocking(
       const schemas::Event& event, std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
-  // Appends without waiting for the projection: durable once it returns.
-  [[nodiscard]] boost::system::result<eventlog::Position> append(const schemas::Event& event);
+  // The partition of the log that events keyed by `key` go to (a staged
+  // body's chunks must precede the events that use them, per partition).
+  std::int32_t partition_for(std::string_view key) const;
+
+  // ---- quota (RFC 9208: one STORAGE root per account) ----
+
+  struct Usage {
+    std::uint64_t bytes = 0;     // sum of the sizes of the account's messages
+    std::uint64_t messages = 0;  // how many
+    std::uint64_t limit = 0;     // quota in bytes; 0: unlimited
+  };
+  std::optional<Usage> usage(std::string_view account) const;
+  // Whether `adding` more bytes fit in the account: over_quota when the
+  // account is (or would be) full, exceeds_quota when `adding` alone is
+  // larger than the quota.
+  [[nodiscard]] boost::system::result<void> check_quota(std::string_view account,
+                                                        std::uint64_t adding) const;
+
+  // ---- change notifications (IMAP IDLE, and NOTIFY later) ----
+
+  class Subscription {
+   public:
+    Subscription() = default;
+    Subscription(Subscription&&) noexcept = default;
+    Subscription& operator=(Subscription&&) noexcept = default;
+    ~Subscription() { reset(); }
+    // Stops the notifications; once it returns, the callback is not
+    // running and will not run again.
+    void reset();
+    explicit operator bool() const { return static_cast<bool>(entry_); }
+
+   private:
+    friend class Store;
+    struct Entry;
+    std::shared_ptr<Entry> entry_;
+  };
+  // Calls `on_change` after each projected batch that changed `mailbox`.
+  // It runs on the projector's thread: it must be quick (post, never wait).
+  [[nodiscard]] Subscription subscribe(const schemas::Uuid& mailbox,
+                                       std::function<void()> on_change);
 
   // ---- reads ----
+
   std::optional<AccountRecord> account(std::string_view name) const;
   std::vector<AccountRecord> accounts() const;
   // The account an address delivers to. If several accounts claim it (an
@@ -66,9 +130,9 @@ class Store {
   // Messages with first <= uid <= last, in UID order.
   std::vector<MessageRecord> messages(const schemas::Uuid& mailbox, std::uint32_t first = 1,
                                       std::uint32_t last = UINT32_MAX) const;
-  std::optional<std::string> body(const view::Sha256& blob) const;
+  std::optional<std::string> body(const Sha256& blob) const;
   // ENVELOPE, BODY, BODYSTRUCTURE, part ranges and SEARCH fields of a body.
-  std::optional<mime::Summary> mime(const view::Sha256& blob) const;
+  std::optional<mime::Summary> mime(const Sha256& blob) const;
   std::optional<MessageRecord> message(const schemas::Uuid& mailbox, std::uint32_t uid) const;
   // What changed in a mailbox with MODSEQ > `since`, in MODSEQ order: a
   // message added or whose flags changed, or one expunged (RFC 7162).
@@ -82,15 +146,16 @@ class Store {
   std::vector<std::pair<std::uint32_t, std::uint64_t>> expunged_since(const schemas::Uuid& mailbox,
                                                                       std::uint64_t since) const;
 
-  view::ViewDb& view() const { return view_; }
-
  private:
+  // The bytes `event` adds to its account (0 for most events).
+  std::uint64_t added_bytes(const schemas::Event& event) const;
+  boost::system::result<void> check_quotas(const std::vector<schemas::Event>& events) const;
+
   eventlog::EventLog* log_;
   view::ViewDb& view_;
   Projector* projector_;
+  struct Subscribers;
+  std::shared_ptr<Subscribers> subscribers_;
 };
 
 }  // namespace a3::projections
-
-template <>
-struct boost::system::is_error_code_enum<a3::projections::store_errc> : std::true_type {};

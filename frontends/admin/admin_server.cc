@@ -113,7 +113,7 @@ void AdminServer::handle(int fd) {
       r.text = "invalid event: " + event.error().detail;
     } else {
       spdlog::info("admin: {} for {}", schemas::kind_name(event->body), event->account);
-      auto outcome = store_.execute(*event);
+      auto outcome = store_.execute_blocking(*event);
       if (!outcome) {
         r.text = outcome.error().message();
       } else {

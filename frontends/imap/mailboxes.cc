@@ -483,7 +483,7 @@ void Session::cmd_append(const std::string& tag, Parser& p) {
   // are expunged again (best effort: the log may be what failed).
   auto undo = [&] {
     if (!uids.empty())
-      (void)store_.execute(
+      (void)store_.execute_blocking(
           schemas::make_event(account_, actor, schemas::MessagesExpunged{box->id, uids}));
   };
   for (auto& m : messages) {
@@ -498,7 +498,7 @@ void Session::cmd_append(const std::string& tag, Parser& p) {
              net::chunk_events(stream, {account_},
                                std::string_view(raw).substr(pos, net::StagedStream::kChunkBytes),
                                actor, now_ms())) {
-          if (!store_.append(chunk)) {
+          if (!store_.execute_blocking(chunk)) {
             undo();
             return tagged(tag, "NO", "[UNAVAILABLE] The mail store cannot take changes now");
           }

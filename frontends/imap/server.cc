@@ -14,7 +14,6 @@
 #include "frontends/net/conn.h"
 #include "frontends/net/listener.h"
 #include "frontends/net/login.h"
-#include "schemas/codec.h"
 
 namespace a3::imap {
 
@@ -42,8 +41,9 @@ struct Live : net::Connection {
   bool wake_pending = false;      // on the strand
   bool writing = false;           // on the strand
   std::mutex session_mu;          // the session runs on pool threads
-  std::mutex watch_mu;
-  std::optional<schemas::Uuid> watching;  // the mailbox an IDLE waits on
+  // While the session IDLEs: changes to the selected mailbox wake it.
+  projections::Store::Subscription watch;  // on the strand
+  std::optional<schemas::Uuid> watching;   // on the strand
 };
 
 }  // namespace
@@ -52,7 +52,6 @@ struct Server::State {
   asio::io_context& io;
   config::Config config;
   projections::Store& store;
-  eventlog::EventLog& log;
   ssl::context* tls;
   net::AuthThrottle& throttle;
   Shared shared;
@@ -61,8 +60,6 @@ struct Server::State {
   asio::thread_pool pool{8};
   net::Listeners listeners{io, config.security, "imap", "* BYE Too many connections\r\n"};
   std::atomic<std::uint64_t> next_session{1};
-  std::mutex mu;
-  std::vector<std::weak_ptr<Live>> live;  // guarded by mu: for IDLE wake-ups
 };
 
 namespace {
@@ -94,9 +91,13 @@ awaitable<std::string> feed(std::shared_ptr<Live> live, Session* session, std::s
 }
 
 awaitable<std::string> auth_done(std::shared_ptr<Live> live, Session* session,
-                                 std::optional<std::string> account) {
+                                 net::LoginResult result) {
   std::lock_guard lock(live->session_mu);
-  session->auth_result(account);
+  if (result.unavailable) {
+    session->auth_unavailable();
+  } else {
+    session->auth_result(result.account);
+  }
   co_return session->take_output();
 }
 
@@ -116,10 +117,7 @@ awaitable<void> idle_pusher(std::shared_ptr<Server::State> st, std::shared_ptr<L
       co_await live->wake.async_wait(asio::redirect_error(use_awaitable, ec));
     }
     live->wake_pending = false;
-    {
-      std::lock_guard lock(live->watch_mu);
-      if (live->done || !live->watching) co_return;
-    }
+    if (live->done || !live->watching) co_return;
     auto polled = asio::co_spawn(st->pool, poll_idle(live, session), use_awaitable);
     std::string out = co_await std::move(polled);
     if (!out.empty()) {
@@ -136,11 +134,6 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   const std::string session_id = fmt::format("i{:x}", st->next_session.fetch_add(1));
   auto live = std::make_shared<Live>(std::move(socket), strand);
   if (!st->listeners.track(live)) co_return;
-  {
-    std::lock_guard lock(st->mu);
-    std::erase_if(st->live, [](const std::weak_ptr<Live>& w) { return w.expired(); });
-    st->live.push_back(live);
-  }
   Limits limits;
   limits.max_line_before_auth = static_cast<std::size_t>(cfg.imap.max_line_before_auth);
   limits.max_line_after_auth = static_cast<std::size_t>(cfg.imap.max_line_after_auth);
@@ -155,10 +148,8 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   struct Done {
     Live& l;
     ~Done() {
-      {
-        std::lock_guard lock(l.watch_mu);
-        l.watching.reset();
-      }
+      l.watch.reset();
+      l.watching.reset();
       l.done = true;
       l.timer.cancel();
       l.wake.cancel();
@@ -180,9 +171,21 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
                      std::chrono::seconds(idle                      ? cfg.imap.idle_timeout_s
                                           : session.authenticated() ? cfg.imap.autologout_s
                                                                     : 60);
-    {
-      std::lock_guard lock(live->watch_mu);
-      live->watching = idle ? session.selected_mailbox() : std::nullopt;
+    const auto watch = idle ? session.selected_mailbox() : std::nullopt;
+    if (watch != live->watching) {
+      live->watch.reset();
+      live->watching = watch;
+      if (watch) {
+        std::weak_ptr<Live> weak = live;
+        live->watch = st->store.subscribe(*watch, [weak] {
+          auto l = weak.lock();
+          if (!l) return;
+          asio::post(l->strand, [l] {
+            l->wake_pending = true;
+            l->wake.cancel();
+          });
+        });
+      }
     }
     if (idle && !pusher) {
       pusher = true;
@@ -209,11 +212,12 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
       }
       auto request = session.take_auth();
       if (!request) break;
-      net::LoginContext login{st->store, st->log,   st->throttle, schemas::Protocol::imap,
-                              remote_ip, session_id};
+      net::LoginContext login{st->store, st->throttle, schemas::Protocol::imap, remote_ip,
+                              session_id};
       auto attempt = net::login(login, request->mechanism, request->user, request->password);
-      const std::optional<std::string> account = co_await std::move(attempt);
-      auto done = asio::co_spawn(st->pool, auth_done(live, &session, account), use_awaitable);
+      net::LoginResult result = co_await std::move(attempt);
+      auto done =
+          asio::co_spawn(st->pool, auth_done(live, &session, std::move(result)), use_awaitable);
       out = co_await std::move(done);
     }
     if (session.starttls_requested()) {
@@ -228,33 +232,8 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
 }  // namespace
 
 Server::Server(asio::io_context& io, const config::Config& config, projections::Store& store,
-               eventlog::EventLog& log, projections::Projector& projector, ssl::context* tls,
-               net::AuthThrottle& throttle)
-    : state_(std::make_shared<State>(io, config, store, log, tls, throttle)) {
-  std::weak_ptr<State> weak = state_;
-  projector.add_listener([weak](const std::vector<schemas::Uuid>& mailboxes) {
-    auto st = weak.lock();
-    if (!st) return;
-    std::vector<std::shared_ptr<Live>> wake;
-    {
-      std::lock_guard lock(st->mu);
-      for (const auto& w : st->live) {
-        auto l = w.lock();
-        if (!l) continue;
-        std::lock_guard watch(l->watch_mu);
-        if (l->watching &&
-            std::find(mailboxes.begin(), mailboxes.end(), *l->watching) != mailboxes.end())
-          wake.push_back(l);
-      }
-    }
-    for (auto& l : wake) {
-      asio::post(l->strand, [l] {
-        l->wake_pending = true;
-        l->wake.cancel();
-      });
-    }
-  });
-}
+               ssl::context* tls, net::AuthThrottle& throttle)
+    : state_(std::make_shared<State>(io, config, store, tls, throttle)) {}
 
 Server::~Server() {
   stop();

@@ -10,9 +10,7 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include "common/config.h"
-#include "eventlog/event_log.h"
 #include "frontends/net/auth.h"
-#include "projections/projector.h"
 #include "projections/store.h"
 
 namespace a3::imap {
@@ -22,8 +20,7 @@ class Server {
   // `tls` may be null (then neither STARTTLS nor imaps). Registers a
   // listener on `projector` for IDLE wake-ups.
   Server(boost::asio::io_context& io, const config::Config& config, projections::Store& store,
-         eventlog::EventLog& log, projections::Projector& projector, boost::asio::ssl::context* tls,
-         net::AuthThrottle& throttle);
+         boost::asio::ssl::context* tls, net::AuthThrottle& throttle);
   ~Server();
 
   void stop();

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "common/ascii.h"
+#include "frontends/imap/replies.h"
 #include "frontends/net/sasl.h"
 
 namespace a3::imap {
@@ -444,6 +445,13 @@ void Session::auth_result(const std::optional<std::string>& account) {
   process();  // pipelined commands waited for this
 }
 
+void Session::auth_unavailable() {
+  if (state_ != State::awaiting_auth) return;
+  state_ = State::command;
+  tagged(pending_tag_, "NO", no_text(projections::errc::unavailable));
+  process();
+}
+
 // ---- authenticated ----
 
 void Session::cmd_enable(const std::string& tag, Parser& p) {
@@ -469,9 +477,9 @@ void Session::cmd_enable(const std::string& tag, Parser& p) {
 
 std::optional<projections::Outcome> Session::execute(const std::string& tag, schemas::Body body) {
   const schemas::Actor actor{schemas::Protocol::imap, account_, info_.remote_ip, info_.session_id};
-  auto r = store_.execute(schemas::make_event(account_, actor, std::move(body)));
+  auto r = store_.execute_blocking(schemas::make_event(account_, actor, std::move(body)));
   if (!r) {
-    tagged(tag, "NO", "[UNAVAILABLE] The mail store cannot take changes now, try again later");
+    tagged(tag, "NO", no_text(projections::to_errc(r.error())));
     return std::nullopt;
   }
   if (sel_ && r->modseq > 0) sel_->own_modseqs.insert(r->modseq);

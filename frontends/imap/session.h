@@ -92,6 +92,9 @@ class Session {
   // commands stay buffered) until auth_result().
   std::optional<AuthRequest> take_auth();
   void auth_result(const std::optional<std::string>& account);
+  // The login could not be logged (the store is unavailable): a temporary
+  // failure, never a success.
+  void auth_unavailable();
 
   // After "OK Begin TLS negotiation now" the caller handshakes; input after
   // the STARTTLS line was discarded (RFC 9051 6.2.1).

@@ -1,8 +1,7 @@
 #include "frontends/net/login.h"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
-
-#include "schemas/codec.h"
 
 namespace a3::net {
 
@@ -22,8 +21,8 @@ asio::thread_pool& password_pool() {
 
 }  // namespace
 
-asio::awaitable<std::optional<std::string>> login(LoginContext ctx, std::string mechanism,
-                                                  std::string user, std::string password) {
+asio::awaitable<LoginResult> login(LoginContext ctx, std::string mechanism, std::string user,
+                                   std::string password) {
   const auto delay = ctx.throttle.delay(ctx.remote_ip);
   if (delay.count() > 0) {
     asio::steady_timer pause(co_await asio::this_coro::executor, delay);
@@ -32,11 +31,17 @@ asio::awaitable<std::optional<std::string>> login(LoginContext ctx, std::string 
   auto checked = asio::co_spawn(password_pool(), check(ctx.store, user, std::move(password)),
                                 asio::use_awaitable);
   const std::optional<std::string> account = co_await std::move(checked);
-  const auto audit =
-      auth_event(ctx.protocol, mechanism, user, account, ctx.remote_ip, ctx.session_id);
-  ctx.log.append_async(audit.account, schemas::encode(audit), [](eventlog::AppendResult) {});
   ctx.throttle.record(ctx.remote_ip, account.has_value());
-  co_return account;
+  std::vector<schemas::Event> audit;
+  audit.push_back(
+      auth_event(ctx.protocol, mechanism, user, account, ctx.remote_ip, ctx.session_id));
+  auto logged = ctx.store.execute(std::move(audit), projections::Store::Wait::durable);
+  if (!co_await std::move(logged)) {
+    spdlog::warn("{} {}: the login of {} could not be logged; answered a temporary failure",
+                 schemas::to_string(ctx.protocol), ctx.session_id, user);
+    co_return LoginResult{std::nullopt, true};
+  }
+  co_return LoginResult{account, false};
 }
 
 }  // namespace a3::net

@@ -9,25 +9,31 @@
 
 #include <boost/asio/awaitable.hpp>
 
-#include "eventlog/event_log.h"
 #include "frontends/net/auth.h"
 #include "projections/store.h"
 
 namespace a3::net {
 
 struct LoginContext {
-  const projections::Store& store;
-  eventlog::EventLog& log;
+  projections::Store& store;
   AuthThrottle& throttle;
   schemas::Protocol protocol;
   std::string remote_ip;
   std::string session_id;
 };
 
-// The account the credentials name, or nullopt. Argon2id (64 MiB, ~0.1 s a
+struct LoginResult {
+  std::optional<std::string> account;  // set when the credentials are valid
+  // The outcome could not be written to the log (the audit trail must show
+  // every login): the client gets a temporary failure, never a success.
+  bool unavailable = false;
+};
+
+// The account the credentials name, or none. Argon2id (64 MiB, ~0.1 s a
 // check) runs on one small pool shared by every protocol, which bounds its
-// memory whatever the number of clients trying.
-boost::asio::awaitable<std::optional<std::string>> login(LoginContext ctx, std::string mechanism,
-                                                         std::string user, std::string password);
+// memory whatever the number of clients trying. The AuthSucceeded or
+// AuthFailed event is durable before the result is known.
+boost::asio::awaitable<LoginResult> login(LoginContext ctx, std::string mechanism, std::string user,
+                                          std::string password);
 
 }  // namespace a3::net

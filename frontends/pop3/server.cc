@@ -10,7 +10,6 @@
 #include "frontends/net/listener.h"
 #include "frontends/net/login.h"
 #include "frontends/pop3/session.h"
-#include "schemas/codec.h"
 
 namespace a3::pop3 {
 
@@ -25,7 +24,6 @@ struct Server::State {
   asio::io_context& io;
   config::Config config;
   projections::Store& store;
-  eventlog::EventLog& log;
   ssl::context* tls;
   net::AuthThrottle& throttle;
   Maildrops maildrops;
@@ -41,8 +39,12 @@ awaitable<std::string> feed(Session* session, std::string bytes) {
   co_return session->take_output();
 }
 
-awaitable<std::string> auth_done(Session* session, std::optional<std::string> account) {
-  session->auth_result(account);
+awaitable<std::string> auth_done(Session* session, net::LoginResult result) {
+  if (result.unavailable) {
+    session->auth_unavailable();
+  } else {
+    session->auth_result(result.account);
+  }
   co_return session->take_output();
 }
 
@@ -92,11 +94,11 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
       }
       auto request = session.take_auth();
       if (!request) break;
-      net::LoginContext login{st->store, st->log,   st->throttle, schemas::Protocol::pop3,
-                              remote_ip, session_id};
+      net::LoginContext login{st->store, st->throttle, schemas::Protocol::pop3, remote_ip,
+                              session_id};
       auto attempt = net::login(login, request->mechanism, request->user, request->password);
-      const std::optional<std::string> account = co_await std::move(attempt);
-      auto done = asio::co_spawn(st->pool, auth_done(&session, account), use_awaitable);
+      net::LoginResult result = co_await std::move(attempt);
+      auto done = asio::co_spawn(st->pool, auth_done(&session, std::move(result)), use_awaitable);
       out = co_await std::move(done);
     }
     if (session.starttls_requested()) {
@@ -111,8 +113,8 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
 }  // namespace
 
 Server::Server(asio::io_context& io, const config::Config& config, projections::Store& store,
-               eventlog::EventLog& log, ssl::context* tls, net::AuthThrottle& throttle)
-    : state_(std::make_shared<State>(io, config, store, log, tls, throttle)) {}
+               ssl::context* tls, net::AuthThrottle& throttle)
+    : state_(std::make_shared<State>(io, config, store, tls, throttle)) {}
 
 Server::~Server() {
   stop();

@@ -9,7 +9,6 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include "common/config.h"
-#include "eventlog/event_log.h"
 #include "frontends/net/auth.h"
 #include "projections/store.h"
 
@@ -18,7 +17,7 @@ namespace a3::pop3 {
 class Server {
  public:
   Server(boost::asio::io_context& io, const config::Config& config, projections::Store& store,
-         eventlog::EventLog& log, boost::asio::ssl::context* tls, net::AuthThrottle& throttle);
+         boost::asio::ssl::context* tls, net::AuthThrottle& throttle);
   ~Server();
 
   void stop();

@@ -6,6 +6,7 @@
 
 #include "common/ascii.h"
 #include "frontends/net/sasl.h"
+#include "frontends/pop3/replies.h"
 
 namespace a3::pop3 {
 
@@ -336,13 +337,19 @@ std::optional<AuthRequest> Session::take_auth() {
   return std::exchange(pending_auth_, std::nullopt);
 }
 
+void Session::auth_unavailable() {
+  if (state_ != State::awaiting_auth) return;
+  state_ = State::authorization;
+  err(err_text(projections::errc::unavailable));
+}
+
 void Session::auth_result(const std::optional<std::string>& account) {
   if (state_ != State::awaiting_auth) return;
   state_ = State::authorization;
   if (!account) {
     err("[AUTH] Authentication failed");
   } else if (!maildrops_.lock(*account)) {
-    err("[IN-USE] The maildrop is in use by another POP3 session");
+    err(err_text(projections::errc::in_use));
   } else {
     auto inbox = store_.mailbox(*account, "INBOX");
     if (!inbox) {
@@ -389,9 +396,9 @@ void Session::quit() {
   } unlock{*this};
   if (uids.empty()) return ok("Bye");
   const schemas::Actor actor{schemas::Protocol::pop3, account_, info_.remote_ip, info_.session_id};
-  auto r = store_.execute(
+  auto r = store_.execute_blocking(
       schemas::make_event(account_, actor, schemas::MessagesExpunged{inbox_.id, uids}));
-  if (!r && r.error() == projections::store_errc::not_applied) {
+  if (!r && r.error() == projections::errc::pending) {
     // Durable in the log, not yet applied: the messages will be deleted.
     return ok(fmt::format("Bye, {} messages deleted", uids.size()));
   }

@@ -68,6 +68,9 @@ class Session {
 
   std::optional<AuthRequest> take_auth();
   void auth_result(const std::optional<std::string>& account);
+  // The login could not be logged (the store is unavailable): a temporary
+  // failure, never a success.
+  void auth_unavailable();
 
   bool starttls_requested() const { return state_ == State::tls_pending; }
   void tls_established();

@@ -1,15 +1,12 @@
 #include "frontends/smtp/delivery.h"
 
-#include <condition_variable>
-#include <mutex>
 #include <set>
-
-#include <openssl/evp.h>
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include "common/ascii.h"
+#include "common/clock.h"
 #include "common/sha256.h"
 #include "mime/mime.h"
 #include "schemas/codec.h"
@@ -46,6 +43,9 @@ Policy::Rcpt StorePolicy::check_recipient(const Mailbox& to, const std::string& 
   auto owner = store_.account_for_address(ascii::lower(to.local) + "@" + to.domain);
   if (!owner) return Rcpt::unknown_user;
   account = *owner;
+  // A full mailbox is refused per recipient, so the others still get the
+  // message; one that only the message itself would fill is refused at DATA.
+  if (!store_.check_quota(account, 1)) return Rcpt::mailbox_full;
   return Rcpt::accept;
 }
 
@@ -121,21 +121,39 @@ std::vector<schemas::Event> delivery_events(
   return out;
 }
 
-bool append_all(eventlog::EventLog& log, const std::vector<schemas::Event>& events) {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::size_t pending = events.size();
-  bool ok = true;
-  for (const auto& e : events) {
-    log.append_async(e.account, schemas::encode(e), [&](eventlog::AppendResult r) {
-      std::lock_guard lock(mu);
-      ok = ok && static_cast<bool>(r);
-      if (--pending == 0) cv.notify_all();
-    });
+boost::asio::awaitable<void> stream_chunk(projections::Store& store, StagedStream& stream,
+                                          const std::vector<std::string>& keys, std::string data,
+                                          DeliveryContext& ctx) {
+  if (stream.failed || data.empty()) co_return;  // the message gets 451 anyway
+  ctx.now_ms = now_ms();
+  if (stream.chunks > 0 && ctx.now_ms - stream.started_ms > StagedStream::kMaxAgeMs) {
+    stream.failed = true;  // too slow: 451 at its end, nothing more logged
+    co_return;
   }
-  std::unique_lock lock(mu);
-  cv.wait(lock, [&] { return pending == 0; });
-  return ok;
+  auto events = chunk_events(
+      stream, keys, data, {ctx.protocol, ctx.auth_user, ctx.remote_ip, ctx.session_id}, ctx.now_ms);
+  data = std::string();
+  auto appended = store.execute(std::move(events), projections::Store::Wait::durable);
+  if (!co_await std::move(appended)) stream.failed = true;
+}
+
+boost::asio::awaitable<std::optional<projections::errc>> deliver(projections::Store& store,
+                                                                 const Message& msg,
+                                                                 DeliveryContext& ctx,
+                                                                 StagedStream* staged) {
+  if (staged && ctx.now_ms - staged->started_ms > StagedStream::kMaxAgeMs) staged->failed = true;
+  if (staged && staged->failed) co_return projections::errc::unavailable;
+  auto events = delivery_events(store, msg, ctx, staged,
+                                [&store](std::string_view k) { return store.partition_for(k); });
+  // No event at all (every recipient's account vanished since RCPT): not
+  // delivered, so not 250.
+  if (events.empty()) co_return projections::errc::not_found;
+  // 250 means durable (RFC 5321 6.1), never "visible": the session does not
+  // wait for the view. The store checks the recipients' quotas first.
+  auto appended = store.execute(std::move(events), projections::Store::Wait::durable);
+  const auto r = co_await std::move(appended);
+  if (!r) co_return projections::to_errc(r.error());
+  co_return std::nullopt;
 }
 
 }  // namespace a3::smtp

@@ -5,10 +5,12 @@
 
 #include <array>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "eventlog/event_log.h"
+#include <boost/asio/awaitable.hpp>
+
 #include "frontends/net/staged.h"
 #include "frontends/smtp/session.h"
 #include "projections/store.h"
@@ -60,8 +62,20 @@ std::vector<schemas::Event> delivery_events(
     StagedStream* staged = nullptr,
     const std::function<std::int32_t(std::string_view)>& partition = {});
 
-// Appends all events concurrently and waits: true only if every one of them
-// is durable (the session may then answer 250).
-bool append_all(eventlog::EventLog& log, const std::vector<schemas::Event>& events);
+// Appends the next piece of a staged body (one BodyChunk per key) and
+// completes once it is durable, so at most one chunk per session is in
+// memory. A chunk the log does not take marks the stream failed.
+boost::asio::awaitable<void> stream_chunk(projections::Store& store, StagedStream& stream,
+                                          const std::vector<std::string>& keys, std::string data,
+                                          DeliveryContext& ctx);
+
+// Delivers an accepted message through the store, received at ctx.now_ms
+// (the Received: header's time): nullopt once every event
+// is durable (the session answers 250), or why not (smtp/replies.h maps it:
+// 451 when the log did not take it, 452/552 over quota).
+boost::asio::awaitable<std::optional<projections::errc>> deliver(projections::Store& store,
+                                                                 const Message& msg,
+                                                                 DeliveryContext& ctx,
+                                                                 StagedStream* staged);
 
 }  // namespace a3::smtp

@@ -17,8 +17,8 @@
 #include "frontends/net/listener.h"
 #include "frontends/net/login.h"
 #include "frontends/smtp/delivery.h"
+#include "frontends/smtp/replies.h"
 #include "frontends/smtp/session.h"
-#include "schemas/codec.h"
 
 namespace a3::smtp {
 
@@ -30,13 +30,10 @@ using asio::ip::tcp;
 using net::Conn;
 using namespace std::chrono_literals;
 
-namespace {}  // namespace
-
 struct Server::State {
   asio::io_context& io;
   config::Config config;
   projections::Store& store;
-  eventlog::EventLog& log;
   ssl::context* tls;
   net::AuthThrottle& throttle;
   net::Listeners listeners{io, config.security, "smtp", "421 4.7.0 Too many connections\r\n"};
@@ -44,65 +41,6 @@ struct Server::State {
 };
 
 namespace {
-
-// Appends every event and completes with true once all are durable (false
-// if any failed). Handlers of the log run on its threads; the completion is
-// posted to the waiting coroutine's executor.
-template <typename Token>
-auto async_append_all(eventlog::EventLog& log, std::vector<schemas::Event> events, Token&& token) {
-  return asio::async_initiate<Token, void(bool)>(
-      [&log](auto handler, std::vector<schemas::Event> evs) {
-        using Handler = decltype(handler);
-        struct Shared {
-          std::mutex mu;
-          std::size_t pending;
-          bool ok = true;
-          std::optional<Handler> handler;
-        };
-        auto shared = std::make_shared<Shared>();
-        shared->pending = evs.size();
-        shared->handler.emplace(std::move(handler));
-        auto finish = [shared] {
-          auto h = std::move(*shared->handler);
-          const bool ok = shared->ok;
-          auto ex = asio::get_associated_executor(h);
-          asio::post(ex, [h = std::move(h), ok]() mutable { h(ok); });
-        };
-        if (evs.empty()) return finish();
-        for (const auto& e : evs) {
-          log.append_async(e.account, schemas::encode(e),
-                           [shared, finish](eventlog::AppendResult r) {
-                             bool last = false;
-                             {
-                               std::lock_guard lock(shared->mu);
-                               shared->ok = shared->ok && static_cast<bool>(r);
-                               last = --shared->pending == 0;
-                             }
-                             if (last) finish();
-                           });
-        }
-      },
-      token, std::move(events));
-}
-
-// Appends the next piece of a staged body (one BodyChunk per partition) and
-// waits until it is durable: at most one chunk per session is in memory.
-awaitable<void> stream_chunk(std::shared_ptr<Server::State> st, StagedStream& stream,
-                             const std::vector<std::string>& keys, std::string data,
-                             DeliveryContext& ctx) {
-  if (stream.failed || data.empty()) co_return;  // the message gets 451 anyway
-  ctx.now_ms = now_ms();
-  if (stream.chunks > 0 && ctx.now_ms - stream.started_ms > StagedStream::kMaxAgeMs) {
-    stream.failed = true;  // too slow: 451 at its end, nothing more logged
-    co_return;
-  }
-  auto events = chunk_events(
-      stream, keys, data, {ctx.protocol, ctx.auth_user, ctx.remote_ip, ctx.session_id}, ctx.now_ms);
-  data = std::string();
-  auto appended = async_append_all(st->log, std::move(events), use_awaitable);
-  const bool ok = co_await std::move(appended);
-  if (!ok) stream.failed = true;
-}
 
 awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
                       config::Listener listener,
@@ -151,7 +89,9 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
       "",
       listener.protocol == "smtp" ? schemas::Protocol::smtp : schemas::Protocol::submission,
       0};
-  const auto partition = [&log = st->log](std::string_view key) { return log.partition_for(key); };
+  const auto partition = [&store = st->store](std::string_view key) {
+    return store.partition_for(key);
+  };
   // A large message goes to the log in chunks while it comes in.
   std::optional<StagedStream> stream;
   std::uint64_t stream_transaction = 0;  // the session's transaction it belongs to
@@ -181,8 +121,8 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
         if (!stream) start_stream();
         carry += session.take_data();
         while (carry.size() >= StagedStream::kChunkBytes) {
-          auto sent =
-              stream_chunk(st, *stream, chunk_to, carry.substr(0, StagedStream::kChunkBytes), ctx);
+          auto sent = stream_chunk(st->store, *stream, chunk_to,
+                                   carry.substr(0, StagedStream::kChunkBytes), ctx);
           co_await std::move(sent);
           carry.erase(0, StagedStream::kChunkBytes);
         }
@@ -192,15 +132,16 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
       if (auto out = session.take_output(); !out.empty()) co_await conn.write(out);
       if (auto request = session.take_auth()) {
         net::LoginContext login{
-            st->store,
-            st->log,
-            st->throttle,
+            st->store, st->throttle,
             listener.protocol == "smtp" ? schemas::Protocol::smtp : schemas::Protocol::submission,
-            remote_ip,
-            session_id};
+            remote_ip, session_id};
         auto attempt = net::login(login, request->mechanism, request->user, request->password);
-        const std::optional<std::string> account = co_await std::move(attempt);
-        session.auth_result(account.has_value(), account.value_or(""));
+        const net::LoginResult result = co_await std::move(attempt);
+        if (result.unavailable) {
+          session.auth_unavailable();
+        } else {
+          session.auth_result(result.account.has_value(), result.account.value_or(""));
+        }
         ctx.auth_user = session.authenticated_user();
         continue;
       }
@@ -215,29 +156,22 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
         std::string rest = std::exchange(carry, std::string()) + message->data;
         message->data = std::string();
         for (std::size_t pos = 0; pos < rest.size(); pos += StagedStream::kChunkBytes) {
-          auto sent =
-              stream_chunk(st, *stream, chunk_to, rest.substr(pos, StagedStream::kChunkBytes), ctx);
+          auto sent = stream_chunk(st->store, *stream, chunk_to,
+                                   rest.substr(pos, StagedStream::kChunkBytes), ctx);
           co_await std::move(sent);
         }
       }
       ctx.now_ms = now_ms();
-      if (stream && ctx.now_ms - stream->started_ms > StagedStream::kMaxAgeMs)
-        stream->failed = true;
-      std::vector<schemas::Event> events;
-      if (!stream || !stream->failed) {
-        events = delivery_events(st->store, *message, ctx, stream ? &*stream : nullptr, partition);
-      }
+      auto delivered = deliver(st->store, *message, ctx, stream ? &*stream : nullptr);
+      const auto refused = co_await std::move(delivered);
       stream.reset();
-      // Appends complete on a log thread; the session waits without holding
-      // any thread, so concurrent sessions share the log's group commits.
-      const bool events_empty = events.empty();
-      auto appended = async_append_all(st->log, std::move(events), use_awaitable);
-      // No event at all (every recipient's account vanished since RCPT):
-      // not delivered, so not 250.
-      const bool durable = !events_empty && co_await std::move(appended);
-      if (!durable)
-        spdlog::warn("smtp {}: the log did not take a message; answered 451", session_id);
-      session.delivered(durable);
+      if (refused) {
+        spdlog::warn("smtp {}: a message was not delivered ({}); answered {}", session_id,
+                     projections::to_string(*refused), reply_for(*refused, Stage::data).code);
+        session.not_delivered(*refused);
+      } else {
+        session.delivered(true);
+      }
     }
     if (session.starttls_requested()) {
       deadline = std::chrono::steady_clock::now() + 30s;  // the handshake
@@ -251,8 +185,8 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
 }  // namespace
 
 Server::Server(asio::io_context& io, const config::Config& config, projections::Store& store,
-               eventlog::EventLog& log, ssl::context* tls, net::AuthThrottle& throttle)
-    : state_(std::make_shared<State>(io, config, store, log, tls, throttle)) {}
+               ssl::context* tls, net::AuthThrottle& throttle)
+    : state_(std::make_shared<State>(io, config, store, tls, throttle)) {}
 
 Server::~Server() {
   stop();

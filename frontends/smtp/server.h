@@ -1,7 +1,7 @@
 // The SMTP listeners: Boost.Asio with C++20 coroutines, one coroutine per
 // connection, plaintext with STARTTLS or implicit TLS. Each connection feeds
-// a Session (session.h); accepted messages are appended to the log on a
-// blocking pool and acknowledged only once durable.
+// a Session (session.h); accepted messages go to the store (delivery.h)
+// and are acknowledged only once durable, with no thread waiting meanwhile.
 #pragma once
 
 #include <memory>
@@ -9,10 +9,8 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/thread_pool.hpp>
 
 #include "common/config.h"
-#include "eventlog/event_log.h"
 #include "frontends/net/auth.h"
 #include "projections/store.h"
 
@@ -22,7 +20,7 @@ class Server {
  public:
   // `tls` may be null when no certificate is configured (no STARTTLS).
   Server(boost::asio::io_context& io, const config::Config& config, projections::Store& store,
-         eventlog::EventLog& log, boost::asio::ssl::context* tls, net::AuthThrottle& throttle);
+         boost::asio::ssl::context* tls, net::AuthThrottle& throttle);
   ~Server();
 
   // Closes listeners and connections; the io_context then runs out of work.

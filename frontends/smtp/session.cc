@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "common/ascii.h"
+#include "frontends/smtp/replies.h"
 
 namespace a3::smtp {
 
@@ -229,11 +230,19 @@ void Session::delivered(bool durable) {
   if (state_ != State::awaiting_delivery) return;
   // 250 only once every event of the message is durable; otherwise a
   // temporary failure, so the client keeps it and retries.
-  reply(durable ? "250 2.0.0 Message accepted for delivery"
-                : "451 4.3.0 Temporary failure storing the message, try again later");
+  if (!durable) return not_delivered(projections::errc::unavailable);
+  reply("250 2.0.0 Message accepted for delivery");
   reset_transaction();
   state_ = State::command;
   process();  // pipelined commands waiting behind the message
+}
+
+void Session::not_delivered(projections::errc why) {
+  if (state_ != State::awaiting_delivery) return;
+  reply(reply_line(why, Stage::data));
+  reset_transaction();
+  state_ = State::command;
+  process();
 }
 
 void Session::tls_established() {
@@ -415,7 +424,9 @@ void Session::rcpt(std::string_view arg) {
     case Policy::Rcpt::outbound_unavailable:
       return error("550 5.7.1 Delivery to other domains is not offered yet");
     case Policy::Rcpt::temporary_failure:
-      return reply("451 4.3.0 Temporary failure, try again later");
+      return reply(reply_line(projections::errc::unavailable, Stage::rcpt));
+    case Policy::Rcpt::mailbox_full:
+      return reply(reply_line(projections::errc::over_quota, Stage::rcpt));
   }
 }
 
@@ -503,6 +514,13 @@ void Session::auth_result(bool ok, const std::string& account) {
   } else {
     error("535 5.7.8 Authentication credentials invalid");
   }
+  process();
+}
+
+void Session::auth_unavailable() {
+  if (state_ != State::awaiting_auth) return;
+  state_ = State::command;
+  reply(reply_line(projections::errc::unavailable, Stage::auth));
   process();
 }
 

@@ -18,6 +18,7 @@
 
 #include "frontends/net/sasl.h"
 #include "frontends/smtp/address.h"
+#include "projections/errors.h"
 
 namespace a3::smtp {
 
@@ -35,7 +36,14 @@ struct Limits {
 // daemon and by fakes in transcript tests.
 class Policy {
  public:
-  enum class Rcpt { accept, unknown_user, relay_denied, outbound_unavailable, temporary_failure };
+  enum class Rcpt {
+    accept,
+    unknown_user,
+    relay_denied,
+    outbound_unavailable,
+    temporary_failure,
+    mailbox_full,  // over its quota now (RFC 3463 4.2.2)
+  };
   virtual ~Policy() = default;
   // Whether `to` is deliverable by this client; on accept, the account.
   virtual Rcpt check_recipient(const Mailbox& to, const std::string& auth_user,
@@ -106,6 +114,8 @@ class Session {
   bool data_refused() const;
   const Envelope& envelope() const { return env_; }
   void delivered(bool durable);
+  // The message was not delivered, for this reason (smtp/replies.h).
+  void not_delivered(projections::errc why);
 
   // After "220 Ready to start TLS" the caller handshakes; everything received
   // after the STARTTLS line was discarded (RFC 3207 4.2).
@@ -117,6 +127,8 @@ class Session {
   // RFC 4954: after AUTH, the session waits for the caller's verdict.
   std::optional<AuthRequest> take_auth();
   void auth_result(bool ok, const std::string& account);
+  // The credentials could not be checked or the login not logged: 454.
+  void auth_unavailable();
   const std::string& authenticated_user() const { return auth_user_; }
 
   bool closed() const { return state_ == State::closed; }

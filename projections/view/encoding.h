@@ -28,6 +28,7 @@
 
 #include "common/sha256.h"
 #include "mime/mime.h"
+#include "projections/records.h"
 #include "schemas/event.h"
 
 namespace a3::projections::view {
@@ -81,39 +82,11 @@ class Reader {
   bool ok_ = true;
 };
 
-// ---- records ----
+// ---- records (projections/records.h) ----
 
-struct AccountRecord {
-  std::string name;
-  std::string password_hash;
-  std::vector<std::string> addresses;
-  std::uint64_t quota_bytes = 0;
-  std::int64_t created_ms = 0;
-};
-
-struct MailboxRecord {
-  Uuid id;
-  std::string account;
-  std::string name;
-  std::string special_use;
-  std::uint32_t uidvalidity = 0;
-  std::uint32_t uidnext = 1;
-  std::uint64_t highestmodseq = 0;
-  std::uint32_t messages = 0;
-  std::uint32_t unseen = 0;
-  std::uint64_t size = 0;
-};
-
-struct MessageRecord {
-  std::uint32_t uid = 0;  // from the key
-  std::vector<std::string> flags;
-  std::uint64_t modseq = 0;
-  std::uint64_t size = 0;
-  std::int64_t internal_date_ms = 0;
-  Sha256 blob{};
-  Uuid event_id;  // the MessageAppended that brought the body in
-  std::int64_t appended_at_ms = 0;
-};
+using projections::AccountRecord;
+using projections::MailboxRecord;
+using projections::MessageRecord;
 
 std::string encode(const AccountRecord& r);
 std::optional<AccountRecord> decode_account(std::string_view v);

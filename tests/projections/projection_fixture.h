@@ -34,7 +34,7 @@ class ProjectionFixture : public ::testing::Test {
   }
 
   projections::Outcome run(const schemas::Event& e) {
-    auto r = store->execute(e);
+    auto r = store->execute_blocking(e);
     EXPECT_TRUE(r) << r.error().message();
     return r ? *r : projections::Outcome{};
   }

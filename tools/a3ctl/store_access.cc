@@ -72,7 +72,7 @@ std::vector<admin::Reply> StoreAccess::execute(const std::vector<schemas::Event>
     return *replies;
   }
   for (const auto& e : events) {
-    auto r = store_->execute(e);
+    auto r = store_->execute_blocking(e);
     out.push_back(r ? admin::Reply{true, r->str()} : admin::Reply{false, r.error().message()});
   }
   return out;

@@ -16,8 +16,8 @@
 #include "eventlog/local/local_log.h"
 #include "eventlog/open.h"
 #include "frontends/admin/admin_server.h"
-#include "frontends/net/tls.h"
 #include "frontends/imap/server.h"
+#include "frontends/net/tls.h"
 #include "frontends/pop3/server.h"
 #include "frontends/smtp/server.h"
 #include "projections/audit/audit_projector.h"
@@ -136,18 +136,17 @@ int main(int argc, char** argv) {
     // The audit trail follows the log on its own: the mail service never
     // waits for PostgreSQL, which may be down; it catches up when back.
     if (!config.tls.certificate.empty()) tls = a3::net::make_tls_context(config.tls);
-    smtp = std::make_unique<a3::smtp::Server>(io, config, *store, *log, tls.get(), throttle);
+    smtp = std::make_unique<a3::smtp::Server>(io, config, *store, tls.get(), throttle);
     for (const auto& l : config.server.listeners) {
       if (l.protocol == "smtp" || l.protocol == "submission" || l.protocol == "submissions") {
         smtp->listen(l);
       }
     }
-    imap = std::make_unique<a3::imap::Server>(io, config, *store, *log, *projector, tls.get(),
-                                              throttle);
+    imap = std::make_unique<a3::imap::Server>(io, config, *store, tls.get(), throttle);
     for (const auto& l : config.server.listeners) {
       if (l.protocol == "imap" || l.protocol == "imaps") imap->listen(l);
     }
-    pop3 = std::make_unique<a3::pop3::Server>(io, config, *store, *log, tls.get(), throttle);
+    pop3 = std::make_unique<a3::pop3::Server>(io, config, *store, tls.get(), throttle);
     for (const auto& l : config.server.listeners) {
       if (l.protocol == "pop3" || l.protocol == "pop3s") pop3->listen(l);
     }

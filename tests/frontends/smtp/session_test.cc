@@ -102,7 +102,7 @@ TEST_F(Smtp, LogFailureGivesATemporaryError) {
   ASSERT_TRUE(session.take_message());
   session.delivered(false);
   EXPECT_EQ(session.take_output(),
-            "451 4.3.0 Temporary failure storing the message, try again later\r\n");
+            "451 4.3.0 Temporary failure of the mail store, try again later\r\n");
 }
 
 TEST_F(Smtp, PipelinedCommandsWaitForTheDelivery) {
