@@ -230,6 +230,13 @@ class Applier {
     b_.put(Family::accounts, e_.account, view::encode(*a));
   }
 
+  void apply(const AccountQuotaChanged& e) {
+    auto a = account();
+    if (!a) return fail(OutcomeCode::unknown_account, e_.account);
+    a->quota_bytes = e.quota_bytes;
+    b_.put(Family::accounts, e_.account, view::encode(*a));
+  }
+
   void apply(const AccountAddressesChanged& e) {
     auto a = account();
     if (!a) return fail(OutcomeCode::unknown_account, e_.account);

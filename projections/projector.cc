@@ -194,10 +194,14 @@ bool Projector::commit(view::Batch& batch, std::size_t p, std::int64_t next,
     next_[p] = next;
     stats_.events += outcomes.size();
     stats_.batches += 1;
-    for (auto& [pos, o] : outcomes)
-      recent_.insert_or_assign(pos, std::move(o));
-    while (recent_.size() > kRecentOutcomes)
-      recent_.erase(recent_.begin());
+    for (auto& [pos, o] : outcomes) {
+      if (recent_.insert_or_assign(pos, std::move(o)).second) recent_order_.push_back(pos);
+    }
+    // The oldest go first, whatever their partition.
+    while (recent_order_.size() > kRecentOutcomes) {
+      recent_.erase(recent_order_.front());
+      recent_order_.pop_front();
+    }
     listeners = listeners_;
   }
   outcomes.clear();
@@ -269,7 +273,9 @@ void Projector::when_applied(std::vector<eventlog::Position> positions,
     std::lock_guard lock(mu_);
     waiters_.push_back({std::move(positions), deadline, std::move(done)});
   }
-  complete_waiters();  // some may be applied already
+  // Some may be applied already. Without the projector's thread nobody
+  // would enforce the deadline: answer at once with what is applied.
+  complete_waiters(!thread_.joinable());
 }
 
 void Projector::complete_waiters(bool everyone) {

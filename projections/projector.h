@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -89,6 +90,7 @@ class Projector {
   std::condition_variable applied_cv_;
   std::vector<std::int64_t> next_;  // per partition
   std::map<eventlog::Position, Outcome> recent_;
+  std::deque<eventlog::Position> recent_order_;  // oldest first: evicted first
   std::string failure_;
   ProjectorStats stats_;
   std::vector<Listener> listeners_;

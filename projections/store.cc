@@ -80,15 +80,19 @@ auto from_callback(Start start) {
 
 }  // namespace
 
+// One subscription. `mu` is held while its callback runs, so reset() returns
+// only once the callback is not running; recursive, so that the callback
+// may reset its own subscription.
 struct Store::Subscription::Entry {
   schemas::Uuid mailbox;
   std::function<void()> on_change;
   std::weak_ptr<Subscribers> owner;
+  std::recursive_mutex mu;
+  bool active = true;  // guarded by mu
 };
 
-// The subscriptions, and the one projector listener that serves them all.
-// `mu` is held while callbacks run, so that Subscription::reset() returns
-// only once its callback is not running.
+// The subscriptions by mailbox, and the one projector listener that serves
+// them all. Callbacks run outside `mu`, so they may subscribe or reset.
 struct Store::Subscribers {
   std::mutex mu;
   std::multimap<schemas::Uuid, std::shared_ptr<Subscription::Entry>> by_mailbox;
@@ -106,6 +110,10 @@ void Store::Subscription::reset() {
       }
     }
   }
+  {
+    std::lock_guard lock(entry_->mu);  // waits for a callback in flight
+    entry_->active = false;
+  }
   entry_.reset();
 }
 
@@ -116,11 +124,18 @@ Store::Store(eventlog::EventLog* log, view::ViewDb& view, Projector* projector)
   projector_->add_listener([weak](const std::vector<schemas::Uuid>& mailboxes) {
     auto subs = weak.lock();
     if (!subs) return;
-    std::lock_guard lock(subs->mu);
-    for (const auto& id : mailboxes) {
-      auto [first, last] = subs->by_mailbox.equal_range(id);
-      for (auto it = first; it != last; ++it)
-        it->second->on_change();
+    std::vector<std::shared_ptr<Subscription::Entry>> due;
+    {
+      std::lock_guard lock(subs->mu);
+      for (const auto& id : mailboxes) {
+        auto [first, last] = subs->by_mailbox.equal_range(id);
+        for (auto it = first; it != last; ++it)
+          due.push_back(it->second);
+      }
+    }
+    for (const auto& entry : due) {
+      std::lock_guard lock(entry->mu);
+      if (entry->active) entry->on_change();
     }
   });
 }
@@ -135,8 +150,10 @@ Store::~Store() {
 Store::Subscription Store::subscribe(const schemas::Uuid& mailbox,
                                      std::function<void()> on_change) {
   Subscription s;
-  s.entry_ = std::make_shared<Subscription::Entry>(
-      Subscription::Entry{mailbox, std::move(on_change), subscribers_});
+  s.entry_ = std::make_shared<Subscription::Entry>();
+  s.entry_->mailbox = mailbox;
+  s.entry_->on_change = std::move(on_change);
+  s.entry_->owner = subscribers_;
   std::lock_guard lock(subscribers_->mu);
   subscribers_->by_mailbox.emplace(mailbox, s.entry_);
   return s;
@@ -193,9 +210,12 @@ boost::system::result<void> Store::check_quota(std::string_view account,
   return {};
 }
 
-asio::awaitable<Store::Executed> Store::execute(std::vector<schemas::Event> events, Wait wait) {
+asio::awaitable<Store::Executed> Store::execute(std::vector<schemas::Event> events, Wait wait,
+                                                bool check_quota) {
   if (!log_ || (wait == Wait::applied && !projector_)) co_return eventlog::errc::read_only;
-  if (auto quota = check_quotas(events); !quota) co_return quota.error();
+  if (check_quota) {
+    if (auto quota = check_quotas(events); !quota) co_return quota.error();
+  }
   if (events.empty()) co_return std::vector<Outcome>{};
 
   using Appended = std::vector<eventlog::AppendResult>;
@@ -253,15 +273,16 @@ asio::awaitable<Store::Executed> Store::execute(std::vector<schemas::Event> even
   co_return out;
 }
 
-boost::system::result<Outcome> Store::execute_blocking(const schemas::Event& event,
+boost::system::result<Outcome> Store::execute_blocking(const schemas::Event& event, Wait wait,
                                                        std::chrono::milliseconds timeout) {
-  if (!log_ || !projector_) return eventlog::errc::read_only;
+  if (!log_ || (wait == Wait::applied && !projector_)) return eventlog::errc::read_only;
   if (auto quota = check_quotas({event}); !quota) return quota.error();
   auto pos = log_->append(event.account, schemas::encode(event));
   if (!pos) {
     spdlog::warn("store: the log did not take an event: {}", pos.error().message());
     return errc::unavailable;
   }
+  if (wait == Wait::durable) return Outcome{};
   auto outcome = projector_->wait_applied(*pos, timeout);
   if (!outcome) {
     const auto failure = projector_->failure();

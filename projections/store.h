@@ -60,17 +60,22 @@ class Store {
   // order (with Wait::durable, default outcomes). No thread waits meanwhile:
   // the log's and the projector's threads complete the operation.
   //
-  // Before anything is appended, events from a client protocol that add mail
-  // to an account are checked against its quota: errc::over_quota or
-  // errc::exceeds_quota, and nothing is appended. errc::unavailable: the log
-  // did not take (all of) them; errc::pending: durable, not applied in time.
+  // With `check_quota`, before anything is appended, events from a client
+  // protocol that add mail to an account are checked against its quota:
+  // errc::over_quota or errc::exceeds_quota, and nothing is appended (the
+  // check reads the view, so concurrent appends may overshoot a little: a
+  // soft quota). errc::unavailable: the log did not take at least one of
+  // them (others may be durable: callers retry with the same event ids,
+  // which the projection applies once); errc::pending: durable, not applied
+  // in time.
   boost::asio::awaitable<Executed> execute(std::vector<schemas::Event> events,
-                                           Wait wait = Wait::applied);
+                                           Wait wait = Wait::applied, bool check_quota = true);
 
   // One event, waiting on the calling thread: for a3ctl, the admin socket,
   // and the IMAP and POP3 sessions, which still run on pools of their own.
   [[nodiscard]] boost::system::result<Outcome> execute_blocking(
-      const schemas::Event& event, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+      const schemas::Event& event, Wait wait = Wait::applied,
+      std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
   // The partition of the log that events keyed by `key` go to (a staged
   // body's chunks must precede the events that use them, per partition).
@@ -96,10 +101,17 @@ class Store {
    public:
     Subscription() = default;
     Subscription(Subscription&&) noexcept = default;
-    Subscription& operator=(Subscription&&) noexcept = default;
+    Subscription& operator=(Subscription&& other) noexcept {
+      if (this != &other) {
+        reset();
+        entry_ = std::move(other.entry_);
+      }
+      return *this;
+    }
     ~Subscription() { reset(); }
     // Stops the notifications; once it returns, the callback is not
-    // running and will not run again.
+    // running (on another thread) and will not run again. May be called
+    // from the callback itself.
     void reset();
     explicit operator bool() const { return static_cast<bool>(entry_); }
 

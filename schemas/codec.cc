@@ -49,6 +49,9 @@ struct BodyEncoder {
   Offset<void> operator()(const AccountAddressesChanged& e) {
     return fb::CreateAccountAddressesChanged(b, strings(b, e.addresses)).Union();
   }
+  Offset<void> operator()(const AccountQuotaChanged& e) {
+    return fb::CreateAccountQuotaChanged(b, e.quota_bytes).Union();
+  }
   Offset<void> operator()(const MailboxCreated& e) {
     auto id = bytes(b, e.mailbox_id);
     return fb::CreateMailboxCreated(b, id, b.CreateString(e.name), b.CreateString(e.special_use))
@@ -299,6 +302,9 @@ struct BodyDecoder {
         out.body = std::move(c);
         return true;
       }
+      case fb::Body::AccountQuotaChanged:
+        out.body = AccountQuotaChanged{ev.body_as_AccountQuotaChanged()->quota_bytes()};
+        return true;
       case fb::Body::NONE:
         break;
     }

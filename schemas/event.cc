@@ -118,7 +118,7 @@ std::string_view kind_name(const Body& body) {
       "MailboxCreated",   "MailboxRenamed",         "MailboxDeleted", "MailboxSubscriptionChanged",
       "MessageAppended",  "MessagesCopied",         "MessagesMoved",  "FlagsChanged",
       "MessagesExpunged", "AuthSucceeded",          "AuthFailed",     "SmtpRejected",
-      "BodyChunk",
+      "BodyChunk",        "AccountQuotaChanged",
   };
   static_assert(std::size(names) == std::variant_size_v<Body>);
   return names[body.index()];

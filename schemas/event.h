@@ -65,6 +65,11 @@ struct AccountAddressesChanged {
   friend bool operator==(const AccountAddressesChanged&, const AccountAddressesChanged&) = default;
 };
 
+struct AccountQuotaChanged {
+  std::uint64_t quota_bytes = 0;  // 0 = unlimited
+  friend bool operator==(const AccountQuotaChanged&, const AccountQuotaChanged&) = default;
+};
+
 struct MailboxCreated {
   Uuid mailbox_id;
   std::string name;
@@ -184,7 +189,7 @@ using Body =
     std::variant<AccountCreated, AccountPasswordChanged, AccountDeleted, AccountAddressesChanged,
                  MailboxCreated, MailboxRenamed, MailboxDeleted, MailboxSubscriptionChanged,
                  MessageAppended, MessagesCopied, MessagesMoved, FlagsChanged, MessagesExpunged,
-                 AuthSucceeded, AuthFailed, SmtpRejected, BodyChunk>;
+                 AuthSucceeded, AuthFailed, SmtpRejected, BodyChunk, AccountQuotaChanged>;
 
 // The name of a body kind, as shown by a3ctl and stored in the audit trail
 // ("MessageAppended", ...).

@@ -80,6 +80,9 @@ struct BodyFields {
   void operator()(const AccountPasswordChanged&) {}
   void operator()(const AccountDeleted& e) { f.str("reason", e.reason); }
   void operator()(const AccountAddressesChanged& e) { f.strs("addresses", e.addresses); }
+  void operator()(const AccountQuotaChanged& e) {
+    f.num("quota_bytes", static_cast<std::int64_t>(e.quota_bytes));
+  }
   void operator()(const MailboxCreated& e) {
     f.str("mailbox_id", e.mailbox_id.str()).str("name", e.name).str("special_use", e.special_use);
   }

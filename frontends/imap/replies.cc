@@ -24,7 +24,8 @@ Reply reply_for(errc e) {
       return {"UNAVAILABLE", "The mail store cannot take changes now, try again later"};
     case errc::pending:
       // Durable: repeating the command would do it twice.
-      return {"UNAVAILABLE", "Logged, but not visible yet: do not repeat it, check again shortly"};
+      // No code: UNAVAILABLE would invite a retry.
+      return {"", "Logged, but not visible yet: do not repeat it, check again shortly"};
     case errc::invalid:
       return {"CANNOT", "The mail store cannot do that"};
     case errc::limit:
@@ -35,6 +36,7 @@ Reply reply_for(errc e) {
 
 std::string no_text(errc e) {
   const auto r = reply_for(e);
+  if (r.code.empty()) return std::string(r.text);
   return fmt::format("[{}] {}", r.code, r.text);
 }
 

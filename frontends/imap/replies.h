@@ -10,7 +10,7 @@
 namespace a3::imap {
 
 struct Reply {
-  std::string_view code;  // the response code, without brackets
+  std::string_view code;  // the response code, without brackets; empty for none
   std::string_view text;
 };
 

@@ -74,7 +74,7 @@ std::string Session::capabilities() const {
   c += " LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED"
        " LIST-STATUS SPECIAL-USE STATUS=SIZE ESEARCH SEARCHRES BINARY";
   c += fmt::format(" APPENDLIMIT={}", limits_.append_limit);
-  c += " CONDSTORE QRESYNC UTF8=ACCEPT MULTIAPPEND CREATE-SPECIAL-USE";
+  c += " CONDSTORE QRESYNC UTF8=ACCEPT MULTIAPPEND CREATE-SPECIAL-USE QUOTA QUOTA=RES-STORAGE";
   return c;
 }
 
@@ -247,185 +247,13 @@ void Session::process() {
   in_.erase(0, std::min(pos, in_.size()));
 }
 
-void Session::dispatch(const std::string& command) {
-  Parser p(command);
-  std::string tag = "*";
-  report_after_ = false;
-  expunge_ok_ = true;
-  try {
-    tag = p.tag();
-    p.sp();
-    const std::string name = ascii::upper(p.atom());
-    // Any state
-    if (name == "CAPABILITY") return cmd_capability(tag, p);
-    if (name == "NOOP") {
-      report_after_ = true;
-      return cmd_noop(tag, p);
-    }
-    if (name == "LOGOUT") return cmd_logout(tag, p);
-    if (name == "ID") return cmd_id(tag, p);
-    if (!authenticated()) {
-      if (name == "STARTTLS") return cmd_starttls(tag, p);
-      if (name == "LOGIN") return cmd_login(tag, p);
-      if (name == "AUTHENTICATE") return cmd_authenticate(tag, p);
-      if (name == "ENABLE" || name == "SELECT" || name == "EXAMINE" || name == "LIST" ||
-          name == "CREATE" || name == "STATUS" || name == "APPEND")
-        return bad(tag, "Log in first");
-      return bad(tag, "Unknown command");
-    }
-    report_after_ = true;
-    if (name == "LOGIN" || name == "AUTHENTICATE" || name == "STARTTLS")
-      return bad(tag, "Already authenticated");
-    if (name == "ENABLE") return cmd_enable(tag, p);
-    if (name == "SELECT") return cmd_select(tag, p, false);
-    if (name == "EXAMINE") return cmd_select(tag, p, true);
-    if (name == "CREATE") return cmd_create(tag, p);
-    if (name == "DELETE") return cmd_delete(tag, p);
-    if (name == "RENAME") return cmd_rename(tag, p);
-    if (name == "SUBSCRIBE") return cmd_subscribe(tag, p, true);
-    if (name == "UNSUBSCRIBE") return cmd_subscribe(tag, p, false);
-    if (name == "LIST") return cmd_list(tag, p, false);
-    if (name == "LSUB") return cmd_list(tag, p, true);
-    if (name == "NAMESPACE") return cmd_namespace(tag, p);
-    if (name == "STATUS") return cmd_status(tag, p);
-    if (name == "APPEND") return cmd_append(tag, p);
-    if (name == "IDLE") return cmd_idle(tag, p);
-    const bool selected_command = name == "CHECK" || name == "CLOSE" || name == "UNSELECT" ||
-                                  name == "EXPUNGE" || name == "SEARCH" || name == "FETCH" ||
-                                  name == "STORE" || name == "COPY" || name == "MOVE" ||
-                                  name == "UID";
-    if (!selected_command) return bad(tag, "Unknown command");
-    if (!sel_) return bad(tag, "No mailbox selected");
-    if (name == "CHECK") return cmd_check(tag, p);
-    if (name == "CLOSE") return cmd_close(tag, p, true);
-    if (name == "UNSELECT") return cmd_close(tag, p, false);
-    if (name == "EXPUNGE") return cmd_expunge(tag, p, false);
-    // RFC 9051 7.5.1: no EXPUNGE while answering FETCH, STORE or SEARCH.
-    expunge_ok_ = false;
-    if (name == "SEARCH") return cmd_search(tag, p, false);
-    if (name == "FETCH") return cmd_fetch(tag, p, false);
-    if (name == "STORE") return cmd_store(tag, p, false);
-    expunge_ok_ = true;
-    if (name == "COPY") return cmd_copy(tag, p, false, false);
-    if (name == "MOVE") return cmd_copy(tag, p, false, true);
-    // UID commands
-    p.sp();
-    const std::string sub = ascii::upper(p.atom());
-    if (sub == "FETCH") return cmd_fetch(tag, p, true);
-    if (sub == "SEARCH") return cmd_search(tag, p, true);
-    if (sub == "STORE") return cmd_store(tag, p, true);
-    if (sub == "COPY") return cmd_copy(tag, p, true, false);
-    if (sub == "MOVE") return cmd_copy(tag, p, true, true);
-    if (sub == "EXPUNGE") return cmd_expunge(tag, p, true);
-    return bad(tag, "Unknown UID command");
-  } catch (const ParseError& e) {
-    bad(tag, e.what());
-  }
-}
-
-// ---- any state ----
-
-void Session::cmd_capability(const std::string& tag, Parser& p) {
-  if (!p.at_end()) throw ParseError("CAPABILITY takes no arguments");
-  untagged("CAPABILITY " + capabilities());
-  tagged(tag, "OK", "CAPABILITY completed");
-}
-
-void Session::cmd_noop(const std::string& tag, Parser& p) {
-  if (!p.at_end()) throw ParseError("NOOP takes no arguments");
-  tagged(tag, "OK", "NOOP completed");
-}
-
-void Session::cmd_logout(const std::string& tag, Parser& p) {
-  if (!p.at_end()) throw ParseError("LOGOUT takes no arguments");
-  untagged("BYE Logging out");
-  tagged(tag, "OK", "LOGOUT completed");
-  state_ = State::closed;
-}
-
-void Session::cmd_id(const std::string& tag, Parser& p) {
-  // RFC 2971: the client's fields are read and ignored.
-  p.sp();
-  if (!p.keyword("NIL")) {
-    p.expect('(');
-    int fields = 0;
-    while (!p.consume(')')) {
-      if (fields > 0) p.sp();
-      p.string();
-      p.sp();
-      p.nstring();
-      if (++fields > 30) throw ParseError("Too many ID fields");
-    }
-  }
-  if (!p.at_end()) throw ParseError("Unexpected arguments");
-  untagged("ID (\"name\" \"A3Mailer\" \"version\" \"0.1.0\")");
-  tagged(tag, "OK", "ID completed");
-}
-
 // ---- not authenticated ----
-
-void Session::cmd_starttls(const std::string& tag, Parser& p) {
-  if (!p.at_end()) throw ParseError("STARTTLS takes no arguments");
-  if (!info_.tls_available || info_.tls_active) return tagged(tag, "BAD", "TLS not available");
-  tagged(tag, "OK", "Begin TLS negotiation now");
-  state_ = State::tls_pending;
-}
 
 void Session::tls_established() {
   info_.tls_active = true;
   in_.clear();
   command_.clear();
   state_ = State::command;
-}
-
-void Session::cmd_login(const std::string& tag, Parser& p) {
-  p.sp();
-  std::string user = p.astring();
-  p.sp();
-  std::string password = p.astring();
-  if (!p.at_end()) throw ParseError("Unexpected arguments");
-  if (!info_.tls_active && !info_.allow_plaintext_auth) {
-    return tagged(tag, "NO", "[PRIVACYREQUIRED] Use STARTTLS first");
-  }
-  pending_tag_ = tag;
-  pending_auth_ = AuthRequest{"LOGIN", std::move(user), std::move(password)};
-  state_ = State::awaiting_auth;
-}
-
-void Session::cmd_authenticate(const std::string& tag, Parser& p) {
-  p.sp();
-  const std::string mech = ascii::upper(p.atom());
-  if (mech != "PLAIN") {
-    if (!p.at_end()) p.sp(), p.atom();
-    return tagged(tag, "NO", "[CANNOT] Unsupported mechanism");
-  }
-  if (!info_.tls_active && !info_.allow_plaintext_auth) {
-    return tagged(tag, "NO", "[PRIVACYREQUIRED] Use STARTTLS first");
-  }
-  if (p.consume(' ')) {
-    // RFC 4959 SASL-IR; "=" is an empty initial response.
-    const std::string ir = p.atom();
-    if (!p.at_end()) throw ParseError("Unexpected arguments");
-    auto decoded = ir == "=" ? std::optional<std::string>("") : net::base64_decode(ir);
-    if (!decoded) return tagged(tag, "BAD", "Invalid base64");
-    pending_tag_ = tag;
-    return sasl_plain(*decoded);
-  }
-  sasl_tag_ = tag;
-  out_ += "+ \r\n";
-  state_ = State::sasl;
-}
-
-// RFC 4616: [authzid] NUL authcid NUL passwd. Acting for another user is not
-// offered: an authzid must name the same user.
-void Session::sasl_plain(const std::string& response) {
-  auto plain = net::parse_plain(response);
-  if (!plain) return tagged(pending_tag_, "BAD", "Malformed PLAIN response");
-  if (plain->other_identity) {
-    return tagged(pending_tag_, "NO", "[AUTHORIZATIONFAILED] Cannot act for another user");
-  }
-  pending_auth_ = AuthRequest{"PLAIN", std::move(plain->user), std::move(plain->password)};
-  state_ = State::awaiting_auth;
 }
 
 std::optional<AuthRequest> Session::take_auth() {
@@ -453,27 +281,6 @@ void Session::auth_unavailable() {
 }
 
 // ---- authenticated ----
-
-void Session::cmd_enable(const std::string& tag, Parser& p) {
-  const bool had_condstore = condstore_;
-  std::string enabled;
-  do {
-    p.sp();
-    const std::string cap = ascii::upper(p.atom());
-    bool now = false;
-    if (cap == "IMAP4REV2" && !rev2_) now = rev2_ = true;
-    if (cap == "UTF8=ACCEPT" && !utf8_) now = utf8_ = true;
-    if (cap == "CONDSTORE" && !condstore_) now = condstore_ = true;
-    if (cap == "QRESYNC" && !qresync_) now = qresync_ = condstore_ = true;
-    if (now) enabled += " " + cap;
-  } while (!p.at_end());
-  untagged("ENABLED" + enabled);
-  if (!had_condstore && condstore_ && sel_) {
-    untagged(fmt::format("OK [HIGHESTMODSEQ {}] Highest",
-                         std::max<std::uint64_t>(1, sel_->box.highestmodseq)));
-  }
-  tagged(tag, "OK", "ENABLE completed");
-}
 
 std::optional<projections::Outcome> Session::execute(const std::string& tag, schemas::Body body) {
   const schemas::Actor actor{schemas::Protocol::imap, account_, info_.remote_ip, info_.session_id};

@@ -145,35 +145,78 @@ class Session {
   std::string capabilities() const;
   void bad(const std::string& tag, std::string_view text);
 
-  // Commands (session.cc)
+  // The command table (dispatch.cc): one entry per command, checked once
+  // by the dispatcher. Each handler is in commands/<verb>.cc.
+ public:
+  enum class When { any, not_authenticated, authenticated, selected };
+  struct Command {
+    std::string_view name;  // upper case; "UID FETCH" for the UID forms
+    void (Session::*run)(const std::string& tag, Parser& p);
+    When when;
+    // The changes other sessions made are reported before the tagged reply.
+    bool reports_changes;
+    // No EXPUNGE may be sent while it runs (RFC 9051 7.5.1).
+    bool holds_expunges;
+  };
+  static std::vector<std::string_view> command_names();
+
+ private:
+  static const Command kCommands[];
+  static const Command* find_command(std::string_view name);
+
   void cmd_capability(const std::string& tag, Parser& p);
   void cmd_noop(const std::string& tag, Parser& p);
   void cmd_logout(const std::string& tag, Parser& p);
+  void cmd_id(const std::string& tag, Parser& p);
   void cmd_starttls(const std::string& tag, Parser& p);
   void cmd_login(const std::string& tag, Parser& p);
   void cmd_authenticate(const std::string& tag, Parser& p);
   void sasl_plain(const std::string& response);
   void cmd_enable(const std::string& tag, Parser& p);
-  void cmd_id(const std::string& tag, Parser& p);
-  void cmd_select(const std::string& tag, Parser& p, bool read_only);
+  void cmd_select(const std::string& tag, Parser& p);
+  void cmd_examine(const std::string& tag, Parser& p);
   void cmd_create(const std::string& tag, Parser& p);
   void cmd_delete(const std::string& tag, Parser& p);
   void cmd_rename(const std::string& tag, Parser& p);
-  void cmd_subscribe(const std::string& tag, Parser& p, bool subscribe);
-  void cmd_list(const std::string& tag, Parser& p, bool lsub);
+  void cmd_subscribe(const std::string& tag, Parser& p);
+  void cmd_unsubscribe(const std::string& tag, Parser& p);
+  void cmd_list(const std::string& tag, Parser& p);
+  void cmd_lsub(const std::string& tag, Parser& p);
   void cmd_namespace(const std::string& tag, Parser& p);
   void cmd_status(const std::string& tag, Parser& p);
   void cmd_append(const std::string& tag, Parser& p);
   void cmd_idle(const std::string& tag, Parser& p);
+  void cmd_getquota(const std::string& tag, Parser& p);
+  void cmd_getquotaroot(const std::string& tag, Parser& p);
+  void cmd_setquota(const std::string& tag, Parser& p);
   void cmd_check(const std::string& tag, Parser& p);
-  void cmd_close(const std::string& tag, Parser& p, bool expunge);
+  void cmd_close(const std::string& tag, Parser& p);
+  void cmd_unselect(const std::string& tag, Parser& p);
+  void cmd_expunge(const std::string& tag, Parser& p);
+  void cmd_uid_expunge(const std::string& tag, Parser& p);
+  void cmd_search(const std::string& tag, Parser& p);
+  void cmd_uid_search(const std::string& tag, Parser& p);
+  void cmd_fetch(const std::string& tag, Parser& p);
+  void cmd_uid_fetch(const std::string& tag, Parser& p);
+  void cmd_store(const std::string& tag, Parser& p);
+  void cmd_uid_store(const std::string& tag, Parser& p);
+  void cmd_copy(const std::string& tag, Parser& p);
+  void cmd_uid_copy(const std::string& tag, Parser& p);
+  void cmd_move(const std::string& tag, Parser& p);
+  void cmd_uid_move(const std::string& tag, Parser& p);
 
-  // Commands on messages (messages.cc)
-  void cmd_expunge(const std::string& tag, Parser& p, bool uid);
-  void cmd_search(const std::string& tag, Parser& p, bool uid);
-  void cmd_fetch(const std::string& tag, Parser& p, bool uid);
-  void cmd_store(const std::string& tag, Parser& p, bool uid);
-  void cmd_copy(const std::string& tag, Parser& p, bool uid, bool move);
+  // What the commands and their variants share.
+  void select_mailbox(const std::string& tag, Parser& p, bool read_only);
+  void change_subscription(const std::string& tag, Parser& p, bool subscribe);
+  void list_mailboxes(const std::string& tag, Parser& p, bool lsub);
+  void close_mailbox(const std::string& tag, Parser& p, bool expunge);
+  void expunge_messages(const std::string& tag, Parser& p, bool uid);
+  void search_messages(const std::string& tag, Parser& p, bool uid);
+  void fetch_messages(const std::string& tag, Parser& p, bool uid);
+  void store_flags(const std::string& tag, Parser& p, bool uid);
+  void copy_messages(const std::string& tag, Parser& p, bool uid, bool move);
+  // RFC 9208 quota resources of the account, as "STORAGE used limit" in KiB.
+  std::string quota_resources() const;
 
   // Helpers
   std::string decode_name(const std::string& wire) const;  // client's name -> stored UTF-8

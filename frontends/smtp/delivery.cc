@@ -30,7 +30,7 @@ bool StorePolicy::sender_allowed(const std::string& auth_user, const Mailbox& fr
 }
 
 Policy::Rcpt StorePolicy::check_recipient(const Mailbox& to, const std::string& auth_user,
-                                          std::string& account) {
+                                          std::uint64_t declared_size, std::string& account) {
   bool local = false;
   for (const auto& d : local_domains_)
     local = local || d == to.domain;
@@ -43,9 +43,13 @@ Policy::Rcpt StorePolicy::check_recipient(const Mailbox& to, const std::string& 
   auto owner = store_.account_for_address(ascii::lower(to.local) + "@" + to.domain);
   if (!owner) return Rcpt::unknown_user;
   account = *owner;
-  // A full mailbox is refused per recipient, so the others still get the
-  // message; one that only the message itself would fill is refused at DATA.
-  if (!store_.check_quota(account, 1)) return Rcpt::mailbox_full;
+  // Quotas are checked per recipient here, so one full mailbox does not
+  // refuse the message for the others: a full one (or one the declared
+  // size would overflow) gets 452, one smaller than the declared size 552.
+  if (auto q = store_.check_quota(account, std::max<std::uint64_t>(1, declared_size)); !q) {
+    return q.error() == projections::errc::exceeds_quota ? Rcpt::exceeds_mailbox
+                                                         : Rcpt::mailbox_full;
+  }
   return Rcpt::accept;
 }
 
@@ -145,12 +149,25 @@ boost::asio::awaitable<std::optional<projections::errc>> deliver(projections::St
   if (staged && staged->failed) co_return projections::errc::unavailable;
   auto events = delivery_events(store, msg, ctx, staged,
                                 [&store](std::string_view k) { return store.partition_for(k); });
-  // No event at all (every recipient's account vanished since RCPT): not
-  // delivered, so not 250.
-  if (events.empty()) co_return projections::errc::not_found;
+  // No event at all (every recipient's INBOX is missing since RCPT): not
+  // delivered, so not 250; temporary, as the view may be catching up.
+  if (events.empty()) co_return projections::errc::unavailable;
+  // Quotas were checked per recipient at RCPT. Here the message is refused
+  // only when it alone is larger than every recipient's whole quota;
+  // otherwise it is delivered, even if it takes a mailbox over its quota
+  // (a soft quota: one reply cannot refuse some recipients and not others,
+  // and the next RCPT to that mailbox gets 452).
+  const std::uint64_t size = std::get<schemas::MessageAppended>(events.front().body).size();
+  std::size_t too_small = 0;
+  for (const auto& e : events) {
+    const auto q = store.check_quota(e.account, size);
+    too_small += !q && q.error() == projections::errc::exceeds_quota ? 1 : 0;
+  }
+  if (too_small == events.size()) co_return projections::errc::exceeds_quota;
   // 250 means durable (RFC 5321 6.1), never "visible": the session does not
-  // wait for the view. The store checks the recipients' quotas first.
-  auto appended = store.execute(std::move(events), projections::Store::Wait::durable);
+  // wait for the view.
+  auto appended =
+      store.execute(std::move(events), projections::Store::Wait::durable, /*check_quota=*/false);
   const auto r = co_await std::move(appended);
   if (!r) co_return projections::to_errc(r.error());
   co_return std::nullopt;

@@ -27,7 +27,7 @@ using net::StagedStream;
 class StorePolicy : public Policy {
  public:
   StorePolicy(const projections::Store& store, std::vector<std::string> local_domains);
-  Rcpt check_recipient(const Mailbox& to, const std::string& auth_user,
+  Rcpt check_recipient(const Mailbox& to, const std::string& auth_user, std::uint64_t declared_size,
                        std::string& account) override;
   bool sender_allowed(const std::string& auth_user, const Mailbox& from) override;
 

@@ -18,13 +18,13 @@ Reply reply_for(errc e, Stage stage) {
       return {552, "5.2.2", "Message larger than the recipient's quota"};
     case errc::in_use:
     case errc::conflict:
-      return {450, "4.2.1", "Mailbox busy, try again later"};
+      return {450, "4.2.0", "Mailbox busy, try again later"};
     case errc::unavailable:
     case errc::pending:
       if (stage == Stage::auth) return {454, "4.7.0", "Temporary authentication failure"};
       return {451, "4.3.0", "Temporary failure of the mail store, try again later"};
     case errc::limit:
-      return {452, "4.5.3", "Over a limit of the server, try again later"};
+      return {451, "4.7.0", "Over a limit of the server, try again later"};
     case errc::exists:
     case errc::invalid:
       break;

@@ -350,6 +350,7 @@ void Session::mail(std::string_view arg) {
   auto path = parse_path(trim(arg.substr(5)), rest, why);
   if (!path) return error("553 5.1.7 Bad sender address: " + why);
   bool smtputf8 = false, eight_bit = false;
+  std::uint64_t declared_size = 0;
   // RFC 5321 4.1.2: Mail-parameters = esmtp-param *(SP esmtp-param)
   rest = trim(rest);
   while (!rest.empty()) {
@@ -369,6 +370,7 @@ void Session::mail(std::string_view arg) {
       if (size > limits_.max_message_size) {
         return reply("552 5.3.4 Message size exceeds fixed maximum message size");
       }
+      declared_size = size;
     } else if (key == "BODY") {
       const std::string v = ascii::upper(value);
       if (v == "8BITMIME") {
@@ -394,6 +396,7 @@ void Session::mail(std::string_view arg) {
   env_.mail_from = std::move(path);
   env_.smtputf8 = smtputf8;
   env_.eight_bit = eight_bit;
+  env_.declared_size = declared_size;
   reply("250 2.1.0 Sender OK");
 }
 
@@ -410,7 +413,7 @@ void Session::rcpt(std::string_view arg) {
   }
   if (env_.rcpt_to.size() >= limits_.max_recipients) return reply("452 4.5.3 Too many recipients");
   std::string account;
-  switch (policy_.check_recipient(path->mailbox, auth_user_, account)) {
+  switch (policy_.check_recipient(path->mailbox, auth_user_, env_.declared_size, account)) {
     case Policy::Rcpt::accept:
       env_.rcpt_to.push_back(path->mailbox);
       if (std::find(env_.accounts.begin(), env_.accounts.end(), account) == env_.accounts.end()) {
@@ -427,6 +430,8 @@ void Session::rcpt(std::string_view arg) {
       return reply(reply_line(projections::errc::unavailable, Stage::rcpt));
     case Policy::Rcpt::mailbox_full:
       return reply(reply_line(projections::errc::over_quota, Stage::rcpt));
+    case Policy::Rcpt::exceeds_mailbox:
+      return reply(reply_line(projections::errc::exceeds_quota, Stage::rcpt));
   }
 }
 

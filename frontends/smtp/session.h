@@ -42,12 +42,15 @@ class Policy {
     relay_denied,
     outbound_unavailable,
     temporary_failure,
-    mailbox_full,  // over its quota now (RFC 3463 4.2.2)
+    mailbox_full,     // over its quota now (RFC 3463 4.2.2)
+    exceeds_mailbox,  // the declared size alone is more than its quota
   };
   virtual ~Policy() = default;
   // Whether `to` is deliverable by this client; on accept, the account.
+  // `declared_size` is MAIL FROM's SIZE= (0 if none): a mailbox it would
+  // not fit in refuses the recipient at once.
   virtual Rcpt check_recipient(const Mailbox& to, const std::string& auth_user,
-                               std::string& account) = 0;
+                               std::uint64_t declared_size, std::string& account) = 0;
   // Submission: whether the authenticated account may use this sender.
   virtual bool sender_allowed(const std::string& auth_user, const Mailbox& from) {
     (void)auth_user;
@@ -63,6 +66,7 @@ struct Envelope {
   std::vector<std::string> accounts;  // deduplicated, in the order accepted
   bool smtputf8 = false;
   bool eight_bit = false;
+  std::uint64_t declared_size = 0;  // MAIL FROM SIZE= (RFC 1870), 0 if none
 };
 
 struct Message {

@@ -151,7 +151,7 @@ TEST_F(Fuzz, Pop3SessionsSurviveMutatedCommands) {
 TEST(FuzzSmtp, SmtpSessionsSurviveMutatedCommands) {
   class Policy : public smtp::Policy {
    public:
-    Rcpt check_recipient(const smtp::Mailbox& to, const std::string&,
+    Rcpt check_recipient(const smtp::Mailbox& to, const std::string&, std::uint64_t,
                          std::string& account) override {
       account = to.local;
       return to.domain == "example.test" ? Rcpt::accept : Rcpt::relay_denied;

@@ -71,6 +71,8 @@ std::vector<Event> sample_events() {
                       {},
                       SmtpEnvelope{"", {"alice@example.test"}, "mx", "192.0.2.7", "", ""},
                       StagedBody{fixed_id(0x30), 1764000000000, 3 << 20, 6, true, "<a@b>"}},
+      // Since v3: quotas.
+      AccountQuotaChanged{5ull << 30},
   };
   std::vector<Event> out;
   std::uint8_t seed = 1;

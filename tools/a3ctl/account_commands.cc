@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <iostream>
 #include <iterator>
@@ -115,6 +116,37 @@ std::optional<std::string> read_password(const Args& a) {
     return std::nullopt;
   }
   return pw;
+}
+
+// "1048576", "512K", "100M", "2G" (powers of 1024) or "unlimited" (0).
+std::optional<std::uint64_t> parse_quota(const std::string& text) {
+  if (text == "unlimited") return 0;
+  std::uint64_t value = 0;
+  const char* end = text.data() + text.size();
+  auto [p, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || p == text.data()) return std::nullopt;
+  int shift = 0;
+  if (p != end) {
+    if (p + 1 != end) return std::nullopt;
+    switch (*p) {
+      case 'K':
+      case 'k':
+        shift = 10;
+        break;
+      case 'M':
+      case 'm':
+        shift = 20;
+        break;
+      case 'G':
+      case 'g':
+        shift = 30;
+        break;
+      default:
+        return std::nullopt;
+    }
+  }
+  if (shift > 0 && value > (UINT64_MAX >> shift)) return std::nullopt;
+  return value << shift;
 }
 
 // Runs one event and reports its outcome; 0 if it applied.
@@ -307,6 +339,41 @@ int account_command(const std::string& sub, Context& ctx) {
         schemas::make_event(name, operator_actor(), schemas::AccountAddressesChanged{addresses}),
         fmt::format("{} {} {}", pos[1] == "add" ? "added" : "removed", alias, name));
   }
+  if (sub == "quota") {
+    // account quota ADDRESS [BYTES|unlimited]: show the usage, or set the
+    // quota (RFC 9208 STORAGE; K, M, G suffixes are powers of 1024).
+    if (pos.size() > 2) {
+      fmt::print(stderr, "a3ctl: usage: account quota ADDRESS [BYTES|unlimited]\n");
+      return 2;
+    }
+    auto access = StoreAccess::open(ctx.config);
+    if (!access->store().account(name))
+      return fmt::print(stderr, "a3ctl: no account {}\n", name), 1;
+    if (pos.size() == 1) {
+      const auto u = access->store().usage(name);
+      if (!u) return fmt::print(stderr, "a3ctl: no account {}\n", name), 1;
+      if (u->limit == 0) {
+        fmt::print("{}  used={}  limit=unlimited  messages={}\n", name, u->bytes, u->messages);
+      } else {
+        fmt::print("{}  used={}  limit={}  ({:.1f}%)  messages={}\n", name, u->bytes, u->limit,
+                   100.0 * static_cast<double>(u->bytes) / static_cast<double>(u->limit),
+                   u->messages);
+      }
+      return 0;
+    }
+    const auto bytes = parse_quota(pos[1]);
+    if (!bytes) {
+      fmt::print(stderr,
+                 "a3ctl: quota: '{}' is not a size (bytes, with an optional K, M or G, or "
+                 "'unlimited')\n",
+                 pos[1]);
+      return 2;
+    }
+    return run_one(
+        *access, schemas::make_event(name, operator_actor(), schemas::AccountQuotaChanged{*bytes}),
+        *bytes == 0 ? fmt::format("quota of {} removed", name)
+                    : fmt::format("quota of {} set to {} bytes", name, *bytes));
+  }
   if (sub == "restore") return restore_account(name, ctx);
   if (sub == "message") {
     // account message ADDRESS [MAILBOX] UID: the stored bytes, as delivered.
@@ -363,9 +430,10 @@ int account_command(const std::string& sub, Context& ctx) {
     }
     return 0;
   }
-  fmt::print(
-      stderr,
-      "a3ctl: account expects add, passwd, delete, alias, list, show or restore (got '{}')\n", sub);
+  fmt::print(stderr,
+             "a3ctl: account expects add, passwd, delete, alias, quota, list, show or restore (got "
+             "'{}')\n",
+             sub);
   return 2;
 }
 

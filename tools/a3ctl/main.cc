@@ -26,6 +26,8 @@ Commands:
   account passwd ADDRESS [--password-stdin | --password P]
   account delete ADDRESS
   account alias ADDRESS add|remove ALIAS
+  account quota ADDRESS [BYTES|unlimited]
+                      show the account's usage, or set its quota (K, M, G suffixes)
   account list [--json]
   account show ADDRESS [--json]
   account message ADDRESS [MAILBOX] UID

@@ -147,6 +147,79 @@ TEST_F(Delivery, ALogFailureIsATemporaryErrorNever250) {
             "451 4.3.0 Temporary failure of the mail store, try again later\r\n");
 }
 
+// Runs `commands` (MAIL FROM ... DATA ... .) and, for an accepted message,
+// the delivery the server would run; returns every reply.
+std::string session_with_delivery(projections::Store& store, const std::string& commands) {
+  StorePolicy policy(store, {"example.test"});
+  Session s({"mx.example.test", "192.0.2.7", false, false}, {}, policy);
+  s.receive("EHLO client.example.net\r\n" + commands);
+  std::string out = s.take_output();
+  if (auto m = s.take_message()) {
+    DeliveryContext ctx{"mx.example.test", "192.0.2.7",  "s-43", "", "",
+                        Protocol::smtp,    1764072000000};
+    std::optional<projections::errc> refused;
+    boost::asio::io_context io;
+    boost::asio::co_spawn(
+        io,
+        [&]() -> boost::asio::awaitable<void> {
+          refused = co_await deliver(store, *m, ctx, nullptr);
+        },
+        [](std::exception_ptr e) {
+          if (e) std::rethrow_exception(e);
+        });
+    io.run();
+    if (refused) {
+      s.not_delivered(*refused);
+    } else {
+      s.delivered(true);
+    }
+    out += s.take_output();
+  }
+  return out;
+}
+
+TEST_F(Delivery, QuotasAreCheckedPerRecipient) {
+  const auto bobs = store->mailbox("bob@example.test", "INBOX");
+  // Bob's mailbox holds more than his quota (an operator's import).
+  ASSERT_TRUE(run(schemas::make_event(
+                      "bob@example.test", test::kAdmin,
+                      schemas::MessageAppended{bobs->id, std::string(2000, 'x'), 0, {}, {}}))
+                  .ok());
+  ASSERT_TRUE(
+      run(schemas::make_event("bob@example.test", test::kAdmin, schemas::AccountQuotaChanged{1000}))
+          .ok());
+  ASSERT_TRUE(run(schemas::make_event("alice@example.test", test::kAdmin,
+                                      schemas::AccountQuotaChanged{4000}))
+                  .ok());
+  // A full mailbox is refused at RCPT (452 4.2.2), temporarily, and the
+  // other recipient still gets the message.
+  auto out =
+      session_with_delivery(*store,
+                            "MAIL FROM:<s@example.net>\r\nRCPT TO:<bob@example.test>\r\n"
+                            "RCPT TO:<alice@example.test>\r\nDATA\r\nSubject: q\r\n\r\nx\r\n.\r\n");
+  EXPECT_NE(out.find("452 4.2.2 Mailbox full"), std::string::npos) << out;
+  EXPECT_NE(out.find("250 2.0.0 Message accepted"), std::string::npos) << out;
+  settle();
+  EXPECT_EQ(inbox("alice@example.test").size(), 1u);
+  EXPECT_EQ(inbox("bob@example.test").size(), 1u) << "only the operator's message";
+  // A declared size larger than the whole quota: 552 5.2.2 at RCPT.
+  out = session_with_delivery(
+      *store, "MAIL FROM:<s@example.net> SIZE=5000\r\nRCPT TO:<alice@example.test>\r\n");
+  EXPECT_NE(out.find("552 5.2.2"), std::string::npos) << out;
+  // Undeclared, and larger than the quota: 552 5.2.2 at the end of DATA.
+  out = session_with_delivery(
+      *store, "MAIL FROM:<s@example.net>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n" + [] {
+        std::string lines;
+        for (int i = 0; i < 50; ++i)
+          lines += std::string(90, 'y') + "\r\n";
+        return lines;
+      }() + ".\r\n");
+  EXPECT_NE(out.find("552 5.2.2 Message larger than the recipient's quota"), std::string::npos)
+      << out;
+  settle();
+  EXPECT_EQ(inbox("alice@example.test").size(), 1u);
+}
+
 TEST(Received, NamesTheProtocolPerRfc3848) {
   Envelope env;
   env.helo = "h";

@@ -9,7 +9,8 @@ namespace {
 
 class FakePolicy : public Policy {
  public:
-  Rcpt check_recipient(const Mailbox& to, const std::string&, std::string& account) override {
+  Rcpt check_recipient(const Mailbox& to, const std::string&, std::uint64_t,
+                       std::string& account) override {
     if (to.domain != "example.test") return Rcpt::relay_denied;
     if (to.quoted || (to.local != "alice" && to.local != "bob")) return Rcpt::unknown_user;
     account = to.local + "@example.test";

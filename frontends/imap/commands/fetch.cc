@@ -287,7 +287,7 @@ std::string header_fields(std::string_view header, const std::vector<std::string
 
 // ---- FETCH ----
 
-void Session::cmd_fetch(const std::string& tag, Parser& p, bool uid) {
+void Session::fetch_messages(const std::string& tag, Parser& p, bool uid) {
   p.sp();
   const SequenceSet set = p.sequence_set();
   p.sp();
@@ -492,6 +492,14 @@ void Session::cmd_fetch(const std::string& tag, Parser& p, bool uid) {
     untagged(line + ")");
   }
   tagged(tag, "OK", "FETCH completed");
+}
+
+void Session::cmd_fetch(const std::string& tag, Parser& p) {
+  fetch_messages(tag, p, false);
+}
+
+void Session::cmd_uid_fetch(const std::string& tag, Parser& p) {
+  fetch_messages(tag, p, true);
 }
 
 }  // namespace a3::imap

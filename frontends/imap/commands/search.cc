@@ -335,7 +335,7 @@ bool matches(const Key& k, Candidate& c, std::uint32_t max_seq, std::uint32_t ma
 
 // ---- SEARCH ----
 
-void Session::cmd_search(const std::string& tag, Parser& p, bool uid) {
+void Session::search_messages(const std::string& tag, Parser& p, bool uid) {
   p.sp();
   std::optional<std::vector<std::string>> ret;
   if (p.keyword("RETURN")) {
@@ -438,6 +438,14 @@ void Session::cmd_search(const std::string& tag, Parser& p, bool uid) {
   }
   untagged(line);
   tagged(tag, "OK", "SEARCH completed");
+}
+
+void Session::cmd_search(const std::string& tag, Parser& p) {
+  search_messages(tag, p, false);
+}
+
+void Session::cmd_uid_search(const std::string& tag, Parser& p) {
+  search_messages(tag, p, true);
 }
 
 }  // namespace a3::imap

@@ -1,0 +1,59 @@
+// EXPUNGE: RFC 9051 6.4.3 EXPUNGE, RFC 4315 UID EXPUNGE.
+//
+// expunge = "EXPUNGE"
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "common/ascii.h"
+#include "common/clock.h"
+#include "frontends/imap/mailbox_names.h"
+#include "frontends/imap/message_text.h"
+#include "frontends/imap/replies.h"
+#include "frontends/imap/session.h"
+#include "frontends/net/sasl.h"
+#include "frontends/net/staged.h"
+#include "mime/mime.h"
+
+namespace a3::imap {
+
+using projections::MailboxRecord;
+using projections::MessageRecord;
+using projections::OutcomeCode;
+
+void Session::expunge_messages(const std::string& tag, Parser& p, bool uid) {
+  std::optional<SequenceSet> set;
+  if (uid) {
+    p.sp();
+    set = p.sequence_set();
+  }
+  if (!p.at_end()) throw ParseError("Unexpected arguments");
+  if (sel_->read_only) return tagged(tag, "NO", "[READ-ONLY] Mailbox is read-only");
+  std::vector<std::uint32_t> within;
+  if (set) within = resolve(*set, true);
+  std::vector<std::uint32_t> uids;
+  const auto index = current();
+  for (const auto& m : index->messages) {
+    if (!has_flag(m.flags, "\\Deleted") || !seq_of(m.uid)) continue;
+    if (set && !std::binary_search(within.begin(), within.end(), m.uid)) continue;
+    uids.push_back(m.uid);
+  }
+  if (!uids.empty()) {
+    auto o = execute(tag, schemas::MessagesExpunged{sel_->box.id, uids});
+    if (!o) return;
+    expunged(o->uids);
+  }
+  tagged(tag, "OK", "EXPUNGE completed");
+}
+
+void Session::cmd_expunge(const std::string& tag, Parser& p) {
+  expunge_messages(tag, p, false);
+}
+
+void Session::cmd_uid_expunge(const std::string& tag, Parser& p) {
+  expunge_messages(tag, p, true);
+}
+
+}  // namespace a3::imap

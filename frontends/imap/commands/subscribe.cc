@@ -1,0 +1,40 @@
+// SUBSCRIBE: RFC 9051 6.3.7 SUBSCRIBE, 6.3.8 UNSUBSCRIBE.
+//
+// subscribe = "SUBSCRIBE" SP mailbox
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "common/ascii.h"
+#include "common/clock.h"
+#include "frontends/imap/mailbox_names.h"
+#include "frontends/imap/message_text.h"
+#include "frontends/imap/replies.h"
+#include "frontends/imap/session.h"
+#include "frontends/net/sasl.h"
+#include "frontends/net/staged.h"
+#include "mime/mime.h"
+
+namespace a3::imap {
+
+using projections::MailboxRecord;
+using projections::MessageRecord;
+using projections::OutcomeCode;
+
+void Session::change_subscription(const std::string& tag, Parser& p, bool subscribe) {
+  p.sp();
+  const std::string name = decode_name(p.mailbox());
+  if (!p.at_end()) throw ParseError("Unexpected arguments");
+  if (!valid_name(name) && name != "INBOX") return tagged(tag, "NO", "[CANNOT] Invalid name");
+  auto o = execute(tag, schemas::MailboxSubscriptionChanged{name, subscribe});
+  if (!o) return;
+  tagged(tag, "OK", subscribe ? "SUBSCRIBE completed" : "UNSUBSCRIBE completed");
+}
+
+void Session::cmd_subscribe(const std::string& tag, Parser& p) {
+  change_subscription(tag, p, true);
+}
+
+}  // namespace a3::imap
