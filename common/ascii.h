@@ -36,6 +36,15 @@ constexpr bool is_alpha(char c) {
 }
 
 // Case-insensitive substring search; npos if absent.
+// Without leading and trailing spaces and tabs.
+constexpr std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
 inline std::size_t ifind(std::string_view hay, std::string_view needle, std::size_t from = 0) {
   if (needle.empty()) return from <= hay.size() ? from : std::string_view::npos;
   for (std::size_t i = from; i + needle.size() <= hay.size(); ++i) {

@@ -74,6 +74,9 @@ class Session {
 
   bool starttls_requested() const { return state_ == State::tls_pending; }
   void tls_established();
+  // The verbs of the command table, for tests.
+  static std::vector<std::string_view> command_names();
+
   bool closed() const { return state_ == State::closed; }
 
  private:
@@ -86,7 +89,35 @@ class Session {
   };
 
   void process();
+  // The command table (commands.cc): the state each command is valid in,
+  // checked once by command().
+  enum class When { any, authorization, transaction };
+  struct Args {
+    std::string verb;  // upper case
+    std::string_view line;
+    std::vector<std::string_view> args;
+  };
+  struct Command {
+    std::string_view verb;
+    void (Session::*run)(const Args& a);
+    When when;
+  };
+  static const Command kCommands[];
   void command(std::string_view line);
+  void cmd_capa(const Args& a);
+  void cmd_quit(const Args& a);
+  void cmd_stls(const Args& a);
+  void cmd_utf8(const Args& a);
+  void cmd_user(const Args& a);
+  void cmd_pass(const Args& a);
+  void cmd_auth(const Args& a);
+  void cmd_apop(const Args& a);
+  void cmd_noop(const Args& a);
+  void cmd_stat(const Args& a);
+  void cmd_list(const Args& a);
+  void cmd_retr(const Args& a);
+  void cmd_dele(const Args& a);
+  void cmd_rset(const Args& a);
   void ok(std::string_view text) { out_ += fmt_line("+OK", text); }
   void err(std::string_view text) { out_ += fmt_line("-ERR", text); }
   void bad(std::string_view text);

@@ -15,14 +15,6 @@ namespace a3::smtp {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
 bool has_bare_cr(std::string_view line) {
   return line.find('\r') != std::string_view::npos;
 }
@@ -257,307 +249,58 @@ void Session::tls_established() {
   state_ = State::command;
 }
 
+// clang-format off
+const Session::Command Session::kCommands[] = {
+    // verb       handler                 needs   needs   no
+    //                                    HELO    MAIL    arguments
+    {"EHLO",      &Session::cmd_ehlo,     false,  false,  false},
+    {"HELO",      &Session::cmd_helo,     false,  false,  false},
+    {"MAIL",      &Session::cmd_mail,     true,   false,  false},
+    {"RCPT",      &Session::cmd_rcpt,     true,   true,   false},
+    {"DATA",      &Session::cmd_data,     true,   true,   true},
+    // RFC 3030 2: a refused BDAT's chunk must still be read, so BDAT checks
+    // the transaction itself.
+    {"BDAT",      &Session::cmd_bdat,     false,  false,  false},
+    {"RSET",      &Session::cmd_rset,     false,  false,  true},
+    {"NOOP",      &Session::cmd_noop,     false,  false,  false},
+    {"QUIT",      &Session::cmd_quit,     false,  false,  false},
+    {"VRFY",      &Session::cmd_vrfy,     false,  false,  false},
+    {"EXPN",      &Session::cmd_expn,     false,  false,  false},
+    {"HELP",      &Session::cmd_help,     false,  false,  false},
+    {"STARTTLS",  &Session::cmd_starttls, false,  false,  true},
+    {"AUTH",      &Session::cmd_auth,     true,   false,  false},
+};
+// clang-format on
+
+std::vector<std::string_view> Session::command_names() {
+  std::vector<std::string_view> out;
+  for (const auto& c : kCommands)
+    out.push_back(c.verb);
+  return out;
+}
+
+// command = verb [SP parameters] CRLF (RFC 5321 4.1.1); each verb's file is
+// commands/<verb>.cc. The table's checks are made once, here.
 void Session::command(std::string_view line) {
   const auto space = line.find(' ');
   const std::string verb = ascii::upper(line.substr(0, space));
-  const std::string_view arg = space == std::string_view::npos ? "" : trim(line.substr(space + 1));
-
-  if (verb == "EHLO" || verb == "HELO") return ehlo(arg, verb == "EHLO");
-  if (verb == "MAIL") return mail(arg);
-  if (verb == "RCPT") return rcpt(arg);
-  if (verb == "BDAT") return bdat(arg);
-  if (verb == "AUTH") return auth(arg);
-  if (verb == "DATA") {
-    if (!arg.empty()) return error("501 5.5.4 DATA takes no arguments");
-    if (chunking_) return error("503 5.5.1 DATA after BDAT is not allowed (RFC 3030 2)");
-    if (!env_.mail_from) return error("503 5.5.1 MAIL first");
-    if (env_.accounts.empty()) return error("554 5.5.1 No valid recipients");
-    reply("354 End data with <CR><LF>.<CR><LF>");
-    state_ = State::data;
-    line_start_ = true;
-    return;
+  const std::string_view arg =
+      space == std::string_view::npos ? "" : ascii::trim(line.substr(space + 1));
+  const Command* c = nullptr;
+  for (const auto& entry : kCommands) {
+    if (entry.verb == verb) c = &entry;
   }
-  if (verb == "RSET") {
-    if (!arg.empty()) return error("501 5.5.4 RSET takes no arguments");
-    reset_transaction();
-    return reply("250 2.0.0 OK");
-  }
-  if (verb == "NOOP") return reply("250 2.0.0 OK");
-  if (verb == "QUIT") {
-    reply(fmt::format("221 2.0.0 {} closing connection", info_.hostname));
-    state_ = State::closed;
-    return;
-  }
-  if (verb == "VRFY") {
-    // RFC 5321 3.5.3: 252 when verification is not offered.
-    return reply("252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
-  }
-  if (verb == "EXPN") return error("502 5.5.1 EXPN is not supported");
-  if (verb == "HELP") return reply("214 2.0.0 See RFC 5321");
-  if (verb == "STARTTLS") {
-    if (!arg.empty()) return error("501 5.5.4 STARTTLS takes no arguments");
-    if (info_.tls_active) return error("503 5.5.1 TLS is already active");
-    if (!info_.tls_available) return error("454 4.7.0 TLS not available");
-    reply("220 2.0.0 Ready to start TLS");
-    // Anything pipelined after STARTTLS came in plaintext: discard it.
-    discard_input_ = true;
-    state_ = State::tls_pending;
-    return;
-  }
-  error("500 5.5.2 Command not recognised");
-}
-
-void Session::ehlo(std::string_view arg, bool extended) {
-  if (arg.empty())
-    return error(fmt::format("501 5.5.4 {} needs a domain", extended ? "EHLO" : "HELO"));
-  // A domain or address literal: no spaces or control characters (it ends
-  // up in the Received: header).
-  for (char c : arg) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u == 0x7f) return error("501 5.5.4 Invalid domain name");
-  }
-  // RFC 5321 4.1.4: EHLO resets the transaction.
-  reset_transaction();
-  env_.helo = std::string(arg);
-  have_helo_ = true;
-  if (!extended) return reply(fmt::format("250 {}", info_.hostname));
-  std::vector<std::string> lines = {
-      fmt::format("{} greets {}", info_.hostname, arg),
-      "PIPELINING",
-      fmt::format("SIZE {}", limits_.max_message_size),
-      "8BITMIME",
-      "ENHANCEDSTATUSCODES",
-      "SMTPUTF8",
-      "CHUNKING",
-  };
-  if (limits_.enable_vrfy) lines.push_back("VRFY");
-  if (auth_offered()) lines.push_back("AUTH PLAIN LOGIN");
-  if (info_.tls_available && !info_.tls_active) lines.push_back("STARTTLS");
-  for (std::size_t i = 0; i < lines.size(); ++i) {
-    reply(fmt::format("250{}{}", i + 1 == lines.size() ? " " : "-", lines[i]));
-  }
-}
-
-void Session::mail(std::string_view arg) {
-  if (!have_helo_) return error("503 5.5.1 Say EHLO first");
-  if (env_.mail_from) return error("503 5.5.1 Sender already given");
-  if (info_.require_auth && auth_user_.empty()) {
-    return error("530 5.7.0 Authentication required");
-  }
-  if (!ascii::istarts_with(arg, "FROM:")) return error("501 5.5.4 Syntax: MAIL FROM:<address>");
-  std::string_view rest;
-  std::string why;
-  auto path = parse_path(trim(arg.substr(5)), rest, why);
-  if (!path) return error("553 5.1.7 Bad sender address: " + why);
-  bool smtputf8 = false, eight_bit = false;
-  std::uint64_t declared_size = 0;
-  // RFC 5321 4.1.2: Mail-parameters = esmtp-param *(SP esmtp-param)
-  rest = trim(rest);
-  while (!rest.empty()) {
-    const auto sp = rest.find(' ');
-    const std::string_view param = rest.substr(0, sp);
-    rest = sp == std::string_view::npos ? "" : trim(rest.substr(sp + 1));
-    const auto eq = param.find('=');
-    const std::string key = ascii::upper(param.substr(0, eq));
-    const std::string_view value = eq == std::string_view::npos ? "" : param.substr(eq + 1);
-    if (key == "SIZE") {
-      // RFC 1870: refuse at once what will not fit.
-      std::uint64_t size = 0;
-      const auto r = std::from_chars(value.data(), value.data() + value.size(), size);
-      if (r.ec != std::errc() || r.ptr != value.data() + value.size()) {
-        return error("501 5.5.4 Bad SIZE value");
-      }
-      if (size > limits_.max_message_size) {
-        return reply("552 5.3.4 Message size exceeds fixed maximum message size");
-      }
-      declared_size = size;
-    } else if (key == "BODY") {
-      const std::string v = ascii::upper(value);
-      if (v == "8BITMIME") {
-        eight_bit = true;
-      } else if (v != "7BIT") {
-        return error("501 5.5.4 BODY must be 7BIT or 8BITMIME");
-      }
-    } else if (key == "SMTPUTF8" && value.empty()) {
-      smtputf8 = true;
-    } else if (key == "AUTH") {
-      // RFC 4954 5: accepted and ignored from unauthenticated clients.
-    } else {
-      return error(fmt::format("555 5.5.4 Unsupported parameter {}", key));
-    }
-  }
-  if (path->mailbox.utf8 && !smtputf8) {
-    return error("553 5.6.7 Non-ASCII address needs SMTPUTF8 (RFC 6531)");
-  }
-  if (!auth_user_.empty() && info_.require_auth &&
-      (path->null || !policy_.sender_allowed(auth_user_, path->mailbox))) {
-    return error("553 5.7.1 Sender address is not one of the authenticated user's");
-  }
-  env_.mail_from = std::move(path);
-  env_.smtputf8 = smtputf8;
-  env_.eight_bit = eight_bit;
-  env_.declared_size = declared_size;
-  reply("250 2.1.0 Sender OK");
-}
-
-void Session::rcpt(std::string_view arg) {
-  if (!env_.mail_from) return error("503 5.5.1 MAIL first");
-  if (!ascii::istarts_with(arg, "TO:")) return error("501 5.5.4 Syntax: RCPT TO:<address>");
-  std::string_view rest;
-  std::string why;
-  auto path = parse_path(trim(arg.substr(3)), rest, why);
-  if (!path || path->null) return error("553 5.1.3 Bad recipient address: " + (path ? "<>" : why));
-  if (!trim(rest).empty()) return error("555 5.5.4 RCPT parameters are not supported");
-  if (path->mailbox.utf8 && !env_.smtputf8) {
-    return error("553 5.6.7 Non-ASCII address needs SMTPUTF8 (RFC 6531)");
-  }
-  if (env_.rcpt_to.size() >= limits_.max_recipients) return reply("452 4.5.3 Too many recipients");
-  std::string account;
-  switch (policy_.check_recipient(path->mailbox, auth_user_, env_.declared_size, account)) {
-    case Policy::Rcpt::accept:
-      env_.rcpt_to.push_back(path->mailbox);
-      if (std::find(env_.accounts.begin(), env_.accounts.end(), account) == env_.accounts.end()) {
-        env_.accounts.push_back(account);
-      }
-      return reply("250 2.1.5 Recipient OK");
-    case Policy::Rcpt::unknown_user:
-      return error("550 5.1.1 No such user here");
-    case Policy::Rcpt::relay_denied:
-      return error("550 5.7.1 Relaying denied");
-    case Policy::Rcpt::outbound_unavailable:
-      return error("550 5.7.1 Delivery to other domains is not offered yet");
-    case Policy::Rcpt::temporary_failure:
-      return reply(reply_line(projections::errc::unavailable, Stage::rcpt));
-    case Policy::Rcpt::mailbox_full:
-      return reply(reply_line(projections::errc::over_quota, Stage::rcpt));
-    case Policy::Rcpt::exceeds_mailbox:
-      return reply(reply_line(projections::errc::exceeds_quota, Stage::rcpt));
-  }
-}
-
-bool Session::auth_offered() const {
-  return info_.require_auth && (info_.tls_active || info_.allow_plaintext_auth);
-}
-
-// RFC 4954 4: AUTH mechanism [initial-response]
-void Session::auth(std::string_view arg) {
-  if (!have_helo_) return error("503 5.5.1 Say EHLO first");
-  if (!auth_user_.empty()) return error("503 5.5.1 Already authenticated");
-  if (env_.mail_from) return error("503 5.5.1 AUTH not allowed during a mail transaction");
-  if (!info_.require_auth) return error("502 5.5.1 AUTH is offered on the submission ports");
-  if (!info_.tls_active && !info_.allow_plaintext_auth) {
-    return error("538 5.7.11 Encryption required for requested authentication mechanism");
-  }
-  const auto sp = arg.find(' ');
-  const std::string mech = ascii::upper(arg.substr(0, sp));
-  const std::string_view initial = sp == std::string_view::npos ? "" : trim(arg.substr(sp + 1));
-  if (mech == "PLAIN") {
-    if (initial.empty()) {
-      reply("334 ");
-      state_ = State::auth_plain;
-      return;
-    }
-    return plain_response(initial == "=" ? "" : initial);
-  }
-  if (mech == "LOGIN") {
-    if (!initial.empty()) {
-      auto user = net::base64_decode(initial);
-      if (!user) return error("501 5.5.2 Cannot decode the response");
-      login_user_ = *user;
-      reply("334 UGFzc3dvcmQ6");  // "Password:"
-      state_ = State::auth_pass;
-      return;
-    }
-    reply("334 VXNlcm5hbWU6");  // "Username:"
-    state_ = State::auth_user;
-    return;
-  }
-  error("504 5.5.4 Unrecognised authentication mechanism");
-}
-
-void Session::sasl_line(std::string_view line) {
-  const State was = state_;
-  state_ = State::command;
-  if (line == "*") return error("501 5.0.0 Authentication cancelled");  // RFC 4954 4
-  if (was == State::auth_plain) return plain_response(line);
-  auto decoded = net::base64_decode(line);
-  if (!decoded) return error("501 5.5.2 Cannot decode the response");
-  if (was == State::auth_user) {
-    login_user_ = *decoded;
-    reply("334 UGFzc3dvcmQ6");
-    state_ = State::auth_pass;
-    return;
-  }
-  auth_ = AuthRequest{"LOGIN", std::exchange(login_user_, {}), std::move(*decoded)};
-  state_ = State::awaiting_auth;
-}
-
-// RFC 4616: message = [authzid] NUL authcid NUL passwd
-void Session::plain_response(std::string_view b64) {
-  auto decoded = net::base64_decode(b64);
-  if (!decoded) return error("501 5.5.2 Cannot decode the response");
-  auto plain = net::parse_plain(*decoded);
-  if (!plain) return error("501 5.5.2 Malformed PLAIN response");
-  if (plain->other_identity) {
-    return error("535 5.7.8 Authorization identity must be the authentication identity");
-  }
-  auth_ = AuthRequest{"PLAIN", std::move(plain->user), std::move(plain->password)};
-  state_ = State::awaiting_auth;
+  if (!c) return error("500 5.5.2 Command not recognised");
+  if (c->no_arguments && !arg.empty())
+    return error(fmt::format("501 5.5.4 {} takes no arguments", verb));
+  if (c->needs_helo && !have_helo_) return error("503 5.5.1 Say EHLO first");
+  if (c->needs_mail && !env_.mail_from) return error("503 5.5.1 MAIL first");
+  (this->*(c->run))(arg);
 }
 
 std::optional<AuthRequest> Session::take_auth() {
   if (state_ != State::awaiting_auth) return std::nullopt;
   return std::exchange(auth_, std::nullopt);
-}
-
-void Session::auth_result(bool ok, const std::string& account) {
-  if (state_ != State::awaiting_auth) return;
-  state_ = State::command;
-  if (ok) {
-    auth_user_ = account;
-    reply("235 2.7.0 Authentication successful");
-  } else {
-    error("535 5.7.8 Authentication credentials invalid");
-  }
-  process();
-}
-
-void Session::auth_unavailable() {
-  if (state_ != State::awaiting_auth) return;
-  state_ = State::command;
-  reply(reply_line(projections::errc::unavailable, Stage::auth));
-  process();
-}
-
-// RFC 3030 2: BDAT <size> [LAST]
-void Session::bdat(std::string_view arg) {
-  const auto sp = arg.find(' ');
-  const std::string_view size_text = arg.substr(0, sp);
-  const std::string last =
-      sp == std::string_view::npos ? "" : ascii::upper(trim(arg.substr(sp + 1)));
-  std::uint64_t size = 0;
-  const auto r = std::from_chars(size_text.data(), size_text.data() + size_text.size(), size);
-  if (size_text.empty() || r.ec != std::errc() || r.ptr != size_text.data() + size_text.size() ||
-      !(last.empty() || last == "LAST")) {
-    // The chunk's size is unknown: the connection cannot be resynchronised.
-    reply("501 5.5.4 Syntax: BDAT <size> [LAST]");
-    state_ = State::closed;
-    return;
-  }
-  if (!env_.mail_from || env_.accounts.empty()) {
-    // RFC 3030 2: the chunk must still be read and discarded.
-    reply(env_.mail_from ? "554 5.5.1 No valid recipients" : "503 5.5.1 MAIL first");
-    bdat_left_ = size;
-    bdat_last_ = false;
-    bdat_discard_ = true;
-    data_too_big_ = true;  // store nothing
-    state_ = State::bdat;
-    return;
-  }
-  chunking_ = true;
-  bdat_left_ = size;
-  bdat_last_ = last == "LAST";
-  state_ = State::bdat;
 }
 
 }  // namespace a3::smtp

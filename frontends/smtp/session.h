@@ -137,6 +137,9 @@ class Session {
 
   bool closed() const { return state_ == State::closed; }
 
+  // The verbs of the command table, for tests.
+  static std::vector<std::string_view> command_names();
+
  private:
   enum class State {
     command,
@@ -159,11 +162,32 @@ class Session {
   void error(std::string_view text);  // counts toward max_errors
   void reset_transaction();
 
+  // The command table (session.cc): each verb's handler, in
+  // commands/<verb>.cc, and what the dispatcher checks before it runs.
+  struct Command {
+    std::string_view verb;
+    void (Session::*run)(std::string_view arg);
+    bool needs_helo;    // 503 before EHLO/HELO (RFC 5321 4.1.4)
+    bool needs_mail;    // 503 outside a mail transaction
+    bool no_arguments;  // 501 with arguments
+  };
+  static const Command kCommands[];
+
+  void cmd_ehlo(std::string_view arg);
+  void cmd_helo(std::string_view arg);
+  void cmd_mail(std::string_view arg);
+  void cmd_rcpt(std::string_view arg);
+  void cmd_data(std::string_view arg);
+  void cmd_bdat(std::string_view arg);
+  void cmd_rset(std::string_view arg);
+  void cmd_noop(std::string_view arg);
+  void cmd_quit(std::string_view arg);
+  void cmd_vrfy(std::string_view arg);
+  void cmd_expn(std::string_view arg);
+  void cmd_help(std::string_view arg);
+  void cmd_starttls(std::string_view arg);
+  void cmd_auth(std::string_view arg);
   void ehlo(std::string_view arg, bool extended);
-  void mail(std::string_view arg);
-  void rcpt(std::string_view arg);
-  void bdat(std::string_view arg);
-  void auth(std::string_view arg);
   void sasl_line(std::string_view line);
   void plain_response(std::string_view b64);
   bool auth_offered() const;

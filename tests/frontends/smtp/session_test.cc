@@ -51,6 +51,25 @@ TEST_F(Smtp, EhloAdvertisesTheExtensions) {
   EXPECT_EQ(say(std::string("EHLO a\0b\r\n", 10)), "501 5.5.4 Invalid domain name\r\n");
 }
 
+TEST_F(Smtp, TheCommandTableChecksOrderAndArgumentsOnce) {
+  EXPECT_EQ(say("MAIL FROM:<a@example.net>\r\n"), "503 5.5.1 Say EHLO first\r\n");
+  EXPECT_EQ(say("RCPT TO:<alice@example.test>\r\n"), "503 5.5.1 Say EHLO first\r\n");
+  EXPECT_EQ(say("AUTH PLAIN\r\n"), "503 5.5.1 Say EHLO first\r\n");
+  hello();
+  EXPECT_EQ(say("RCPT TO:<alice@example.test>\r\n"), "503 5.5.1 MAIL first\r\n");
+  EXPECT_EQ(say("DATA\r\n"), "503 5.5.1 MAIL first\r\n");
+  EXPECT_EQ(say("RSET now\r\n"), "501 5.5.4 RSET takes no arguments\r\n");
+  EXPECT_EQ(say("STARTTLS x\r\n"), "501 5.5.4 STARTTLS takes no arguments\r\n");
+  EXPECT_EQ(say("FROB\r\n"), "500 5.5.2 Command not recognised\r\n");
+  // Lower case verbs are the same commands (RFC 5321 2.4).
+  EXPECT_EQ(say("noop\r\n"), "250 2.0.0 OK\r\n");
+  // Every verb of the table is a command: none answers 500.
+  for (const auto verb : Session::command_names()) {
+    if (verb == "QUIT" || verb == "BDAT" || verb == "DATA" || verb == "STARTTLS") continue;
+    EXPECT_EQ(say(std::string(verb) + " x\r\n").find("500 "), std::string::npos) << verb;
+  }
+}
+
 TEST_F(Smtp, AMessageIsHandedOverAndAcknowledgedOnlyWhenDurable) {
   envelope();
   EXPECT_EQ(say("DATA\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n");

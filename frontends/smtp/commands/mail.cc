@@ -1,0 +1,78 @@
+// MAIL: RFC 5321 4.1.1.2, with SIZE (RFC 1870), BODY (RFC 6152), SMTPUTF8 (RFC 6531), AUTH (RFC
+// 4954 5).
+//
+// mail = "MAIL FROM:" Reverse-path [SP Mail-parameters] CRLF
+#include <algorithm>
+#include <charconv>
+
+#include <fmt/format.h>
+
+#include "common/ascii.h"
+#include "frontends/net/sasl.h"
+#include "frontends/smtp/replies.h"
+#include "frontends/smtp/session.h"
+
+namespace a3::smtp {
+
+void Session::cmd_mail(std::string_view arg) {
+  if (env_.mail_from) return error("503 5.5.1 Sender already given");
+  if (info_.require_auth && auth_user_.empty()) {
+    return error("530 5.7.0 Authentication required");
+  }
+  if (!ascii::istarts_with(arg, "FROM:")) return error("501 5.5.4 Syntax: MAIL FROM:<address>");
+  std::string_view rest;
+  std::string why;
+  auto path = parse_path(ascii::trim(arg.substr(5)), rest, why);
+  if (!path) return error("553 5.1.7 Bad sender address: " + why);
+  bool smtputf8 = false, eight_bit = false;
+  std::uint64_t declared_size = 0;
+  // RFC 5321 4.1.2: Mail-parameters = esmtp-param *(SP esmtp-param)
+  rest = ascii::trim(rest);
+  while (!rest.empty()) {
+    const auto sp = rest.find(' ');
+    const std::string_view param = rest.substr(0, sp);
+    rest = sp == std::string_view::npos ? "" : ascii::trim(rest.substr(sp + 1));
+    const auto eq = param.find('=');
+    const std::string key = ascii::upper(param.substr(0, eq));
+    const std::string_view value = eq == std::string_view::npos ? "" : param.substr(eq + 1);
+    if (key == "SIZE") {
+      // RFC 1870: refuse at once what will not fit.
+      std::uint64_t size = 0;
+      const auto r = std::from_chars(value.data(), value.data() + value.size(), size);
+      if (r.ec != std::errc() || r.ptr != value.data() + value.size()) {
+        return error("501 5.5.4 Bad SIZE value");
+      }
+      if (size > limits_.max_message_size) {
+        return reply("552 5.3.4 Message size exceeds fixed maximum message size");
+      }
+      declared_size = size;
+    } else if (key == "BODY") {
+      const std::string v = ascii::upper(value);
+      if (v == "8BITMIME") {
+        eight_bit = true;
+      } else if (v != "7BIT") {
+        return error("501 5.5.4 BODY must be 7BIT or 8BITMIME");
+      }
+    } else if (key == "SMTPUTF8" && value.empty()) {
+      smtputf8 = true;
+    } else if (key == "AUTH") {
+      // RFC 4954 5: accepted and ignored from unauthenticated clients.
+    } else {
+      return error(fmt::format("555 5.5.4 Unsupported parameter {}", key));
+    }
+  }
+  if (path->mailbox.utf8 && !smtputf8) {
+    return error("553 5.6.7 Non-ASCII address needs SMTPUTF8 (RFC 6531)");
+  }
+  if (!auth_user_.empty() && info_.require_auth &&
+      (path->null || !policy_.sender_allowed(auth_user_, path->mailbox))) {
+    return error("553 5.7.1 Sender address is not one of the authenticated user's");
+  }
+  env_.mail_from = std::move(path);
+  env_.smtputf8 = smtputf8;
+  env_.eight_bit = eight_bit;
+  env_.declared_size = declared_size;
+  reply("250 2.1.0 Sender OK");
+}
+
+}  // namespace a3::smtp
