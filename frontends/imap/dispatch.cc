@@ -5,6 +5,7 @@
 // arguments, calls the store and answers. Each command's file is
 // commands/<verb>.cc.
 #include "common/ascii.h"
+#include "common/command_table.h"
 #include "frontends/imap/session.h"
 
 namespace a3::imap {
@@ -63,18 +64,8 @@ const Session::Command Session::kCommands[] = {
 };
 // clang-format on
 
-const Session::Command* Session::find_command(std::string_view name) {
-  for (const auto& c : kCommands) {
-    if (c.name == name) return &c;
-  }
-  return nullptr;
-}
-
 std::vector<std::string_view> Session::command_names() {
-  std::vector<std::string_view> out;
-  for (const auto& c : kCommands)
-    out.push_back(c.name);
-  return out;
+  return a3::command_names(kCommands);
 }
 
 // command = tag SP (command-any / command-auth / command-nonauth /
@@ -93,7 +84,7 @@ void Session::dispatch(const std::string& command) {
       p.sp();
       name += " " + ascii::upper(p.atom());
     }
-    const Command* c = find_command(name);
+    const Command* c = find_command(kCommands, name);
     if (!c) return bad(tag, name.starts_with("UID ") ? "Unknown UID command" : "Unknown command");
     switch (c->when) {
       case When::any:

@@ -12,8 +12,8 @@
 
 #include "frontends/imap/session.h"
 #include "frontends/net/conn.h"
+#include "frontends/net/driver.h"
 #include "frontends/net/listener.h"
-#include "frontends/net/login.h"
 
 namespace a3::imap {
 
@@ -29,18 +29,19 @@ namespace {
 using net::Strand;
 
 // What a connection's coroutines (reader, IDLE pusher, watchdog) and the
-// projector's wake-ups share.
+// store's wake-ups share.
 struct Live : net::Connection {
-  Live(tcp::socket s, Strand ex) : net::Connection(std::move(s), ex), wake(ex), write_done(ex) {}
+  Live(tcp::socket s, Strand ex, asio::thread_pool& pool)
+      : net::Connection(std::move(s), ex), wake(ex), work(asio::make_strand(pool)) {}
   void close() override {
     net::Connection::close();
     wake.cancel();
   }
-  asio::steady_timer wake;        // IDLE: something changed (cancelled to wake)
-  asio::steady_timer write_done;  // a write finished (cancelled to wake)
-  bool wake_pending = false;      // on the strand
-  bool writing = false;           // on the strand
-  std::mutex session_mu;          // the session runs on pool threads
+  asio::steady_timer wake;    // IDLE: something changed (cancelled to wake)
+  bool wake_pending = false;  // on the strand
+  // The session's work runs here, one call at a time: on the pool, since it
+  // may wait for the log; the reader and the IDLE pusher both call it.
+  asio::strand<asio::thread_pool::executor_type> work;
   // While the session IDLEs: changes to the selected mailbox wake it.
   projections::Store::Subscription watch;  // on the strand
   std::optional<schemas::Uuid> watching;   // on the strand
@@ -64,52 +65,20 @@ struct Server::State {
 
 namespace {
 
-// One write at a time on the connection: the reader and the IDLE pusher
-// both write.
-awaitable<void> write(std::shared_ptr<Live> live, std::string data) {
-  while (live->writing) {
-    live->write_done.expires_at(std::chrono::steady_clock::time_point::max());
-    boost::system::error_code ec;
-    co_await live->write_done.async_wait(asio::redirect_error(use_awaitable, ec));
-  }
-  live->writing = true;
-  struct Release {
-    Live& l;
-    ~Release() {
-      l.writing = false;
-      l.write_done.cancel();
-    }
-  } release{*live};
-  co_await live->conn.write(data);
+// Runs `work` on the session's strand of the pool; what the session says.
+template <typename F>
+awaitable<std::string> on_session(std::shared_ptr<Live> live, Session& session, F&& work) {
+  co_await net::run_on(live->work, work);
+  co_return session.take_output();
 }
 
-// Session work, on the pool.
-awaitable<std::string> feed(std::shared_ptr<Live> live, Session* session, std::string bytes) {
-  std::lock_guard lock(live->session_mu);
-  session->receive(bytes);
-  co_return session->take_output();
-}
-
-awaitable<std::string> auth_done(std::shared_ptr<Live> live, Session* session,
-                                 net::LoginResult result) {
-  std::lock_guard lock(live->session_mu);
-  if (result.unavailable) {
-    session->auth_unavailable();
-  } else {
-    session->auth_result(result.account);
-  }
-  co_return session->take_output();
-}
-
-awaitable<std::string> poll_idle(std::shared_ptr<Live> live, Session* session) {
-  std::lock_guard lock(live->session_mu);
-  session->idle_poll();
-  co_return session->take_output();
-}
-
-// While the session IDLEs: waits for wake-ups and writes what changed.
+// While the session IDLEs: waits for wake-ups and writes what changed. It
+// holds the session (and the server's state the session uses), so that a
+// poll in flight when the connection ends finishes on a live session.
 awaitable<void> idle_pusher(std::shared_ptr<Server::State> st, std::shared_ptr<Live> live,
-                            Session* session) {
+                            std::shared_ptr<Session> held) {
+  Session& session = *held;
+  (void)st;  // kept alive, not used
   for (;;) {
     if (!live->wake_pending) {
       live->wake.expires_at(std::chrono::steady_clock::time_point::max());
@@ -118,66 +87,53 @@ awaitable<void> idle_pusher(std::shared_ptr<Server::State> st, std::shared_ptr<L
     }
     live->wake_pending = false;
     if (live->done || !live->watching) co_return;
-    auto polled = asio::co_spawn(st->pool, poll_idle(live, session), use_awaitable);
-    std::string out = co_await std::move(polled);
-    if (!out.empty()) {
-      auto written = write(live, std::move(out));
-      co_await std::move(written);
-    }
+    std::string out = co_await on_session(live, session, [&session] { session.idle_poll(); });
+    if (!out.empty()) co_await net::write(live, std::move(out));
   }
 }
 
-awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
-                      config::Listener listener, Strand strand) {
-  const auto& cfg = st->config;
-  const std::string remote_ip = socket.remote_endpoint().address().to_string();
-  const std::string session_id = fmt::format("i{:x}", st->next_session.fetch_add(1));
-  auto live = std::make_shared<Live>(std::move(socket), strand);
-  if (!st->listeners.track(live)) co_return;
-  Limits limits;
-  limits.max_line_before_auth = static_cast<std::size_t>(cfg.imap.max_line_before_auth);
-  limits.max_line_after_auth = static_cast<std::size_t>(cfg.imap.max_line_after_auth);
-  limits.append_limit = static_cast<std::size_t>(cfg.imap.append_limit);
-  const bool implicit = listener.tls == config::TlsMode::implicit;
-  SessionInfo info{cfg.server.hostname, remote_ip, session_id,
-                   st->tls != nullptr,  implicit,  cfg.imap.allow_plaintext_auth};
-  Session session(info, limits, st->store, st->shared);
-
-  live->deadline = std::chrono::steady_clock::now() + 30s;  // greeting / TLS handshake
-  asio::co_spawn(strand, net::watchdog(live), [](std::exception_ptr) {});
-  struct Done {
-    Live& l;
-    ~Done() {
-      l.watch.reset();
-      l.watching.reset();
-      l.done = true;
-      l.timer.cancel();
-      l.wake.cancel();
-    }
-  } mark_done{*live};
-
-  if (implicit) co_await live->conn.start_tls(*st->tls);
-  {
-    auto w = write(live, session.greeting());
-    co_await std::move(w);
+// The IMAP session behind the driver; IDLE's watch and pusher around it.
+class ImapHandler : public net::Handler {
+ public:
+  ImapHandler(std::shared_ptr<Server::State> st, std::shared_ptr<Live> live,
+              std::shared_ptr<Session> session)
+      : st_(std::move(st)),
+        live_(std::move(live)),
+        held_(std::move(session)),
+        session_(*held_),
+        store_(st_->store),
+        cfg_(st_->config.imap) {}
+  ~ImapHandler() override {
+    live_->watch.reset();
+    live_->watching.reset();
+    live_->wake.cancel();
   }
-  bool pusher = false;
-  std::array<char, 4096> buf;
-  for (;;) {
-    const bool idle = session.idling();
-    // Before login a client gets a minute per command (RFC 9051 5.4's 30
-    // minutes are for authenticated sessions).
-    live->deadline = std::chrono::steady_clock::now() +
-                     std::chrono::seconds(idle                      ? cfg.imap.idle_timeout_s
-                                          : session.authenticated() ? cfg.imap.autologout_s
-                                                                    : 60);
-    const auto watch = idle ? session.selected_mailbox() : std::nullopt;
-    if (watch != live->watching) {
-      live->watch.reset();
-      live->watching = watch;
+
+  std::string greeting() override { return session_.greeting(); }
+  awaitable<std::string> feed(std::string bytes) override {
+    co_return co_await on_session(live_, session_, [&] { session_.receive(bytes); });
+  }
+  bool has_buffered_commands() const override { return session_.has_buffered_commands(); }
+  std::optional<net::AuthRequest> take_auth() override { return session_.take_auth(); }
+  awaitable<std::string> auth_done(net::LoginResult result) override {
+    co_return co_await on_session(live_, session_, [&] {
+      if (result.unavailable) {
+        session_.auth_unavailable();
+      } else {
+        session_.auth_result(result.account);
+      }
+    });
+  }
+  // During IDLE, changes to the selected mailbox wake the pusher.
+  awaitable<void> before_read() override {
+    const bool idle = session_.idling();
+    const auto watch = idle ? session_.selected_mailbox() : std::nullopt;
+    if (watch != live_->watching) {
+      live_->watch.reset();
+      live_->watching = watch;
       if (watch) {
-        std::weak_ptr<Live> weak = live;
-        live->watch = st->store.subscribe(*watch, [weak] {
+        std::weak_ptr<Live> weak = live_;
+        live_->watch = store_.subscribe(*watch, [weak] {
           auto l = weak.lock();
           if (!l) return;
           asio::post(l->strand, [l] {
@@ -187,46 +143,56 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
         });
       }
     }
-    if (idle && !pusher) {
-      pusher = true;
-      live->wake_pending = true;  // report what happened before IDLE began
-      asio::co_spawn(strand, idle_pusher(st, live, &session), [](std::exception_ptr) {});
-    } else if (!idle && pusher) {
-      pusher = false;
-      live->wake.cancel();  // the pusher sees it is no longer watching
+    if (idle && !pusher_) {
+      pusher_ = true;
+      live_->wake_pending = true;  // report what happened before IDLE began
+      asio::co_spawn(live_->strand, idle_pusher(st_, live_, held_), net::log_end("imap idle"));
+    } else if (!idle && pusher_) {
+      pusher_ = false;
+      live_->wake.cancel();  // the pusher sees it is no longer watching
     }
-    const std::size_t n = co_await live->conn.read_some(asio::buffer(buf));
-    auto fed =
-        asio::co_spawn(st->pool, feed(live, &session, std::string(buf.data(), n)), use_awaitable);
-    std::string out = co_await std::move(fed);
-    for (;;) {
-      if (!out.empty()) {
-        auto w = write(live, std::move(out));
-        co_await std::move(w);
-        out.clear();
-      }
-      if (session.has_buffered_commands()) {
-        auto more = asio::co_spawn(st->pool, feed(live, &session, std::string()), use_awaitable);
-        out = co_await std::move(more);
-        continue;
-      }
-      auto request = session.take_auth();
-      if (!request) break;
-      net::LoginContext login{st->store, st->throttle, schemas::Protocol::imap, remote_ip,
-                              session_id};
-      auto attempt = net::login(login, request->mechanism, request->user, request->password);
-      net::LoginResult result = co_await std::move(attempt);
-      auto done =
-          asio::co_spawn(st->pool, auth_done(live, &session, std::move(result)), use_awaitable);
-      out = co_await std::move(done);
-    }
-    if (session.starttls_requested()) {
-      live->deadline = std::chrono::steady_clock::now() + 30s;
-      co_await live->conn.start_tls(*st->tls);
-      session.tls_established();
-    }
-    if (session.closed()) break;
+    co_return;
   }
+  bool starttls_requested() const override { return session_.starttls_requested(); }
+  void tls_established() override { session_.tls_established(); }
+  bool closed() const override { return session_.closed(); }
+  // Before login a client gets a minute per command (RFC 9051 5.4's 30
+  // minutes are for authenticated sessions).
+  std::chrono::seconds read_timeout() const override {
+    return std::chrono::seconds(session_.idling()          ? cfg_.idle_timeout_s
+                                : session_.authenticated() ? cfg_.autologout_s
+                                                           : 60);
+  }
+
+ private:
+  std::shared_ptr<Server::State> st_;
+  std::shared_ptr<Live> live_;
+  std::shared_ptr<Session> held_;
+  Session& session_;
+  projections::Store& store_;
+  const config::Imap& cfg_;
+  bool pusher_ = false;
+};
+
+awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
+                      config::Listener listener, Strand strand) {
+  const auto& cfg = st->config;
+  const std::string remote_ip = socket.remote_endpoint().address().to_string();
+  const std::string session_id = fmt::format("i{:x}", st->next_session.fetch_add(1));
+  auto live = std::make_shared<Live>(std::move(socket), strand, st->pool);
+  if (!st->listeners.track(live)) co_return;
+  Limits limits;
+  limits.max_line_before_auth = static_cast<std::size_t>(cfg.imap.max_line_before_auth);
+  limits.max_line_after_auth = static_cast<std::size_t>(cfg.imap.max_line_after_auth);
+  limits.append_limit = static_cast<std::size_t>(cfg.imap.append_limit);
+  const bool implicit = listener.tls == config::TlsMode::implicit;
+  SessionInfo info{cfg.server.hostname, remote_ip, session_id,
+                   st->tls != nullptr,  implicit,  cfg.imap.allow_plaintext_auth};
+  auto session = std::make_shared<Session>(info, limits, st->store, st->shared);
+  ImapHandler handler(st, live, session);
+  net::DriverOptions options{st->tls,   implicit,   4096,       schemas::Protocol::imap,
+                             remote_ip, session_id, &st->store, &st->throttle};
+  co_await net::drive(live, handler, std::move(options));
 }
 
 }  // namespace

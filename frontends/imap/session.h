@@ -162,7 +162,6 @@ class Session {
 
  private:
   static const Command kCommands[];
-  static const Command* find_command(std::string_view name);
 
   void cmd_capability(const std::string& tag, Parser& p);
   void cmd_noop(const std::string& tag, Parser& p);

@@ -25,7 +25,7 @@ using Strand = boost::asio::strand<boost::asio::io_context::executor_type>;
 // it to keep more per-connection state.
 struct Connection {
   Connection(boost::asio::ip::tcp::socket s, Strand ex)
-      : strand(ex), conn(std::move(s)), timer(ex) {}
+      : strand(ex), conn(std::move(s)), timer(ex), write_done(ex) {}
   virtual ~Connection() = default;
   // On the strand: close the socket and wake every waiter.
   virtual void close();
@@ -35,6 +35,9 @@ struct Connection {
   std::chrono::steady_clock::time_point deadline;
   bool done = false;
   boost::asio::steady_timer timer;  // the watchdog's
+  // net::write: one write at a time (on the strand).
+  boost::asio::steady_timer write_done;  // cancelled when a write finishes
+  bool writing = false;
 };
 
 // Closes the connection when its deadline passes; readers move the deadline

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "common/ascii.h"
+#include "common/command_table.h"
 #include "frontends/net/sasl.h"
 #include "frontends/pop3/replies.h"
 #include "frontends/pop3/session.h"
@@ -69,10 +70,7 @@ const Session::Command Session::kCommands[] = {
 // clang-format on
 
 std::vector<std::string_view> Session::command_names() {
-  std::vector<std::string_view> out;
-  for (const auto& c : kCommands)
-    out.push_back(c.verb);
-  return out;
+  return a3::command_names(kCommands);
 }
 
 // command = keyword *(SP argument) CRLF (RFC 1939 3; RFC 2449 3)
@@ -90,10 +88,7 @@ void Session::command(std::string_view line) {
       rest.remove_prefix(sp + 1);
     }
   }
-  const Command* c = nullptr;
-  for (const auto& entry : kCommands) {
-    if (entry.verb == a.verb) c = &entry;
-  }
+  const Command* c = find_command(kCommands, a.verb);
   if (state_ == State::authorization) {
     if (!c || c->when == When::transaction)
       return bad("Unknown command or not allowed before login");

@@ -7,8 +7,8 @@
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 
+#include "frontends/net/driver.h"
 #include "frontends/net/listener.h"
-#include "frontends/net/login.h"
 #include "frontends/pop3/session.h"
 
 namespace a3::pop3 {
@@ -34,19 +34,46 @@ struct Server::State {
 
 namespace {
 
-awaitable<std::string> feed(Session* session, std::string bytes) {
-  session->receive(bytes);
-  co_return session->take_output();
-}
+// The POP3 session behind the driver. Its work (which reads the store and
+// may wait for the log at QUIT) runs on the server's pool, one call at a
+// time.
+class Pop3Handler : public net::Handler {
+ public:
+  Pop3Handler(Session& session, asio::thread_pool& pool, int timeout_s)
+      : session_(session), pool_(pool), timeout_s_(timeout_s) {}
 
-awaitable<std::string> auth_done(Session* session, net::LoginResult result) {
-  if (result.unavailable) {
-    session->auth_unavailable();
-  } else {
-    session->auth_result(result.account);
+  std::string greeting() override { return session_.greeting(); }
+  awaitable<std::string> feed(std::string bytes) override {
+    co_return co_await on_pool([&] { session_.receive(bytes); });
   }
-  co_return session->take_output();
-}
+  bool has_buffered_commands() const override { return session_.has_buffered_commands(); }
+  std::optional<net::AuthRequest> take_auth() override { return session_.take_auth(); }
+  awaitable<std::string> auth_done(net::LoginResult result) override {
+    co_return co_await on_pool([&] {
+      if (result.unavailable) {
+        session_.auth_unavailable();
+      } else {
+        session_.auth_result(result.account);
+      }
+    });
+  }
+  bool starttls_requested() const override { return session_.starttls_requested(); }
+  void tls_established() override { session_.tls_established(); }
+  bool closed() const override { return session_.closed(); }
+  // RFC 1939 3: an autologout timer of at least 10 minutes.
+  std::chrono::seconds read_timeout() const override { return std::chrono::seconds(timeout_s_); }
+
+ private:
+  template <typename F>
+  awaitable<std::string> on_pool(F&& work) {
+    co_await net::run_on(pool_.get_executor(), work);
+    co_return session_.take_output();
+  }
+
+  Session& session_;
+  asio::thread_pool& pool_;
+  int timeout_s_;
+};
 
 awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
                       config::Listener listener, net::Strand strand) {
@@ -60,54 +87,10 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
                    st->tls != nullptr,  implicit,  cfg.pop3.allow_plaintext_auth};
   // Destroyed on this coroutine's exit, which releases the maildrop.
   Session session(info, Limits{}, st->store, st->maildrops);
-
-  live->deadline = std::chrono::steady_clock::now() + 30s;  // greeting / TLS handshake
-  asio::co_spawn(strand, net::watchdog(live), [](std::exception_ptr) {});
-  struct Done {
-    net::Connection& c;
-    ~Done() {
-      c.done = true;
-      c.timer.cancel();
-    }
-  } mark_done{*live};
-
-  if (implicit) co_await live->conn.start_tls(*st->tls);
-  const std::string greeting = session.greeting();
-  co_await live->conn.write(greeting);
-  std::array<char, 4096> buf;
-  for (;;) {
-    // RFC 1939 3: an autologout timer of at least 10 minutes.
-    live->deadline = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.pop3.timeout_s);
-    const std::size_t n = co_await live->conn.read_some(asio::buffer(buf));
-    auto fed = asio::co_spawn(st->pool, feed(&session, std::string(buf.data(), n)), use_awaitable);
-    std::string out = co_await std::move(fed);
-    for (;;) {
-      if (!out.empty()) {
-        co_await live->conn.write(out);
-        out.clear();
-      }
-      if (session.has_buffered_commands()) {
-        // Output was held back: the pipelined commands go on.
-        auto more = asio::co_spawn(st->pool, feed(&session, std::string()), use_awaitable);
-        out = co_await std::move(more);
-        continue;
-      }
-      auto request = session.take_auth();
-      if (!request) break;
-      net::LoginContext login{st->store, st->throttle, schemas::Protocol::pop3, remote_ip,
-                              session_id};
-      auto attempt = net::login(login, request->mechanism, request->user, request->password);
-      net::LoginResult result = co_await std::move(attempt);
-      auto done = asio::co_spawn(st->pool, auth_done(&session, std::move(result)), use_awaitable);
-      out = co_await std::move(done);
-    }
-    if (session.starttls_requested()) {
-      live->deadline = std::chrono::steady_clock::now() + 30s;
-      co_await live->conn.start_tls(*st->tls);
-      session.tls_established();
-    }
-    if (session.closed()) break;
-  }
+  Pop3Handler handler(session, st->pool, cfg.pop3.timeout_s);
+  net::DriverOptions options{st->tls,   implicit,   4096,       schemas::Protocol::pop3,
+                             remote_ip, session_id, &st->store, &st->throttle};
+  co_await net::drive(live, handler, std::move(options));
 }
 
 }  // namespace

@@ -98,7 +98,7 @@ class Session {
     std::vector<std::string_view> args;
   };
   struct Command {
-    std::string_view verb;
+    std::string_view name;  // the keyword
     void (Session::*run)(const Args& a);
     When when;
   };

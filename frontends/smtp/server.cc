@@ -14,8 +14,8 @@
 #include "common/clock.h"
 #include "frontends/net/auth.h"
 #include "frontends/net/conn.h"
+#include "frontends/net/driver.h"
 #include "frontends/net/listener.h"
-#include "frontends/net/login.h"
 #include "frontends/smtp/delivery.h"
 #include "frontends/smtp/replies.h"
 #include "frontends/smtp/session.h"
@@ -37,20 +37,129 @@ struct Server::State {
   ssl::context* tls;
   net::AuthThrottle& throttle;
   net::Listeners listeners{io, config.security, "smtp", "421 4.7.0 Too many connections\r\n"};
+  // The sessions' commands (recipient checks read the store): never on an
+  // I/O thread.
+  asio::thread_pool pool{2};
   std::atomic<std::uint64_t> next_session{1};
 };
 
 namespace {
 
+// The SMTP session behind the driver: its commands run on the server's
+// pool (recipient checks read the store); a large message goes to the log
+// in chunks while it comes in (ADR 0006), and an accepted one is delivered
+// through the store, answered once durable.
+class SmtpHandler : public net::Handler {
+ public:
+  SmtpHandler(Server::State& st, Session& session, DeliveryContext ctx)
+      : st_(st), session_(session), ctx_(std::move(ctx)) {}
+
+  std::string greeting() override { return session_.greeting(); }
+
+  awaitable<std::string> feed(std::string bytes) override {
+    co_await net::run_on(st_.pool.get_executor(), [&] { session_.receive(bytes); });
+    if (stream_ && session_.transaction() != stream_transaction_) {
+      // Its message was refused or reset: abandoned (the projector drops
+      // the chunks), never carried into the next message.
+      stream_.reset();
+      carry_ = std::string();
+    }
+    if (session_.in_message() && session_.buffered_data() >= StagedStream::kChunkBytes) {
+      if (session_.data_refused()) {
+        session_.take_data();  // refused at its end anyway: hold nothing
+      } else {
+        if (!stream_) start_stream();
+        carry_ += session_.take_data();
+        while (carry_.size() >= StagedStream::kChunkBytes) {
+          co_await stream_chunk(st_.store, *stream_, chunk_to_,
+                                carry_.substr(0, StagedStream::kChunkBytes), ctx_);
+          carry_.erase(0, StagedStream::kChunkBytes);
+        }
+      }
+    }
+    co_return session_.take_output();
+  }
+
+  std::optional<net::AuthRequest> take_auth() override { return session_.take_auth(); }
+  awaitable<std::string> auth_done(net::LoginResult result) override {
+    co_await net::run_on(st_.pool.get_executor(), [&] {
+      if (result.unavailable) {
+        session_.auth_unavailable();
+      } else {
+        session_.auth_result(result.account.has_value(), result.account.value_or(""));
+      }
+    });
+    ctx_.auth_user = session_.authenticated_user();
+    co_return session_.take_output();
+  }
+
+  awaitable<std::optional<std::string>> more() override {
+    auto message = session_.take_message();
+    if (!message) co_return std::nullopt;
+    ctx_.tls = tls_description_();
+    // Staged when it already is, or when one copy per recipient account
+    // would hold too much.
+    const std::size_t copies = std::max<std::size_t>(1, message->envelope.accounts.size());
+    if (!stream_ && message->data.size() * copies > StagedStream::kChunkBytes) start_stream();
+    if (stream_) {
+      std::string rest = std::exchange(carry_, std::string()) + message->data;
+      message->data = std::string();
+      for (std::size_t pos = 0; pos < rest.size(); pos += StagedStream::kChunkBytes) {
+        co_await stream_chunk(st_.store, *stream_, chunk_to_,
+                              rest.substr(pos, StagedStream::kChunkBytes), ctx_);
+      }
+    }
+    ctx_.now_ms = now_ms();
+    const auto refused = co_await deliver(st_.store, *message, ctx_, stream_ ? &*stream_ : nullptr);
+    stream_.reset();
+    if (refused) {
+      spdlog::warn("smtp {}: a message was not delivered ({}); answered {}", ctx_.session_id,
+                   projections::to_string(*refused), reply_for(*refused, Stage::data).code);
+    }
+    // The pipelined commands behind the message go on, on the pool.
+    co_await net::run_on(st_.pool.get_executor(), [&] {
+      if (refused) {
+        session_.not_delivered(*refused);
+      } else {
+        session_.delivered(true);
+      }
+    });
+    co_return session_.take_output();
+  }
+
+  bool starttls_requested() const override { return session_.starttls_requested(); }
+  void tls_established() override { session_.tls_established(); }
+  bool closed() const override { return session_.closed(); }
+  std::chrono::seconds read_timeout() const override {
+    return std::chrono::seconds(st_.config.smtp.command_timeout_s);
+  }
+
+  std::function<std::string()> tls_description_;
+
+ private:
+  void start_stream() {
+    stream_.emplace();
+    stream_transaction_ = session_.transaction();
+    chunk_to_ = chunk_keys(session_.envelope().accounts,
+                           [this](std::string_view key) { return st_.store.partition_for(key); });
+  }
+
+  Server::State& st_;
+  Session& session_;
+  DeliveryContext ctx_;
+  std::optional<StagedStream> stream_;
+  std::uint64_t stream_transaction_ = 0;  // the session's transaction it belongs to
+  std::vector<std::string> chunk_to_;
+  std::string carry_;  // taken from the session, less than a chunk
+};
+
 awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
-                      config::Listener listener,
-                      asio::strand<asio::io_context::executor_type> strand) {
+                      config::Listener listener, net::Strand strand) {
   const auto& cfg = st->config;
   const std::string remote_ip = socket.remote_endpoint().address().to_string();
   const std::string session_id = fmt::format("{:x}", st->next_session.fetch_add(1));
   auto live = std::make_shared<net::Connection>(std::move(socket), strand);
   if (!st->listeners.track(live)) co_return;
-  Conn& conn = live->conn;
   StorePolicy policy(st->store, cfg.server.local_domains);
   Limits limits;
   limits.max_message_size = static_cast<std::size_t>(cfg.smtp.max_message_size);
@@ -64,122 +173,15 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
                    st->tls != nullptr,          implicit,
                    listener.protocol != "smtp", cfg.smtp.allow_plaintext_auth};
   Session session(info, limits, policy);
-
-  auto& deadline = live->deadline;
-  deadline = std::chrono::steady_clock::now() + 30s;  // greeting / TLS handshake
-  // Same strand as this coroutine: the two never run at once.
-  const auto executor = co_await asio::this_coro::executor;
-  asio::co_spawn(executor, net::watchdog(live), [](std::exception_ptr) {});
-  struct Done {
-    net::Connection& l;
-    ~Done() {
-      l.done = true;
-      l.timer.cancel();
-    }
-  } mark_done{*live};
-
-  if (implicit) co_await conn.start_tls(*st->tls);
-  const std::string greeting = session.greeting();
-  co_await conn.write(greeting);
-  DeliveryContext ctx{
-      cfg.server.hostname,
-      remote_ip,
-      session_id,
-      conn.tls_description(),
-      "",
-      listener.protocol == "smtp" ? schemas::Protocol::smtp : schemas::Protocol::submission,
-      0};
-  const auto partition = [&store = st->store](std::string_view key) {
-    return store.partition_for(key);
-  };
-  // A large message goes to the log in chunks while it comes in.
-  std::optional<StagedStream> stream;
-  std::uint64_t stream_transaction = 0;  // the session's transaction it belongs to
-  std::vector<std::string> chunk_to;
-  std::string carry;  // taken from the session, less than a chunk
-  auto start_stream = [&] {
-    stream.emplace();
-    stream_transaction = session.transaction();
-    chunk_to = chunk_keys(session.envelope().accounts, partition);
-  };
-  std::array<char, 16384> buf;
-  for (;;) {
-    deadline = std::chrono::steady_clock::now() +
-               std::chrono::seconds(session.starttls_requested() ? 30 : cfg.smtp.command_timeout_s);
-    const std::size_t n = co_await conn.read_some(asio::buffer(buf));
-    session.receive(std::string_view(buf.data(), n));
-    if (stream && session.transaction() != stream_transaction) {
-      // Its message was refused or reset: abandoned (the projector drops
-      // the chunks), never carried into the next message.
-      stream.reset();
-      carry = std::string();
-    }
-    if (session.in_message() && session.buffered_data() >= StagedStream::kChunkBytes) {
-      if (session.data_refused()) {
-        session.take_data();  // refused at its end anyway: hold nothing
-      } else {
-        if (!stream) start_stream();
-        carry += session.take_data();
-        while (carry.size() >= StagedStream::kChunkBytes) {
-          auto sent = stream_chunk(st->store, *stream, chunk_to,
-                                   carry.substr(0, StagedStream::kChunkBytes), ctx);
-          co_await std::move(sent);
-          carry.erase(0, StagedStream::kChunkBytes);
-        }
-      }
-    }
-    for (;;) {
-      if (auto out = session.take_output(); !out.empty()) co_await conn.write(out);
-      if (auto request = session.take_auth()) {
-        net::LoginContext login{
-            st->store, st->throttle,
-            listener.protocol == "smtp" ? schemas::Protocol::smtp : schemas::Protocol::submission,
-            remote_ip, session_id};
-        auto attempt = net::login(login, request->mechanism, request->user, request->password);
-        const net::LoginResult result = co_await std::move(attempt);
-        if (result.unavailable) {
-          session.auth_unavailable();
-        } else {
-          session.auth_result(result.account.has_value(), result.account.value_or(""));
-        }
-        ctx.auth_user = session.authenticated_user();
-        continue;
-      }
-      auto message = session.take_message();
-      if (!message) break;
-      ctx.tls = conn.tls_description();
-      // Staged when it already is, or when one copy per recipient account
-      // would hold too much.
-      const std::size_t copies = std::max<std::size_t>(1, message->envelope.accounts.size());
-      if (!stream && message->data.size() * copies > StagedStream::kChunkBytes) start_stream();
-      if (stream) {
-        std::string rest = std::exchange(carry, std::string()) + message->data;
-        message->data = std::string();
-        for (std::size_t pos = 0; pos < rest.size(); pos += StagedStream::kChunkBytes) {
-          auto sent = stream_chunk(st->store, *stream, chunk_to,
-                                   rest.substr(pos, StagedStream::kChunkBytes), ctx);
-          co_await std::move(sent);
-        }
-      }
-      ctx.now_ms = now_ms();
-      auto delivered = deliver(st->store, *message, ctx, stream ? &*stream : nullptr);
-      const auto refused = co_await std::move(delivered);
-      stream.reset();
-      if (refused) {
-        spdlog::warn("smtp {}: a message was not delivered ({}); answered {}", session_id,
-                     projections::to_string(*refused), reply_for(*refused, Stage::data).code);
-        session.not_delivered(*refused);
-      } else {
-        session.delivered(true);
-      }
-    }
-    if (session.starttls_requested()) {
-      deadline = std::chrono::steady_clock::now() + 30s;  // the handshake
-      co_await conn.start_tls(*st->tls);
-      session.tls_established();
-    }
-    if (session.closed()) break;
-  }
+  const auto protocol =
+      listener.protocol == "smtp" ? schemas::Protocol::smtp : schemas::Protocol::submission;
+  SmtpHandler handler(
+      *st, session,
+      DeliveryContext{cfg.server.hostname, remote_ip, session_id, "", "", protocol, 0});
+  handler.tls_description_ = [live] { return live->conn.tls_description(); };
+  net::DriverOptions options{st->tls,   implicit,   16384,      protocol,
+                             remote_ip, session_id, &st->store, &st->throttle};
+  co_await net::drive(live, handler, std::move(options));
 }
 
 }  // namespace
@@ -190,6 +192,7 @@ Server::Server(asio::io_context& io, const config::Config& config, projections::
 
 Server::~Server() {
   stop();
+  state_->pool.join();
 }
 
 // Closes the listeners and every connection, each on its own executor, so

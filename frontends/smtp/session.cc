@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "common/ascii.h"
+#include "common/command_table.h"
 #include "frontends/smtp/replies.h"
 
 namespace a3::smtp {
@@ -273,10 +274,7 @@ const Session::Command Session::kCommands[] = {
 // clang-format on
 
 std::vector<std::string_view> Session::command_names() {
-  std::vector<std::string_view> out;
-  for (const auto& c : kCommands)
-    out.push_back(c.verb);
-  return out;
+  return a3::command_names(kCommands);
 }
 
 // command = verb [SP parameters] CRLF (RFC 5321 4.1.1); each verb's file is
@@ -286,10 +284,7 @@ void Session::command(std::string_view line) {
   const std::string verb = ascii::upper(line.substr(0, space));
   const std::string_view arg =
       space == std::string_view::npos ? "" : ascii::trim(line.substr(space + 1));
-  const Command* c = nullptr;
-  for (const auto& entry : kCommands) {
-    if (entry.verb == verb) c = &entry;
-  }
+  const Command* c = find_command(kCommands, verb);
   if (!c) return error("500 5.5.2 Command not recognised");
   if (c->no_arguments && !arg.empty())
     return error(fmt::format("501 5.5.4 {} takes no arguments", verb));

@@ -165,7 +165,7 @@ class Session {
   // The command table (session.cc): each verb's handler, in
   // commands/<verb>.cc, and what the dispatcher checks before it runs.
   struct Command {
-    std::string_view verb;
+    std::string_view name;  // the verb
     void (Session::*run)(std::string_view arg);
     bool needs_helo;    // 503 before EHLO/HELO (RFC 5321 4.1.4)
     bool needs_mail;    // 503 outside a mail transaction

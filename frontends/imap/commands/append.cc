@@ -1,26 +1,17 @@
 // APPEND: RFC 9051 6.3.12 APPEND, RFC 3502 MULTIAPPEND, RFC 4315 APPENDUID.
 //
 // append = "APPEND" SP mailbox 1*append-message
-#include <algorithm>
-#include <map>
-#include <set>
 
 #include <fmt/format.h>
 
 #include "common/ascii.h"
 #include "common/clock.h"
-#include "frontends/imap/mailbox_names.h"
-#include "frontends/imap/message_text.h"
 #include "frontends/imap/replies.h"
 #include "frontends/imap/session.h"
-#include "frontends/net/sasl.h"
 #include "frontends/net/staged.h"
-#include "mime/mime.h"
 
 namespace a3::imap {
 
-using projections::MailboxRecord;
-using projections::MessageRecord;
 using projections::OutcomeCode;
 
 void Session::cmd_append(const std::string& tag, Parser& p) {

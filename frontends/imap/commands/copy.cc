@@ -1,26 +1,13 @@
 // COPY: RFC 9051 6.4.7 COPY, 6.4.8 MOVE (RFC 6851), RFC 4315 COPYUID.
 //
 // copy = "COPY" SP sequence-set SP mailbox
-#include <algorithm>
-#include <map>
-#include <set>
 
 #include <fmt/format.h>
 
-#include "common/ascii.h"
-#include "common/clock.h"
-#include "frontends/imap/mailbox_names.h"
-#include "frontends/imap/message_text.h"
-#include "frontends/imap/replies.h"
 #include "frontends/imap/session.h"
-#include "frontends/net/sasl.h"
-#include "frontends/net/staged.h"
-#include "mime/mime.h"
 
 namespace a3::imap {
 
-using projections::MailboxRecord;
-using projections::MessageRecord;
 using projections::OutcomeCode;
 
 void Session::copy_messages(const std::string& tag, Parser& p, bool uid, bool move) {

@@ -1,26 +1,13 @@
 // CREATE: RFC 9051 6.3.4 CREATE, RFC 6154 CREATE-SPECIAL-USE.
 //
 // create = "CREATE" SP mailbox [create-params]
-#include <algorithm>
-#include <map>
-#include <set>
-
-#include <fmt/format.h>
 
 #include "common/ascii.h"
-#include "common/clock.h"
 #include "frontends/imap/mailbox_names.h"
-#include "frontends/imap/message_text.h"
-#include "frontends/imap/replies.h"
 #include "frontends/imap/session.h"
-#include "frontends/net/sasl.h"
-#include "frontends/net/staged.h"
-#include "mime/mime.h"
 
 namespace a3::imap {
 
-using projections::MailboxRecord;
-using projections::MessageRecord;
 using projections::OutcomeCode;
 
 void Session::cmd_create(const std::string& tag, Parser& p) {

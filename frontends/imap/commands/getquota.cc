@@ -8,7 +8,6 @@
 // quota-resource  = resource-name SP resource-usage SP resource-limit
 #include <fmt/format.h>
 
-#include "frontends/imap/replies.h"
 #include "frontends/imap/session.h"
 
 namespace a3::imap {

@@ -1,27 +1,18 @@
 // LIST: RFC 9051 6.3.9 LIST, RFC 5258 LIST-EXTENDED, RFC 5819 LIST-STATUS; LSUB (RFC 3501 6.3.9).
 //
 // list = "LIST" [SP list-select-opts] SP mailbox SP mbox-or-pat [SP list-return-opts]
-#include <algorithm>
 #include <map>
 #include <set>
 
 #include <fmt/format.h>
 
 #include "common/ascii.h"
-#include "common/clock.h"
 #include "frontends/imap/mailbox_names.h"
-#include "frontends/imap/message_text.h"
-#include "frontends/imap/replies.h"
 #include "frontends/imap/session.h"
-#include "frontends/net/sasl.h"
-#include "frontends/net/staged.h"
-#include "mime/mime.h"
 
 namespace a3::imap {
 
 using projections::MailboxRecord;
-using projections::MessageRecord;
-using projections::OutcomeCode;
 
 void Session::list_mailboxes(const std::string& tag, Parser& p, bool lsub) {
   p.sp();

@@ -5,7 +5,6 @@
 // setquota          = "SETQUOTA" SP quota-root-name SP setquota-list
 // setquota-list     = "(" [setquota-resource *(SP setquota-resource)] ")"
 // setquota-resource = resource-name SP resource-limit
-#include "common/ascii.h"
 #include "frontends/imap/session.h"
 
 namespace a3::imap {

@@ -1,27 +1,11 @@
 // SUBSCRIBE: RFC 9051 6.3.7 SUBSCRIBE, 6.3.8 UNSUBSCRIBE.
 //
 // subscribe = "SUBSCRIBE" SP mailbox
-#include <algorithm>
-#include <map>
-#include <set>
 
-#include <fmt/format.h>
-
-#include "common/ascii.h"
-#include "common/clock.h"
 #include "frontends/imap/mailbox_names.h"
-#include "frontends/imap/message_text.h"
-#include "frontends/imap/replies.h"
 #include "frontends/imap/session.h"
-#include "frontends/net/sasl.h"
-#include "frontends/net/staged.h"
-#include "mime/mime.h"
 
 namespace a3::imap {
-
-using projections::MailboxRecord;
-using projections::MessageRecord;
-using projections::OutcomeCode;
 
 void Session::change_subscription(const std::string& tag, Parser& p, bool subscribe) {
   p.sp();

@@ -18,6 +18,27 @@ namespace {
 
 using schemas::Protocol;
 
+// Runs one of the server's coroutines to its end on an executor of its own.
+template <typename T>
+T run_sync(boost::asio::awaitable<T> a) {
+  boost::asio::io_context io;
+  std::optional<T> out;
+  boost::asio::co_spawn(io, std::move(a), [&](std::exception_ptr e, T v) {
+    if (e) std::rethrow_exception(e);
+    out = std::move(v);
+  });
+  io.run();
+  return std::move(*out);
+}
+
+void run_sync(boost::asio::awaitable<void> a) {
+  boost::asio::io_context io;
+  boost::asio::co_spawn(io, std::move(a), [](std::exception_ptr e) {
+    if (e) std::rethrow_exception(e);
+  });
+  io.run();
+}
+
 class Delivery : public test::ProjectionFixture {
  protected:
   void SetUp() override {
@@ -46,30 +67,20 @@ class Delivery : public test::ProjectionFixture {
     const auto partition = [this](std::string_view k) { return log->partition_for(k); };
     if (!log_ok) log->close();
     // What the server runs for a message: the chunks of a staged body as
-    // they come in, then the delivery, each awaited on an executor.
-    std::optional<projections::errc> refused;
-    boost::asio::io_context io;
-    boost::asio::co_spawn(
-        io,
-        [&]() -> boost::asio::awaitable<void> {
-          std::optional<StagedStream> stream;
-          if (chunk > 0) {
-            stream.emplace();
-            const auto keys = chunk_keys(m->envelope.accounts, partition);
-            EXPECT_EQ(keys.size(), log->partition_for("alice@example.test") ==
-                                           log->partition_for("bob@example.test")
-                                       ? 1u
-                                       : 2u);
-            for (std::size_t pos = 0; pos < m->data.size(); pos += chunk)
-              co_await stream_chunk(*store, *stream, keys, m->data.substr(pos, chunk), ctx);
-            m->data.clear();
-          }
-          refused = co_await deliver(*store, *m, ctx, stream ? &*stream : nullptr);
-        },
-        [](std::exception_ptr e) {
-          if (e) std::rethrow_exception(e);
-        });
-    io.run();
+    // they come in, then the delivery.
+    std::optional<StagedStream> stream;
+    if (chunk > 0) {
+      stream.emplace();
+      const auto keys = chunk_keys(m->envelope.accounts, partition);
+      EXPECT_EQ(keys.size(),
+                log->partition_for("alice@example.test") == log->partition_for("bob@example.test")
+                    ? 1u
+                    : 2u);
+      for (std::size_t pos = 0; pos < m->data.size(); pos += chunk)
+        run_sync(stream_chunk(*store, *stream, keys, m->data.substr(pos, chunk), ctx));
+      m->data.clear();
+    }
+    const auto refused = run_sync(deliver(*store, *m, ctx, stream ? &*stream : nullptr));
     if (refused) {
       s.not_delivered(*refused);
     } else {
@@ -157,17 +168,7 @@ std::string session_with_delivery(projections::Store& store, const std::string& 
   if (auto m = s.take_message()) {
     DeliveryContext ctx{"mx.example.test", "192.0.2.7",  "s-43", "", "",
                         Protocol::smtp,    1764072000000};
-    std::optional<projections::errc> refused;
-    boost::asio::io_context io;
-    boost::asio::co_spawn(
-        io,
-        [&]() -> boost::asio::awaitable<void> {
-          refused = co_await deliver(store, *m, ctx, nullptr);
-        },
-        [](std::exception_ptr e) {
-          if (e) std::rethrow_exception(e);
-        });
-    io.run();
+    const auto refused = run_sync(deliver(store, *m, ctx, nullptr));
     if (refused) {
       s.not_delivered(*refused);
     } else {

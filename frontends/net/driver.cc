@@ -1,0 +1,103 @@
+#include "frontends/net/driver.h"
+
+#include <array>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio.hpp>
+
+namespace a3::net {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using namespace std::chrono_literals;
+
+namespace {
+
+// The greeting and a TLS handshake get 30 s (RFC 3207, RFC 9051 6.2.1).
+constexpr auto kHandshake = 30s;
+
+}  // namespace
+
+std::function<void(std::exception_ptr)> log_end(std::string what) {
+  return [what = std::move(what)](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const boost::system::system_error& se) {
+      if (se.code() != asio::error::eof && se.code() != asio::error::operation_aborted &&
+          se.code() != asio::error::bad_descriptor) {
+        spdlog::debug("{} ended: {}", what, se.what());
+      }
+    } catch (const std::exception& ex) {
+      spdlog::warn("{} failed: {}", what, ex.what());
+    }
+  };
+}
+
+awaitable<void> write(std::shared_ptr<Connection> c, std::string data) {
+  while (c->writing) {
+    c->write_done.expires_at(std::chrono::steady_clock::time_point::max());
+    boost::system::error_code ec;
+    co_await c->write_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  c->writing = true;
+  struct Release {
+    Connection& c;
+    ~Release() {
+      c.writing = false;
+      c.write_done.cancel();
+    }
+  } release{*c};
+  co_await c->conn.write(data);
+}
+
+awaitable<void> drive(std::shared_ptr<Connection> c, Handler& h, DriverOptions o) {
+  c->deadline = std::chrono::steady_clock::now() + kHandshake;
+  asio::co_spawn(c->strand, watchdog(c), log_end("watchdog " + o.session_id));
+  struct Done {
+    Connection& c;
+    ~Done() {
+      c.done = true;
+      c.timer.cancel();
+    }
+  } mark_done{*c};
+
+  if (o.implicit_tls) co_await c->conn.start_tls(*o.tls);
+  co_await write(c, h.greeting());
+  std::vector<char> buf(o.read_buffer);
+  for (;;) {
+    co_await h.before_read();
+    c->deadline = std::chrono::steady_clock::now() + h.read_timeout();
+    const std::size_t n = co_await c->conn.read_some(asio::buffer(buf));
+    std::string out = co_await h.feed(std::string(buf.data(), n));
+    for (;;) {
+      if (!out.empty()) co_await write(c, std::exchange(out, std::string()));
+      if (h.has_buffered_commands()) {
+        // Output was held back: the pipelined commands go on.
+        out = co_await h.feed(std::string());
+        continue;
+      }
+      if (auto request = h.take_auth()) {
+        LoginContext ctx{*o.store, *o.throttle, o.protocol, o.remote_ip, o.session_id};
+        LoginResult result =
+            co_await login(ctx, request->mechanism, request->user, request->password);
+        out = co_await h.auth_done(std::move(result));
+        continue;
+      }
+      if (auto more = co_await h.more()) {
+        out = std::move(*more);
+        continue;
+      }
+      break;
+    }
+    if (h.starttls_requested()) {
+      c->deadline = std::chrono::steady_clock::now() + kHandshake;
+      co_await c->conn.start_tls(*o.tls);
+      h.tls_established();
+    }
+    if (h.closed()) break;
+  }
+}
+
+}  // namespace a3::net
