@@ -48,17 +48,11 @@ constexpr std::size_t kMaxBatchBodyBytes = 64u << 20;
 }  // namespace
 
 Projector::Projector(eventlog::EventLog& log, view::ViewDb& view, std::size_t max_batch)
-    : log_(log), view_(view), max_batch_(max_batch) {
+    : log_(log), view_(view), runner_(log, *this, RunnerOptions{max_batch}) {
   const auto stored = view_.positions();
   next_.assign(static_cast<std::size_t>(log_.partitions()), 0);
   for (std::int32_t p = 0; p < log_.partitions(); ++p) {
     if (auto it = stored.find(p); it != stored.end()) next_[p] = it->second;
-    auto reader = log_.open_reader({p, next_[p]});
-    if (!reader) {
-      throw std::runtime_error(
-          fmt::format("projector: cannot read partition {}: {}", p, reader.error().message()));
-    }
-    readers_.push_back(std::move(*reader));
   }
 }
 
@@ -67,110 +61,92 @@ Projector::~Projector() {
 }
 
 void Projector::start() {
-  if (thread_.joinable()) return;
-  stop_ = false;
-  thread_ = std::thread([this] { run(); });
+  runner_.start();
 }
 
 void Projector::stop() {
-  stop_ = true;
-  if (thread_.joinable()) thread_.join();
+  runner_.stop();
+  {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+  }
   applied_cv_.notify_all();
   complete_waiters(true);
 }
 
-void Projector::run() {
-  while (!stop_) {
-    if (!failure().empty()) {
-      complete_waiters(true);
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      continue;
-    }
-    complete_waiters();  // the deadlines
-    if (step(std::chrono::milliseconds(0))) continue;
-    // Idle: sleep until any partition has something new.
-    std::vector<std::int64_t> next;
-    for (const auto& r : readers_)
-      next.push_back(r->position().offset);
-    log_.wait_for_records(next, std::chrono::milliseconds(100));
+boost::system::result<std::map<std::int32_t, std::int64_t>, Failure> Projector::open() {
+  // The view holds its positions with its changes: that is where to resume.
+  const auto stored = view_.positions();
+  std::lock_guard lock(mu_);
+  for (std::int32_t p = 0; p < log_.partitions(); ++p) {
+    if (auto it = stored.find(p); it != stored.end()) next_[p] = it->second;
   }
+  return stored;
 }
 
-bool Projector::step(std::chrono::milliseconds wait, const std::vector<std::int64_t>* until) {
-  bool any = false;
-  for (std::size_t p = 0; p < readers_.size() && !stop_; ++p) {
-    std::size_t max = max_batch_;
-    if (until) {
-      // Catching up: only partitions still behind their end, never past it.
-      const std::int64_t behind = (*until)[p] - readers_[p]->position().offset;
-      if (behind <= 0) continue;
-      max = std::min<std::size_t>(max, static_cast<std::size_t>(behind));
-    }
-    auto records = readers_[p]->poll(max, wait);
-    if (!records) {
-      if (records.error() == eventlog::errc::corrupt) {
-        std::lock_guard lock(mu_);
-        failure_ = fmt::format("projector: the record at {}:{} cannot be read: {}", p, next_[p],
-                               records.error().message());
-        spdlog::critical("{}", failure_);
-        applied_cv_.notify_all();
-      }
-      continue;  // unavailable: try again later
-    }
-    if (records->empty()) continue;
-    any = true;
+void Projector::tick() {
+  complete_waiters();  // the deadlines, and everyone once the runner failed
+}
 
-    view::Batch batch(view_);
-    std::vector<std::pair<eventlog::Position, Outcome>> outcomes;
-    std::vector<schemas::Uuid> touched;
-    std::int64_t next = next_[p];
-    bool corrupt = false;
-    // Decode first, then parse the MIME of new messages on every core: the
-    // slowest part of projecting mail, and independent of the view.
-    std::vector<schemas::Event> events;
-    events.reserve(records->size());
-    for (const auto& r : *records) {
-      auto event = schemas::decode(r.value);
-      if (!event) {
-        // Never skip an event: stop here, before this record, and say why.
-        std::lock_guard lock(mu_);
-        failure_ = fmt::format("projector: the event at {} is corrupt: {}", r.position.str(),
-                               event.error().detail);
-        spdlog::critical("{}", failure_);
-        corrupt = true;
-        break;
-      }
-      events.push_back(std::move(*event));
+Projection::Applied Projector::apply(std::int32_t partition,
+                                     std::vector<eventlog::Record>& records) {
+  const auto p = static_cast<std::size_t>(partition);
+  auto fail = [&](std::string what) {
+    {
+      std::lock_guard lock(mu_);
+      failure_ = fmt::format("projector: {}", what);
+      spdlog::critical("{}", failure_);
     }
-    const std::vector<std::string> summaries = parse_mime_in_parallel(events);
-    for (std::size_t i = 0; i < events.size(); ++i) {
-      const auto& r = (*records)[i];
-      const auto* event = &events[i];
-      const std::string* summary =
-          summaries.empty() || summaries[i].empty() ? nullptr : &summaries[i];
-      Outcome o;
-      try {
-        o = apply_event(batch, *event, r.position, summary);
-      } catch (const std::exception& e) {
-        // The view could not be read: stop before this event, never guess.
-        std::lock_guard lock(mu_);
-        failure_ = fmt::format("projector: applying {} failed: {}", r.position.str(), e.what());
-        spdlog::critical("{}", failure_);
-        corrupt = true;  // the reader stays at this event
-        break;
-      }
-      touched.insert(touched.end(), o.mailboxes.begin(), o.mailboxes.end());
-      outcomes.emplace_back(r.position, std::move(o));
-      next = r.position.offset + 1;
-      // Bound the memory of a batch of large messages.
-      if (batch.body_bytes() > kMaxBatchBodyBytes && !commit(batch, p, next, outcomes, touched)) {
-        return any;
-      }
+    applied_cv_.notify_all();
+    complete_waiters(true);
+    std::lock_guard lock(mu_);
+    return Projection::Applied{next_[p], Failure{failure_}};
+  };
+  view::Batch batch(view_);
+  std::vector<std::pair<eventlog::Position, Outcome>> outcomes;
+  std::vector<schemas::Uuid> touched;
+  std::int64_t next = records.front().position.offset;
+  // Decode first, then parse the MIME of new messages on every core: the
+  // slowest part of projecting mail, and independent of the view.
+  std::vector<schemas::Event> events;
+  events.reserve(records.size());
+  std::optional<std::string> corrupt;
+  for (const auto& r : records) {
+    auto event = schemas::decode(r.value);
+    if (!event) {
+      // Never skip an event: stop here, before this record, and say why.
+      corrupt =
+          fmt::format("the event at {} is corrupt: {}", r.position.str(), event.error().detail);
+      break;
     }
-    if (!outcomes.empty() && !commit(batch, p, next, outcomes, touched)) return any;
-    if (corrupt) readers_[p]->seek(next);  // stays at the corrupt event
+    events.push_back(std::move(*event));
   }
-  return any;
+  const std::vector<std::string> summaries = parse_mime_in_parallel(events);
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const auto& r = records[i];
+    const std::string* summary =
+        summaries.empty() || summaries[i].empty() ? nullptr : &summaries[i];
+    Outcome o;
+    try {
+      o = apply_event(batch, events[i], r.position, summary);
+    } catch (const std::exception& e) {
+      // The view could not be read: stop before this event, never guess.
+      corrupt = fmt::format("applying {} failed: {}", r.position.str(), e.what());
+      break;
+    }
+    touched.insert(touched.end(), o.mailboxes.begin(), o.mailboxes.end());
+    outcomes.emplace_back(r.position, std::move(o));
+    next = r.position.offset + 1;
+    // Bound the memory of a batch of large messages.
+    if (batch.body_bytes() > kMaxBatchBodyBytes && !commit(batch, p, next, outcomes, touched)) {
+      return fail("writing the view failed");
+    }
+  }
+  if (!outcomes.empty() && !commit(batch, p, next, outcomes, touched)) {
+    return fail("writing the view failed");
+  }
+  if (corrupt) return fail(*corrupt);
+  return Projection::Applied{next, std::nullopt};
 }
 
 bool Projector::commit(view::Batch& batch, std::size_t p, std::int64_t next,
@@ -182,10 +158,7 @@ bool Projector::commit(view::Batch& batch, std::size_t p, std::int64_t next,
   // The changes and the position move together, in one atomic write.
   const auto s = batch.commit();
   if (!s.ok()) {
-    std::lock_guard lock(mu_);
-    failure_ = fmt::format("projector: writing the view failed: {}", s.ToString());
-    spdlog::critical("{}", failure_);
-    applied_cv_.notify_all();
+    spdlog::critical("projector: writing the view failed: {}", s.ToString());
     return false;
   }
   std::vector<Listener> listeners;
@@ -217,40 +190,12 @@ bool Projector::commit(view::Batch& batch, std::size_t p, std::int64_t next,
 
 bool Projector::catch_up(const std::function<void(std::int64_t, std::int64_t)>& progress,
                          const std::map<std::int32_t, std::int64_t>* targets) {
-  std::vector<std::int64_t> ends;
-  std::int64_t total = 0;
-  for (std::int32_t p = 0; p < log_.partitions(); ++p) {
-    if (targets) {
-      const auto it = targets->find(p);
-      ends.push_back(it == targets->end() ? 0 : it->second);
-      total += ends.back();
-      continue;
-    }
-    auto end = log_.end_offset(p);
-    if (!end) {
-      std::lock_guard lock(mu_);
-      failure_ =
-          fmt::format("projector: end of partition {} unknown: {}", p, end.error().message());
-      return false;
-    }
-    ends.push_back(*end);
-    total += *end;
+  if (auto f = runner_.catch_up(progress, targets)) {
+    std::lock_guard lock(mu_);
+    if (failure_.empty()) failure_ = "projector: " + f->what;
+    return false;
   }
-  for (;;) {
-    std::int64_t done = 0;
-    bool behind = false;
-    {
-      std::lock_guard lock(mu_);
-      for (std::size_t p = 0; p < ends.size(); ++p) {
-        done += std::min(next_[p], ends[p]);
-        behind = behind || next_[p] < ends[p];
-      }
-    }
-    if (progress) progress(done, total);
-    if (!behind || !failure().empty()) break;
-    step(std::chrono::milliseconds(1000), &ends);
-  }
-  return failure().empty();
+  return true;
 }
 
 std::optional<Outcome> Projector::wait_applied(eventlog::Position pos,
@@ -259,7 +204,7 @@ std::optional<Outcome> Projector::wait_applied(eventlog::Position pos,
   const auto p = static_cast<std::size_t>(pos.partition);
   if (p >= next_.size()) return std::nullopt;
   const bool done = applied_cv_.wait_for(
-      lock, timeout, [&] { return next_[p] > pos.offset || !failure_.empty() || stop_; });
+      lock, timeout, [&] { return next_[p] > pos.offset || !failure_.empty() || stopped_; });
   if (!done || next_[p] <= pos.offset) return std::nullopt;
   if (auto it = recent_.find(pos); it != recent_.end()) return it->second;
   Outcome o;  // applied long ago: the outcome is no longer in memory
@@ -275,7 +220,7 @@ void Projector::when_applied(std::vector<eventlog::Position> positions,
   }
   // Some may be applied already. Without the projector's thread nobody
   // would enforce the deadline: answer at once with what is applied.
-  complete_waiters(!thread_.joinable());
+  complete_waiters(!runner_.running());
 }
 
 void Projector::complete_waiters(bool everyone) {
@@ -284,7 +229,7 @@ void Projector::complete_waiters(bool everyone) {
     std::lock_guard lock(mu_);
     if (waiters_.empty()) return;
     const auto now = std::chrono::steady_clock::now();
-    const bool give_up = everyone || stop_ || !failure_.empty();
+    const bool give_up = everyone || stopped_ || !failure_.empty() || runner_.failed();
     std::erase_if(waiters_, [&](Waiter& w) {
       std::vector<std::optional<Outcome>> out;
       bool all = true;
@@ -318,8 +263,11 @@ void Projector::add_listener(Listener l) {
 }
 
 std::string Projector::failure() const {
-  std::lock_guard lock(mu_);
-  return failure_;
+  {
+    std::lock_guard lock(mu_);
+    if (!failure_.empty()) return failure_;
+  }
+  return runner_.failed() ? "projector: " + runner_.status() : std::string();
 }
 
 ProjectorStats Projector::stats() const {

@@ -25,6 +25,7 @@
 
 #include "eventlog/event_log.h"
 #include "projections/outcome.h"
+#include "projections/runner.h"
 #include "projections/view/batch.h"
 #include "projections/view/view_db.h"
 
@@ -35,7 +36,7 @@ struct ProjectorStats {
   std::uint64_t batches = 0;
 };
 
-class Projector {
+class Projector : private Projection {
  public:
   using Listener = std::function<void(const std::vector<schemas::Uuid>& mailboxes)>;
 
@@ -72,19 +73,21 @@ class Projector {
   std::map<std::int32_t, std::int64_t> applied() const;  // next offset per partition
 
  private:
-  // One batch per partition; false if there was nothing to do. With
-  // `until`, only partitions whose reader is before their entry are read.
-  bool step(std::chrono::milliseconds wait, const std::vector<std::int64_t>* until = nullptr);
-  void run();
-  // Writes a batch with partition p's next offset; false on failure().
+  // The Projection the runner drives.
+  std::string name() const override { return "projector"; }
+  boost::system::result<std::map<std::int32_t, std::int64_t>, Failure> open() override;
+  Projection::Applied apply(std::int32_t partition,
+                            std::vector<eventlog::Record>& records) override;
+  bool retries() const override { return false; }  // never guess past an event
+  void tick() override;
+
+  // Writes a batch with partition p's next offset; false on failure.
   bool commit(view::Batch& batch, std::size_t p, std::int64_t next,
               std::vector<std::pair<eventlog::Position, Outcome>>& outcomes,
               std::vector<schemas::Uuid>& touched);
 
   eventlog::EventLog& log_;
   view::ViewDb& view_;
-  std::size_t max_batch_;
-  std::vector<std::unique_ptr<eventlog::Reader>> readers_;
 
   mutable std::mutex mu_;
   std::condition_variable applied_cv_;
@@ -104,8 +107,9 @@ class Projector {
   // `everyone`, e.g. on failure or stop) and those past their deadline.
   void complete_waiters(bool everyone = false);
 
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+  bool stopped_ = false;  // guarded by mu_
+
+  Runner runner_;  // last: its thread stops before the members it uses go
 };
 
 }  // namespace a3::projections

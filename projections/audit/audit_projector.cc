@@ -10,9 +10,9 @@
 
 #include "common/ascii.h"
 #include "common/json.h"
+#include "mime/mime.h"
 #include "projections/audit/pg.h"
 #include "projections/mailbox_projector.h"
-#include "mime/mime.h"
 #include "schemas/codec.h"
 #include "schemas/event_json.h"
 
@@ -179,79 +179,76 @@ void append_row(std::string& out, const Event& e, eventlog::Position pos) {
 
 }  // namespace
 
-std::optional<std::string> migrate(Connection& db) {
+boost::system::result<void, Failure> migrate(Connection& db) {
   if (auto e = db.exec("CREATE TABLE IF NOT EXISTS a3_schema_migrations (version integer PRIMARY "
                        "KEY, applied_at timestamptz NOT NULL DEFAULT now())")) {
-    return e;
+    return Failure{*e};
   }
   for (const auto& m : kMigrations) {
     std::string err;
     auto r = db.query("SELECT 1 FROM a3_schema_migrations WHERE version = $1",
                       {std::to_string(m.version)}, &err);
-    if (!r) return err;
+    if (!r) return Failure{err};
     if (PQntuples(r.get()) > 0) continue;
     // Each migration and its record commit together.
     if (auto e = db.exec(fmt::format("BEGIN; {} INSERT INTO a3_schema_migrations (version) VALUES "
                                      "({}); COMMIT;",
                                      m.sql, m.version))) {
       db.exec("ROLLBACK");
-      return fmt::format("migration {}: {}", m.version, *e);
+      return Failure{fmt::format("migration {}: {}", m.version, *e)};
     }
     spdlog::info("audit: applied migration {}", m.version);
   }
-  return std::nullopt;
+  return {};
 }
 
 AuditProjector::AuditProjector(eventlog::EventLog& log, Options options)
-    : log_(log), options_(std::move(options)) {}
+    : log_(log),
+      options_(std::move(options)),
+      runner_(
+          log, *this,
+          RunnerOptions{options_.max_batch, std::chrono::milliseconds(250), options_.max_backoff}) {
+}
 
 AuditProjector::~AuditProjector() {
   stop();
 }
 
 void AuditProjector::start() {
-  if (thread_.joinable()) return;
-  stop_ = false;
-  thread_ = std::thread([this] { run(); });
+  runner_.start();
 }
 
 void AuditProjector::stop() {
-  stop_ = true;
-  if (thread_.joinable()) thread_.join();
+  runner_.stop();
+}
+
+boost::system::result<void, Failure> AuditProjector::catch_up() {
+  if (auto f = runner_.catch_up()) return *f;
+  return {};
 }
 
 std::string AuditProjector::status() const {
-  std::lock_guard lock(mu_);
-  return status_;
+  return runner_.status();
 }
 
 std::map<std::int32_t, std::int64_t> AuditProjector::positions() const {
-  std::lock_guard lock(mu_);
-  return positions_;
+  return runner_.positions();
 }
 
-// (Re)connects, migrates, and puts every reader at the committed position:
-// after an outage, whatever was not committed is read again.
-std::optional<std::string> AuditProjector::connect() {
+// (Re)connects, migrates, and reads the committed positions: after an
+// outage, whatever was not committed is read again.
+boost::system::result<std::map<std::int32_t, std::int64_t>, Failure> AuditProjector::open() {
   db_ = std::make_unique<Connection>(options_.url);
-  if (!db_->ok()) return db_->error();
-  if (auto e = migrate(*db_)) return e;
+  if (!db_->ok()) return Failure{db_->error()};
+  if (auto m = migrate(*db_); !m) return m.error();
   std::string err;
   auto r = db_->query("SELECT partition, next_offset FROM audit_positions", {}, &err);
-  if (!r) return err;
+  if (!r) return Failure{err};
   std::map<std::int32_t, std::int64_t> stored;
   for (int i = 0; i < PQntuples(r.get()); ++i) {
     stored[std::atoi(PQgetvalue(r.get(), i, 0))] = std::atoll(PQgetvalue(r.get(), i, 1));
   }
-  readers_.clear();
-  for (std::int32_t p = 0; p < log_.partitions(); ++p) {
-    auto reader = log_.open_reader({p, stored[p]});
-    if (!reader) return "cannot read the log: " + reader.error().message();
-    readers_.push_back(std::move(*reader));
-  }
-  std::lock_guard lock(mu_);
-  positions_ = stored;
-  return std::nullopt;
+  return stored;
 }
 
 // Keeps audit_mailboxes' names current, so queries can show names.
@@ -280,111 +277,42 @@ void AuditProjector::mailbox_sql(std::string& out, const schemas::Event& e) {
   }
 }
 
-std::optional<std::string> AuditProjector::step(milliseconds wait, bool* any,
-                                                const std::vector<std::int64_t>* until) {
-  for (std::size_t p = 0; p < readers_.size() && !stop_; ++p) {
-    std::size_t max = options_.max_batch;
-    if (until) {
-      const std::int64_t behind = (*until)[p] - readers_[p]->position().offset;
-      if (behind <= 0) continue;
-      max = std::min<std::size_t>(max, static_cast<std::size_t>(behind));
+Projection::Applied AuditProjector::apply(std::int32_t p, std::vector<eventlog::Record>& records) {
+  const std::int64_t from = records.front().position.offset;
+  std::string rows, mailboxes;
+  std::int64_t next = from;
+  std::optional<Failure> corrupt;
+  for (const auto& rec : records) {
+    auto e = schemas::decode(rec.value);
+    if (!e) {
+      // Never skip an event: stay here until an operator repairs the log.
+      corrupt = Failure{
+          fmt::format("the event at {} is corrupt: {}", rec.position.str(), e.error().detail)};
+      break;
     }
-    const std::int64_t from = readers_[p]->position().offset;
-    auto records = readers_[p]->poll(max, wait);
-    if (!records) return "reading the log: " + records.error().message();
-    if (records->empty()) continue;
-    std::string rows, mailboxes;
-    std::int64_t next = from;
-    for (const auto& rec : *records) {
-      auto e = schemas::decode(rec.value);
-      if (!e) {
-        // Never skip an event: stay here until an operator repairs the log.
-        readers_[p]->seek(rec.position.offset);
-        return fmt::format("the event at {} is corrupt: {}", rec.position.str(), e.error().detail);
-      }
-      append_row(rows, *e, rec.position);
-      mailbox_sql(mailboxes, *e);
-      next = rec.position.offset + 1;
-    }
-    // Rows and position in one transaction: all or nothing.
-    std::optional<std::string> err = db_->exec("BEGIN");
-    if (!err) err = db_->copy_in("COPY audit_events FROM STDIN", rows);
-    if (!err && !mailboxes.empty()) err = db_->exec(mailboxes);
-    if (!err) {
-      err = db_->exec(fmt::format(
-          "INSERT INTO audit_positions VALUES ({}, {}) ON CONFLICT (partition) DO UPDATE SET "
-          "next_offset = EXCLUDED.next_offset",
-          p, next));
-    }
-    if (!err) err = db_->exec("COMMIT");
-    if (err) {
-      db_->exec("ROLLBACK");
-      return err;
-    }
-    *any = true;
-    std::lock_guard lock(mu_);
-    positions_[static_cast<std::int32_t>(p)] = next;
+    append_row(rows, *e, rec.position);
+    mailbox_sql(mailboxes, *e);
+    next = rec.position.offset + 1;
   }
-  return std::nullopt;
-}
-
-void AuditProjector::run() {
-  milliseconds backoff(250);
-  while (!stop_) {
-    std::optional<std::string> err;
-    if (!db_ || !db_->ok()) err = connect();
-    bool any = false;
-    if (!err) err = step(milliseconds(0), &any);
-    if (err) {
-      // PostgreSQL down or restarting: the mail service goes on; retry later
-      // from the last committed position.
-      {
-        std::lock_guard lock(mu_);
-        if (status_ != *err) spdlog::warn("audit: {} (retrying)", *err);
-        status_ = *err;
-      }
-      db_.reset();
-      const auto until = std::chrono::steady_clock::now() + backoff;
-      while (!stop_ && std::chrono::steady_clock::now() < until) {
-        std::this_thread::sleep_for(milliseconds(50));
-      }
-      backoff = std::min(backoff * 2, options_.max_backoff);
-      continue;
-    }
-    backoff = milliseconds(250);
-    {
-      std::lock_guard lock(mu_);
-      if (status_ != "ok") spdlog::info("audit: projecting into PostgreSQL");
-      status_ = "ok";
-    }
-    if (!any) {
-      std::vector<std::int64_t> next;
-      for (const auto& r : readers_)
-        next.push_back(r->position().offset);
-      log_.wait_for_records(next, milliseconds(200));
-    }
+  if (next == from) return {from, corrupt};
+  // Rows and position in one transaction: all or nothing.
+  std::optional<std::string> err = db_->exec("BEGIN");
+  if (!err) err = db_->copy_in("COPY audit_events FROM STDIN", rows);
+  if (!err && !mailboxes.empty()) err = db_->exec(mailboxes);
+  if (!err) {
+    err = db_->exec(fmt::format(
+        "INSERT INTO audit_positions VALUES ({}, {}) ON CONFLICT (partition) DO UPDATE SET "
+        "next_offset = EXCLUDED.next_offset",
+        p, next));
   }
-}
-
-std::optional<std::string> AuditProjector::catch_up() {
-  if (!db_ || !db_->ok()) {
-    if (auto e = connect()) return e;
+  if (!err) err = db_->exec("COMMIT");
+  if (err) {
+    // PostgreSQL down or restarting: the mail service goes on; the runner
+    // retries later from the last committed position.
+    db_->exec("ROLLBACK");
+    return {from, Failure{*err}};
   }
-  std::vector<std::int64_t> ends;
-  for (std::int32_t p = 0; p < log_.partitions(); ++p) {
-    auto end = log_.end_offset(p);
-    if (!end) return end.error().message();
-    ends.push_back(*end);
-  }
-  for (;;) {
-    bool behind = false;
-    for (std::size_t p = 0; p < readers_.size(); ++p) {
-      behind = behind || readers_[p]->position().offset < ends[p];
-    }
-    if (!behind) return std::nullopt;
-    bool any = false;
-    if (auto e = step(milliseconds(1000), &any, &ends)) return e;
-  }
+  return {next, corrupt};
 }
 
 }  // namespace a3::projections::audit

@@ -15,7 +15,10 @@
 #include <thread>
 #include <vector>
 
+#include <boost/system/result.hpp>
+
 #include "eventlog/event_log.h"
+#include "projections/runner.h"
 #include "schemas/event.h"
 
 namespace a3::projections::audit {
@@ -29,42 +32,37 @@ struct Options {
 };
 
 // Applies the versioned migrations that are not applied yet (at start-up).
-// Returns an error text, or nullopt.
-std::optional<std::string> migrate(Connection& db);
+[[nodiscard]] boost::system::result<void, Failure> migrate(Connection& db);
 
-class AuditProjector {
+class AuditProjector : private Projection {
  public:
   AuditProjector(eventlog::EventLog& log, Options options);
-  ~AuditProjector();
+  ~AuditProjector() override;
 
   void start();  // a background thread follows the log, retrying with backoff
   void stop();
 
   // Projects everything up to the log's current end on the calling thread.
-  // Returns the error text, or nullopt.
-  std::optional<std::string> catch_up();
+  [[nodiscard]] boost::system::result<void, Failure> catch_up();
 
   // "ok" or the last error (for health checks and logs).
   std::string status() const;
   std::map<std::int32_t, std::int64_t> positions() const;  // committed next offsets
 
  private:
-  std::optional<std::string> connect();
-  // One batch per partition; sets *any if something was written.
-  std::optional<std::string> step(std::chrono::milliseconds wait, bool* any,
-                                  const std::vector<std::int64_t>* until = nullptr);
-  void run();
+  // The Projection the runner drives: PostgreSQL may go away, so every
+  // failure is retried from the last committed position.
+  std::string name() const override { return "audit"; }
+  boost::system::result<std::map<std::int32_t, std::int64_t>, Failure> open() override;
+  Projection::Applied apply(std::int32_t partition,
+                            std::vector<eventlog::Record>& records) override;
+  bool retries() const override { return true; }
   void mailbox_sql(std::string& out, const schemas::Event& e);
 
   eventlog::EventLog& log_;
   Options options_;
   std::unique_ptr<Connection> db_;
-  std::vector<std::unique_ptr<eventlog::Reader>> readers_;
-  mutable std::mutex mu_;
-  std::map<std::int32_t, std::int64_t> positions_;
-  std::string status_ = "starting";
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+  Runner runner_;  // last: its thread stops before the members it uses go
 };
 
 }  // namespace a3::projections::audit

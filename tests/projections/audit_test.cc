@@ -97,7 +97,7 @@ TEST_F(Audit, OneRowPerEventWithTheFieldsAuditorsQuery) {
                              schemas::AuthFailed{"USER", std::string("ev\0il", 5), "bad"}));
 
   AuditProjector audit(*log_, Options{url_});
-  ASSERT_FALSE(audit.catch_up());
+  ASSERT_TRUE(audit.catch_up());
   EXPECT_EQ(scalar("SELECT count(*) FROM audit_events"), "5");
   EXPECT_EQ(scalar("SELECT message_id || ' ' || envelope_from || ' ' || host(remote_ip) || ' ' || "
                    "array_to_string(envelope_to, ',') FROM audit_events WHERE kind = "
@@ -115,7 +115,7 @@ TEST_F(Audit, OneRowPerEventWithTheFieldsAuditorsQuery) {
   EXPECT_EQ(scalar("SELECT count(*) FROM audit_events WHERE details::text LIKE '%argon2%'"), "0");
   // Running again projects nothing twice.
   AuditProjector again(*log_, Options{url_});
-  ASSERT_FALSE(again.catch_up());
+  ASSERT_TRUE(again.catch_up());
   EXPECT_EQ(scalar("SELECT count(*) FROM audit_events"), "5");
 }
 

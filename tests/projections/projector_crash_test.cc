@@ -47,11 +47,14 @@ TEST(ProjectorCrash, KilledAtRandomPointsConvergesToTheSameDigest) {
     char* argv[] = {child.data(), a.data(), b.data(), nullptr};
     pid_t pid;
     ASSERT_EQ(posix_spawn(&pid, child.c_str(), nullptr, nullptr, argv, environ), 0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(30 + rng() % 150));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5 + rng() % 100));
     kill(pid, SIGKILL);
     int status = 0;
     waitpid(pid, &status, 0);
     if (WIFSIGNALED(status)) ++killed_midway;
+    if (WIFEXITED(status)) {
+      EXPECT_EQ(WEXITSTATUS(status), 0) << "the child's catch_up failed";
+    }
   }
   EXPECT_GT(killed_midway, 0) << "no run was interrupted: make the workload longer";
 

@@ -255,7 +255,8 @@ class Staged : public Projection {
                   const Uuid& blob = Uuid::v7(), std::int64_t started = kStart) {
     StagedBody st{blob, started, body.size(), 0, false, ""};
     for (std::size_t pos = 0; pos < body.size(); pos += chunk) {
-      auto e = make_event(key, kImap, BodyChunk{blob, started, st.chunks++, body.substr(pos, chunk)});
+      auto e =
+          make_event(key, kImap, BodyChunk{blob, started, st.chunks++, body.substr(pos, chunk)});
       e.at_ms = started;
       EXPECT_TRUE(run(e).ok());
     }
