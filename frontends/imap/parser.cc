@@ -85,10 +85,13 @@ bool Parser::keyword(std::string_view word) {
 
 std::string Parser::tag() {
   const std::size_t start = pos_;
-  // tag = 1*<ASTRING-CHAR except "+"> (RFC 9051 9): ']' is allowed.
-  while (!at_end() && (is_atom_char(peek()) || peek() == ']') && peek() != '+')
+  // tag = 1*<ASTRING-CHAR except "+"> (RFC 9051 9): ']' is allowed, and
+  // CHAR is 7-bit, so an 8-bit byte is no tag (the reply is then "* BAD"
+  // rather than an echo of the client's bytes).
+  while (!at_end() && (is_atom_char(peek()) || peek() == ']') && peek() != '+' &&
+         static_cast<unsigned char>(peek()) < 0x80)
     ++pos_;
-  if (pos_ == start) fail("Missing or invalid tag");
+  if (pos_ == start || (!at_end() && peek() != ' ')) fail("Missing or invalid tag");
   return std::string(in_.substr(start, pos_ - start));
 }
 

@@ -1,9 +1,14 @@
-// Hostile-input smoke tests: thousands of mutated commands (valid ones
-// with bytes flipped, cut, repeated or spliced) through the IMAP, POP3 and
-// SMTP sessions against a real store. Nothing may throw out of a session
-// or crash; every session must keep answering or close. Deterministic seeds.
+// Hostile-input tests: thousands of mutated commands (valid ones with bytes
+// flipped, cut, repeated or spliced) through the IMAP, POP3 and SMTP
+// sessions against a real store. Nothing may throw out of a session or
+// crash; every reply is well formed for its protocol (IMAP: untagged,
+// continuation or tagged status, literals counted; POP3: +OK/-ERR and
+// dot-terminated lists; SMTP: three-digit codes), nothing follows the
+// goodbye, and output stays bounded. Each valid command of the corpora gets
+// exactly one tagged reply. Deterministic seeds.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <random>
 
 #include "frontends/imap/session.h"
@@ -46,6 +51,98 @@ std::string mutate(std::mt19937& rng, const std::vector<std::string>& corpus) {
   if (rng() % 4) s += "\r\n";
   return s;
 }
+
+// IMAP responses (RFC 9051 7): every response is "* ...", "+ ..." or
+// "tag SP (OK / NO / BAD) ..."; a literal {n} inside one is n bytes that
+// belong to it. Returns an explanation of the first bad response, or "".
+// Counts tagged status responses per tag into `tagged`.
+std::string check_imap(std::string_view out, std::map<std::string, int>* tagged = nullptr) {
+  std::size_t pos = 0;
+  while (pos < out.size()) {
+    const std::size_t start = pos;
+    // One response: lines joined by literals.
+    for (;;) {
+      const auto eol = out.find("\r\n", pos);
+      if (eol == std::string_view::npos) return "unterminated: " + std::string(out.substr(start));
+      const std::string_view line = out.substr(pos, eol - pos);
+      pos = eol + 2;
+      if (line.ends_with("}")) {
+        const auto open = line.rfind('{');
+        if (open != std::string_view::npos) {
+          std::size_t n = 0;
+          bool digits = open + 1 < line.size() - 1;
+          for (std::size_t i = open + 1; i + 1 < line.size(); ++i) {
+            if (line[i] < '0' || line[i] > '9') digits = false;
+            n = n * 10 + static_cast<std::size_t>(line[i] - '0');
+          }
+          if (digits) {
+            if (pos + n > out.size()) return "literal past the end";
+            pos += n;
+            continue;
+          }
+        }
+      }
+      break;
+    }
+    const std::string_view r = out.substr(start, pos - start);
+    if (r.starts_with("* ") || r.starts_with("+ ") || r == "+\r\n") continue;
+    const auto sp = r.find(' ');
+    if (sp == std::string_view::npos || sp == 0) return "no tag: " + std::string(r);
+    const std::string_view status = r.substr(sp + 1, 4);
+    if (!status.starts_with("OK") && !status.starts_with("NO") && !status.starts_with("BAD"))
+      return "not a status: " + std::string(r);
+    for (char c : r.substr(0, sp)) {
+      const auto u = static_cast<unsigned char>(c);
+      // tag = 1*<any ASTRING-CHAR except "+"> (RFC 9051 9)
+      if (u <= 0x20 || u >= 0x7f || c == '+' || c == '(' || c == ')' || c == '{' || c == '%' ||
+          c == '*' || c == '"' || c == '\\')
+        return "bad tag: " + std::string(r);
+    }
+    if (tagged) ++(*tagged)[std::string(r.substr(0, sp))];
+  }
+  return "";
+}
+
+// SMTP replies (RFC 5321 4.2): Reply-code [ SP / "-" text ] CRLF.
+std::string check_smtp(std::string_view out) {
+  std::size_t pos = 0;
+  while (pos < out.size()) {
+    const auto eol = out.find("\r\n", pos);
+    if (eol == std::string_view::npos) return "unterminated";
+    const std::string_view line = out.substr(pos, eol - pos);
+    pos = eol + 2;
+    if (line.size() < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' ||
+        line[2] < '0' || line[2] > '9' || (line.size() > 3 && line[3] != ' ' && line[3] != '-'))
+      return "not a reply: " + std::string(line);
+  }
+  return "";
+}
+
+// POP3 (RFC 1939 3): a status line "+OK" / "-ERR", a SASL "+ ", or the
+// lines of a multi-line answer, which ends with "." alone.
+std::string check_pop3(std::string_view out, bool* in_list) {
+  std::size_t pos = 0;
+  while (pos < out.size()) {
+    const auto eol = out.find("\r\n", pos);
+    if (eol == std::string_view::npos) return "unterminated";
+    const std::string_view line = out.substr(pos, eol - pos);
+    pos = eol + 2;
+    if (*in_list) {
+      if (line == ".") *in_list = false;
+      continue;
+    }
+    if (line.starts_with("+OK")) {
+      // Multi-line answers (CAPA, LIST, UIDL, RETR, TOP, AUTH) announce it.
+      *in_list = line.find("follow") != std::string_view::npos ||
+                 line.find("octets") != std::string_view::npos;
+    } else if (!line.starts_with("-ERR") && !line.starts_with("+ ")) {
+      return "not a status: " + std::string(line);
+    }
+  }
+  return "";
+}
+
+constexpr std::size_t kMaxOutputPerInput = 1 << 20;
 
 class Fuzz : public test::ProjectionFixture {
  protected:
@@ -98,15 +195,64 @@ TEST_F(Fuzz, ImapSessionsSurviveMutatedCommands) {
     imap::Session session({"h", "192.0.2.1", "f", true, true, false}, imap::Limits{}, *store,
                           shared);
     session.receive("a LOGIN alice@example.test pw\r\nb SELECT INBOX\r\n");
+    session.take_output();
     for (int i = 0; i < 150 && !session.closed(); ++i) {
-      session.receive(mutate(rng, corpus));
+      const std::string input = mutate(rng, corpus);
+      session.receive(input);
       while (auto auth = session.take_auth())
         session.auth_result(std::string(test::kAlice));
       if (session.starttls_requested()) session.tls_established();
-      session.take_output();
+      const std::string out = session.take_output();
+      ASSERT_LE(out.size(), kMaxOutputPerInput) << input;
+      ASSERT_EQ(check_imap(out), "") << "after " << input;
       if (session.idling()) session.receive("DONE\r\n");
     }
+    if (session.closed()) {
+      session.receive("z NOOP\r\n");
+      EXPECT_EQ(session.take_output(), "") << "nothing after BYE";
+    }
   }
+}
+
+TEST_F(Fuzz, EveryValidImapCommandGetsOneTaggedReply) {
+  const std::vector<std::pair<std::string, std::string>> commands = {
+      {"c", "c FETCH 1:* (FLAGS UID BODY.PEEK[HEADER.FIELDS (SUBJECT)] ENVELOPE)\r\n"},
+      {"d", "d UID FETCH 1:* (BODY[TEXT] RFC822.SIZE) (CHANGEDSINCE 1)\r\n"},
+      {"e", "e SEARCH RETURN (MIN MAX COUNT) OR FROM bob SUBJECT message\r\n"},
+      {"f", "f STORE 1:2 +FLAGS.SILENT (\\Seen)\r\n"},
+      {"h", "h COPY 1 Junk\r\n"},
+      {"i", "i APPEND INBOX (\\Flagged) {5+}\r\nhello\r\n"},
+      {"j", "j LIST \"\" *\r\n"},
+      {"k", "k CREATE a/b\r\n"},
+      {"m", "m STATUS INBOX (MESSAGES UIDNEXT SIZE DELETED-STORAGE)\r\n"},
+      {"q", "q GETQUOTAROOT INBOX\r\n"},
+      {"p", "p IDLE\r\nDONE\r\n"},
+      {"r", "r UID EXPUNGE 1\r\n"},
+      {"s", "s NOOP\r\n"},
+      {"t", "t CHECK\r\n"},
+      {"u", "u UNSELECT\r\n"},
+  };
+  imap::Shared shared;
+  imap::Session session({"h", "192.0.2.1", "f", true, true, false}, imap::Limits{}, *store, shared);
+  session.receive("a LOGIN alice@example.test pw\r\n");
+  while (auto auth = session.take_auth())
+    session.auth_result(std::string(test::kAlice));
+  session.receive("b SELECT INBOX\r\n");
+  session.take_output();
+  for (const auto& [tag, command] : commands) {
+    session.receive(command);
+    std::map<std::string, int> tagged;
+    const std::string out = session.take_output();
+    EXPECT_EQ(check_imap(out, &tagged), "") << command;
+    EXPECT_EQ(tagged.size(), 1u) << command << out;
+    EXPECT_EQ(tagged[tag], 1) << command << out;
+    if (tag == "u") session.receive("b SELECT INBOX\r\n"), session.take_output();
+  }
+  session.receive("z LOGOUT\r\n");
+  EXPECT_TRUE(session.take_output().ends_with("z OK LOGOUT completed\r\n"));
+  EXPECT_TRUE(session.closed());
+  session.receive("y NOOP\r\n");
+  EXPECT_EQ(session.take_output(), "") << "nothing after BYE";
 }
 
 TEST_F(Fuzz, Pop3SessionsSurviveMutatedCommands) {
@@ -137,13 +283,23 @@ TEST_F(Fuzz, Pop3SessionsSurviveMutatedCommands) {
     pop3::Session session({"h", "192.0.2.1", "f", true, true, false}, pop3::Limits{}, *store,
                           maildrops);
     session.receive("USER alice@example.test\r\nPASS pw\r\n");
+    bool in_list = false;
+    ASSERT_EQ(check_pop3(session.take_output(), &in_list), "");
     for (int i = 0; i < 150 && !session.closed(); ++i) {
-      session.receive(mutate(rng, corpus));
+      const std::string input = mutate(rng, corpus);
+      session.receive(input);
       while (auto auth = session.take_auth())
         session.auth_result(std::string(test::kAlice));
       if (session.starttls_requested()) session.tls_established();
-      session.take_output();
+      const std::string out = session.take_output();
+      ASSERT_LE(out.size(), kMaxOutputPerInput) << input;
+      ASSERT_EQ(check_pop3(out, &in_list), "") << "after " << input;
       if (session.has_buffered_commands()) session.receive("");
+    }
+    if (session.closed()) {
+      session.take_output();
+      session.receive("NOOP\r\n");
+      EXPECT_EQ(session.take_output(), "") << "nothing after QUIT";
     }
   }
 }
@@ -185,13 +341,21 @@ TEST(FuzzSmtp, SmtpSessionsSurviveMutatedCommands) {
     smtp::Session session({"mx", "192.0.2.1", true, false}, limits, policy);
     session.receive("EHLO fuzz.example\r\n");
     for (int i = 0; i < 150 && !session.closed(); ++i) {
-      session.receive(mutate(rng, corpus));
+      const std::string input = mutate(rng, corpus);
+      session.receive(input);
       ++fed;
-      session.take_output();
+      const std::string out = session.take_output();
+      ASSERT_LE(out.size(), kMaxOutputPerInput) << input;
+      ASSERT_EQ(check_smtp(out), "") << "after " << input;
       if (session.take_message()) session.delivered(rng() % 2 == 0);
       if (auto auth = session.take_auth()) session.auth_result(false, "");
       if (session.starttls_requested()) session.tls_established();
       if (session.in_message() && session.buffered_data() > 100) session.take_data();
+    }
+    if (session.closed()) {
+      session.take_output();
+      session.receive("NOOP\r\n");
+      EXPECT_EQ(session.take_output(), "") << "nothing after 221/421";
     }
   }
   // A malformed BDAT ends its session by design (its chunk cannot be
