@@ -94,13 +94,12 @@ Projection::Applied Projector::apply(std::int32_t partition,
   auto fail = [&](std::string what) {
     {
       std::lock_guard lock(mu_);
-      failure_ = fmt::format("projector: {}", what);
-      spdlog::critical("{}", failure_);
+      failure_ = fmt::format("projector: {}", what);  // the runner logs it
     }
     applied_cv_.notify_all();
     complete_waiters(true);
     std::lock_guard lock(mu_);
-    return Projection::Applied{next_[p], Failure{failure_}};
+    return Projection::Applied{next_[p], Failure{what}};
   };
   view::Batch batch(view_);
   std::vector<std::pair<eventlog::Position, Outcome>> outcomes;

@@ -24,23 +24,36 @@ namespace {
 namespace asio = boost::asio;
 using view::Family;
 
+// Store::MemoryOnlyReads on this thread: how many scopes are open, and
+// whether a read in them would have had to wait for the disk.
+thread_local int tl_memory_only = 0;
+thread_local bool tl_would_block = false;
+
+rocksdb::ReadOptions read_options() {
+  rocksdb::ReadOptions ro;
+  // Memtables and the block cache only: RocksDB answers Incomplete rather
+  // than reading a file.
+  if (tl_memory_only > 0) ro.read_tier = rocksdb::kBlockCacheTier;
+  return ro;
+}
+
 std::optional<std::string> get(const view::ViewDb& v, Family f, std::string_view key) {
   std::string value;
-  if (v.db()
-          ->Get(rocksdb::ReadOptions(), v.cf(f), rocksdb::Slice(key.data(), key.size()), &value)
-          .ok()) {
-    return value;
-  }
+  const auto s =
+      v.db()->Get(read_options(), v.cf(f), rocksdb::Slice(key.data(), key.size()), &value);
+  if (s.ok()) return value;
+  if (s.IsIncomplete()) tl_would_block = true;
   return std::nullopt;
 }
 
 template <typename F>
 void scan(const view::ViewDb& v, Family f, std::string_view prefix, F&& visit) {
-  std::unique_ptr<rocksdb::Iterator> it(v.db()->NewIterator(rocksdb::ReadOptions(), v.cf(f)));
+  std::unique_ptr<rocksdb::Iterator> it(v.db()->NewIterator(read_options(), v.cf(f)));
   const rocksdb::Slice p(prefix.data(), prefix.size());
   for (it->Seek(p); it->Valid() && it->key().starts_with(p); it->Next()) {
-    if (!visit(it->key().ToStringView(), it->value().ToStringView())) break;
+    if (!visit(it->key().ToStringView(), it->value().ToStringView())) return;
   }
+  if (it->status().IsIncomplete()) tl_would_block = true;
 }
 
 // Mail that clients bring counts against quotas; an operator's restore or
@@ -83,6 +96,22 @@ auto from_callback(Start start) {
 // One subscription. `mu` is held while its callback runs, so reset() returns
 // only once the callback is not running; recursive, so that the callback
 // may reset its own subscription.
+Store::MemoryOnlyReads::MemoryOnlyReads() {
+  if (tl_memory_only++ == 0) tl_would_block = false;
+}
+
+Store::MemoryOnlyReads::~MemoryOnlyReads() {
+  --tl_memory_only;
+}
+
+bool Store::MemoryOnlyReads::would_block() const {
+  return tl_would_block;
+}
+
+bool Store::reads_would_block() {
+  return tl_memory_only > 0 && tl_would_block;
+}
+
 struct Store::Subscription::Entry {
   schemas::Uuid mailbox;
   std::function<void()> on_change;
@@ -202,9 +231,12 @@ std::optional<Store::Usage> Store::usage(std::string_view account) const {
 
 boost::system::result<void> Store::check_quota(std::string_view account,
                                                std::uint64_t adding) const {
+  // Most accounts have no limit: one read, no sum over the mailboxes.
+  const auto a = this->account(account);
+  if (!a || a->quota_bytes == 0) return {};
+  if (adding > a->quota_bytes) return errc::exceeds_quota;
   const auto u = usage(account);
   if (!u || u->limit == 0) return {};
-  if (adding > u->limit) return errc::exceeds_quota;
   // RFC 9208 5.1: refused when the operation would take usage over the limit.
   if (u->bytes + adding > u->limit) return errc::over_quota;
   return {};

@@ -127,6 +127,22 @@ class Store {
 
   // ---- reads ----
 
+  // While one lives on a thread, the reads below on that thread answer
+  // from memory only (RocksDB's memtables and block cache): one that would
+  // have to read the disk answers "nothing" and marks the scope, so an I/O
+  // thread never waits for the disk; its caller retries the work on a pool.
+  class MemoryOnlyReads {
+   public:
+    MemoryOnlyReads();
+    ~MemoryOnlyReads();
+    MemoryOnlyReads(const MemoryOnlyReads&) = delete;
+    MemoryOnlyReads& operator=(const MemoryOnlyReads&) = delete;
+    bool would_block() const;
+  };
+  // A read on this thread, in such a scope, answered "nothing" for that
+  // reason: its answer must not be used.
+  static bool reads_would_block();
+
   std::optional<AccountRecord> account(std::string_view name) const;
   std::vector<AccountRecord> accounts() const;
   // The account an address delivers to. If several accounts claim it (an

@@ -1,6 +1,6 @@
-// SELECT, the untagged reports of changes made elsewhere, and the commands
-// that change messages: STORE, COPY, MOVE, EXPUNGE. FETCH is in fetch.cc,
-// SEARCH in search.cc.
+// What the commands on messages share: FLAGS announcements, the untagged
+// reports of changes made elsewhere (RFC 9051 7.5.1), sequence numbers and
+// sequence sets. The commands are in commands/.
 #include <algorithm>
 #include <chrono>
 

@@ -17,8 +17,8 @@ namespace a3::imap {
 
 class Server {
  public:
-  // `tls` may be null (then neither STARTTLS nor imaps). Registers a
-  // listener on `projector` for IDLE wake-ups.
+  // `tls` may be null (then neither STARTTLS nor imaps). IDLE wake-ups
+  // come from store.subscribe().
   Server(boost::asio::io_context& io, const config::Config& config, projections::Store& store,
          boost::asio::ssl::context* tls, net::AuthThrottle& throttle);
   ~Server();

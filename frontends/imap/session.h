@@ -1,7 +1,7 @@
 // One IMAP connection as a state machine with no I/O (RFC 9051 and RFC 3501
 // with the extensions listed in CAPABILITY): bytes in, responses out.
 // Commands run against the store; mutations are events appended through
-// Store::execute, answered only once applied (read-your-writes).
+// Store::execute_blocking, answered only once applied (read-your-writes).
 //
 // The caller (server.cc) runs receive() off the I/O threads (it may wait
 // for the log), performs STARTTLS and the password check (penalty first,

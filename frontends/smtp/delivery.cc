@@ -30,7 +30,7 @@ bool StorePolicy::sender_allowed(const std::string& auth_user, const Mailbox& fr
 }
 
 Policy::Rcpt StorePolicy::check_recipient(const Mailbox& to, const std::string& auth_user,
-                                          std::uint64_t declared_size, std::string& account) {
+                                          std::uint64_t declared_size, Recipient& out) {
   bool local = false;
   for (const auto& d : local_domains_)
     local = local || d == to.domain;
@@ -42,11 +42,19 @@ Policy::Rcpt StorePolicy::check_recipient(const Mailbox& to, const std::string& 
   if (to.quoted) return Rcpt::unknown_user;
   auto owner = store_.account_for_address(ascii::lower(to.local) + "@" + to.domain);
   if (!owner) return Rcpt::unknown_user;
-  account = *owner;
+  const std::string& account = *owner;
+  const auto record = store_.account(account);
+  const auto inbox = store_.mailbox(account, "INBOX");
+  // Just created or being deleted: the view is catching up.
+  if (!record || !inbox) return Rcpt::temporary_failure;
+  out = Recipient{account, inbox->id, record->quota_bytes};
   // Quotas are checked per recipient here, so one full mailbox does not
   // refuse the message for the others: a full one (or one the declared
   // size would overflow) gets 452, one smaller than the declared size 552.
-  if (auto q = store_.check_quota(account, std::max<std::uint64_t>(1, declared_size)); !q) {
+  if (auto q = record->quota_bytes == 0
+                   ? boost::system::result<void>()
+                   : store_.check_quota(account, std::max<std::uint64_t>(1, declared_size));
+      !q) {
     return q.error() == projections::errc::exceeds_quota ? Rcpt::exceeds_mailbox
                                                          : Rcpt::mailbox_full;
   }
@@ -70,22 +78,20 @@ std::string received_header(const Envelope& env, const DeliveryContext& ctx,
 }
 
 std::vector<schemas::Event> delivery_events(
-    const projections::Store& store, const Message& msg, const DeliveryContext& ctx,
-    StagedStream* staged, const std::function<std::int32_t(std::string_view)>& partition) {
+    const Message& msg, const DeliveryContext& ctx, StagedStream* staged,
+    const std::function<std::int32_t(std::string_view)>& partition) {
   std::vector<schemas::Event> out;
   const auto body_hash = staged ? staged->hash.final() : sha256(msg.data);
   const std::string from = msg.envelope.mail_from && !msg.envelope.mail_from->null
                                ? msg.envelope.mail_from->mailbox.str()
                                : "";
-  for (const auto& account : msg.envelope.accounts) {
-    const auto inbox = store.mailbox(account, "INBOX");
-    if (!inbox) continue;  // the account went away since RCPT: nothing to deliver to
+  const auto& envelope = msg.envelope;
+  for (std::size_t a = 0; a < envelope.recipients.size(); ++a) {
+    const auto& account = envelope.recipients[a].account;
     schemas::SmtpEnvelope env;
     env.mail_from = from;
-    for (const auto& r : msg.envelope.rcpt_to) {
-      if (store.account_for_address(ascii::lower(r.local) + "@" + r.domain) == account) {
-        env.rcpt_to.push_back(r.str());
-      }
+    for (std::size_t r = 0; r < envelope.rcpt_to.size() && r < envelope.rcpt_account.size(); ++r) {
+      if (envelope.rcpt_account[r] == a) env.rcpt_to.push_back(envelope.rcpt_to[r].str());
     }
     env.helo = msg.envelope.helo;
     env.remote_ip = ctx.remote_ip;
@@ -94,7 +100,8 @@ std::vector<schemas::Event> delivery_events(
     const std::string first_rcpt = env.rcpt_to.empty() ? account : env.rcpt_to.front();
     std::string raw = received_header(msg.envelope, ctx, first_rcpt);
     if (!staged) raw += msg.data;
-    schemas::MessageAppended body{inbox->id, std::move(raw), ctx.now_ms, {}, env, std::nullopt};
+    schemas::MessageAppended body{
+        envelope.recipients[a].inbox, std::move(raw), ctx.now_ms, {}, env, std::nullopt};
     if (staged) {
       body.staged =
           schemas::StagedBody{staged->blob_id, staged->started_ms, staged->size, staged->chunks,
@@ -147,23 +154,20 @@ boost::asio::awaitable<std::optional<projections::errc>> deliver(projections::St
                                                                  StagedStream* staged) {
   if (staged && ctx.now_ms - staged->started_ms > StagedStream::kMaxAgeMs) staged->failed = true;
   if (staged && staged->failed) co_return projections::errc::unavailable;
-  auto events = delivery_events(store, msg, ctx, staged,
+  auto events = delivery_events(msg, ctx, staged,
                                 [&store](std::string_view k) { return store.partition_for(k); });
-  // No event at all (every recipient's INBOX is missing since RCPT): not
-  // delivered, so not 250; temporary, as the view may be catching up.
+  // No event at all: not delivered, so not 250.
   if (events.empty()) co_return projections::errc::unavailable;
   // Quotas were checked per recipient at RCPT. Here the message is refused
   // only when it alone is larger than every recipient's whole quota;
-  // otherwise it is delivered, even if it takes a mailbox over its quota
-  // (a soft quota: one reply cannot refuse some recipients and not others,
-  // and the next RCPT to that mailbox gets 452).
+  // otherwise it is delivered, even if it takes a mailbox over its quota (a
+  // soft quota: one reply cannot refuse some recipients and not others, and
+  // the next RCPT to that mailbox gets 452).
   const std::uint64_t size = std::get<schemas::MessageAppended>(events.front().body).size();
   std::size_t too_small = 0;
-  for (const auto& e : events) {
-    const auto q = store.check_quota(e.account, size);
-    too_small += !q && q.error() == projections::errc::exceeds_quota ? 1 : 0;
-  }
-  if (too_small == events.size()) co_return projections::errc::exceeds_quota;
+  for (const auto& r : msg.envelope.recipients)
+    too_small += r.quota_bytes > 0 && size > r.quota_bytes ? 1 : 0;
+  if (too_small == msg.envelope.recipients.size()) co_return projections::errc::exceeds_quota;
   // 250 means durable (RFC 5321 6.1), never "visible": the session does not
   // wait for the view.
   auto appended =

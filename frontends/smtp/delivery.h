@@ -28,8 +28,9 @@ class StorePolicy : public Policy {
  public:
   StorePolicy(const projections::Store& store, std::vector<std::string> local_domains);
   Rcpt check_recipient(const Mailbox& to, const std::string& auth_user, std::uint64_t declared_size,
-                       std::string& account) override;
+                       Recipient& out) override;
   bool sender_allowed(const std::string& auth_user, const Mailbox& from) override;
+  bool would_block() override { return projections::Store::reads_would_block(); }
 
  private:
   const projections::Store& store_;
@@ -58,8 +59,7 @@ std::string received_header(const Envelope& env, const DeliveryContext& ctx,
 // With `staged`, the body went ahead as chunks (msg.data is then empty), and
 // the last event of each partition (per `partition`) releases them.
 std::vector<schemas::Event> delivery_events(
-    const projections::Store& store, const Message& msg, const DeliveryContext& ctx,
-    StagedStream* staged = nullptr,
+    const Message& msg, const DeliveryContext& ctx, StagedStream* staged = nullptr,
     const std::function<std::int32_t(std::string_view)>& partition = {});
 
 // Appends the next piece of a staged body (one BodyChunk per key) and
@@ -73,6 +73,8 @@ boost::asio::awaitable<void> stream_chunk(projections::Store& store, StagedStrea
 // (the Received: header's time): nullopt once every event
 // is durable (the session answers 250), or why not (smtp/replies.h maps it:
 // 451 when the log did not take it, 452/552 over quota).
+// It reads nothing from the view: what it needs was found at RCPT
+// (Recipient), so the caller's thread never waits for the store here.
 boost::asio::awaitable<std::optional<projections::errc>> deliver(projections::Store& store,
                                                                  const Message& msg,
                                                                  DeliveryContext& ctx,

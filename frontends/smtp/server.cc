@@ -57,7 +57,7 @@ class SmtpHandler : public net::Handler {
   std::string greeting() override { return session_.greeting(); }
 
   awaitable<std::string> feed(std::string bytes) override {
-    co_await net::run_on(st_.pool.get_executor(), [&] { session_.receive(bytes); });
+    co_await run_session([&] { session_.receive(bytes); });
     if (stream_ && session_.transaction() != stream_transaction_) {
       // Its message was refused or reset: abandoned (the projector drops
       // the chunks), never carried into the next message.
@@ -116,14 +116,15 @@ class SmtpHandler : public net::Handler {
       spdlog::warn("smtp {}: a message was not delivered ({}); answered {}", ctx_.session_id,
                    projections::to_string(*refused), reply_for(*refused, Stage::data).code);
     }
-    // The pipelined commands behind the message go on, on the pool.
-    co_await net::run_on(st_.pool.get_executor(), [&] {
+    auto answer = [&] {
       if (refused) {
         session_.not_delivered(*refused);
       } else {
         session_.delivered(true);
       }
-    });
+    };
+    // The pipelined commands behind the message, if any, go on.
+    co_await run_session(answer);
     co_return session_.take_output();
   }
 
@@ -137,6 +138,20 @@ class SmtpHandler : public net::Handler {
   std::function<std::string()> tls_description_;
 
  private:
+  // Runs session work here, on the I/O thread, with reads that answer from
+  // memory only; a command whose lookup would have waited for the disk is
+  // kept and run again on the pool, where waiting is allowed.
+  template <typename F>
+  awaitable<void> run_session(F&& work) {
+    {
+      projections::Store::MemoryOnlyReads memory_only;
+      work();
+    }
+    if (session_.retry_elsewhere()) {
+      co_await net::run_on(st_.pool.get_executor(), [&] { session_.receive(std::string()); });
+    }
+  }
+
   void start_stream() {
     stream_.emplace();
     stream_transaction_ = session_.transaction();

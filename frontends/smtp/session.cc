@@ -70,6 +70,7 @@ void Session::process() {
   // Lines are consumed by moving an offset; the buffer is compacted once at
   // the end, so many short lines cost linear time.
   std::size_t pos = 0;
+  retry_ = false;
   auto in_sasl = [this] {
     return state_ == State::auth_plain || state_ == State::auth_user || state_ == State::auth_pass;
   };
@@ -152,6 +153,10 @@ void Session::process() {
         error("500 5.5.2 Bare CR or LF is not allowed (RFC 5321 2.3.8)");
       } else {
         command(text);
+        if (retry_) {
+          pos -= line.size();  // not consumed: it runs again elsewhere
+          break;
+        }
       }
     } else {
       if (line.size() > limits_.max_text_line) data_long_line_ = true;

@@ -19,6 +19,7 @@
 #include "frontends/net/sasl.h"
 #include "frontends/smtp/address.h"
 #include "projections/errors.h"
+#include "schemas/event.h"
 
 namespace a3::smtp {
 
@@ -30,6 +31,14 @@ struct Limits {
   int max_errors = 20;
   bool reject_bare_lf = true;
   bool enable_vrfy = false;
+};
+
+// What the Policy found out about a recipient's account at RCPT, so that
+// delivering the message needs no other lookup.
+struct Recipient {
+  std::string account;
+  schemas::Uuid inbox;            // where the message goes
+  std::uint64_t quota_bytes = 0;  // 0: unlimited
 };
 
 // What the session asks of the store. Implemented over the store API by the
@@ -50,7 +59,11 @@ class Policy {
   // `declared_size` is MAIL FROM's SIZE= (0 if none): a mailbox it would
   // not fit in refuses the recipient at once.
   virtual Rcpt check_recipient(const Mailbox& to, const std::string& auth_user,
-                               std::uint64_t declared_size, std::string& account) = 0;
+                               std::uint64_t declared_size, Recipient& out) = 0;
+  // The last call could not answer without waiting for the disk (see
+  // Store::MemoryOnlyReads): the session retries the command later, on a
+  // thread that may wait.
+  virtual bool would_block() { return false; }
   // Submission: whether the authenticated account may use this sender.
   virtual bool sender_allowed(const std::string& auth_user, const Mailbox& from) {
     (void)auth_user;
@@ -63,7 +76,9 @@ struct Envelope {
   std::string helo;
   std::optional<Path> mail_from;
   std::vector<Mailbox> rcpt_to;
-  std::vector<std::string> accounts;  // deduplicated, in the order accepted
+  std::vector<std::string> accounts;      // deduplicated, in the order accepted
+  std::vector<Recipient> recipients;      // one per account, in the same order
+  std::vector<std::size_t> rcpt_account;  // for each rcpt_to: its index in accounts
   bool smtputf8 = false;
   bool eight_bit = false;
   std::uint64_t declared_size = 0;  // MAIL FROM SIZE= (RFC 1870), 0 if none
@@ -108,6 +123,14 @@ class Session {
   // the rest). Not worth taking once data_refused(): the message will be
   // refused at its end.
   bool receiving_data() const { return state_ == State::data || state_ == State::bdat; }
+  // In DATA, reading lines up to the final "." (and then waiting for the
+  // delivery): nothing it does until then consults the Policy.
+  bool in_data() const { return state_ == State::data; }
+  // A command needed a lookup that would have waited for the disk: it is
+  // still buffered, and receive("") on a thread that may wait runs it.
+  bool retry_elsewhere() const { return retry_; }
+  // Bytes received and not processed yet (pipelined commands waiting).
+  bool has_pending_input() const { return !in_.empty(); }
   // A message is being received: in DATA, or between BDAT chunks.
   bool in_message() const { return receiving_data() || chunking_; }
   // Changes whenever a transaction ends (delivered, refused, RSET...): what
@@ -201,6 +224,7 @@ class Session {
   int errors_ = 0;
   bool skipping_long_line_ = false;
   bool discard_input_ = false;  // STARTTLS: drop the rest of the buffer
+  bool retry_ = false;          // the current command waits for a thread that may block
   std::string auth_user_;
 
   Envelope env_;

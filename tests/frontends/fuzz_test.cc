@@ -308,8 +308,8 @@ TEST(FuzzSmtp, SmtpSessionsSurviveMutatedCommands) {
   class Policy : public smtp::Policy {
    public:
     Rcpt check_recipient(const smtp::Mailbox& to, const std::string&, std::uint64_t,
-                         std::string& account) override {
-      account = to.local;
+                         smtp::Recipient& out) override {
+      out.account = to.local;
       return to.domain == "example.test" ? Rcpt::accept : Rcpt::relay_denied;
     }
   } policy;

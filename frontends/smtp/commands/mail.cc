@@ -64,8 +64,13 @@ void Session::cmd_mail(std::string_view arg) {
   if (path->mailbox.utf8 && !smtputf8) {
     return error("553 5.6.7 Non-ASCII address needs SMTPUTF8 (RFC 6531)");
   }
-  if (!auth_user_.empty() && info_.require_auth &&
-      (path->null || !policy_.sender_allowed(auth_user_, path->mailbox))) {
+  const bool allowed = auth_user_.empty() || !info_.require_auth ||
+                       (!path->null && policy_.sender_allowed(auth_user_, path->mailbox));
+  if (policy_.would_block()) {
+    retry_ = true;  // nothing was answered or changed: the line runs again
+    return;
+  }
+  if (!allowed) {
     return error("553 5.7.1 Sender address is not one of the authenticated user's");
   }
   env_.mail_from = std::move(path);

@@ -25,14 +25,24 @@ void Session::cmd_rcpt(std::string_view arg) {
     return error("553 5.6.7 Non-ASCII address needs SMTPUTF8 (RFC 6531)");
   }
   if (env_.rcpt_to.size() >= limits_.max_recipients) return reply("452 4.5.3 Too many recipients");
-  std::string account;
-  switch (policy_.check_recipient(path->mailbox, auth_user_, env_.declared_size, account)) {
-    case Policy::Rcpt::accept:
+  Recipient found;
+  const auto verdict =
+      policy_.check_recipient(path->mailbox, auth_user_, env_.declared_size, found);
+  if (policy_.would_block()) {
+    retry_ = true;  // nothing was answered or changed: the line runs again
+    return;
+  }
+  switch (verdict) {
+    case Policy::Rcpt::accept: {
       env_.rcpt_to.push_back(path->mailbox);
-      if (std::find(env_.accounts.begin(), env_.accounts.end(), account) == env_.accounts.end()) {
-        env_.accounts.push_back(account);
+      const auto it = std::find(env_.accounts.begin(), env_.accounts.end(), found.account);
+      env_.rcpt_account.push_back(static_cast<std::size_t>(it - env_.accounts.begin()));
+      if (it == env_.accounts.end()) {
+        env_.accounts.push_back(found.account);
+        env_.recipients.push_back(std::move(found));
       }
       return reply("250 2.1.5 Recipient OK");
+    }
     case Policy::Rcpt::unknown_user:
       return error("550 5.1.1 No such user here");
     case Policy::Rcpt::relay_denied:

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include <rocksdb/db.h>
 #include <boost/asio.hpp>
 
 #include "frontends/smtp/delivery.h"
@@ -219,6 +220,23 @@ TEST_F(Delivery, QuotasAreCheckedPerRecipient) {
       << out;
   settle();
   EXPECT_EQ(inbox("alice@example.test").size(), 1u);
+}
+
+// On an I/O thread the store answers from memory only: after a restart,
+// what is on disk only is "would block", never a wrong "no such user".
+TEST_F(Delivery, MemoryOnlyReadsNeverWaitForTheDisk) {
+  ASSERT_TRUE(view->db()->Flush(rocksdb::FlushOptions()).ok());
+  close();
+  open();
+  {
+    projections::Store::MemoryOnlyReads memory_only;
+    // Flushed and reopened: the block cache is cold, the data on disk.
+    EXPECT_EQ(store->account_for_address("al@example.test"), std::nullopt);
+    EXPECT_TRUE(memory_only.would_block()) << "a miss must say it would have blocked";
+    EXPECT_TRUE(projections::Store::reads_would_block());
+  }
+  EXPECT_FALSE(projections::Store::reads_would_block()) << "only inside a scope";
+  EXPECT_EQ(store->account_for_address("al@example.test"), "alice@example.test");
 }
 
 TEST(Received, NamesTheProtocolPerRfc3848) {

@@ -10,10 +10,10 @@ namespace {
 class FakePolicy : public Policy {
  public:
   Rcpt check_recipient(const Mailbox& to, const std::string&, std::uint64_t,
-                       std::string& account) override {
+                       Recipient& out) override {
     if (to.domain != "example.test") return Rcpt::relay_denied;
     if (to.quoted || (to.local != "alice" && to.local != "bob")) return Rcpt::unknown_user;
-    account = to.local + "@example.test";
+    out.account = to.local + "@example.test";
     return Rcpt::accept;
   }
 };
@@ -114,6 +114,39 @@ TEST(SmtpLimits, TakenBytesStillCountAgainstTheSizeLimit) {
   s.receive(".\r\n");
   EXPECT_EQ(s.take_output(), "552 5.3.4 Message size exceeds fixed maximum message size\r\n");
   EXPECT_FALSE(s.take_message());
+}
+
+// A lookup that would have waited for the disk on an I/O thread: the
+// command is kept, answered nothing, and runs again (receive("")) where
+// waiting is allowed; the pipelined commands behind it wait their turn.
+TEST(SmtpRetry, ACommandWhoseLookupWouldBlockRunsAgainElsewhere) {
+  class Slow : public FakePolicy {
+   public:
+    Rcpt check_recipient(const Mailbox& to, const std::string& u, std::uint64_t size,
+                         Recipient& out) override {
+      blocked_ = blocks_left_ > 0;
+      if (blocked_) {
+        --blocks_left_;
+        return Rcpt::unknown_user;  // a wrong answer, which must not be used
+      }
+      return FakePolicy::check_recipient(to, u, size, out);
+    }
+    bool would_block() override { return std::exchange(blocked_, false); }
+    int blocks_left_ = 1;
+    bool blocked_ = false;
+  } policy;
+  Session s({"mx.example.test", "192.0.2.1", true, false}, {}, policy);
+  s.receive("EHLO c\r\n");
+  s.take_output();
+  s.receive(
+      "MAIL FROM:<b@example.net>\r\nRCPT TO:<alice@example.test>\r\nRCPT "
+      "TO:<bob@example.test>\r\n");
+  EXPECT_EQ(s.take_output(), "250 2.1.0 Sender OK\r\n");
+  EXPECT_TRUE(s.retry_elsewhere());
+  s.receive("");
+  EXPECT_FALSE(s.retry_elsewhere());
+  EXPECT_EQ(s.take_output(), "250 2.1.5 Recipient OK\r\n250 2.1.5 Recipient OK\r\n");
+  EXPECT_EQ(s.envelope().accounts.size(), 2u);
 }
 
 TEST_F(Smtp, LogFailureGivesATemporaryError) {
