@@ -4,6 +4,7 @@ import smtplib
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 
 from test_daemon import A3CTL
@@ -56,3 +57,29 @@ def deliver(port, to, body, sender="sender@example.net", config=None):
         if time.time() > deadline:
             raise AssertionError("the message to %s never reached the view" % to)
         time.sleep(0.05)
+
+
+class MailServer:
+    """A daemon for a test class: a temporary directory with a certificate,
+    a configuration with one listener per (protocol, port) and the TLS and
+    security settings the protocol tests share, the accounts (password
+    "pw"), and the running daemon, waited for until `ready` is logged."""
+
+    def __init__(self, prefix, listeners, users, ready):
+        from test_daemon import Daemon, write_config
+        self.tmp = tempfile.TemporaryDirectory(prefix=prefix)
+        make_cert(self.tmp.name)
+        config = "".join('[[server.listener]]\nprotocol = "%s"\nbind = "127.0.0.1:%d"\n' % lp
+                         for lp in listeners)
+        config += ('[tls]\ncertificate = "cert.pem"\nprivate_key = "key.pem"\n'
+                   '[security]\nauth_failures_before_delay = 100\n')
+        self.config = write_config(self.tmp.name, config)
+        for who in users:
+            r = ctl(self.config, "account", "add", who + "@example.test", "--password", "pw")
+            assert r.returncode == 0, r.stderr
+        self.daemon = Daemon(self.config)
+        self.daemon.wait_for(ready)
+
+    def stop(self):
+        assert self.daemon.stop() == 0, self.daemon.output()
+        self.tmp.cleanup()

@@ -10,13 +10,11 @@ import smtplib
 import socket
 import ssl
 import subprocess
-import tempfile
 import threading
 import time
 import unittest
 
-from mailtest import ctl, deliver, free_port, make_cert, tls_client
-from test_daemon import A3CTL, Daemon, write_config
+from mailtest import MailServer, ctl, deliver, free_port, tls_client
 
 
 
@@ -25,36 +23,15 @@ from test_daemon import A3CTL, Daemon, write_config
 class ImapTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="a3-e2e-imap-")
-        d = cls.tmp.name
-        make_cert(d)
         cls.mx, cls.imap, cls.imaps = free_port(), free_port(), free_port()
-        cls.config = write_config(d, """
-[[server.listener]]
-protocol = "smtp"
-bind = "127.0.0.1:%d"
-[[server.listener]]
-protocol = "imap"
-bind = "127.0.0.1:%d"
-[[server.listener]]
-protocol = "imaps"
-bind = "127.0.0.1:%d"
-[tls]
-certificate = "cert.pem"
-private_key = "key.pem"
-[security]
-auth_failures_before_delay = 100
-""" % (cls.mx, cls.imap, cls.imaps))
-        for who in ("alice", "bob", "carol", "dave"):
-            r = ctl(cls.config, "account", "add", who + "@example.test", "--password", "pw")
-            assert r.returncode == 0, r.stderr
-        cls.daemon = Daemon(cls.config)
-        cls.daemon.wait_for("imap: listening on 127.0.0.1:%d" % cls.imaps)
+        cls.server = MailServer("a3-e2e-imap-", [("smtp", cls.mx), ("imap", cls.imap), ("imaps", cls.imaps)],
+                                ("alice", "bob", "carol", "dave"), "imap: listening on 127.0.0.1:%d" % cls.imaps)
+        cls.config, cls.daemon = cls.server.config, cls.server.daemon
+        cls.tmp = cls.server.tmp
 
     @classmethod
     def tearDownClass(cls):
-        assert cls.daemon.stop() == 0, cls.daemon.output()
-        cls.tmp.cleanup()
+        cls.server.stop()
 
     def deliver(self, to, body):
         deliver(self.mx, to, body, config=self.config)

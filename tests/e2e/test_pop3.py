@@ -10,12 +10,10 @@ import smtplib
 import socket
 import ssl
 import subprocess
-import tempfile
 import time
 import unittest
 
-from mailtest import ctl, deliver, free_port, make_cert, tls_client
-from test_daemon import A3CTL, Daemon, write_config
+from mailtest import MailServer, ctl, deliver, free_port, tls_client
 
 
 
@@ -24,36 +22,15 @@ from test_daemon import A3CTL, Daemon, write_config
 class Pop3Test(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="a3-e2e-pop3-")
-        d = cls.tmp.name
-        make_cert(d)
         cls.mx, cls.pop3, cls.pop3s = free_port(), free_port(), free_port()
-        cls.config = write_config(d, """
-[[server.listener]]
-protocol = "smtp"
-bind = "127.0.0.1:%d"
-[[server.listener]]
-protocol = "pop3"
-bind = "127.0.0.1:%d"
-[[server.listener]]
-protocol = "pop3s"
-bind = "127.0.0.1:%d"
-[tls]
-certificate = "cert.pem"
-private_key = "key.pem"
-[security]
-auth_failures_before_delay = 100
-""" % (cls.mx, cls.pop3, cls.pop3s))
-        for who in ("alice", "bob", "carol", "dave"):
-            r = ctl(cls.config, "account", "add", who + "@example.test", "--password", "pw")
-            assert r.returncode == 0, r.stderr
-        cls.daemon = Daemon(cls.config)
-        cls.daemon.wait_for("pop3: listening on 127.0.0.1:%d" % cls.pop3s)
+        cls.server = MailServer("a3-e2e-pop3-", [("smtp", cls.mx), ("pop3", cls.pop3), ("pop3s", cls.pop3s)],
+                                ("alice", "bob", "carol", "dave"), "pop3: listening on 127.0.0.1:%d" % cls.pop3s)
+        cls.config, cls.daemon = cls.server.config, cls.server.daemon
+        cls.tmp = cls.server.tmp
 
     @classmethod
     def tearDownClass(cls):
-        assert cls.daemon.stop() == 0, cls.daemon.output()
-        cls.tmp.cleanup()
+        cls.server.stop()
 
     def deliver(self, to, body):
         deliver(self.mx, to, body, config=self.config)

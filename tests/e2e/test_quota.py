@@ -7,12 +7,10 @@ at RCPT from SIZE= or at the end of DATA)."""
 import imaplib
 import smtplib
 import socket
-import tempfile
 import time
 import unittest
 
-from mailtest import ctl, free_port, inbox_count, make_cert, tls_client
-from test_daemon import Daemon, write_config
+from mailtest import MailServer, ctl, free_port, inbox_count, tls_client
 
 
 def message(size, subject="q"):
@@ -24,33 +22,15 @@ def message(size, subject="q"):
 class QuotaTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory(prefix="a3-e2e-quota-")
-        d = cls.tmp.name
-        make_cert(d)
         cls.mx, cls.imaps = free_port(), free_port()
-        cls.config = write_config(d, """
-[[server.listener]]
-protocol = "smtp"
-bind = "127.0.0.1:%d"
-[[server.listener]]
-protocol = "imaps"
-bind = "127.0.0.1:%d"
-[tls]
-certificate = "cert.pem"
-private_key = "key.pem"
-[security]
-auth_failures_before_delay = 100
-""" % (cls.mx, cls.imaps))
-        for who in ("erin", "frank", "gina"):
-            r = ctl(cls.config, "account", "add", who + "@example.test", "--password", "pw")
-            assert r.returncode == 0, r.stderr
-        cls.daemon = Daemon(cls.config)
-        cls.daemon.wait_for("imap: listening on 127.0.0.1:%d" % cls.imaps)
+        cls.server = MailServer("a3-e2e-quota-", [("smtp", cls.mx), ("imaps", cls.imaps)],
+                                ("erin", "frank", "gina"),
+                                "imap: listening on 127.0.0.1:%d" % cls.imaps)
+        cls.config = cls.server.config
 
     @classmethod
     def tearDownClass(cls):
-        assert cls.daemon.stop() == 0, cls.daemon.output()
-        cls.tmp.cleanup()
+        cls.server.stop()
 
     def quota(self, who, *value):
         r = ctl(self.config, "account", "quota", who + "@example.test", *value)
