@@ -72,7 +72,7 @@ class Store {
                                            Wait wait = Wait::applied, bool check_quota = true);
 
   // One event, waiting on the calling thread: for a3ctl, the admin socket,
-  // and the IMAP and POP3 sessions, which still run on pools of their own.
+  // and the IMAP sessions, which still run on a pool of their own.
   [[nodiscard]] boost::system::result<Outcome> execute_blocking(
       const schemas::Event& event, Wait wait = Wait::applied,
       std::chrono::milliseconds timeout = std::chrono::seconds(30));

@@ -39,8 +39,8 @@ namespace {
 // time.
 class Pop3Handler : public net::Handler {
  public:
-  Pop3Handler(Session& session, asio::thread_pool& pool, int timeout_s)
-      : session_(session), pool_(pool), timeout_s_(timeout_s) {}
+  Pop3Handler(Session& session, projections::Store& store, asio::thread_pool& pool, int timeout_s)
+      : session_(session), store_(store), pool_(pool), timeout_s_(timeout_s) {}
 
   std::string greeting() override { return session_.greeting(); }
   awaitable<std::string> feed(std::string bytes) override {
@@ -57,6 +57,20 @@ class Pop3Handler : public net::Handler {
       }
     });
   }
+  // QUIT's expunge: awaited without holding a thread.
+  awaitable<std::optional<std::string>> more() override {
+    auto update = session_.take_update();
+    if (!update) co_return std::nullopt;
+    std::vector<schemas::Event> events;
+    events.push_back(std::move(*update));
+    const auto r = co_await store_.execute(std::move(events));
+    if (r) {
+      session_.update_done(r->front());
+    } else {
+      session_.update_done(r.error());
+    }
+    co_return session_.take_output();
+  }
   bool starttls_requested() const override { return session_.starttls_requested(); }
   void tls_established() override { session_.tls_established(); }
   bool closed() const override { return session_.closed(); }
@@ -71,6 +85,7 @@ class Pop3Handler : public net::Handler {
   }
 
   Session& session_;
+  projections::Store& store_;
   asio::thread_pool& pool_;
   int timeout_s_;
 };
@@ -87,7 +102,7 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
                    st->tls != nullptr,  implicit,  cfg.pop3.allow_plaintext_auth};
   // Destroyed on this coroutine's exit, which releases the maildrop.
   Session session(info, Limits{}, st->store, st->maildrops);
-  Pop3Handler handler(session, st->pool, cfg.pop3.timeout_s);
+  Pop3Handler handler(session, st->store, st->pool, cfg.pop3.timeout_s);
   net::DriverOptions options{st->tls,   implicit,   4096,       schemas::Protocol::pop3,
                              remote_ip, session_id, &st->store, &st->throttle};
   co_await net::drive(live, handler, std::move(options));

@@ -178,27 +178,39 @@ void Session::quit() {
   for (const auto& m : messages_) {
     if (m.deleted) uids.push_back(m.uid);
   }
-  state_ = State::closed;
-  // The maildrop is free again once the update is done (RFC 1939 6).
-  struct Unlock {
-    Session& s;
-    ~Unlock() {
-      s.maildrops_.unlock(s.account_);
-      s.account_.clear();
-    }
-  } unlock{*this};
-  if (uids.empty()) return ok("Bye");
+  if (uids.empty()) {
+    release();
+    return ok("Bye");
+  }
+  update_count_ = uids.size();
   const schemas::Actor actor{schemas::Protocol::pop3, account_, info_.remote_ip, info_.session_id};
-  auto r = store_.execute_blocking(
-      schemas::make_event(account_, actor, schemas::MessagesExpunged{inbox_.id, uids}));
+  pending_update_ =
+      schemas::make_event(account_, actor, schemas::MessagesExpunged{inbox_.id, std::move(uids)});
+  state_ = State::updating;
+}
+
+std::optional<schemas::Event> Session::take_update() {
+  return std::exchange(pending_update_, std::nullopt);
+}
+
+void Session::update_done(const boost::system::result<projections::Outcome>& r) {
+  if (state_ != State::updating) return;
+  release();
   if (!r && r.error() == projections::errc::pending) {
     // Durable in the log, not yet applied: the messages will be deleted.
-    return ok(fmt::format("Bye, {} messages deleted", uids.size()));
+    return ok(fmt::format("Bye, {} messages deleted", update_count_));
   }
   if (!r || !r->ok()) {
     return err("[SYS/TEMP] The messages could not be deleted; nothing was removed");
   }
   ok(fmt::format("Bye, {} messages deleted", r->uids.size()));
+}
+
+// The maildrop is free again once the update is done (RFC 1939 6).
+void Session::release() {
+  state_ = State::closed;
+  maildrops_.unlock(account_);
+  account_.clear();
 }
 
 }  // namespace a3::pop3

@@ -67,6 +67,13 @@ class Session {
   bool has_buffered_commands() const { return held_back_; }
 
   std::optional<AuthRequest> take_auth();
+
+  // QUIT in the TRANSACTION state (RFC 1939 6, UPDATE): the event that
+  // expunges the marked messages. The caller executes it (applied, without
+  // parking a thread) and hands the result to update_done(), which answers
+  // and ends the session; input meanwhile waits.
+  std::optional<schemas::Event> take_update();
+  void update_done(const boost::system::result<projections::Outcome>& result);
   void auth_result(const std::optional<std::string>& account);
   // The login could not be logged (the store is unavailable): a temporary
   // failure, never a success.
@@ -80,7 +87,15 @@ class Session {
   bool closed() const { return state_ == State::closed; }
 
  private:
-  enum class State { authorization, sasl, awaiting_auth, transaction, tls_pending, closed };
+  enum class State {
+    authorization,
+    sasl,
+    awaiting_auth,
+    transaction,
+    updating,  // QUIT's expunge is with the caller
+    tls_pending,
+    closed
+  };
   struct Message {
     std::uint32_t uid = 0;
     std::uint64_t size = 0;
@@ -128,6 +143,7 @@ class Session {
   Message* message(std::string_view arg);
   std::optional<std::string> body(const Message& m);
   void quit();
+  void release();  // closes the session and frees the maildrop
 
   SessionInfo info_;
   Limits limits_;
@@ -141,7 +157,9 @@ class Session {
   int bad_commands_ = 0;
   std::string user_;  // from USER, waiting for PASS
   std::optional<AuthRequest> pending_auth_;
-  std::string account_;  // once in TRANSACTION (and the maildrop is locked)
+  std::optional<schemas::Event> pending_update_;
+  std::size_t update_count_ = 0;  // messages the update removes
+  std::string account_;           // once in TRANSACTION (and the maildrop is locked)
   projections::MailboxRecord inbox_;
   std::vector<Message> messages_;
 };

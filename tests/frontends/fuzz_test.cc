@@ -290,6 +290,8 @@ TEST_F(Fuzz, Pop3SessionsSurviveMutatedCommands) {
       session.receive(input);
       while (auto auth = session.take_auth())
         session.auth_result(std::string(test::kAlice));
+      if (auto update = session.take_update())
+        session.update_done(store->execute_blocking(*update));
       if (session.starttls_requested()) session.tls_established();
       const std::string out = session.take_output();
       ASSERT_LE(out.size(), kMaxOutputPerInput) << input;

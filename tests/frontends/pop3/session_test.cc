@@ -33,6 +33,10 @@ class Pop3 : public test::ProjectionFixture {
       s.auth_result(account);
       out += s.take_output();
     }
+    while (auto update = s.take_update()) {
+      s.update_done(store->execute_blocking(*update));
+      out += s.take_output();
+    }
     return out;
   }
 
