@@ -65,7 +65,10 @@ std::optional<Failure> Runner::open() {
   }
   open_ = true;
   std::lock_guard lock(mu_);
-  positions_ = std::move(positions);
+  for (const auto& [p, next] : positions) {
+    auto& pos = positions_[p];
+    pos = std::max(pos, next);  // positions only move forward
+  }
   return std::nullopt;
 }
 
@@ -95,7 +98,7 @@ std::optional<Failure> Runner::step(milliseconds wait, bool* any,
       auto& pos = positions_[static_cast<std::int32_t>(p)];
       pos = std::max(pos, applied.next);
     }
-    *any = *any || applied.next > 0;
+    *any = *any || applied.next > records->front().position.offset;
     // Not all applied: read again from the first record that was not.
     if (applied.next < end) readers_[p]->seek(applied.next);
     if (applied.failure) return applied.failure;

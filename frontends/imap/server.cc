@@ -37,8 +37,9 @@ struct Live : net::Connection {
     net::Connection::close();
     wake.cancel();
   }
-  asio::steady_timer wake;    // IDLE: something changed (cancelled to wake)
-  bool wake_pending = false;  // on the strand
+  asio::steady_timer wake;            // IDLE: something changed (cancelled to wake)
+  bool wake_pending = false;          // on the strand
+  std::uint64_t idle_generation = 0;  // on the strand: one per IDLE
   // The session's work runs here, one call at a time: on the pool, since it
   // may wait for the log; the reader and the IDLE pusher both call it.
   asio::strand<asio::thread_pool::executor_type> work;
@@ -65,11 +66,18 @@ struct Server::State {
 
 namespace {
 
-// Runs `work` on the session's strand of the pool; what the session says.
+// Runs `work` on the session's strand of the pool, and takes what the
+// session says there too: the reader and the IDLE pusher both call it, and
+// the session is only ever touched on that strand by either of them.
 template <typename F>
 awaitable<std::string> on_session(std::shared_ptr<Live> live, Session& session, F&& work) {
-  co_await net::run_on(live->work, work);
-  co_return session.take_output();
+  std::string out;
+  auto run = [&] {
+    work();
+    out = session.take_output();
+  };
+  co_await net::run_on(live->work, run);
+  co_return out;
 }
 
 // While the session IDLEs: waits for wake-ups and writes what changed. It
@@ -79,14 +87,18 @@ awaitable<void> idle_pusher(std::shared_ptr<Server::State> st, std::shared_ptr<L
                             std::shared_ptr<Session> held) {
   Session& session = *held;
   (void)st;  // kept alive, not used
+  const std::uint64_t generation = live->idle_generation;
   for (;;) {
+    // Checked after every wait and every poll: IDLE may have ended (or a
+    // new IDLE begun, with its own pusher) while this one was busy.
+    if (live->done || !live->watching || live->idle_generation != generation) co_return;
     if (!live->wake_pending) {
       live->wake.expires_at(std::chrono::steady_clock::time_point::max());
       boost::system::error_code ec;
       co_await live->wake.async_wait(asio::redirect_error(use_awaitable, ec));
+      continue;
     }
     live->wake_pending = false;
-    if (live->done || !live->watching) co_return;
     std::string out = co_await on_session(live, session, [&session] { session.idle_poll(); });
     if (!out.empty()) co_await net::write(live, std::move(out));
   }
@@ -145,6 +157,7 @@ class ImapHandler : public net::Handler {
     }
     if (idle && !pusher_) {
       pusher_ = true;
+      ++live_->idle_generation;
       live_->wake_pending = true;  // report what happened before IDLE began
       asio::co_spawn(live_->strand, idle_pusher(st_, live_, held_), net::log_end("imap idle"));
     } else if (!idle && pusher_) {

@@ -103,33 +103,36 @@ std::string check_imap(std::string_view out, std::map<std::string, int>* tagged 
   return "";
 }
 
-// SMTP replies (RFC 5321 4.2): Reply-code [ SP / "-" text ] CRLF.
-std::string check_smtp(std::string_view out) {
-  std::size_t pos = 0;
-  while (pos < out.size()) {
+// Calls `check` on each CRLF-terminated line of `out`; its first complaint,
+// or "unterminated" for a last line without CRLF.
+template <typename F>
+std::string each_line(std::string_view out, F&& check) {
+  for (std::size_t pos = 0; pos < out.size();) {
     const auto eol = out.find("\r\n", pos);
     if (eol == std::string_view::npos) return "unterminated";
-    const std::string_view line = out.substr(pos, eol - pos);
+    if (auto why = check(out.substr(pos, eol - pos)); !why.empty()) return why;
     pos = eol + 2;
+  }
+  return "";
+}
+
+// SMTP replies (RFC 5321 4.2): Reply-code [ SP / "-" text ] CRLF.
+std::string check_smtp(std::string_view out) {
+  return each_line(out, [](std::string_view line) -> std::string {
     if (line.size() < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' ||
         line[2] < '0' || line[2] > '9' || (line.size() > 3 && line[3] != ' ' && line[3] != '-'))
       return "not a reply: " + std::string(line);
-  }
-  return "";
+    return "";
+  });
 }
 
 // POP3 (RFC 1939 3): a status line "+OK" / "-ERR", a SASL "+ ", or the
 // lines of a multi-line answer, which ends with "." alone.
 std::string check_pop3(std::string_view out, bool* in_list) {
-  std::size_t pos = 0;
-  while (pos < out.size()) {
-    const auto eol = out.find("\r\n", pos);
-    if (eol == std::string_view::npos) return "unterminated";
-    const std::string_view line = out.substr(pos, eol - pos);
-    pos = eol + 2;
+  return each_line(out, [in_list](std::string_view line) -> std::string {
     if (*in_list) {
       if (line == ".") *in_list = false;
-      continue;
+      return "";
     }
     if (line.starts_with("+OK")) {
       // Multi-line answers (CAPA, LIST, UIDL, RETR, TOP, AUTH) announce it.
@@ -138,8 +141,8 @@ std::string check_pop3(std::string_view out, bool* in_list) {
     } else if (!line.starts_with("-ERR") && !line.starts_with("+ ")) {
       return "not a status: " + std::string(line);
     }
-  }
-  return "";
+    return "";
+  });
 }
 
 constexpr std::size_t kMaxOutputPerInput = 1 << 20;
