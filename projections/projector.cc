@@ -212,7 +212,7 @@ std::optional<Outcome> Projector::wait_applied(eventlog::Position pos,
 }
 
 void Projector::when_applied(std::vector<eventlog::Position> positions,
-                             std::chrono::steady_clock::time_point deadline, Applied done) {
+                             std::chrono::steady_clock::time_point deadline, AppliedHandler done) {
   {
     std::lock_guard lock(mu_);
     waiters_.push_back({std::move(positions), deadline, std::move(done)});
@@ -223,7 +223,7 @@ void Projector::when_applied(std::vector<eventlog::Position> positions,
 }
 
 void Projector::complete_waiters(bool everyone) {
-  std::vector<std::pair<Applied, std::vector<std::optional<Outcome>>>> ready;
+  std::vector<std::pair<AppliedHandler, std::vector<std::optional<Outcome>>>> ready;
   {
     std::lock_guard lock(mu_);
     if (waiters_.empty()) return;

@@ -60,9 +60,9 @@ class Projector : private Projection {
   // The same without a waiting thread: `done` gets one outcome per position
   // (nullopt for those not applied by `deadline`, or after a failure or
   // stop), on the projector's thread or the caller's: be quick.
-  using Applied = std::function<void(std::vector<std::optional<Outcome>>)>;
+  using AppliedHandler = std::function<void(std::vector<std::optional<Outcome>>)>;
   void when_applied(std::vector<eventlog::Position> positions,
-                    std::chrono::steady_clock::time_point deadline, Applied done);
+                    std::chrono::steady_clock::time_point deadline, AppliedHandler done);
 
   // Called after each committed batch with the mailboxes it changed (IDLE,
   // unsolicited EXISTS/EXPUNGE). Runs on the projector thread: be quick.
@@ -100,7 +100,7 @@ class Projector : private Projection {
   struct Waiter {
     std::vector<eventlog::Position> positions;
     std::chrono::steady_clock::time_point deadline;
-    Applied done;
+    AppliedHandler done;
   };
   std::vector<Waiter> waiters_;  // guarded by mu_
   // Completes the waiters whose positions are all applied (all of them with

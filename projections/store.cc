@@ -235,10 +235,11 @@ boost::system::result<void> Store::check_quota(std::string_view account,
   const auto a = this->account(account);
   if (!a || a->quota_bytes == 0) return {};
   if (adding > a->quota_bytes) return errc::exceeds_quota;
-  const auto u = usage(account);
-  if (!u || u->limit == 0) return {};
+  std::uint64_t used = 0;
+  for (const auto& box : mailboxes(a->name))
+    used += box.size;
   // RFC 9208 5.1: refused when the operation would take usage over the limit.
-  if (u->bytes + adding > u->limit) return errc::over_quota;
+  if (used + adding > a->quota_bytes) return errc::over_quota;
   return {};
 }
 
