@@ -71,8 +71,8 @@ class Store {
   boost::asio::awaitable<Executed> execute(std::vector<schemas::Event> events,
                                            Wait wait = Wait::applied, bool check_quota = true);
 
-  // One event, waiting on the calling thread: for a3ctl, the admin socket,
-  // and the IMAP sessions, which still run on a pool of their own.
+  // One event, waiting on the calling thread: for a3ctl and the admin
+  // socket's thread.
   [[nodiscard]] boost::system::result<Outcome> execute_blocking(
       const schemas::Event& event, Wait wait = Wait::applied,
       std::chrono::milliseconds timeout = std::chrono::seconds(30));

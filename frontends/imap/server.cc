@@ -123,18 +123,29 @@ class ImapHandler : public net::Handler {
 
   std::string greeting() override { return session_.greeting(); }
   awaitable<std::string> feed(std::string bytes) override {
-    co_return co_await on_session(live_, session_, [&] { session_.receive(bytes); });
+    co_return co_await call([&] { session_.receive(bytes); });
   }
   bool has_buffered_commands() const override { return session_.has_buffered_commands(); }
   std::optional<net::AuthRequest> take_auth() override { return session_.take_auth(); }
   awaitable<std::string> auth_done(net::LoginResult result) override {
-    co_return co_await on_session(live_, session_, [&] {
+    co_return co_await call([&] {
       if (result.unavailable) {
         session_.auth_unavailable();
       } else {
         session_.auth_result(result.account);
       }
     });
+  }
+  // The write a command waits for: awaited without holding a thread (the
+  // log's and the projector's threads complete it), on the session's
+  // strand since the quota check reads the view; then the session answers.
+  awaitable<std::optional<std::string>> more() override {
+    if (!write_) co_return std::nullopt;
+    Session::Write w = std::move(*write_);
+    write_.reset();
+    const auto result = co_await asio::co_spawn(
+        live_->work, store_.execute(std::move(w.events), w.wait), use_awaitable);
+    co_return co_await call([&] { session_.write_done(result); });
   }
   // During IDLE, changes to the selected mailbox wake the pusher.
   awaitable<void> before_read() override {
@@ -178,6 +189,16 @@ class ImapHandler : public net::Handler {
   }
 
  private:
+  // Runs `work` on the session's strand; takes the write it may ask for.
+  template <typename F>
+  awaitable<std::string> call(F&& work) {
+    auto run = [&] {
+      work();
+      write_ = session_.take_write();
+    };
+    co_return co_await on_session(live_, session_, run);
+  }
+
   std::shared_ptr<Server::State> st_;
   std::shared_ptr<Live> live_;
   std::shared_ptr<Session> held_;
@@ -185,6 +206,7 @@ class ImapHandler : public net::Handler {
   projections::Store& store_;
   const config::Imap& cfg_;
   bool pusher_ = false;
+  std::optional<Session::Write> write_;  // taken on the session's strand
 };
 
 awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,

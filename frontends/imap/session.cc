@@ -282,15 +282,61 @@ void Session::auth_unavailable() {
 
 // ---- authenticated ----
 
-std::optional<projections::Outcome> Session::execute(const std::string& tag, schemas::Body body) {
-  const schemas::Actor actor{schemas::Protocol::imap, account_, info_.remote_ip, info_.session_id};
-  auto r = store_.execute_blocking(schemas::make_event(account_, actor, std::move(body)));
-  if (!r) {
-    tagged(tag, "NO", no_text(projections::to_errc(r.error())));
-    return std::nullopt;
+schemas::Actor Session::actor() const {
+  return {schemas::Protocol::imap, account_, info_.remote_ip, info_.session_id};
+}
+
+void Session::write(std::vector<schemas::Event> events, projections::Store::Wait wait,
+                    std::function<void(const Outcomes&)> then,
+                    std::function<void(projections::errc)> failed) {
+  pending_write_ = Write{std::move(events), wait};
+  then_ = std::move(then);
+  failed_ = std::move(failed);
+  state_ = State::awaiting_store;  // the rest of the input waits
+}
+
+void Session::execute(const std::string& tag, std::vector<schemas::Body> bodies,
+                      std::function<void(const Outcomes&)> then) {
+  std::vector<schemas::Event> events;
+  for (auto& body : bodies)
+    events.push_back(schemas::make_event(account_, actor(), std::move(body)));
+  write(std::move(events), projections::Store::Wait::applied, std::move(then),
+        [this, tag](projections::errc e) { tagged(tag, "NO", no_text(e)); });
+}
+
+void Session::execute(const std::string& tag, schemas::Body body,
+                      std::function<void(const projections::Outcome&)> then) {
+  std::vector<schemas::Body> bodies;
+  bodies.push_back(std::move(body));
+  execute(tag, std::move(bodies),
+          [then = std::move(then)](const Outcomes& outcomes) { then(outcomes.back()); });
+}
+
+std::optional<Session::Write> Session::take_write() {
+  if (state_ != State::awaiting_store || write_taken_ || !pending_write_) return std::nullopt;
+  write_taken_ = true;
+  return std::exchange(pending_write_, std::nullopt);
+}
+
+void Session::write_done(const projections::Store::Executed& result) {
+  if (state_ != State::awaiting_store || !write_taken_) return;
+  write_taken_ = false;
+  state_ = State::command;
+  auto then = std::exchange(then_, nullptr);
+  auto failed = std::exchange(failed_, nullptr);
+  if (!result) {
+    failed(projections::to_errc(result.error()));
+  } else {
+    // Our own changes were answered with the command: not reported again.
+    if (sel_) {
+      for (const auto& o : *result)
+        if (o.modseq > 0) sel_->own_modseqs.insert(o.modseq);
+    }
+    then(*result);
   }
-  if (sel_ && r->modseq > 0) sel_->own_modseqs.insert(r->modseq);
-  return *r;
+  // The command may have asked for its next write; if not, it is answered
+  // and the pipelined commands go on.
+  if (state_ == State::command) process();
 }
 
 }  // namespace a3::imap

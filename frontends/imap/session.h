@@ -1,15 +1,20 @@
 // One IMAP connection as a state machine with no I/O (RFC 9051 and RFC 3501
 // with the extensions listed in CAPABILITY): bytes in, responses out.
-// Commands run against the store; mutations are events appended through
-// Store::execute_blocking, answered only once applied (read-your-writes).
+// Commands read the store; a mutation hands its events to the caller
+// (take_write) and the session waits, pipelined commands buffered, until
+// the caller brings the result back (write_done): the command is answered
+// only once its events are applied (read-your-writes), and no thread waits
+// meanwhile (ADR 0010).
 //
-// The caller (server.cc) runs receive() off the I/O threads (it may wait
-// for the log), performs STARTTLS and the password check (penalty first,
-// then Argon2id off-thread), and calls idle_poll() when the selected
-// mailbox changed during IDLE.
+// The caller (server.cc) runs the session on a strand of a pool, never on
+// an I/O thread (its reads touch RocksDB), awaits the writes, performs
+// STARTTLS and the password check (penalty first, then Argon2id
+// off-thread), and calls idle_poll() when the selected mailbox changed
+// during IDLE.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -96,6 +101,18 @@ class Session {
   // failure, never a success.
   void auth_unavailable();
 
+  // The events a command waits for, in order. The caller appends them
+  // (Store::execute, with `wait`) and hands the result to write_done(),
+  // which answers the command and goes on with pipelined ones; a command
+  // may need several writes in turn (APPEND's messages), each taken once
+  // the one before is done.
+  struct Write {
+    std::vector<schemas::Event> events;
+    projections::Store::Wait wait = projections::Store::Wait::applied;
+  };
+  std::optional<Write> take_write();
+  void write_done(const projections::Store::Executed& result);
+
   // After "OK Begin TLS negotiation now" the caller handshakes; input after
   // the STARTTLS line was discarded (RFC 9051 6.2.1).
   bool starttls_requested() const { return state_ == State::tls_pending; }
@@ -112,7 +129,7 @@ class Session {
   std::optional<schemas::Uuid> selected_mailbox() const;
 
  private:
-  enum class State { command, literal, sasl, awaiting_auth, tls_pending, closed };
+  enum class State { command, literal, sasl, awaiting_auth, awaiting_store, tls_pending, closed };
 
   struct Selected {
     projections::MailboxRecord box;
@@ -221,9 +238,27 @@ class Session {
   std::string decode_name(const std::string& wire) const;  // client's name -> stored UTF-8
   std::string encode_name(const std::string& name) const;  // stored -> client's form
   std::optional<projections::MailboxRecord> find_mailbox(const std::string& name) const;
-  // Appends `body` as an event by the logged-in user and waits until applied.
-  // On failure answers `tag` NO and returns nullopt.
-  std::optional<projections::Outcome> execute(const std::string& tag, schemas::Body body);
+  // Appends `bodies` as events by the logged-in user, in order (one
+  // partition: each is applied after the one before), and once all are
+  // applied runs `then` with their outcomes. If the store cannot take them,
+  // `tag` is answered NO with the reason (RFC 5530 codes).
+  using Outcomes = std::vector<projections::Outcome>;
+  void execute(const std::string& tag, std::vector<schemas::Body> bodies,
+               std::function<void(const Outcomes&)> then);
+  void execute(const std::string& tag, schemas::Body body,
+               std::function<void(const projections::Outcome&)> then);
+  // The write underneath: `failed` runs instead of `then` on an error.
+  void write(std::vector<schemas::Event> events, projections::Store::Wait wait,
+             std::function<void(const Outcomes&)> then,
+             std::function<void(projections::errc)> failed);
+  schemas::Actor actor() const;
+  // STORE's untagged FETCH and tagged reply, once the change is applied.
+  void answer_store(const std::string& tag, const projections::Outcome& outcome,
+                    const std::vector<std::uint32_t>& uids, bool uid, bool silent);
+  // APPEND's messages, one write each (RFC 3502: all or nothing).
+  struct AppendJob;
+  void append_next(std::shared_ptr<AppendJob> job);
+  void append_failed(std::shared_ptr<AppendJob> job, std::string_view reply);
   // Untagged EXISTS/RECENT/EXPUNGE/VANISHED/FETCH for changes by others.
   // Expunges are held back while `allow_expunge` is false (RFC 9051 7.5.1).
   void report_changes(bool allow_expunge);
@@ -255,6 +290,11 @@ class Session {
   std::optional<AuthRequest> pending_auth_;
   std::string pending_tag_;
   int bad_commands_ = 0;
+  // The write the running command waits for, and what follows it.
+  std::optional<Write> pending_write_;
+  bool write_taken_ = false;
+  std::function<void(const Outcomes&)> then_;
+  std::function<void(projections::errc)> failed_;
 
   std::string account_;
   bool rev2_ = false, utf8_ = false, condstore_ = false, qresync_ = false;

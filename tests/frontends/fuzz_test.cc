@@ -14,6 +14,7 @@
 #include "frontends/imap/session.h"
 #include "frontends/pop3/session.h"
 #include "frontends/smtp/session.h"
+#include "tests/frontends/imap/converse.h"
 #include "tests/projections/projection_fixture.h"
 #include "tests/projections/workload.h"
 
@@ -161,6 +162,13 @@ class Fuzz : public test::ProjectionFixture {
               .ok());
     }
   }
+
+  // The IMAP session as the server drives it; every login is alice's.
+  std::string say(imap::Session& session, std::string_view bytes) {
+    return test::converse(session, *store, bytes, [](const net::AuthRequest&) {
+      return std::optional<std::string>(test::kAlice);
+    });
+  }
 };
 
 TEST_F(Fuzz, ImapSessionsSurviveMutatedCommands) {
@@ -197,22 +205,18 @@ TEST_F(Fuzz, ImapSessionsSurviveMutatedCommands) {
   for (int s = 0; s < 40; ++s) {
     imap::Session session({"h", "192.0.2.1", "f", true, true, false}, imap::Limits{}, *store,
                           shared);
-    session.receive("a LOGIN alice@example.test pw\r\nb SELECT INBOX\r\n");
-    session.take_output();
+    say(session, "a LOGIN alice@example.test pw\r\nb SELECT INBOX\r\n");
     for (int i = 0; i < 150 && !session.closed(); ++i) {
       const std::string input = mutate(rng, corpus);
-      session.receive(input);
-      while (auto auth = session.take_auth())
-        session.auth_result(std::string(test::kAlice));
+      std::string out = say(session, input);
       if (session.starttls_requested()) session.tls_established();
-      const std::string out = session.take_output();
+      out += session.take_output();
       ASSERT_LE(out.size(), kMaxOutputPerInput) << input;
       ASSERT_EQ(check_imap(out), "") << "after " << input;
-      if (session.idling()) session.receive("DONE\r\n");
+      if (session.idling()) say(session, "DONE\r\n");
     }
     if (session.closed()) {
-      session.receive("z NOOP\r\n");
-      EXPECT_EQ(session.take_output(), "") << "nothing after BYE";
+      EXPECT_EQ(say(session, "z NOOP\r\n"), "") << "nothing after BYE";
     }
   }
 }
@@ -237,25 +241,19 @@ TEST_F(Fuzz, EveryValidImapCommandGetsOneTaggedReply) {
   };
   imap::Shared shared;
   imap::Session session({"h", "192.0.2.1", "f", true, true, false}, imap::Limits{}, *store, shared);
-  session.receive("a LOGIN alice@example.test pw\r\n");
-  while (auto auth = session.take_auth())
-    session.auth_result(std::string(test::kAlice));
-  session.receive("b SELECT INBOX\r\n");
-  session.take_output();
+  say(session, "a LOGIN alice@example.test pw\r\n");
+  say(session, "b SELECT INBOX\r\n");
   for (const auto& [tag, command] : commands) {
-    session.receive(command);
     std::map<std::string, int> tagged;
-    const std::string out = session.take_output();
+    const std::string out = say(session, command);
     EXPECT_EQ(check_imap(out, &tagged), "") << command;
     EXPECT_EQ(tagged.size(), 1u) << command << out;
     EXPECT_EQ(tagged[tag], 1) << command << out;
-    if (tag == "u") session.receive("b SELECT INBOX\r\n"), session.take_output();
+    if (tag == "u") say(session, "b SELECT INBOX\r\n");
   }
-  session.receive("z LOGOUT\r\n");
-  EXPECT_TRUE(session.take_output().ends_with("z OK LOGOUT completed\r\n"));
+  EXPECT_TRUE(say(session, "z LOGOUT\r\n").ends_with("z OK LOGOUT completed\r\n"));
   EXPECT_TRUE(session.closed());
-  session.receive("y NOOP\r\n");
-  EXPECT_EQ(session.take_output(), "") << "nothing after BYE";
+  EXPECT_EQ(say(session, "y NOOP\r\n"), "") << "nothing after BYE";
 }
 
 TEST_F(Fuzz, Pop3SessionsSurviveMutatedCommands) {

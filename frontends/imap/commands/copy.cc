@@ -22,27 +22,28 @@ void Session::copy_messages(const std::string& tag, Parser& p, bool uid, bool mo
   if (move && sel_->read_only) return tagged(tag, "NO", "[READ-ONLY] Mailbox is read-only");
   if (uids.empty()) return tagged(tag, "OK", move ? "MOVE completed" : "COPY completed");
   // MOVE within one mailbox is allowed too (RFC 6851): one event either way.
-  std::optional<projections::Outcome> o;
+  schemas::Body event;
   if (move) {
-    o = execute(tag, schemas::MessagesMoved{sel_->box.id, uids, target->id});
+    event = schemas::MessagesMoved{sel_->box.id, uids, target->id};
   } else {
-    o = execute(tag, schemas::MessagesCopied{sel_->box.id, uids, target->id});
+    event = schemas::MessagesCopied{sel_->box.id, uids, target->id};
   }
-  if (!o) return;
-  if (o->code == OutcomeCode::mailbox_missing)
-    return tagged(tag, "NO", "[TRYCREATE] No such mailbox");
-  if (!o->ok()) return tagged(tag, "NO", "[CANNOT] " + o->detail);
-  std::string copyuid;
-  if (!o->uids.empty()) {
-    copyuid = fmt::format("[COPYUID {} {} {}] ", o->uidvalidity,
-                          SequenceSet::format(o->source_uids), SequenceSet::format(o->uids));
-    // The UID sets must pair up in order: format() sorts, and source UIDs
-    // were applied in ascending order, so the new UIDs ascend with them.
-  }
-  if (!move) return tagged(tag, "OK", copyuid + "COPY completed");
-  if (!copyuid.empty()) untagged("OK " + copyuid + "Moved");
-  expunged(o->source_uids);
-  tagged(tag, "OK", "MOVE completed");
+  execute(tag, std::move(event), [this, tag, move](const projections::Outcome& o) {
+    if (o.code == OutcomeCode::mailbox_missing)
+      return tagged(tag, "NO", "[TRYCREATE] No such mailbox");
+    if (!o.ok()) return tagged(tag, "NO", "[CANNOT] " + o.detail);
+    std::string copyuid;
+    if (!o.uids.empty()) {
+      copyuid = fmt::format("[COPYUID {} {} {}] ", o.uidvalidity,
+                            SequenceSet::format(o.source_uids), SequenceSet::format(o.uids));
+      // The UID sets must pair up in order: format() sorts, and source UIDs
+      // were applied in ascending order, so the new UIDs ascend with them.
+    }
+    if (!move) return tagged(tag, "OK", copyuid + "COPY completed");
+    if (!copyuid.empty()) untagged("OK " + copyuid + "Moved");
+    expunged(o.source_uids);
+    tagged(tag, "OK", "MOVE completed");
+  });
 }
 
 void Session::cmd_copy(const std::string& tag, Parser& p) {

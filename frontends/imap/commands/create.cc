@@ -37,20 +37,23 @@ void Session::cmd_create(const std::string& tag, Parser& p) {
   if (name == "INBOX") return tagged(tag, "NO", "[ALREADYEXISTS] INBOX exists");
   if (!valid_name(name)) return tagged(tag, "NO", "[CANNOT] Invalid mailbox name");
   if (find_mailbox(name)) return tagged(tag, "NO", "[ALREADYEXISTS] Mailbox exists");
-  // Superior names are created as needed (RFC 9051 6.3.4).
+  // Superior names are created as needed (RFC 9051 6.3.4), in the same
+  // write, before the mailbox itself.
+  std::vector<schemas::Body> events;
   for (std::size_t slash = name.find('/'); slash != std::string::npos;
        slash = name.find('/', slash + 1)) {
     const std::string parent = name.substr(0, slash);
     if (find_mailbox(parent) || ascii::iequals(parent, "INBOX")) continue;
-    auto o = execute(tag, schemas::MailboxCreated{schemas::Uuid::v7(), parent, ""});
-    if (!o) return;
+    events.emplace_back(schemas::MailboxCreated{schemas::Uuid::v7(), parent, ""});
   }
-  auto o = execute(tag, schemas::MailboxCreated{schemas::Uuid::v7(), name, special_use});
-  if (!o) return;
-  if (o->code == OutcomeCode::mailbox_exists)
-    return tagged(tag, "NO", "[ALREADYEXISTS] Mailbox exists");
-  if (!o->ok()) return tagged(tag, "NO", "[CANNOT] " + o->detail);
-  tagged(tag, "OK", "CREATE completed");
+  events.emplace_back(schemas::MailboxCreated{schemas::Uuid::v7(), name, special_use});
+  execute(tag, std::move(events), [this, tag](const Outcomes& outcomes) {
+    const auto& o = outcomes.back();
+    if (o.code == OutcomeCode::mailbox_exists)
+      return tagged(tag, "NO", "[ALREADYEXISTS] Mailbox exists");
+    if (!o.ok()) return tagged(tag, "NO", "[CANNOT] " + o.detail);
+    tagged(tag, "OK", "CREATE completed");
+  });
 }
 
 }  // namespace a3::imap

@@ -14,10 +14,10 @@ void Session::cmd_delete(const std::string& tag, Parser& p) {
   auto box = find_mailbox(name);
   if (!box) return tagged(tag, "NO", "[NONEXISTENT] No such mailbox");
   if (sel_ && sel_->box.id == box->id) sel_.reset();
-  auto o = execute(tag, schemas::MailboxDeleted{box->id});
-  if (!o) return;
-  if (!o->ok()) return tagged(tag, "NO", "[NONEXISTENT] " + o->detail);
-  tagged(tag, "OK", "DELETE completed");
+  execute(tag, schemas::MailboxDeleted{box->id}, [this, tag](const projections::Outcome& o) {
+    if (!o.ok()) return tagged(tag, "NO", "[NONEXISTENT] " + o.detail);
+    tagged(tag, "OK", "DELETE completed");
+  });
 }
 
 }  // namespace a3::imap

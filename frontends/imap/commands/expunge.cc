@@ -25,12 +25,12 @@ void Session::expunge_messages(const std::string& tag, Parser& p, bool uid) {
     if (set && !std::binary_search(within.begin(), within.end(), m.uid)) continue;
     uids.push_back(m.uid);
   }
-  if (!uids.empty()) {
-    auto o = execute(tag, schemas::MessagesExpunged{sel_->box.id, uids});
-    if (!o) return;
-    expunged(o->uids);
-  }
-  tagged(tag, "OK", "EXPUNGE completed");
+  if (uids.empty()) return tagged(tag, "OK", "EXPUNGE completed");
+  execute(tag, schemas::MessagesExpunged{sel_->box.id, uids},
+          [this, tag](const projections::Outcome& o) {
+            expunged(o.uids);
+            tagged(tag, "OK", "EXPUNGE completed");
+          });
 }
 
 void Session::cmd_expunge(const std::string& tag, Parser& p) {

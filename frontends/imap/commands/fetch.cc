@@ -2,6 +2,7 @@
 // sections and their bytes.
 #include <algorithm>
 #include <chrono>
+#include <set>
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
@@ -345,10 +346,141 @@ void Session::fetch_messages(const std::string& tag, Parser& p, bool uid) {
   if (want_modseq) enable_condstore();
   const auto wanted = resolve(set, uid);
   if (wanted.empty() && !vanished) return tagged(tag, "OK", "FETCH completed");
-  auto index = current();
+  // What is answered once the \Seen flags it sets (if any) are applied.
+  auto answer = [this, tag, set, wanted, items = std::move(items), changed_since, vanished, uid,
+                 want_modseq](const std::set<std::uint32_t>& now_seen) mutable {
+    const auto index = current();
+    if (vanished) {
+      std::vector<std::uint32_t> gone;
+      const std::uint32_t star = sel_->uidnext - 1;
+      for (const auto& [u, ms] : store_.expunged_since(sel_->box.id, *changed_since)) {
+        if (set.contains(u, star)) gone.push_back(u);
+      }
+      if (!gone.empty()) untagged("VANISHED (EARLIER) " + SequenceSet::format(gone));
+    }
+    for (const std::uint32_t u : wanted) {
+      const auto* found = index->find(u);
+      if (!found) continue;
+      const auto& m = *found;
+      if (changed_since && m.modseq <= *changed_since) continue;
+      const std::uint32_t seq = seq_of(m.uid);
+      if (!seq) continue;
+      std::optional<std::string> raw;
+      std::optional<mime::Summary> sum;
+      auto need_raw = [&]() -> const std::string& {
+        if (!raw) raw = store_.body(m.blob).value_or("");
+        return *raw;
+      };
+      auto need_sum = [&]() -> const mime::Summary& {
+        // Parsed at projection time; parsed here if the view lacks it.
+        if (!sum) sum = store_.mime(m.blob);
+        if (!sum) sum = mime::parse(need_raw());
+        if (sum->parts.empty()) {
+          mime::Part whole;
+          whole.body_end = need_raw().size();
+          sum->parts.push_back(whole);
+        }
+        return *sum;
+      };
+      std::vector<std::string> parts;
+      bool uid_done = false, flags_done = false, modseq_done = false;
+      const bool recent = !rev2_ && sel_->is_recent(m.uid);
+      for (const auto& it : items) {
+        switch (it.kind) {
+          case Item::Kind::flags:
+            note_flags(m.flags);
+            parts.push_back("FLAGS " + flag_text(m.flags, recent));
+            flags_done = true;
+            break;
+          case Item::Kind::uid:
+            if (!uid_done) parts.push_back(fmt::format("UID {}", m.uid));
+            uid_done = true;
+            break;
+          case Item::Kind::internaldate:
+            parts.push_back("INTERNALDATE " + internal_date(m.internal_date_ms));
+            break;
+          case Item::Kind::rfc822_size:
+            parts.push_back(fmt::format("RFC822.SIZE {}", m.size));
+            break;
+          case Item::Kind::modseq:
+            parts.push_back(fmt::format("MODSEQ ({})", m.modseq));
+            modseq_done = true;
+            break;
+          case Item::Kind::envelope:
+            parts.push_back("ENVELOPE " + need_sum().envelope);
+            break;
+          case Item::Kind::body:
+            parts.push_back("BODY " + need_sum().body);
+            break;
+          case Item::Kind::bodystructure:
+            parts.push_back("BODYSTRUCTURE " + need_sum().bodystructure);
+            break;
+          case Item::Kind::section:
+          case Item::Kind::binary_size: {
+            auto bytes = section_bytes(need_raw(), need_sum(), it.section);
+            const std::string label = it.name;
+            if (!bytes) {
+              if (it.binary) return tagged(tag, "NO", "[NONEXISTENT] No such part");
+              parts.push_back(label + " NIL");
+              break;
+            }
+            if (it.binary) {
+              const auto* part = it.section.part.empty() ? &need_sum().parts[0]
+                                                         : find_part(need_sum(), it.section.part);
+              // A multipart or message/rfc822 is 7bit/8bit/binary by definition
+              // (RFC 2045 6.4): its bytes as they are. Of a single-part
+              // message, BINARY[] is its header and its decoded body.
+              const bool composite =
+                  part && (part->type.starts_with("multipart/") || part->message);
+              if (part && !composite) {
+                const std::string& full = need_raw();
+                const bool whole = it.section.part.empty();
+                const std::uint64_t b = std::min<std::uint64_t>(part->body_begin, full.size());
+                const std::uint64_t e =
+                    std::min<std::uint64_t>(std::max(b, part->body_end), full.size());
+                auto decoded = mime::decode_transfer_encoding(
+                    std::string_view(full).substr(b, e - b), part->encoding);
+                if (!decoded) return tagged(tag, "NO", "[UNKNOWN-CTE] Unknown transfer encoding");
+                bytes = whole ? full.substr(0, b) + *decoded : std::move(*decoded);
+              }
+            }
+            if (it.kind == Item::Kind::binary_size) {
+              parts.push_back(fmt::format("{} {}", label, bytes->size()));
+              break;
+            }
+            std::string_view data(*bytes);
+            if (it.offset) {
+              const auto off = std::min<std::uint64_t>(*it.offset, data.size());
+              data = data.substr(off, std::min<std::uint64_t>(*it.count, data.size() - off));
+            }
+            parts.push_back(label + " " + literal(data, it.binary));
+            break;
+          }
+        }
+      }
+      if (uid && !uid_done) parts.insert(parts.begin(), fmt::format("UID {}", m.uid));
+      if (now_seen.contains(m.uid)) {
+        if (!flags_done) {
+          note_flags(m.flags);
+          parts.push_back("FLAGS " + flag_text(m.flags, recent));
+        }
+        // RFC 7162 3.1: the implicit \Seen change carries UID and MODSEQ.
+        if (condstore_ && !uid_done && !uid) parts.push_back(fmt::format("UID {}", m.uid));
+        if (condstore_) want_modseq = true;
+      }
+      if (want_modseq && !modseq_done) parts.push_back(fmt::format("MODSEQ ({})", m.modseq));
+      std::string line = fmt::format("{} FETCH (", seq);
+      for (std::size_t i = 0; i < parts.size(); ++i) {
+        if (i) line += ' ';
+        line += parts[i];
+      }
+      untagged(line + ")");
+    }
+    tagged(tag, "OK", "FETCH completed");
+  };
   // BODY[] without PEEK marks the messages \Seen (RFC 9051 6.4.5).
-  std::set<std::uint32_t> now_seen;
   if (sets_seen && !sel_->read_only) {
+    const auto index = current();
     std::vector<std::uint32_t> unseen;
     for (const std::uint32_t u : wanted) {
       const auto* found = index->find(u);
@@ -358,140 +490,16 @@ void Session::fetch_messages(const std::string& tag, Parser& p, bool uid) {
         unseen.push_back(m.uid);
     }
     if (!unseen.empty()) {
-      auto o =
-          execute(tag, schemas::FlagsChanged{
-                           sel_->box.id, unseen, schemas::FlagOp::add, {"\\Seen"}, std::nullopt});
-      if (!o) return;
-      now_seen.insert(o->uids.begin(), o->uids.end());
-      index = current();
+      return execute(
+          tag,
+          schemas::FlagsChanged{
+              sel_->box.id, std::move(unseen), schemas::FlagOp::add, {"\\Seen"}, std::nullopt},
+          [answer](const projections::Outcome& o) mutable {
+            answer(std::set<std::uint32_t>(o.uids.begin(), o.uids.end()));
+          });
     }
   }
-  if (vanished) {
-    std::vector<std::uint32_t> gone;
-    const std::uint32_t star = sel_->uidnext - 1;
-    for (const auto& [u, ms] : store_.expunged_since(sel_->box.id, *changed_since)) {
-      if (set.contains(u, star)) gone.push_back(u);
-    }
-    if (!gone.empty()) untagged("VANISHED (EARLIER) " + SequenceSet::format(gone));
-  }
-  for (const std::uint32_t u : wanted) {
-    const auto* found = index->find(u);
-    if (!found) continue;
-    const auto& m = *found;
-    if (changed_since && m.modseq <= *changed_since) continue;
-    const std::uint32_t seq = seq_of(m.uid);
-    if (!seq) continue;
-    std::optional<std::string> raw;
-    std::optional<mime::Summary> sum;
-    auto need_raw = [&]() -> const std::string& {
-      if (!raw) raw = store_.body(m.blob).value_or("");
-      return *raw;
-    };
-    auto need_sum = [&]() -> const mime::Summary& {
-      // Parsed at projection time; parsed here if the view lacks it.
-      if (!sum) sum = store_.mime(m.blob);
-      if (!sum) sum = mime::parse(need_raw());
-      if (sum->parts.empty()) {
-        mime::Part whole;
-        whole.body_end = need_raw().size();
-        sum->parts.push_back(whole);
-      }
-      return *sum;
-    };
-    std::vector<std::string> parts;
-    bool uid_done = false, flags_done = false, modseq_done = false;
-    const bool recent = !rev2_ && sel_->is_recent(m.uid);
-    for (const auto& it : items) {
-      switch (it.kind) {
-        case Item::Kind::flags:
-          note_flags(m.flags);
-          parts.push_back("FLAGS " + flag_text(m.flags, recent));
-          flags_done = true;
-          break;
-        case Item::Kind::uid:
-          if (!uid_done) parts.push_back(fmt::format("UID {}", m.uid));
-          uid_done = true;
-          break;
-        case Item::Kind::internaldate:
-          parts.push_back("INTERNALDATE " + internal_date(m.internal_date_ms));
-          break;
-        case Item::Kind::rfc822_size:
-          parts.push_back(fmt::format("RFC822.SIZE {}", m.size));
-          break;
-        case Item::Kind::modseq:
-          parts.push_back(fmt::format("MODSEQ ({})", m.modseq));
-          modseq_done = true;
-          break;
-        case Item::Kind::envelope:
-          parts.push_back("ENVELOPE " + need_sum().envelope);
-          break;
-        case Item::Kind::body:
-          parts.push_back("BODY " + need_sum().body);
-          break;
-        case Item::Kind::bodystructure:
-          parts.push_back("BODYSTRUCTURE " + need_sum().bodystructure);
-          break;
-        case Item::Kind::section:
-        case Item::Kind::binary_size: {
-          auto bytes = section_bytes(need_raw(), need_sum(), it.section);
-          const std::string label = it.name;
-          if (!bytes) {
-            if (it.binary) return tagged(tag, "NO", "[NONEXISTENT] No such part");
-            parts.push_back(label + " NIL");
-            break;
-          }
-          if (it.binary) {
-            const auto* part = it.section.part.empty() ? &need_sum().parts[0]
-                                                       : find_part(need_sum(), it.section.part);
-            // A multipart or message/rfc822 is 7bit/8bit/binary by definition
-            // (RFC 2045 6.4): its bytes as they are. Of a single-part
-            // message, BINARY[] is its header and its decoded body.
-            const bool composite = part && (part->type.starts_with("multipart/") || part->message);
-            if (part && !composite) {
-              const std::string& full = need_raw();
-              const bool whole = it.section.part.empty();
-              const std::uint64_t b = std::min<std::uint64_t>(part->body_begin, full.size());
-              const std::uint64_t e =
-                  std::min<std::uint64_t>(std::max(b, part->body_end), full.size());
-              auto decoded = mime::decode_transfer_encoding(std::string_view(full).substr(b, e - b),
-                                                            part->encoding);
-              if (!decoded) return tagged(tag, "NO", "[UNKNOWN-CTE] Unknown transfer encoding");
-              bytes = whole ? full.substr(0, b) + *decoded : std::move(*decoded);
-            }
-          }
-          if (it.kind == Item::Kind::binary_size) {
-            parts.push_back(fmt::format("{} {}", label, bytes->size()));
-            break;
-          }
-          std::string_view data(*bytes);
-          if (it.offset) {
-            const auto off = std::min<std::uint64_t>(*it.offset, data.size());
-            data = data.substr(off, std::min<std::uint64_t>(*it.count, data.size() - off));
-          }
-          parts.push_back(label + " " + literal(data, it.binary));
-          break;
-        }
-      }
-    }
-    if (uid && !uid_done) parts.insert(parts.begin(), fmt::format("UID {}", m.uid));
-    if (now_seen.contains(m.uid)) {
-      if (!flags_done) {
-        note_flags(m.flags);
-        parts.push_back("FLAGS " + flag_text(m.flags, recent));
-      }
-      // RFC 7162 3.1: the implicit \Seen change carries UID and MODSEQ.
-      if (condstore_ && !uid_done && !uid) parts.push_back(fmt::format("UID {}", m.uid));
-      if (condstore_) want_modseq = true;
-    }
-    if (want_modseq && !modseq_done) parts.push_back(fmt::format("MODSEQ ({})", m.modseq));
-    std::string line = fmt::format("{} FETCH (", seq);
-    for (std::size_t i = 0; i < parts.size(); ++i) {
-      if (i) line += ' ';
-      line += parts[i];
-    }
-    untagged(line + ")");
-  }
-  tagged(tag, "OK", "FETCH completed");
+  answer({});
 }
 
 void Session::cmd_fetch(const std::string& tag, Parser& p) {

@@ -63,35 +63,40 @@ void Session::store_flags(const std::string& tag, Parser& p, bool uid) {
     clean.push_back(f);
   }
   if (sel_->read_only) return tagged(tag, "NO", "[READ-ONLY] Mailbox is read-only");
-  const auto uids = resolve(set, uid);
-  std::vector<std::uint32_t> modified;
-  if (!uids.empty()) {
-    auto o = execute(tag, schemas::FlagsChanged{sel_->box.id, uids, op, clean, unchanged_since});
-    if (!o) return;
-    if (!o->ok() && o->code != OutcomeCode::mailbox_missing)
-      return tagged(tag, "NO", "[CANNOT] STORE failed: " + o->detail);
-    modified = o->modified;
-    // A silent STORE told the client nothing: changes others made to these
-    // messages before it must still be reported (RFC 9051 6.4.6).
-    if (silent) sel_->own_modseqs.erase(o->modseq);
-    const std::set<std::uint32_t> changed(o->uids.begin(), o->uids.end());
-    const std::set<std::uint32_t> refused(modified.begin(), modified.end());
-    const auto index = current();
-    for (const auto& m : index->messages) {
-      if (!std::binary_search(uids.begin(), uids.end(), m.uid) || refused.contains(m.uid)) continue;
-      const std::uint32_t seq = seq_of(m.uid);
-      if (!seq) continue;
-      if (silent && !(condstore_ && changed.contains(m.uid))) continue;
-      if (!silent) note_flags(m.flags);
-      std::string line = fmt::format("{} FETCH (", seq);
-      std::string inner;
-      if (uid || condstore_) inner = fmt::format("UID {}", m.uid);
-      if (!silent)
-        inner += (inner.empty() ? "" : " ") +
-                 ("FLAGS " + flag_text(m.flags, !rev2_ && sel_->is_recent(m.uid)));
-      if (condstore_) inner += fmt::format(" MODSEQ ({})", m.modseq);
-      untagged(line + inner + ")");
-    }
+  auto uids = resolve(set, uid);
+  if (uids.empty()) return tagged(tag, "OK", "STORE completed");
+  schemas::FlagsChanged change{sel_->box.id, uids, op, clean, unchanged_since};
+  execute(tag, std::move(change),
+          [this, tag, uid, silent, uids = std::move(uids)](const projections::Outcome& o) {
+            answer_store(tag, o, uids, uid, silent);
+          });
+}
+
+void Session::answer_store(const std::string& tag, const projections::Outcome& o,
+                           const std::vector<std::uint32_t>& uids, bool uid, bool silent) {
+  if (!o.ok() && o.code != OutcomeCode::mailbox_missing)
+    return tagged(tag, "NO", "[CANNOT] STORE failed: " + o.detail);
+  const std::vector<std::uint32_t>& modified = o.modified;
+  // A silent STORE told the client nothing: changes others made to these
+  // messages before it must still be reported (RFC 9051 6.4.6).
+  if (silent) sel_->own_modseqs.erase(o.modseq);
+  const std::set<std::uint32_t> changed(o.uids.begin(), o.uids.end());
+  const std::set<std::uint32_t> refused(modified.begin(), modified.end());
+  const auto index = current();
+  for (const auto& m : index->messages) {
+    if (!std::binary_search(uids.begin(), uids.end(), m.uid) || refused.contains(m.uid)) continue;
+    const std::uint32_t seq = seq_of(m.uid);
+    if (!seq) continue;
+    if (silent && !(condstore_ && changed.contains(m.uid))) continue;
+    if (!silent) note_flags(m.flags);
+    std::string line = fmt::format("{} FETCH (", seq);
+    std::string inner;
+    if (uid || condstore_) inner = fmt::format("UID {}", m.uid);
+    if (!silent)
+      inner += (inner.empty() ? "" : " ") +
+               ("FLAGS " + flag_text(m.flags, !rev2_ && sel_->is_recent(m.uid)));
+    if (condstore_) inner += fmt::format(" MODSEQ ({})", m.modseq);
+    untagged(line + inner + ")");
   }
   if (!modified.empty()) {
     std::vector<std::uint32_t> shown;

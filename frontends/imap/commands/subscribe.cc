@@ -12,9 +12,10 @@ void Session::change_subscription(const std::string& tag, Parser& p, bool subscr
   const std::string name = decode_name(p.mailbox());
   if (!p.at_end()) throw ParseError("Unexpected arguments");
   if (!valid_name(name) && name != "INBOX") return tagged(tag, "NO", "[CANNOT] Invalid name");
-  auto o = execute(tag, schemas::MailboxSubscriptionChanged{name, subscribe});
-  if (!o) return;
-  tagged(tag, "OK", subscribe ? "SUBSCRIBE completed" : "UNSUBSCRIBE completed");
+  execute(tag, schemas::MailboxSubscriptionChanged{name, subscribe},
+          [this, tag, subscribe](const projections::Outcome&) {
+            tagged(tag, "OK", subscribe ? "SUBSCRIBE completed" : "UNSUBSCRIBE completed");
+          });
 }
 
 void Session::cmd_subscribe(const std::string& tag, Parser& p) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "frontends/imap/session.h"
+#include "tests/frontends/imap/converse.h"
 #include "tests/projections/projection_fixture.h"
 #include "tests/projections/workload.h"
 
@@ -25,13 +26,9 @@ class ImapQuota : public test::ProjectionFixture {
   }
 
   std::string say(Session& s, std::string_view bytes) {
-    s.receive(bytes);
-    std::string out = s.take_output();
-    while (auto auth = s.take_auth()) {
-      s.auth_result(store->account_for_address(auth->user));
-      out += s.take_output();
-    }
-    return out;
+    return test::converse(s, *store, bytes, [&](const net::AuthRequest& auth) {
+      return store->account_for_address(auth.user);
+    });
   }
 
   std::unique_ptr<Session> logged_in() {

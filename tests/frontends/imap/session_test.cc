@@ -10,6 +10,7 @@
 
 #include "frontends/imap/session.h"
 #include "schemas/codec.h"
+#include "tests/frontends/imap/converse.h"
 #include "tests/projections/projection_fixture.h"
 #include "tests/projections/workload.h"
 
@@ -34,15 +35,11 @@ class Imap : public test::ProjectionFixture {
   // Sends `bytes`; completes logins (password "pw" is right); returns the
   // output.
   std::string say(Session& s, std::string_view bytes) {
-    s.receive(bytes);
-    std::string out = s.take_output();
-    while (auto auth = s.take_auth()) {
+    return test::converse(s, *store, bytes, [&](const net::AuthRequest& auth) {
       std::optional<std::string> account;
-      if (auth->password == "pw") account = store->account_for_address(auth->user);
-      s.auth_result(account);
-      out += s.take_output();
-    }
-    return out;
+      if (auth.password == "pw") account = store->account_for_address(auth.user);
+      return account;
+    });
   }
 
   std::unique_ptr<Session> logged_in(const std::string& user = test::kAlice) {
@@ -487,6 +484,56 @@ TEST_F(Imap, EveryCorpusMessageIsServedBackWhole) {
     const std::string search = say(*s, fmt::format("d SEARCH {} TEXT \"the\"\r\n", n));
     EXPECT_TRUE(has(search, "d OK")) << name;
   }
+}
+
+// A mutation is answered only once its write is done, and the commands
+// pipelined behind it wait for it; no thread waits meanwhile.
+TEST_F(Imap, MutationsWaitForTheirWriteWithoutBlocking) {
+  auto s = logged_in();
+  s->receive("a CREATE Work\r\nb LIST \"\" Work\r\n");
+  EXPECT_EQ(s->take_output(), "") << "nothing answered before the write";
+  auto w = s->take_write();
+  ASSERT_TRUE(w);
+  EXPECT_FALSE(s->take_write()) << "one write at a time";
+  ASSERT_EQ(w->events.size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<MailboxCreated>(w->events[0].body));
+  s->receive("c NOOP\r\n");
+  EXPECT_EQ(s->take_output(), "") << "input buffered while the write is out";
+  s->write_done(test::run_sync(store->execute(std::move(w->events), w->wait)));
+  const std::string out = s->take_output();
+  EXPECT_TRUE(has(out, "a OK CREATE completed\r\n* LIST")) << out;
+  EXPECT_TRUE(has(out, "b OK")) << out;
+  EXPECT_TRUE(has(out, "c OK")) << out;
+}
+
+// If the log cannot take a write the client gets a temporary failure, and
+// MULTIAPPEND takes back what it had appended (RFC 3502: all or nothing).
+TEST_F(Imap, UnavailableStoreGetsNoAndMultiappendIsUndone) {
+  auto s = logged_in();
+  s->receive("a CREATE Work\r\n");
+  auto w = s->take_write();
+  ASSERT_TRUE(w);
+  s->write_done(projections::errc::unavailable);
+  EXPECT_EQ(s->take_output(),
+            "a NO [UNAVAILABLE] The mail store cannot take changes now, try again later\r\n");
+
+  s->receive("b APPEND INBOX {5+}\r\nhello {5+}\r\nworld\r\n");
+  auto first = s->take_write();
+  ASSERT_TRUE(first);
+  s->write_done(test::run_sync(store->execute(std::move(first->events), first->wait)));
+  EXPECT_EQ(s->take_output(), "") << "the second message is not written yet";
+  ASSERT_EQ(store->messages(store->mailbox(test::kAlice, "INBOX")->id).size(), 1u);
+  auto second = s->take_write();
+  ASSERT_TRUE(second);
+  s->write_done(projections::errc::unavailable);
+  auto undo = s->take_write();
+  ASSERT_TRUE(undo) << "the first message is expunged again";
+  ASSERT_EQ(undo->events.size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<MessagesExpunged>(undo->events[0].body));
+  s->write_done(test::run_sync(store->execute(std::move(undo->events), undo->wait)));
+  EXPECT_TRUE(has(s->take_output(), "b NO [UNAVAILABLE]"));
+  EXPECT_TRUE(store->messages(store->mailbox(test::kAlice, "INBOX")->id).empty());
+  EXPECT_TRUE(has(say(*s, "c NOOP\r\n"), "c OK"));
 }
 
 }  // namespace

@@ -13,32 +13,14 @@
 #include "frontends/smtp/delivery.h"
 #include "tests/projections/projection_fixture.h"
 #include "tests/projections/workload.h"
+#include "tests/run_sync.h"
 
 namespace a3::smtp {
 namespace {
 
 using schemas::Protocol;
 
-// Runs one of the server's coroutines to its end on an executor of its own.
-template <typename T>
-T run_sync(boost::asio::awaitable<T> a) {
-  boost::asio::io_context io;
-  std::optional<T> out;
-  boost::asio::co_spawn(io, std::move(a), [&](std::exception_ptr e, T v) {
-    if (e) std::rethrow_exception(e);
-    out = std::move(v);
-  });
-  io.run();
-  return std::move(*out);
-}
-
-void run_sync(boost::asio::awaitable<void> a) {
-  boost::asio::io_context io;
-  boost::asio::co_spawn(io, std::move(a), [](std::exception_ptr e) {
-    if (e) std::rethrow_exception(e);
-  });
-  io.run();
-}
+using test::run_sync;
 
 class Delivery : public test::ProjectionFixture {
  protected:
