@@ -1,6 +1,7 @@
 #include "frontends/imap/server.h"
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -80,6 +81,21 @@ awaitable<std::string> on_session(std::shared_ptr<Live> live, Session& session, 
   co_return out;
 }
 
+// Runs `step` (feeding bytes, a login's verdict) and then the writes the
+// commands ask for, each awaited without holding a thread (the log's and
+// the projector's threads complete it) and handed back to the session: all
+// on the session's strand, where this coroutine resumes (the quota check
+// and the answers read the view). Returns what the session said.
+awaitable<std::string> step_and_write(projections::Store& store, Session& session,
+                                      const std::function<void()>& step) {
+  step();
+  while (auto write = session.take_write()) {
+    const auto result = co_await store.execute(std::move(write->events), write->wait);
+    session.write_done(result);
+  }
+  co_return session.take_output();
+}
+
 // While the session IDLEs: waits for wake-ups and writes what changed. It
 // holds the session (and the server's state the session uses), so that a
 // poll in flight when the connection ends finishes on a live session.
@@ -123,29 +139,20 @@ class ImapHandler : public net::Handler {
 
   std::string greeting() override { return session_.greeting(); }
   awaitable<std::string> feed(std::string bytes) override {
-    co_return co_await call([&] { session_.receive(bytes); });
+    const std::function<void()> step = [&] { session_.receive(bytes); };
+    co_return co_await call(step);
   }
   bool has_buffered_commands() const override { return session_.has_buffered_commands(); }
   std::optional<net::AuthRequest> take_auth() override { return session_.take_auth(); }
   awaitable<std::string> auth_done(net::LoginResult result) override {
-    co_return co_await call([&] {
+    const std::function<void()> step = [&] {
       if (result.unavailable) {
         session_.auth_unavailable();
       } else {
         session_.auth_result(result.account);
       }
-    });
-  }
-  // The write a command waits for: awaited without holding a thread (the
-  // log's and the projector's threads complete it), on the session's
-  // strand since the quota check reads the view; then the session answers.
-  awaitable<std::optional<std::string>> more() override {
-    if (!write_) co_return std::nullopt;
-    Session::Write w = std::move(*write_);
-    write_.reset();
-    const auto result = co_await asio::co_spawn(
-        live_->work, store_.execute(std::move(w.events), w.wait), use_awaitable);
-    co_return co_await call([&] { session_.write_done(result); });
+    };
+    co_return co_await call(step);
   }
   // During IDLE, changes to the selected mailbox wake the pusher.
   awaitable<void> before_read() override {
@@ -189,14 +196,11 @@ class ImapHandler : public net::Handler {
   }
 
  private:
-  // Runs `work` on the session's strand; takes the write it may ask for.
-  template <typename F>
-  awaitable<std::string> call(F&& work) {
-    auto run = [&] {
-      work();
-      write_ = session_.take_write();
-    };
-    co_return co_await on_session(live_, session_, run);
+  // Runs `step` and the writes it leads to on the session's strand: one
+  // hop there and back per batch of input, as for a read.
+  awaitable<std::string> call(const std::function<void()>& step) {
+    co_return co_await asio::co_spawn(live_->work, step_and_write(store_, session_, step),
+                                      use_awaitable);
   }
 
   std::shared_ptr<Server::State> st_;
@@ -206,7 +210,6 @@ class ImapHandler : public net::Handler {
   projections::Store& store_;
   const config::Imap& cfg_;
   bool pusher_ = false;
-  std::optional<Session::Write> write_;  // taken on the session's strand
 };
 
 awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
