@@ -382,11 +382,10 @@ class Applier {
 
   // raw + the staged chunks, or nullopt (with the outcome set) if any is
   // missing: the message is then not appended, never appended truncated.
-  std::optional<std::string> assemble(const MessageAppended& e) {
-    const auto& st = *e.staged;
-    std::string whole = e.raw;
+  std::optional<std::string> assemble(const std::string& raw, const StagedBody& st) {
+    std::string whole = raw;
     // Trust the announced size only as far as the chunks could carry it.
-    whole.reserve(e.raw.size() + std::min<std::uint64_t>(st.size, std::uint64_t{st.chunks} << 20));
+    whole.reserve(raw.size() + std::min<std::uint64_t>(st.size, std::uint64_t{st.chunks} << 20));
     for (std::uint32_t seq = 0; seq < st.chunks; ++seq) {
       auto chunk =
           b_.get(Family::staging, view::staging_key(partition_, st.started_ms, st.blob_id, seq));
@@ -396,9 +395,9 @@ class Applier {
       }
       whole += *chunk;
     }
-    if (whole.size() != e.raw.size() + st.size) {
+    if (whole.size() != raw.size() + st.size) {
       fail(OutcomeCode::invalid, fmt::format("body {} has {} bytes, not {}", st.blob_id.str(),
-                                             whole.size() - e.raw.size(), st.size));
+                                             whole.size() - raw.size(), st.size));
       return std::nullopt;
     }
     if (st.last_use) {
@@ -415,7 +414,7 @@ class Applier {
     std::optional<std::string> assembled;
     if (e.staged) {
       drop_stale_chunks();
-      assembled = assemble(e);
+      assembled = assemble(e.raw, *e.staged);
       if (!assembled) return;
     }
     const std::string& raw = assembled ? *assembled : e.raw;
@@ -522,6 +521,138 @@ class Applier {
   }
 
   // ---- audit-only events: nothing to project ----
+  // ---- the outbound queue (docs/outbound.md) ----
+
+  std::optional<view::QueueRecord> queued(const Uuid& id) {
+    auto v = b_.get(Family::queue, view::id_key(id));
+    if (!v) return std::nullopt;
+    auto q = view::decode_queue(*v);
+    if (!q || q->account != e_.account) return std::nullopt;
+    return q;
+  }
+
+  void save(const view::QueueRecord& q) {
+    b_.put(Family::queue, view::id_key(q.id), view::encode(q));
+    out_.mailboxes.push_back(kOutboundQueue);  // the delivery worker wakes
+  }
+
+  // Moves the entry's place in the due index.
+  void reschedule(view::QueueRecord& q, std::int64_t at_ms) {
+    b_.del(Family::queue_due, view::due_key(q.next_attempt_ms, q.id));
+    q.next_attempt_ms = at_ms;
+    b_.put(Family::queue_due, view::due_key(q.next_attempt_ms, q.id), q.account);
+  }
+
+  // Once no recipient is pending the entry leaves the queue with its body.
+  void save_or_finish(view::QueueRecord& q) {
+    if (!q.pending().empty()) return save(q);
+    b_.del(Family::queue, view::id_key(q.id));
+    b_.del(Family::queue_due, view::due_key(q.next_attempt_ms, q.id));
+    blob_ref(q.blob, -1);
+    out_.mailboxes.push_back(kOutboundQueue);
+  }
+
+  // Sets the state of the named recipients that are still pending.
+  void settle(view::QueueRecord& q, const std::vector<std::string>& who,
+              view::QueueRecipient::State state, const std::string& reply) {
+    for (auto& r : q.recipients) {
+      if (r.state != view::QueueRecipient::State::pending) continue;
+      if (std::find(who.begin(), who.end(), r.address) == who.end()) continue;
+      r.state = state;
+      r.reply = reply;
+    }
+  }
+
+  void apply(const OutboundQueued& e) {
+    if (b_.get(Family::queue, view::id_key(e.queue_id)))
+      return fail(OutcomeCode::invalid, "queue id " + e.queue_id.str() + " is in use");
+    std::optional<std::string> assembled;
+    if (e.staged) {
+      drop_stale_chunks();
+      assembled = assemble(e.raw, *e.staged);
+      if (!assembled) return;
+    }
+    const std::string& raw = assembled ? *assembled : e.raw;
+    view::QueueRecord q;
+    q.id = e.queue_id;
+    q.account = e_.account;
+    q.mail_from = e.mail_from;
+    for (const auto& r : e.recipients)
+      q.recipients.push_back({r.address, r.notify, r.orcpt, {}, {}});
+    q.blob = view::sha256(raw);
+    q.size = raw.size();
+    q.queued_ms = e_.at_ms;
+    q.expires_ms = e.expires_ms;
+    q.envid = e.envid;
+    q.ret_headers = e.ret_headers;
+    q.smtputf8 = e.smtputf8;
+    q.eightbit = e.eightbit;
+    blob_ref(q.blob, +1, &raw);
+    q.next_attempt_ms = e_.at_ms;  // due at once
+    b_.put(Family::queue_due, view::due_key(q.next_attempt_ms, q.id), q.account);
+    save(q);
+  }
+
+  void apply(const DeliveryAttempted& e) {
+    auto q = queued(e.queue_id);
+    if (!q) return fail(OutcomeCode::invalid, "not queued: " + e.queue_id.str());
+    q->attempts = std::max(q->attempts, e.attempt);
+    q->last_host = e.host;
+    save(*q);
+  }
+
+  void apply(const Delivered& e) {
+    auto q = queued(e.queue_id);
+    if (!q) return fail(OutcomeCode::invalid, "not queued: " + e.queue_id.str());
+    settle(*q, e.recipients, view::QueueRecipient::State::delivered, e.reply);
+    q->last_host = e.host;
+    save_or_finish(*q);
+  }
+
+  void apply(const Deferred& e) {
+    auto q = queued(e.queue_id);
+    if (!q) return fail(OutcomeCode::invalid, "not queued: " + e.queue_id.str());
+    for (auto& r : q->recipients) {
+      if (r.state == view::QueueRecipient::State::pending &&
+          std::find(e.recipients.begin(), e.recipients.end(), r.address) != e.recipients.end())
+        r.reply = e.reply;
+    }
+    q->last_host = e.host;
+    q->last_reply = e.reply;
+    reschedule(*q, e.next_attempt_ms);
+    save(*q);
+  }
+
+  void apply(const Bounced& e) {
+    auto q = queued(e.queue_id);
+    if (!q) return fail(OutcomeCode::invalid, "not queued: " + e.queue_id.str());
+    settle(*q, e.recipients, view::QueueRecipient::State::bounced, e.reply);
+    q->last_reply = e.reply;
+    save_or_finish(*q);
+  }
+
+  void apply(const Expired& e) {
+    auto q = queued(e.queue_id);
+    if (!q) return fail(OutcomeCode::invalid, "not queued: " + e.queue_id.str());
+    settle(*q, e.recipients, view::QueueRecipient::State::expired, e.reply);
+    save_or_finish(*q);
+  }
+
+  void apply(const DeliveryRescheduled& e) {
+    auto q = queued(e.queue_id);
+    if (!q) return fail(OutcomeCode::invalid, "not queued: " + e.queue_id.str());
+    reschedule(*q, e.next_attempt_ms);
+    save(*q);
+  }
+
+  void apply(const OutboundDeleted& e) {
+    auto q = queued(e.queue_id);
+    if (!q) return fail(OutcomeCode::invalid, "not queued: " + e.queue_id.str());
+    for (auto& r : q->recipients)
+      r.state = view::QueueRecipient::State::expired;
+    save_or_finish(*q);
+  }
+
   void apply(const AuthSucceeded&) {}
   void apply(const AuthFailed&) {}
   void apply(const SmtpRejected&) {}

@@ -43,4 +43,44 @@ struct MessageRecord {
   std::int64_t appended_at_ms = 0;
 };
 
+// Subscribing to this id (Store::subscribe) wakes on every change of the
+// outbound queue.
+inline const schemas::Uuid kOutboundQueue{};
+
+// One message in the outbound queue (docs/outbound.md): what the delivery
+// worker needs, and where each recipient stands.
+struct QueueRecipient {
+  enum class State : std::uint8_t { pending = 0, delivered = 1, bounced = 2, expired = 3 };
+  std::string address;
+  std::uint8_t notify = 0;  // schemas::Notify bits
+  std::string orcpt;
+  State state = State::pending;
+  std::string reply;  // the last reply for it (remote, or why none)
+};
+
+struct QueueRecord {
+  schemas::Uuid id;
+  std::string account;  // the partition key of its events (the submitter)
+  std::string mail_from;
+  std::vector<QueueRecipient> recipients;
+  Sha256 blob{};
+  std::uint64_t size = 0;
+  std::int64_t queued_ms = 0;
+  std::int64_t expires_ms = 0;
+  std::int64_t next_attempt_ms = 0;
+  std::uint32_t attempts = 0;
+  std::string envid;
+  bool ret_headers = false;
+  bool smtputf8 = false;
+  bool eightbit = false;
+  std::string last_host;
+  std::string last_reply;
+  std::vector<const QueueRecipient*> pending() const {
+    std::vector<const QueueRecipient*> out;
+    for (const auto& r : recipients)
+      if (r.state == QueueRecipient::State::pending) out.push_back(&r);
+    return out;
+  }
+};
+
 }  // namespace a3::projections

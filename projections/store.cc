@@ -1,6 +1,7 @@
 #include "projections/store.h"
 
 #include <algorithm>
+#include <limits>
 
 #include <map>
 #include <mutex>
@@ -433,6 +434,42 @@ std::vector<Store::Change> Store::changes_since(const schemas::Uuid& mailbox,
         {view::get_be32(k, 24), view::get_be64(k, 16), it->value().ToStringView() == "x"});
   }
   return out;
+}
+
+std::vector<QueueRecord> Store::due(std::int64_t now_ms, std::size_t limit) const {
+  std::vector<QueueRecord> out;
+  const std::string end = view::due_key(now_ms + 1, schemas::Uuid{});
+  scan(view_, Family::queue_due, "", [&](std::string_view k, std::string_view) {
+    if (k >= end || out.size() >= limit) return false;
+    schemas::Uuid id;
+    if (k.size() != 8 + id.bytes.size()) return true;
+    std::copy(k.begin() + 8, k.end(), id.bytes.begin());
+    if (auto q = queued(id)) out.push_back(std::move(*q));
+    return true;
+  });
+  return out;
+}
+
+std::optional<QueueRecord> Store::queued(const schemas::Uuid& id) const {
+  auto v = get(view_, Family::queue, view::id_key(id));
+  if (!v) return std::nullopt;
+  return view::decode_queue(*v);
+}
+
+std::vector<QueueRecord> Store::queue(std::size_t limit) const {
+  return due(std::numeric_limits<std::int64_t>::max() - 1, limit);
+}
+
+Store::QueueStats Store::queue_stats() const {
+  QueueStats s;
+  scan(view_, Family::queue, "", [&](std::string_view, std::string_view v) {
+    if (auto q = view::decode_queue(v)) {
+      ++s.messages;
+      if (s.oldest_ms == 0 || q->queued_ms < s.oldest_ms) s.oldest_ms = q->queued_ms;
+    }
+    return true;
+  });
+  return s;
 }
 
 std::vector<std::pair<std::uint32_t, std::uint64_t>> Store::expunged_since(

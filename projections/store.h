@@ -174,6 +174,19 @@ class Store {
   std::vector<std::pair<std::uint32_t, std::uint64_t>> expunged_since(const schemas::Uuid& mailbox,
                                                                       std::uint64_t since) const;
 
+  // ---- the outbound queue (docs/outbound.md) ----
+
+  // Entries whose next attempt is at or before `now_ms`, soonest first.
+  std::vector<QueueRecord> due(std::int64_t now_ms, std::size_t limit) const;
+  std::optional<QueueRecord> queued(const schemas::Uuid& id) const;
+  // Every entry, soonest attempt first, up to `limit`.
+  std::vector<QueueRecord> queue(std::size_t limit) const;
+  struct QueueStats {
+    std::uint64_t messages = 0;
+    std::int64_t oldest_ms = 0;  // queued_ms of the oldest entry; 0 if empty
+  };
+  QueueStats queue_stats() const;
+
  private:
   // The bytes `event` adds to its account (0 for most events).
   std::uint64_t added_bytes(const schemas::Event& event) const;

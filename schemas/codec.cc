@@ -125,6 +125,69 @@ struct BodyEncoder {
     auto data = b.CreateVector(reinterpret_cast<const std::uint8_t*>(e.data.data()), e.data.size());
     return fb::CreateBodyChunk(b, id, e.started_ms, e.seq, data).Union();
   }
+  Offset<fb::SmtpEnvelope> envelope(const std::optional<SmtpEnvelope>& e) {
+    if (!e) return 0;
+    return fb::CreateSmtpEnvelope(b, b.CreateString(e->mail_from), strings(b, e->rcpt_to),
+                                  b.CreateString(e->helo), b.CreateString(e->remote_ip),
+                                  b.CreateString(e->tls), b.CreateString(e->auth_user));
+  }
+  Offset<fb::StagedBody> staged(const std::optional<StagedBody>& sb) {
+    if (!sb) return 0;
+    return fb::CreateStagedBody(b, bytes(b, sb->blob_id), sb->started_ms, sb->size, sb->chunks,
+                                sb->last_use, b.CreateString(sb->message_id));
+  }
+  Offset<void> operator()(const OutboundQueued& e) {
+    auto id = bytes(b, e.queue_id);
+    auto from = b.CreateString(e.mail_from);
+    std::vector<Offset<fb::OutboundRecipient>> rcpts;
+    for (const auto& r : e.recipients) {
+      rcpts.push_back(fb::CreateOutboundRecipient(b, b.CreateString(r.address), r.notify,
+                                                  b.CreateString(r.orcpt)));
+    }
+    auto recipients = b.CreateVector(rcpts);
+    auto raw = b.CreateVector(reinterpret_cast<const std::uint8_t*>(e.raw.data()), e.raw.size());
+    auto sb = staged(e.staged);
+    auto envid = b.CreateString(e.envid);
+    auto smtp = envelope(e.smtp);
+    return fb::CreateOutboundQueued(b, id, from, recipients, raw, sb, envid, e.ret_headers,
+                                    e.expires_ms, e.smtputf8, e.eightbit, smtp)
+        .Union();
+  }
+  Offset<void> operator()(const DeliveryAttempted& e) {
+    auto id = bytes(b, e.queue_id);
+    auto r = strings(b, e.recipients);
+    return fb::CreateDeliveryAttempted(b, id, r, b.CreateString(e.host), e.attempt).Union();
+  }
+  Offset<void> operator()(const Delivered& e) {
+    auto id = bytes(b, e.queue_id);
+    auto r = strings(b, e.recipients);
+    auto host = b.CreateString(e.host);
+    return fb::CreateDelivered(b, id, r, host, b.CreateString(e.reply)).Union();
+  }
+  Offset<void> operator()(const Deferred& e) {
+    auto id = bytes(b, e.queue_id);
+    auto r = strings(b, e.recipients);
+    auto host = b.CreateString(e.host);
+    return fb::CreateDeferred(b, id, r, host, b.CreateString(e.reply), e.next_attempt_ms).Union();
+  }
+  Offset<void> operator()(const Bounced& e) {
+    auto id = bytes(b, e.queue_id);
+    auto r = strings(b, e.recipients);
+    auto host = b.CreateString(e.host);
+    return fb::CreateBounced(b, id, r, host, b.CreateString(e.reply)).Union();
+  }
+  Offset<void> operator()(const Expired& e) {
+    auto id = bytes(b, e.queue_id);
+    auto r = strings(b, e.recipients);
+    return fb::CreateExpired(b, id, r, b.CreateString(e.reply)).Union();
+  }
+  Offset<void> operator()(const DeliveryRescheduled& e) {
+    return fb::CreateDeliveryRescheduled(b, bytes(b, e.queue_id), e.next_attempt_ms).Union();
+  }
+  Offset<void> operator()(const OutboundDeleted& e) {
+    auto id = bytes(b, e.queue_id);
+    return fb::CreateOutboundDeleted(b, id, b.CreateString(e.reason)).Union();
+  }
 };
 
 // ---- decoding ----
@@ -305,6 +368,85 @@ struct BodyDecoder {
       case fb::Body::AccountQuotaChanged:
         out.body = AccountQuotaChanged{ev.body_as_AccountQuotaChanged()->quota_bytes()};
         return true;
+      case fb::Body::OutboundQueued: {
+        auto* e = ev.body_as_OutboundQueued();
+        OutboundQueued q;
+        if (!need_uuid(e->queue_id(), q.queue_id, "OutboundQueued.queue_id")) return false;
+        q.mail_from = str(e->mail_from());
+        if (const auto* rs = e->recipients()) {
+          for (const auto* r : *rs)
+            q.recipients.push_back({str(r->address()), r->notify(), str(r->orcpt())});
+        }
+        if (e->raw())
+          q.raw.assign(reinterpret_cast<const char*>(e->raw()->data()), e->raw()->size());
+        if (const auto* sb = e->staged()) {
+          StagedBody st{{},           sb->started_ms(), sb->size(),
+                        sb->chunks(), sb->last_use(),   str(sb->message_id())};
+          if (!need_uuid(sb->blob_id(), st.blob_id, "StagedBody.blob_id")) return false;
+          q.staged = std::move(st);
+        }
+        q.envid = str(e->envid());
+        q.ret_headers = e->ret_headers();
+        q.expires_ms = e->expires_ms();
+        q.smtputf8 = e->smtputf8();
+        q.eightbit = e->eightbit();
+        if (const auto* s = e->smtp()) {
+          q.smtp = SmtpEnvelope{str(s->mail_from()), strs(s->rcpt_to()), str(s->helo()),
+                                str(s->remote_ip()), str(s->tls()),      str(s->auth_user())};
+        }
+        out.body = std::move(q);
+        return true;
+      }
+      case fb::Body::DeliveryAttempted: {
+        auto* e = ev.body_as_DeliveryAttempted();
+        DeliveryAttempted d{{}, strs(e->recipients()), str(e->host()), e->attempt()};
+        if (!need_uuid(e->queue_id(), d.queue_id, "DeliveryAttempted.queue_id")) return false;
+        out.body = std::move(d);
+        return true;
+      }
+      case fb::Body::Delivered: {
+        auto* e = ev.body_as_Delivered();
+        Delivered d{{}, strs(e->recipients()), str(e->host()), str(e->reply())};
+        if (!need_uuid(e->queue_id(), d.queue_id, "Delivered.queue_id")) return false;
+        out.body = std::move(d);
+        return true;
+      }
+      case fb::Body::Deferred: {
+        auto* e = ev.body_as_Deferred();
+        Deferred d{
+            {}, strs(e->recipients()), str(e->host()), str(e->reply()), e->next_attempt_ms()};
+        if (!need_uuid(e->queue_id(), d.queue_id, "Deferred.queue_id")) return false;
+        out.body = std::move(d);
+        return true;
+      }
+      case fb::Body::Bounced: {
+        auto* e = ev.body_as_Bounced();
+        Bounced d{{}, strs(e->recipients()), str(e->host()), str(e->reply())};
+        if (!need_uuid(e->queue_id(), d.queue_id, "Bounced.queue_id")) return false;
+        out.body = std::move(d);
+        return true;
+      }
+      case fb::Body::Expired: {
+        auto* e = ev.body_as_Expired();
+        Expired d{{}, strs(e->recipients()), str(e->reply())};
+        if (!need_uuid(e->queue_id(), d.queue_id, "Expired.queue_id")) return false;
+        out.body = std::move(d);
+        return true;
+      }
+      case fb::Body::DeliveryRescheduled: {
+        auto* e = ev.body_as_DeliveryRescheduled();
+        DeliveryRescheduled d{{}, e->next_attempt_ms()};
+        if (!need_uuid(e->queue_id(), d.queue_id, "DeliveryRescheduled.queue_id")) return false;
+        out.body = d;
+        return true;
+      }
+      case fb::Body::OutboundDeleted: {
+        auto* e = ev.body_as_OutboundDeleted();
+        OutboundDeleted d{{}, str(e->reason())};
+        if (!need_uuid(e->queue_id(), d.queue_id, "OutboundDeleted.queue_id")) return false;
+        out.body = std::move(d);
+        return true;
+      }
       case fb::Body::NONE:
         break;
     }
@@ -319,6 +461,7 @@ std::string encode(const Event& event) {
   std::size_t payload = 0;
   if (const auto* m = std::get_if<MessageAppended>(&event.body)) payload = m->raw.size();
   if (const auto* c = std::get_if<BodyChunk>(&event.body)) payload = c->data.size();
+  if (const auto* q = std::get_if<OutboundQueued>(&event.body)) payload = q->raw.size();
   FlatBufferBuilder b(256 + payload);
   auto body = std::visit(BodyEncoder{b}, event.body);
   auto id = bytes(b, event.id);

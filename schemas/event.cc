@@ -114,11 +114,32 @@ std::string_view to_string(FlagOp op) {
 
 std::string_view kind_name(const Body& body) {
   static constexpr std::string_view names[] = {
-      "AccountCreated",   "AccountPasswordChanged", "AccountDeleted", "AccountAddressesChanged",
-      "MailboxCreated",   "MailboxRenamed",         "MailboxDeleted", "MailboxSubscriptionChanged",
-      "MessageAppended",  "MessagesCopied",         "MessagesMoved",  "FlagsChanged",
-      "MessagesExpunged", "AuthSucceeded",          "AuthFailed",     "SmtpRejected",
-      "BodyChunk",        "AccountQuotaChanged",
+      "AccountCreated",
+      "AccountPasswordChanged",
+      "AccountDeleted",
+      "AccountAddressesChanged",
+      "MailboxCreated",
+      "MailboxRenamed",
+      "MailboxDeleted",
+      "MailboxSubscriptionChanged",
+      "MessageAppended",
+      "MessagesCopied",
+      "MessagesMoved",
+      "FlagsChanged",
+      "MessagesExpunged",
+      "AuthSucceeded",
+      "AuthFailed",
+      "SmtpRejected",
+      "BodyChunk",
+      "AccountQuotaChanged",
+      "OutboundQueued",
+      "DeliveryAttempted",
+      "Delivered",
+      "Deferred",
+      "Bounced",
+      "Expired",
+      "DeliveryRescheduled",
+      "OutboundDeleted",
   };
   static_assert(std::size(names) == std::variant_size_v<Body>);
   return names[body.index()];

@@ -184,12 +184,90 @@ struct SmtpRejected {
   friend bool operator==(const SmtpRejected&, const SmtpRejected&) = default;
 };
 
+// ---- outbound ----
+
+// RFC 3461 NOTIFY, as bits (0: not given, which means FAILURE,DELAY).
+enum Notify : std::uint8_t {
+  notify_success = 1,
+  notify_failure = 2,
+  notify_delay = 4,
+  notify_never = 8
+};
+
+struct OutboundRecipient {
+  std::string address;
+  std::uint8_t notify = 0;
+  std::string orcpt;
+  friend bool operator==(const OutboundRecipient&, const OutboundRecipient&) = default;
+};
+struct OutboundQueued {
+  Uuid queue_id;
+  std::string mail_from;
+  std::vector<OutboundRecipient> recipients;
+  std::string raw;
+  std::optional<StagedBody> staged;
+  std::string envid;
+  bool ret_headers = false;
+  std::int64_t expires_ms = 0;
+  bool smtputf8 = false;
+  bool eightbit = false;
+  std::optional<SmtpEnvelope> smtp;
+  friend bool operator==(const OutboundQueued&, const OutboundQueued&) = default;
+};
+struct DeliveryAttempted {
+  Uuid queue_id;
+  std::vector<std::string> recipients;
+  std::string host;
+  std::uint32_t attempt = 0;
+  friend bool operator==(const DeliveryAttempted&, const DeliveryAttempted&) = default;
+};
+struct Delivered {
+  Uuid queue_id;
+  std::vector<std::string> recipients;
+  std::string host;
+  std::string reply;
+  friend bool operator==(const Delivered&, const Delivered&) = default;
+};
+struct Deferred {
+  Uuid queue_id;
+  std::vector<std::string> recipients;
+  std::string host;
+  std::string reply;
+  std::int64_t next_attempt_ms = 0;
+  friend bool operator==(const Deferred&, const Deferred&) = default;
+};
+struct Bounced {
+  Uuid queue_id;
+  std::vector<std::string> recipients;
+  std::string host;
+  std::string reply;
+  friend bool operator==(const Bounced&, const Bounced&) = default;
+};
+struct Expired {
+  Uuid queue_id;
+  std::vector<std::string> recipients;
+  std::string reply;
+  friend bool operator==(const Expired&, const Expired&) = default;
+};
+struct DeliveryRescheduled {
+  Uuid queue_id;
+  std::int64_t next_attempt_ms = 0;
+  friend bool operator==(const DeliveryRescheduled&, const DeliveryRescheduled&) = default;
+};
+struct OutboundDeleted {
+  Uuid queue_id;
+  std::string reason;
+  friend bool operator==(const OutboundDeleted&, const OutboundDeleted&) = default;
+};
+
 // Alternatives in the order of the FlatBuffers union (index + 1 = union tag).
 using Body =
     std::variant<AccountCreated, AccountPasswordChanged, AccountDeleted, AccountAddressesChanged,
                  MailboxCreated, MailboxRenamed, MailboxDeleted, MailboxSubscriptionChanged,
                  MessageAppended, MessagesCopied, MessagesMoved, FlagsChanged, MessagesExpunged,
-                 AuthSucceeded, AuthFailed, SmtpRejected, BodyChunk, AccountQuotaChanged>;
+                 AuthSucceeded, AuthFailed, SmtpRejected, BodyChunk, AccountQuotaChanged,
+                 OutboundQueued, DeliveryAttempted, Delivered, Deferred, Bounced, Expired,
+                 DeliveryRescheduled, OutboundDeleted>;
 
 // The name of a body kind, as shown by a3ctl and stored in the audit trail
 // ("MessageAppended", ...).

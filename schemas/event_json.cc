@@ -153,6 +153,55 @@ struct BodyFields {
         .str("mail_from", e.mail_from)
         .str("rcpt_to", e.rcpt_to);
   }
+  void operator()(const OutboundQueued& e) {
+    std::vector<std::string> to;
+    for (const auto& r : e.recipients)
+      to.push_back(r.address);
+    f.str("queue_id", e.queue_id.str())
+        .str("mail_from", e.mail_from)
+        .strs("recipients", to)
+        .num("size", static_cast<std::int64_t>(e.raw.size() + (e.staged ? e.staged->size : 0)))
+        .str("envid", e.envid)
+        .boolean("ret_headers", e.ret_headers)
+        .str("expires", iso_time(e.expires_ms))
+        .boolean("smtputf8", e.smtputf8)
+        .boolean("eightbit", e.eightbit);
+    if (e.smtp) f.str("auth_user", e.smtp->auth_user).str("remote_ip", e.smtp->remote_ip);
+  }
+  void operator()(const DeliveryAttempted& e) {
+    f.str("queue_id", e.queue_id.str())
+        .strs("recipients", e.recipients)
+        .str("host", e.host)
+        .num("attempt", e.attempt);
+  }
+  void operator()(const Delivered& e) {
+    f.str("queue_id", e.queue_id.str())
+        .strs("recipients", e.recipients)
+        .str("host", e.host)
+        .str("reply", e.reply);
+  }
+  void operator()(const Deferred& e) {
+    f.str("queue_id", e.queue_id.str())
+        .strs("recipients", e.recipients)
+        .str("host", e.host)
+        .str("reply", e.reply)
+        .str("next_attempt", iso_time(e.next_attempt_ms));
+  }
+  void operator()(const Bounced& e) {
+    f.str("queue_id", e.queue_id.str())
+        .strs("recipients", e.recipients)
+        .str("host", e.host)
+        .str("reply", e.reply);
+  }
+  void operator()(const Expired& e) {
+    f.str("queue_id", e.queue_id.str()).strs("recipients", e.recipients).str("reply", e.reply);
+  }
+  void operator()(const DeliveryRescheduled& e) {
+    f.str("queue_id", e.queue_id.str()).str("next_attempt", iso_time(e.next_attempt_ms));
+  }
+  void operator()(const OutboundDeleted& e) {
+    f.str("queue_id", e.queue_id.str()).str("reason", e.reason);
+  }
   void operator()(const BodyChunk& e) {
     f.str("blob_id", e.blob_id.str())
         .num("started_ms", e.started_ms)

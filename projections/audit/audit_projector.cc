@@ -143,6 +143,26 @@ struct RowFields {
     if (!e.rcpt_to.empty()) r.envelope_to = array_literal({sanitize_utf8(e.rcpt_to)});
   }
   void operator()(const BodyChunk& e) { r.size = std::to_string(e.data.size()); }
+  void operator()(const OutboundQueued& e) {
+    r.message_id = mime::message_id(e.raw);
+    if (!r.message_id && e.staged && !e.staged->message_id.empty())
+      r.message_id = sanitize_utf8(e.staged->message_id);
+    r.envelope_from = sanitize_utf8(e.mail_from);
+    std::vector<std::string> to;
+    for (const auto& rcpt : e.recipients)
+      to.push_back(rcpt.address);
+    r.envelope_to = array_literal(clean(to));
+    r.size = std::to_string(e.raw.size() + (e.staged ? e.staged->size : 0));
+  }
+  // Attempts and outcomes: who they were for (host and reply are in the
+  // event's JSON).
+  void operator()(const DeliveryAttempted& e) {
+    r.envelope_to = array_literal(clean(e.recipients));
+  }
+  void operator()(const Delivered& e) { r.envelope_to = array_literal(clean(e.recipients)); }
+  void operator()(const Deferred& e) { r.envelope_to = array_literal(clean(e.recipients)); }
+  void operator()(const Bounced& e) { r.envelope_to = array_literal(clean(e.recipients)); }
+  void operator()(const Expired& e) { r.envelope_to = array_literal(clean(e.recipients)); }
   template <typename T>
   void operator()(const T&) {}
 };

@@ -1,5 +1,7 @@
 #include "projections/view/encoding.h"
 
+#include <algorithm>
+
 #include "common/ascii.h"
 
 #include <cstring>
@@ -158,6 +160,65 @@ std::optional<MessageRecord> decode_message(std::string_view v, std::uint32_t ui
   r.appended_at_ms = in.i64();
   if (!in.ok()) return std::nullopt;
   return r;
+}
+
+std::string encode(const QueueRecord& r) {
+  Writer w;
+  w.bytes(r.id.bytes.data(), 16).str(r.account).str(r.mail_from);
+  w.u32(static_cast<std::uint32_t>(r.recipients.size()));
+  for (const auto& x : r.recipients)
+    w.str(x.address)
+        .u32(x.notify)
+        .str(x.orcpt)
+        .u32(static_cast<std::uint32_t>(x.state))
+        .str(x.reply);
+  w.bytes(r.blob.data(), r.blob.size()).u64(r.size).i64(r.queued_ms).i64(r.expires_ms);
+  w.i64(r.next_attempt_ms).u32(r.attempts).str(r.envid);
+  w.u32((r.ret_headers ? 1u : 0u) | (r.smtputf8 ? 2u : 0u) | (r.eightbit ? 4u : 0u));
+  w.str(r.last_host).str(r.last_reply);
+  return w.done();
+}
+
+std::optional<QueueRecord> decode_queue(std::string_view v) {
+  Reader in(v);
+  QueueRecord r;
+  in.bytes(r.id.bytes.data(), 16);
+  r.account = in.str();
+  r.mail_from = in.str();
+  const std::uint32_t n = in.u32();
+  for (std::uint32_t i = 0; i < n && in.ok(); ++i) {
+    projections::QueueRecipient x;
+    x.address = in.str();
+    x.notify = static_cast<std::uint8_t>(in.u32());
+    x.orcpt = in.str();
+    const std::uint32_t state = in.u32();
+    if (state > 3) return std::nullopt;
+    x.state = static_cast<projections::QueueRecipient::State>(state);
+    x.reply = in.str();
+    r.recipients.push_back(std::move(x));
+  }
+  in.bytes(r.blob.data(), r.blob.size());
+  r.size = in.u64();
+  r.queued_ms = in.i64();
+  r.expires_ms = in.i64();
+  r.next_attempt_ms = in.i64();
+  r.attempts = in.u32();
+  r.envid = in.str();
+  const std::uint32_t bits = in.u32();
+  r.ret_headers = bits & 1;
+  r.smtputf8 = bits & 2;
+  r.eightbit = bits & 4;
+  r.last_host = in.str();
+  r.last_reply = in.str();
+  if (!in.ok()) return std::nullopt;
+  return r;
+}
+
+std::string due_key(std::int64_t next_attempt_ms, const Uuid& id) {
+  std::string k;
+  put_be64(k, static_cast<std::uint64_t>(std::max<std::int64_t>(next_attempt_ms, 0)));
+  k.append(reinterpret_cast<const char*>(id.bytes.data()), id.bytes.size());
+  return k;
 }
 
 std::string encode(const mime::Summary& s) {

@@ -10,6 +10,8 @@
 //   expunged       mailbox id | uid (be32)          -> modseq (be64)
 //   blobs          sha256                           -> raw message
 //   blob_refs      sha256                           -> count (be64)
+//   queue          queue id                         -> QueueRecord
+//   queue_due      next attempt (be64) | queue id   -> account
 //   mime           sha256                           -> MIME summary (ENVELOPE, BODYSTRUCTURE,
 //   parts) subscriptions  account \0 name                  -> "" applied        event id (16 bytes)
 //   -> position "P:O" meta           "next/" partition (be32)         -> next offset (be64)
@@ -87,6 +89,7 @@ class Reader {
 using projections::AccountRecord;
 using projections::MailboxRecord;
 using projections::MessageRecord;
+using projections::QueueRecipient;
 
 std::string encode(const AccountRecord& r);
 std::optional<AccountRecord> decode_account(std::string_view v);
@@ -94,6 +97,10 @@ std::string encode(const MailboxRecord& r);
 std::optional<MailboxRecord> decode_mailbox(std::string_view v);
 std::string encode(const MessageRecord& r);
 std::optional<MessageRecord> decode_message(std::string_view v, std::uint32_t uid);
+
+using projections::QueueRecord;
+std::string encode(const QueueRecord& r);
+std::optional<QueueRecord> decode_queue(std::string_view v);
 
 std::string encode(const mime::Summary& s);
 std::optional<mime::Summary> decode_mime(std::string_view v);
@@ -114,6 +121,9 @@ std::string change_key(const Uuid& mailbox, std::uint64_t modseq, std::uint32_t 
 std::string staging_key(std::int32_t partition, std::int64_t started_ms, const Uuid& blob_id,
                         std::uint32_t seq);
 std::string staging_prefix(std::int32_t partition, std::int64_t started_ms, const Uuid& blob_id);
+
+// The outbound queue's due index: next attempt (be64 ms) | queue id.
+std::string due_key(std::int64_t next_attempt_ms, const Uuid& id);
 
 std::string lowercase(std::string_view s);
 // IMAP: INBOX is case-insensitive (RFC 9051 5.1); every other name is exact.

@@ -20,8 +20,9 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kFamilyNames[] = {
-    "accounts",  "addresses", "mailboxes",     "mailbox_state", "messages", "expunged", "blobs",
-    "blob_refs", "mime",      "subscriptions", "applied",       "meta",     "staging",  "changes",
+    "accounts", "addresses", "mailboxes", "mailbox_state", "messages", "expunged",
+    "blobs",    "blob_refs", "mime",      "subscriptions", "applied",  "meta",
+    "staging",  "changes",   "queue",     "queue_due",
 };
 static_assert(std::size(kFamilyNames) == static_cast<std::size_t>(Family::count_));
 

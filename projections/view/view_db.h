@@ -29,8 +29,10 @@ enum class Family : int {
   subscriptions,
   applied,
   meta,
-  staging,  // started_ms | blob id | seq -> a BodyChunk's bytes, until used
-  changes,  // mailbox | MODSEQ | UID -> "" (present) or "x" (expunged): CONDSTORE index
+  staging,    // started_ms | blob id | seq -> a BodyChunk's bytes, until used
+  changes,    // mailbox | MODSEQ | UID -> "" (present) or "x" (expunged): CONDSTORE index
+  queue,      // outbound: queue id -> QueueRecord
+  queue_due,  // outbound: next attempt | queue id -> account
   count_,
 };
 

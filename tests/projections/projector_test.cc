@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <random>
 
 #include <fmt/format.h>
@@ -328,6 +330,69 @@ TEST_F(Staged, AbandonedChunksAreDroppedADayLater) {
   EXPECT_EQ(staged_keys(), 1u) << "only the new body stays";
   EXPECT_TRUE(append_staged(kAlice, "", later, true, kStart + 86'400'002).ok());
   EXPECT_EQ(staged_keys(), 0u);
+}
+
+// The outbound queue is a projection like the mailboxes: queued, attempted,
+// deferred (moved in the due index), settled per recipient, and gone with
+// its body once nobody is pending; a replay rebuilds it identically.
+TEST_F(Projection, OutboundQueueFollowsItsEvents) {
+  const Actor smtp{Protocol::submission, "alice@example.test", "192.0.2.1", "s"};
+  const Uuid id = Uuid::v7();
+  const std::string body = "Subject: out\r\n\r\nqueued body\r\n";
+  OutboundQueued q{id,
+                   "alice@example.test",
+                   {{"bob@example.net", 0, ""}, {"carol@example.org", 0, ""}},
+                   body,
+                   std::nullopt,
+                   "",
+                   false,
+                   1764000000000 + 86400000,
+                   false,
+                   false,
+                   std::nullopt};
+  ASSERT_TRUE(run(make_event("alice@example.test", smtp, q)).ok());
+  auto due = store->due(std::numeric_limits<std::int64_t>::max() - 1, 10);
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].id, id);
+  EXPECT_EQ(due[0].pending().size(), 2u);
+  EXPECT_EQ(store->body(due[0].blob), body);
+  EXPECT_FALSE(run(make_event("alice@example.test", smtp, q)).ok()) << "a queue id is used once";
+
+  const Actor system{Protocol::system, "", "", "outbound"};
+  ASSERT_TRUE(
+      run(make_event("alice@example.test", system,
+                     DeliveryAttempted{id, {"bob@example.net", "carol@example.org"}, "x", 1}))
+          .ok());
+  ASSERT_TRUE(run(make_event("alice@example.test", system,
+                             Delivered{id, {"bob@example.net"}, "mx[192.0.2.2]:25", "250 ok"}))
+                  .ok());
+  ASSERT_TRUE(run(make_event("alice@example.test", system,
+                             Deferred{id, {"carol@example.org"}, "mx", "451 later", 5000}))
+                  .ok());
+  EXPECT_TRUE(store->due(4999, 10).empty()) << "not due before its next attempt";
+  due = store->due(5000, 10);
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].attempts, 1u);
+  EXPECT_EQ(due[0].last_reply, "451 later");
+  ASSERT_EQ(due[0].pending().size(), 1u);
+  EXPECT_EQ(due[0].pending()[0]->address, "carol@example.org");
+  EXPECT_EQ(store->queue_stats().messages, 1u);
+  const auto blob = due[0].blob;
+
+  ASSERT_TRUE(run(make_event("alice@example.test", system,
+                             Bounced{id, {"carol@example.org"}, "mx", "550 no"}))
+                  .ok());
+  EXPECT_FALSE(store->queued(id)) << "settled: it leaves the queue";
+  EXPECT_FALSE(store->body(blob)) << "with its body";
+  EXPECT_EQ(store->queue_stats().messages, 0u);
+  EXPECT_FALSE(run(make_event("alice@example.test", system, DeliveryRescheduled{id, 1})).ok());
+
+  const std::string live = view->digest();
+  test::TempDir other;
+  auto fresh = view::ViewDb::open(other.path() / "view");
+  Projector replay(*log, *fresh, 1);
+  ASSERT_TRUE(replay.catch_up());
+  EXPECT_EQ(fresh->digest(), live);
 }
 
 }  // namespace
