@@ -1,4 +1,5 @@
 #include "common/config.h"
+#include "common/network.h"
 
 #include <cerrno>
 #include <cstdlib>
@@ -32,6 +33,10 @@ class Section {
                          std::string_view reason) const {
     const auto src = node ? node->source() : (table_ ? table_->source() : toml::source_region{});
     throw ConfigError(fmt::format("{}: {}: {}", where(file_, src), qualified(key), reason));
+  }
+
+  [[noreturn]] void fail_key(std::string_view key, std::string_view reason) const {
+    fail(key, table_ ? table_->get(key) : nullptr, reason);
   }
 
   std::string qualified(std::string_view key) const {
@@ -262,6 +267,37 @@ Config parse(std::string_view text, const fs::path& file) {
     // RFC 5321 4.5.3.2: at least 5 minutes for commands, 10 for data blocks.
     s.integer("command_timeout_s", c.smtp.command_timeout_s, 300, 86400);
     s.integer("data_timeout_s", c.smtp.data_timeout_s, 600, 86400);
+    s.string("relay_host", c.smtp.relay_host);
+    s.integer("relay_port", c.smtp.relay_port, 1, 65535);
+    s.boolean("relay_auth", c.smtp.relay_auth);
+    s.string("relay_username", c.smtp.relay_username);
+    s.string("relay_password", c.smtp.relay_password);
+    if (c.smtp.relay_auth && c.smtp.relay_password.empty()) {
+      if (const char* p = std::getenv("A3_RELAY_PASSWORD")) c.smtp.relay_password = p;
+    }
+    if (c.smtp.relay_auth && (c.smtp.relay_username.empty() || c.smtp.relay_password.empty()))
+      s.fail_key("relay_auth", "needs relay_username and relay_password (or $A3_RELAY_PASSWORD)");
+    s.finish();
+  }
+  {
+    Section s = top.sub("outbound");
+    s.boolean("enabled", c.outbound.enabled);
+    s.strings("trusted_networks", c.outbound.trusted_networks);
+    for (const auto& n : c.outbound.trusted_networks) {
+      if (!Network::parse(n))
+        s.fail_key("trusted_networks", fmt::format("\"{}\" is not an address or CIDR network", n));
+    }
+    s.strings("resolvers", c.outbound.resolvers);
+    s.integer("mx_port", c.outbound.mx_port, 1, 65535);
+    s.integer("retry_initial_s", c.outbound.retry_initial_s, 1, 86400);
+    s.integer("retry_max_s", c.outbound.retry_max_s, 1, 7 * 86400);
+    s.integer("max_queue_lifetime_s", c.outbound.max_queue_lifetime_s, 1, 30 * 86400);
+    s.integer("connect_timeout_s", c.outbound.connect_timeout_s, 1, 600);
+    s.integer("command_timeout_s", c.outbound.command_timeout_s, 1, 3600);
+    s.integer("max_connections_per_destination", c.outbound.max_connections_per_destination, 1,
+              1000);
+    s.integer("concurrency", c.outbound.concurrency, 1, 10000);
+    s.strings("require_tls", c.outbound.require_tls);
     s.finish();
   }
   {

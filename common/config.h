@@ -80,6 +80,28 @@ struct Smtp {
   bool enable_vrfy = false;
   int command_timeout_s = 300;  // RFC 5321 4.5.3.2
   int data_timeout_s = 600;
+  // The deployment guide's smarthost: everything outbound goes there.
+  std::string relay_host;  // empty: straight to each domain's MX hosts
+  int relay_port = 25;
+  bool relay_auth = false;     // AUTH PLAIN to the relay (after STARTTLS)
+  std::string relay_username;  // "${VAR}" takes it from the environment
+  std::string relay_password;  // default: $A3_RELAY_PASSWORD
+};
+
+// Outbound delivery (docs/outbound.md).
+struct Outbound {
+  bool enabled = true;  // queue mail for other domains from authenticated clients
+  std::vector<std::string> trusted_networks;  // CIDR: may relay without AUTH
+  std::vector<std::string> resolvers;         // "IP" or "IP@port"; empty: /etc/resolv.conf
+  int mx_port = 25;                           // the port of MX hosts (tests use others)
+  int retry_initial_s = 300;                  // first retry after a 4xx; doubles
+  int retry_max_s = 3600;                     // up to this
+  int max_queue_lifetime_s = 5 * 86400;       // then it bounces (Expired)
+  int connect_timeout_s = 30;
+  int command_timeout_s = 300;  // RFC 5321 4.5.3.2
+  int max_connections_per_destination = 10;
+  int concurrency = 50;                  // deliveries in flight at once
+  std::vector<std::string> require_tls;  // domains delivered to only over TLS
 };
 
 struct Imap {
@@ -122,6 +144,7 @@ struct Config {
   Store store;
   Database database;
   Smtp smtp;
+  Outbound outbound;
   Imap imap;
   Pop3 pop3;
   Security security;

@@ -92,6 +92,9 @@ class Session {
   void receive(std::string_view bytes);
   std::string take_output() { return std::exchange(out_, std::string()); }
   bool has_buffered_commands() const { return held_back_; }
+  // Client bytes held and not yet answered (the line or command being
+  // assembled, pipelined input): bounded by the limits.
+  std::size_t buffered_input() const { return in_.size() + command_.size(); }
 
   // A login waiting for its password check; the session waits (pipelined
   // commands stay buffered) until auth_result().

@@ -65,6 +65,8 @@ class Session {
   // Whether complete commands wait in the buffer (call receive("") after
   // sending the output).
   bool has_buffered_commands() const { return held_back_; }
+  // Client bytes held and not yet answered: bounded by the line limit.
+  std::size_t buffered_input() const { return in_.size(); }
 
   std::optional<AuthRequest> take_auth();
 

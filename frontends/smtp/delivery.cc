@@ -13,8 +13,9 @@
 
 namespace a3::smtp {
 
-StorePolicy::StorePolicy(const projections::Store& store, std::vector<std::string> local_domains)
-    : store_(store) {
+StorePolicy::StorePolicy(const projections::Store& store, std::vector<std::string> local_domains,
+                         bool outbound)
+    : store_(store), outbound_(outbound) {
   for (auto& d : local_domains)
     local_domains_.push_back(ascii::lower(d));
 }
@@ -29,14 +30,16 @@ bool StorePolicy::sender_allowed(const std::string& auth_user, const Mailbox& fr
   return false;
 }
 
-Policy::Rcpt StorePolicy::check_recipient(const Mailbox& to, const std::string& auth_user,
+Policy::Rcpt StorePolicy::check_recipient(const Mailbox& to, bool may_relay,
                                           std::uint64_t declared_size, Recipient& out) {
   bool local = false;
   for (const auto& d : local_domains_)
     local = local || d == to.domain;
-  // Never a relay: other domains only for authenticated users, and outbound
-  // delivery does not exist yet.
-  if (!local) return auth_user.empty() ? Rcpt::relay_denied : Rcpt::outbound_unavailable;
+  // Never an open relay: other domains only for clients that may relay.
+  if (!local) {
+    if (!may_relay) return Rcpt::relay_denied;
+    return outbound_ ? Rcpt::outbound : Rcpt::outbound_unavailable;
+  }
   // A quoted local part is never one of our addresses ("a@b"@local is a
   // relay attempt, not a user).
   if (to.quoted) return Rcpt::unknown_user;
@@ -120,16 +123,65 @@ std::vector<schemas::Event> delivery_events(
     e.id.bytes[8] = static_cast<std::uint8_t>(0x80 | (e.id.bytes[8] & 0x3f));
     out.push_back(std::move(e));
   }
+  if (!envelope.outbound.empty()) {
+    const std::string account = outbound_account(ctx);
+    schemas::OutboundQueued q;
+    q.mail_from = from;
+    for (const auto& r : envelope.outbound)
+      q.recipients.push_back({r.to.str(), r.notify, r.orcpt});
+    q.raw = received_header(msg.envelope, ctx, envelope.outbound.front().to.str());
+    if (!staged) q.raw += msg.data;
+    if (staged) {
+      q.staged =
+          schemas::StagedBody{staged->blob_id, staged->started_ms, staged->size, staged->chunks,
+                              false,           staged->message_id};
+    }
+    q.envid = envelope.envid;
+    q.ret_headers = envelope.ret_headers;
+    q.expires_ms = ctx.now_ms + ctx.queue_lifetime_ms;
+    q.smtputf8 = envelope.smtputf8;
+    q.eightbit = envelope.eight_bit;
+    schemas::SmtpEnvelope env;
+    env.mail_from = from;
+    for (const auto& r : envelope.outbound)
+      env.rcpt_to.push_back(r.to.str());
+    env.helo = envelope.helo;
+    env.remote_ip = ctx.remote_ip;
+    env.tls = ctx.tls;
+    env.auth_user = ctx.auth_user;
+    q.smtp = std::move(env);
+    schemas::Event e = schemas::make_event(
+        account, {ctx.protocol, ctx.auth_user, ctx.remote_ip, ctx.session_id}, schemas::Body{});
+    e.at_ms = ctx.now_ms;
+    // Deterministic, as above: a client's retry queues the message once.
+    std::string recipients;
+    for (const auto& r : q.recipients)
+      recipients += r.address + "\n";
+    const auto h = sha256(fmt::format(
+        "outbound\n{}\n{}\n{}\n{}", account, from, recipients,
+        std::string_view(reinterpret_cast<const char*>(body_hash.data()), body_hash.size())));
+    std::copy(h.begin(), h.begin() + 16, e.id.bytes.begin());
+    e.id.bytes[6] = static_cast<std::uint8_t>(0x80 | (e.id.bytes[6] & 0x0f));
+    e.id.bytes[8] = static_cast<std::uint8_t>(0x80 | (e.id.bytes[8] & 0x3f));
+    q.queue_id = e.id;
+    e.body = std::move(q);
+    out.push_back(std::move(e));
+  }
   if (staged) {
     // The staged chunks are released by the last event of each partition
     // that names them (events of one partition are applied in append order).
     std::set<std::int32_t> released;
     for (auto it = out.rbegin(); it != out.rend(); ++it) {
-      if (released.insert(partition ? partition(it->account) : 0).second)
-        std::get<schemas::MessageAppended>(it->body).staged->last_use = true;
+      if (!released.insert(partition ? partition(it->account) : 0).second) continue;
+      if (auto* m = std::get_if<schemas::MessageAppended>(&it->body)) m->staged->last_use = true;
+      if (auto* q = std::get_if<schemas::OutboundQueued>(&it->body)) q->staged->last_use = true;
     }
   }
   return out;
+}
+
+std::string outbound_account(const DeliveryContext& ctx) {
+  return ctx.auth_user.empty() ? "relay" : ctx.auth_user;
 }
 
 boost::asio::awaitable<void> stream_chunk(projections::Store& store, StagedStream& stream,
@@ -163,11 +215,13 @@ boost::asio::awaitable<std::optional<projections::errc>> deliver(projections::St
   // otherwise it is delivered, even if it takes a mailbox over its quota (a
   // soft quota: one reply cannot refuse some recipients and not others, and
   // the next RCPT to that mailbox gets 452).
-  const std::uint64_t size = std::get<schemas::MessageAppended>(events.front().body).size();
+  const std::uint64_t size = staged ? staged->size : msg.data.size();
   std::size_t too_small = 0;
   for (const auto& r : msg.envelope.recipients)
     too_small += r.quota_bytes > 0 && size > r.quota_bytes ? 1 : 0;
-  if (too_small == msg.envelope.recipients.size()) co_return projections::errc::exceeds_quota;
+  if (!msg.envelope.recipients.empty() && msg.envelope.outbound.empty() &&
+      too_small == msg.envelope.recipients.size())
+    co_return projections::errc::exceeds_quota;
   // 250 means durable (RFC 5321 6.1), never "visible": the session does not
   // wait for the view.
   auto appended =

@@ -22,12 +22,14 @@ using net::chunk_events;
 using net::chunk_keys;
 using net::StagedStream;
 
-// Recipients in local domains that deliver to an account; everything else
-// is refused: no relaying (outbound delivery is not offered yet).
+// Recipients in local domains that deliver to an account; other domains'
+// only for clients that may relay (authenticated, or in a trusted network),
+// and only with outbound delivery enabled: never an open relay.
 class StorePolicy : public Policy {
  public:
-  StorePolicy(const projections::Store& store, std::vector<std::string> local_domains);
-  Rcpt check_recipient(const Mailbox& to, const std::string& auth_user, std::uint64_t declared_size,
+  StorePolicy(const projections::Store& store, std::vector<std::string> local_domains,
+              bool outbound = false);
+  Rcpt check_recipient(const Mailbox& to, bool may_relay, std::uint64_t declared_size,
                        Recipient& out) override;
   bool sender_allowed(const std::string& auth_user, const Mailbox& from) override;
   bool would_block() override { return projections::Store::reads_would_block(); }
@@ -35,6 +37,7 @@ class StorePolicy : public Policy {
  private:
   const projections::Store& store_;
   std::vector<std::string> local_domains_;  // lowercase
+  bool outbound_;
 };
 
 struct DeliveryContext {
@@ -45,14 +48,20 @@ struct DeliveryContext {
   std::string auth_user;  // empty when not authenticated
   schemas::Protocol protocol = schemas::Protocol::smtp;
   std::int64_t now_ms = 0;
+  std::int64_t queue_lifetime_ms = 5ll * 86400 * 1000;  // outbound: then Expired
 };
+
+// The partition key of a queued message's events: the submitter's account,
+// or "relay" for a trusted network's client that did not authenticate.
+std::string outbound_account(const DeliveryContext& ctx);
 
 // RFC 5321 4.4 trace field, with the RFC 3848 / RFC 6531 "with" keyword
 // (ESMTP, ESMTPS, ESMTPA, ESMTPSA, UTF8SMTP...).
 std::string received_header(const Envelope& env, const DeliveryContext& ctx,
                             std::string_view for_rcpt);
 
-// One MessageAppended per recipient account. The event id is derived from
+// One MessageAppended per recipient account, and one OutboundQueued for
+// the recipients in other domains (last). The event id is derived from
 // the account, the envelope sender and the message bytes, so that a client
 // retrying after a lost 250 (or after a partial failure) appends events the
 // projection recognises as duplicates: delivered once, never zero times.

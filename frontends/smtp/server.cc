@@ -12,6 +12,7 @@
 
 #include "common/ascii.h"
 #include "common/clock.h"
+#include "common/network.h"
 #include "frontends/net/auth.h"
 #include "frontends/net/conn.h"
 #include "frontends/net/driver.h"
@@ -155,8 +156,10 @@ class SmtpHandler : public net::Handler {
   void start_stream() {
     stream_.emplace();
     stream_transaction_ = session_.transaction();
-    chunk_to_ = chunk_keys(session_.envelope().accounts,
-                           [this](std::string_view key) { return st_.store.partition_for(key); });
+    auto keys = session_.envelope().accounts;
+    if (!session_.envelope().outbound.empty()) keys.push_back(outbound_account(ctx_));
+    chunk_to_ =
+        chunk_keys(keys, [this](std::string_view key) { return st_.store.partition_for(key); });
   }
 
   Server::State& st_;
@@ -175,7 +178,7 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   const std::string session_id = fmt::format("{:x}", st->next_session.fetch_add(1));
   auto live = std::make_shared<net::Connection>(std::move(socket), strand);
   if (!st->listeners.track(live)) co_return;
-  StorePolicy policy(st->store, cfg.server.local_domains);
+  StorePolicy policy(st->store, cfg.server.local_domains, cfg.outbound.enabled);
   Limits limits;
   limits.max_message_size = static_cast<std::size_t>(cfg.smtp.max_message_size);
   limits.max_recipients = static_cast<std::size_t>(cfg.smtp.max_recipients);
@@ -187,12 +190,15 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   SessionInfo info{cfg.server.hostname,         remote_ip,
                    st->tls != nullptr,          implicit,
                    listener.protocol != "smtp", cfg.smtp.allow_plaintext_auth};
+  for (const auto& n : cfg.outbound.trusted_networks) {
+    if (auto net = Network::parse(n); net && net->contains(remote_ip)) info.trusted_relay = true;
+  }
   Session session(info, limits, policy);
   const auto protocol =
       listener.protocol == "smtp" ? schemas::Protocol::smtp : schemas::Protocol::submission;
-  SmtpHandler handler(
-      *st, session,
-      DeliveryContext{cfg.server.hostname, remote_ip, session_id, "", "", protocol, 0});
+  SmtpHandler handler(*st, session,
+                      DeliveryContext{cfg.server.hostname, remote_ip, session_id, "", "", protocol,
+                                      0, std::int64_t{cfg.outbound.max_queue_lifetime_s} * 1000});
   handler.tls_description_ = [live] { return live->conn.tls_description(); };
   net::DriverOptions options{st->tls,   implicit,   16384,      protocol,
                              remote_ip, session_id, &st->store, &st->throttle};

@@ -49,6 +49,7 @@ class Policy {
     accept,
     unknown_user,
     relay_denied,
+    outbound,  // another domain's, and this client may send there (the queue)
     outbound_unavailable,
     temporary_failure,
     mailbox_full,     // over its quota now (RFC 3463 4.2.2)
@@ -56,10 +57,12 @@ class Policy {
   };
   virtual ~Policy() = default;
   // Whether `to` is deliverable by this client; on accept, the account.
+  // `may_relay`: the client authenticated, or is in a trusted network, so
+  // other domains may be queued for (never otherwise: no open relay).
   // `declared_size` is MAIL FROM's SIZE= (0 if none): a mailbox it would
   // not fit in refuses the recipient at once.
-  virtual Rcpt check_recipient(const Mailbox& to, const std::string& auth_user,
-                               std::uint64_t declared_size, Recipient& out) = 0;
+  virtual Rcpt check_recipient(const Mailbox& to, bool may_relay, std::uint64_t declared_size,
+                               Recipient& out) = 0;
   // The last call could not answer without waiting for the disk (see
   // Store::MemoryOnlyReads): the session retries the command later, on a
   // thread that may wait.
@@ -72,6 +75,13 @@ class Policy {
   }
 };
 
+// A recipient in another domain (RFC 3461 DSN parameters with it).
+struct OutboundRecipient {
+  Mailbox to;
+  std::uint8_t notify = 0;  // schemas::Notify bits; 0: not given
+  std::string orcpt;        // "rfc822;bob@example.net" (xtext decoded), "" if none
+};
+
 struct Envelope {
   std::string helo;
   std::optional<Path> mail_from;
@@ -81,7 +91,10 @@ struct Envelope {
   std::vector<std::size_t> rcpt_account;  // for each rcpt_to: its index in accounts
   bool smtputf8 = false;
   bool eight_bit = false;
-  std::uint64_t declared_size = 0;  // MAIL FROM SIZE= (RFC 1870), 0 if none
+  std::uint64_t declared_size = 0;          // MAIL FROM SIZE= (RFC 1870), 0 if none
+  std::vector<OutboundRecipient> outbound;  // other domains' recipients, for the queue
+  std::string envid;                        // RFC 3461 ENVID (xtext decoded)
+  bool ret_headers = false;                 // RFC 3461 RET=HDRS
 };
 
 struct Message {
@@ -98,7 +111,13 @@ struct SessionInfo {
   bool tls_active = false;     // implicit TLS, or after STARTTLS
   bool require_auth = false;   // submission: MAIL needs an authenticated client (RFC 6409 4.3)
   bool allow_plaintext_auth = false;  // AUTH without TLS
+  bool trusted_relay = false;         // a trusted network: may send to other domains without AUTH
 };
+
+// RFC 3461 4: xtext ("+" and two upper-case hex digits for a byte outside
+// "!".."~", "+" and "="); nullopt if malformed.
+std::optional<std::string> xtext_decode(std::string_view in);
+std::string xtext_encode(std::string_view in);
 
 // A SASL exchange the caller must verify (it is slow: Argon2id), after
 // which it calls auth_result().
@@ -131,6 +150,9 @@ class Session {
   bool retry_elsewhere() const { return retry_; }
   // Bytes received and not processed yet (pipelined commands waiting).
   bool has_pending_input() const { return !in_.empty(); }
+  // Client bytes held and not yet answered, and the message so far: bounded
+  // by the line limits and the message size limit.
+  std::size_t buffered_input() const { return in_.size() + data_.size(); }
   // A message is being received: in DATA, or between BDAT chunks.
   bool in_message() const { return receiving_data() || chunking_; }
   // Changes whenever a transaction ends (delivered, refused, RSET...): what

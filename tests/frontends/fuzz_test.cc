@@ -310,7 +310,7 @@ TEST_F(Fuzz, Pop3SessionsSurviveMutatedCommands) {
 TEST(FuzzSmtp, SmtpSessionsSurviveMutatedCommands) {
   class Policy : public smtp::Policy {
    public:
-    Rcpt check_recipient(const smtp::Mailbox& to, const std::string&, std::uint64_t,
+    Rcpt check_recipient(const smtp::Mailbox& to, bool, std::uint64_t,
                          smtp::Recipient& out) override {
       out.account = to.local;
       return to.domain == "example.test" ? Rcpt::accept : Rcpt::relay_denied;
@@ -368,4 +368,68 @@ TEST(FuzzSmtp, SmtpSessionsSurviveMutatedCommands) {
 }
 
 }  // namespace
+// Floods of bytes with few or no line ends, literals announced and
+// abandoned, messages larger than allowed: whatever arrives, what a session
+// holds stays within its limits (plus one read), so a client cannot grow a
+// connection's memory without bound.
+TEST_F(Fuzz, BufferedInputStaysWithinTheLimits) {
+  constexpr std::size_t kRead = 16 * 1024;  // one read of the driver
+  std::mt19937 rng(9);
+  auto flood = [&](std::string_view alphabet) {
+    std::string chunk(kRead, 'a');
+    for (auto& c : chunk) {
+      const auto r = rng() % 64;
+      if (r < alphabet.size()) c = alphabet[r];
+    }
+    return chunk;
+  };
+
+  imap::Limits il;
+  il.append_limit = 1 << 20;
+  imap::Shared shared;
+  for (const bool login : {false, true}) {
+    imap::Session session({"h", "192.0.2.1", "f", true, true, false}, il, *store, shared);
+    if (login) say(session, "a LOGIN alice@example.test pw\r\nb SELECT INBOX\r\n");
+    const std::size_t line = login ? il.max_line_after_auth : il.max_line_before_auth;
+    const std::size_t bound = (login ? il.append_limit : 0) + 5 * line + kRead;
+    say(session, "c APPEND INBOX {900000+}\r\n");
+    for (int i = 0; i < 300 && !session.closed(); ++i) {
+      say(session, flood(i % 3 ? "{}9+\r" : "\n"));
+      ASSERT_LE(session.buffered_input(), bound) << "round " << i;
+    }
+  }
+
+  pop3::Maildrops maildrops;
+  pop3::Limits pl;
+  pop3::Session pop({"h", "192.0.2.1", "f", true, true, false}, pl, *store, maildrops);
+  for (int i = 0; i < 300 && !pop.closed(); ++i) {
+    pop.receive(flood(i % 3 ? "x " : "\n"));
+    pop.take_output();
+    ASSERT_LE(pop.buffered_input(), pl.max_line + kRead) << "round " << i;
+  }
+
+  class Policy : public smtp::Policy {
+   public:
+    Rcpt check_recipient(const smtp::Mailbox& to, bool, std::uint64_t,
+                         smtp::Recipient& out) override {
+      out.account = to.local;
+      return Rcpt::accept;
+    }
+  } policy;
+  smtp::Limits sl;
+  sl.max_message_size = 1 << 20;
+  sl.max_errors = 1000;
+  smtp::Session smtp({"mx", "192.0.2.1", true, false}, sl, policy);
+  smtp.receive("EHLO fuzz.example\r\n");
+  for (int i = 0; i < 300 && !smtp.closed(); ++i) {
+    if (!smtp.in_message() && i % 50 == 0)
+      smtp.receive("MAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n");
+    smtp.receive(flood(i % 3 ? "\r\n." : "\n"));
+    smtp.take_output();
+    if (smtp.take_message()) smtp.delivered(true);
+    ASSERT_LE(smtp.buffered_input(), sl.max_message_size + sl.max_text_line + kRead)
+        << "round " << i;
+  }
+}
+
 }  // namespace a3

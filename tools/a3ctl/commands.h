@@ -24,6 +24,9 @@ int log_command(const std::string& sub, Context& ctx);
 // a3ctl account add|passwd|delete|alias|list|show ...
 int account_command(const std::string& sub, Context& ctx);
 
+// a3ctl queue list|show|retry|delete|flush ...
+int queue_command(const std::string& sub, Context& ctx);
+
 // a3ctl replay / verify
 int replay_command(Context& ctx);
 int verify_command(Context& ctx);

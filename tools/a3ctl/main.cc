@@ -35,6 +35,11 @@ Commands:
   account restore ADDRESS --to-time T | --to-offset P:O [--dry-run]
                       roll one account back on the live store by appending the
                       events that return it to its state at the target
+  queue list [--json]  the outbound queue: every message, its recipients' state
+  queue show ID [--json]
+  queue retry ID       deliver it now (DeliveryRescheduled)
+  queue delete ID      drop it without a bounce (OutboundDeleted)
+  queue flush          every queued message now
   audit [--account A] [--kind K] [--since T] [--until T] [--remote-ip IP[/N]]
         [--mailbox NAME] [--limit N] [--json]
                       query the audit trail in PostgreSQL; T is a timestamp
@@ -103,6 +108,7 @@ int main(int argc, char** argv) {
   try {
     if (group == "log") return a3::ctl::log_command(sub, ctx);
     if (group == "account") return a3::ctl::account_command(sub, ctx);
+    if (group == "queue") return a3::ctl::queue_command(sub, ctx);
     if (group == "backup" || group == "restore") {
       if (!sub.empty()) ctx.args.insert(ctx.args.begin(), sub);
       return group == "backup" ? a3::ctl::backup_command(ctx) : a3::ctl::restore_command(ctx);

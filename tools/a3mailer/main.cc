@@ -13,6 +13,7 @@
 
 #include "common/config.h"
 #include "common/logging.h"
+#include "delivery/worker.h"
 #include "eventlog/local/local_log.h"
 #include "eventlog/open.h"
 #include "frontends/admin/admin_server.h"
@@ -94,6 +95,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<a3::projections::Store> store;
   std::unique_ptr<a3::admin::AdminServer> admin;
   std::unique_ptr<a3::projections::audit::AuditProjector> audit;
+  std::unique_ptr<a3::delivery::Worker> outbound;
   // The network side: one I/O thread per core (or server.threads).
   boost::asio::io_context io;
   auto work = boost::asio::make_work_guard(io);
@@ -155,6 +157,11 @@ int main(int argc, char** argv) {
                                  : std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < threads; ++i)
       io_threads.emplace_back([&io] { io.run(); });
+    if (config.outbound.enabled) {
+      outbound =
+          std::make_unique<a3::delivery::Worker>(*store, a3::delivery::WorkerOptions::from(config));
+      outbound->start();
+    }
     if (config.database.enabled && !config.database.url.empty()) {
       audit = std::make_unique<a3::projections::audit::AuditProjector>(
           *log, a3::projections::audit::Options{config.database.url});
@@ -162,6 +169,7 @@ int main(int argc, char** argv) {
     }
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
+    outbound.reset();
     work.reset();
     io.stop();
     for (auto& t : io_threads)
@@ -192,6 +200,8 @@ int main(int argc, char** argv) {
   smtp.reset();
   imap.reset();
   pop3.reset();
+  if (outbound) outbound->stop();
+  outbound.reset();
   admin.reset();
   if (audit) audit->stop();
   audit.reset();

@@ -28,7 +28,7 @@ void Session::cmd_bdat(std::string_view arg) {
     state_ = State::closed;
     return;
   }
-  if (!env_.mail_from || env_.accounts.empty()) {
+  if (!env_.mail_from || (env_.accounts.empty() && env_.outbound.empty())) {
     // RFC 3030 2: the chunk must still be read and discarded.
     reply(env_.mail_from ? "554 5.5.1 No valid recipients" : "503 5.5.1 MAIL first");
     bdat_left_ = size;

@@ -9,7 +9,7 @@ namespace a3::smtp {
 
 void Session::cmd_data(std::string_view) {
   if (chunking_) return error("503 5.5.1 DATA after BDAT is not allowed (RFC 3030 2)");
-  if (env_.accounts.empty()) return error("554 5.5.1 No valid recipients");
+  if (env_.accounts.empty() && env_.outbound.empty()) return error("554 5.5.1 No valid recipients");
   reply("354 End data with <CR><LF>.<CR><LF>");
   state_ = State::data;
   line_start_ = true;

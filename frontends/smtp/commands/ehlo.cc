@@ -36,6 +36,7 @@ void Session::ehlo(std::string_view arg, bool extended) {
       "ENHANCEDSTATUSCODES",
       "SMTPUTF8",
       "CHUNKING",
+      "DSN",
   };
   if (limits_.enable_vrfy) lines.push_back("VRFY");
   if (auth_offered()) lines.push_back("AUTH PLAIN LOGIN");

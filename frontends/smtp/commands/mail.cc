@@ -24,7 +24,8 @@ void Session::cmd_mail(std::string_view arg) {
   std::string why;
   auto path = parse_path(ascii::trim(arg.substr(5)), rest, why);
   if (!path) return error("553 5.1.7 Bad sender address: " + why);
-  bool smtputf8 = false, eight_bit = false;
+  bool smtputf8 = false, eight_bit = false, ret_headers = false, seen_ret = false;
+  std::string envid;
   std::uint64_t declared_size = 0;
   // RFC 5321 4.1.2: Mail-parameters = esmtp-param *(SP esmtp-param)
   rest = ascii::trim(rest);
@@ -57,6 +58,20 @@ void Session::cmd_mail(std::string_view arg) {
       smtputf8 = true;
     } else if (key == "AUTH") {
       // RFC 4954 5: accepted and ignored from unauthenticated clients.
+    } else if (key == "RET") {
+      // RFC 3461 4.3: what a failure report returns.
+      const std::string v = ascii::upper(value);
+      if (v != "FULL" && v != "HDRS") return error("501 5.5.4 RET must be FULL or HDRS");
+      if (seen_ret) return error("501 5.5.4 RET given twice");
+      seen_ret = true;
+      ret_headers = v == "HDRS";
+    } else if (key == "ENVID") {
+      // RFC 3461 4.4: at most 100 characters of xtext.
+      auto decoded = xtext_decode(value);
+      if (!decoded || value.empty() || value.size() > 100)
+        return error("501 5.5.4 Bad ENVID value");
+      if (!envid.empty()) return error("501 5.5.4 ENVID given twice");
+      envid = std::move(*decoded);
     } else {
       return error(fmt::format("555 5.5.4 Unsupported parameter {}", key));
     }
@@ -77,7 +92,46 @@ void Session::cmd_mail(std::string_view arg) {
   env_.smtputf8 = smtputf8;
   env_.eight_bit = eight_bit;
   env_.declared_size = declared_size;
+  env_.ret_headers = ret_headers;
+  env_.envid = std::move(envid);
   reply("250 2.1.0 Sender OK");
+}
+
+std::optional<std::string> xtext_decode(std::string_view in) {
+  std::string out;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const auto c = static_cast<unsigned char>(in[i]);
+    if (c == '+') {
+      auto hex = [](char h) -> int {
+        if (h >= '0' && h <= '9') return h - '0';
+        if (h >= 'A' && h <= 'F') return h - 'A' + 10;
+        return -1;
+      };
+      if (i + 2 >= in.size()) return std::nullopt;
+      const int hi = hex(in[i + 1]), lo = hex(in[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else if (c >= '!' && c <= '~' && c != '=') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      return std::nullopt;
+    }
+  }
+  return out;
+}
+
+std::string xtext_encode(std::string_view in) {
+  std::string out;
+  for (const char ch : in) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= '!' && c <= '~' && c != '+' && c != '=') {
+      out.push_back(ch);
+    } else {
+      out += fmt::format("+{:02X}", c);
+    }
+  }
+  return out;
 }
 
 }  // namespace a3::smtp

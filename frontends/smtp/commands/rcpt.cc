@@ -1,4 +1,5 @@
-// RCPT: RFC 5321 4.1.1.3; no relaying, quotas per recipient.
+// RCPT: RFC 5321 4.1.1.3, RFC 3461 DSN parameters; no open relay, quotas
+// per recipient.
 //
 // rcpt = "RCPT TO:" ( "<Postmaster@" Domain ">" / "<Postmaster>" / Forward-path ) [SP
 // Rcpt-parameters] CRLF
@@ -20,14 +21,54 @@ void Session::cmd_rcpt(std::string_view arg) {
   std::string why;
   auto path = parse_path(ascii::trim(arg.substr(3)), rest, why);
   if (!path || path->null) return error("553 5.1.3 Bad recipient address: " + (path ? "<>" : why));
-  if (!ascii::trim(rest).empty()) return error("555 5.5.4 RCPT parameters are not supported");
+  // RFC 3461 4.1, 4.2: NOTIFY and ORCPT.
+  std::uint8_t notify = 0;
+  std::string orcpt;
+  rest = ascii::trim(rest);
+  while (!rest.empty()) {
+    const auto sp = rest.find(' ');
+    const std::string_view param = rest.substr(0, sp);
+    rest = sp == std::string_view::npos ? "" : ascii::trim(rest.substr(sp + 1));
+    const auto eq = param.find('=');
+    const std::string key = ascii::upper(param.substr(0, eq));
+    const std::string_view value = eq == std::string_view::npos ? "" : param.substr(eq + 1);
+    if (key == "NOTIFY") {
+      if (notify) return error("501 5.5.4 NOTIFY given twice");
+      const std::string v = ascii::upper(value);
+      if (v == "NEVER") {
+        notify = schemas::notify_never;
+      } else {
+        for (std::size_t pos = 0; pos <= v.size();) {
+          const auto comma = std::min(v.find(',', pos), v.size());
+          const std::string_view word = std::string_view(v).substr(pos, comma - pos);
+          const std::uint8_t bit = word == "SUCCESS"   ? schemas::notify_success
+                                   : word == "FAILURE" ? schemas::notify_failure
+                                   : word == "DELAY"   ? schemas::notify_delay
+                                                       : 0;
+          if (!bit || (notify & bit)) return error("501 5.5.4 Bad NOTIFY value");
+          notify |= bit;
+          pos = comma + 1;
+        }
+      }
+    } else if (key == "ORCPT") {
+      // addr-type ";" xtext, e.g. rfc822;bob+2Bx@example.net
+      const auto semi = value.find(';');
+      auto decoded =
+          semi == std::string_view::npos ? std::nullopt : xtext_decode(value.substr(semi + 1));
+      if (!decoded || semi == 0 || value.size() > 500) return error("501 5.5.4 Bad ORCPT value");
+      if (!orcpt.empty()) return error("501 5.5.4 ORCPT given twice");
+      orcpt = std::string(value.substr(0, semi)) + ";" + *decoded;
+    } else {
+      return error(fmt::format("555 5.5.4 Unsupported parameter {}", key));
+    }
+  }
   if (path->mailbox.utf8 && !env_.smtputf8) {
     return error("553 5.6.7 Non-ASCII address needs SMTPUTF8 (RFC 6531)");
   }
   if (env_.rcpt_to.size() >= limits_.max_recipients) return reply("452 4.5.3 Too many recipients");
   Recipient found;
-  const auto verdict =
-      policy_.check_recipient(path->mailbox, auth_user_, env_.declared_size, found);
+  const bool may_relay = !auth_user_.empty() || info_.trusted_relay;
+  const auto verdict = policy_.check_recipient(path->mailbox, may_relay, env_.declared_size, found);
   if (policy_.would_block()) {
     retry_ = true;  // nothing was answered or changed: the line runs again
     return;
@@ -43,6 +84,13 @@ void Session::cmd_rcpt(std::string_view arg) {
       }
       return reply("250 2.1.5 Recipient OK");
     }
+    case Policy::Rcpt::outbound:
+      // The receiving server must speak SMTPUTF8 for a non-ASCII address;
+      // that is known only when delivering (a bounce says so then).
+      env_.rcpt_to.push_back(path->mailbox);
+      env_.rcpt_account.push_back(SIZE_MAX);  // no local account
+      env_.outbound.push_back({path->mailbox, notify, std::move(orcpt)});
+      return reply("250 2.1.5 Recipient OK");
     case Policy::Rcpt::unknown_user:
       return error("550 5.1.1 No such user here");
     case Policy::Rcpt::relay_denied:

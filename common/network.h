@@ -1,0 +1,31 @@
+// IP networks in CIDR notation ("192.0.2.0/24", "2001:db8::/32", or one
+// address): parsed once, matched against client addresses.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/ip/address.hpp>
+
+namespace a3 {
+
+class Network {
+ public:
+  // nullopt if `cidr` is not an address with an optional prefix length
+  // (at most 32 for IPv4, 128 for IPv6).
+  static std::optional<Network> parse(std::string_view cidr);
+  bool contains(const boost::asio::ip::address& a) const;
+  bool contains(std::string_view address) const;  // false if not an address
+  std::string str() const;
+
+ private:
+  boost::asio::ip::address base_;
+  unsigned prefix_ = 0;
+};
+
+// Whether `address` is in any of `networks`.
+bool in_any(const std::vector<Network>& networks, std::string_view address);
+
+}  // namespace a3

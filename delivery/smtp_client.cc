@@ -1,0 +1,370 @@
+#include "delivery/smtp_client.h"
+
+#include <chrono>
+#include <memory>
+#include <optional>
+
+#include <fmt/format.h>
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+
+#include "common/ascii.h"
+
+namespace a3::delivery {
+
+namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+
+std::string Server::label() const {
+  return fmt::format("{}[{}]:{}", host, address, port);
+}
+
+std::string dot_stuff(const std::string& body) {
+  std::string out;
+  out.reserve(body.size() + body.size() / 64 + 8);
+  bool line_start = true;
+  for (const char c : body) {
+    if (line_start && c == '.') out.push_back('.');
+    out.push_back(c);
+    line_start = c == '\n';
+  }
+  if (!out.empty() && !out.ends_with("\r\n")) out += "\r\n";
+  out += ".\r\n";
+  return out;
+}
+
+namespace {
+
+constexpr std::size_t kMaxReplyLine = 4096;  // RFC 5321 4.5.3.1.5 says 512; be lenient
+constexpr std::size_t kMaxReplyLines = 100;
+
+struct ProtocolError {
+  std::string why;
+};
+
+// One connection: TCP, then TLS after STARTTLS; reads and writes under a
+// deadline that a watchdog enforces by closing the socket.
+class Connection {
+ public:
+  Connection(asio::any_io_executor ex) : socket_(ex), timer_(ex) {}
+
+  awaitable<void> connect(const tcp::endpoint& ep, int timeout_s) {
+    arm(timeout_s);
+    co_await socket_.async_connect(ep, use_awaitable);
+  }
+
+  awaitable<void> write(const std::string& data, int timeout_s) {
+    arm(timeout_s);
+    if (tls_) {
+      co_await asio::async_write(*tls_, asio::buffer(data), use_awaitable);
+    } else {
+      co_await asio::async_write(socket_, asio::buffer(data), use_awaitable);
+    }
+  }
+
+  // One reply (RFC 5321 4.2: "ddd-" continuation lines, "ddd " last).
+  awaitable<Reply> reply(int timeout_s) {
+    arm(timeout_s);
+    Reply r;
+    std::size_t lines = 0;
+    for (;;) {
+      std::string line = co_await read_line();
+      if (line.size() < 3 || !ascii::is_digit(line[0]) || !ascii::is_digit(line[1]) ||
+          !ascii::is_digit(line[2]) || (line.size() > 3 && line[3] != ' ' && line[3] != '-'))
+        throw ProtocolError{"malformed reply: " + line.substr(0, 80)};
+      const int code = std::stoi(line.substr(0, 3));
+      if (r.code != 0 && code != r.code) throw ProtocolError{"inconsistent multiline reply"};
+      r.code = code;
+      if (!r.text.empty()) r.text += " / ";
+      r.text += line;
+      if (++lines > kMaxReplyLines) throw ProtocolError{"reply too long"};
+      if (line.size() == 3 || line[3] == ' ') break;
+    }
+    if (r.code < 200 || r.code > 599) throw ProtocolError{"reply code out of range: " + r.text};
+    co_return r;
+  }
+
+  awaitable<void> start_tls(ssl::context& ctx, const std::string& sni, int timeout_s) {
+    tls_.emplace(socket_, ctx);
+    if (!sni.empty() && !ascii::is_digit(sni.front()))
+      SSL_set_tlsext_host_name(tls_->native_handle(), sni.c_str());
+    arm(timeout_s);
+    co_await tls_->async_handshake(ssl::stream_base::client, use_awaitable);
+    buffered_.clear();  // RFC 3207 5: nothing read before TLS counts
+  }
+
+  bool tls() const { return tls_.has_value(); }
+
+  void close() {
+    boost::system::error_code ec;
+    timer_.cancel();
+    socket_.close(ec);
+  }
+
+  // Closes the socket when the deadline passes (then the pending operation
+  // fails with "operation aborted").
+  void start_watchdog(std::shared_ptr<bool> alive) {
+    timer_.async_wait([this, alive](boost::system::error_code ec) {
+      if (!*alive) return;
+      if (ec == asio::error::operation_aborted) {
+        if (!closing_) start_watchdog(alive);  // re-armed
+        return;
+      }
+      timed_out_ = true;
+      boost::system::error_code ignored;
+      socket_.close(ignored);
+    });
+  }
+  bool timed_out() const { return timed_out_; }
+  void stop() {
+    closing_ = true;
+    timer_.cancel();
+  }
+
+ private:
+  void arm(int timeout_s) { timer_.expires_after(std::chrono::seconds(timeout_s)); }
+
+  awaitable<std::string> read_line() {
+    for (;;) {
+      const auto lf = buffered_.find('\n');
+      if (lf != std::string::npos) {
+        std::string line = buffered_.substr(0, lf);
+        buffered_.erase(0, lf + 1);
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        co_return line;
+      }
+      if (buffered_.size() > kMaxReplyLine) throw ProtocolError{"reply line too long"};
+      char buf[4096];
+      std::size_t n = 0;
+      if (tls_) {
+        n = co_await tls_->async_read_some(asio::buffer(buf), use_awaitable);
+      } else {
+        n = co_await socket_.async_read_some(asio::buffer(buf), use_awaitable);
+      }
+      buffered_.append(buf, n);
+    }
+  }
+
+  tcp::socket socket_;
+  std::optional<ssl::stream<tcp::socket&>> tls_;
+  asio::steady_timer timer_;
+  std::string buffered_;
+  bool timed_out_ = false;
+  bool closing_ = false;
+};
+
+struct Extensions {
+  bool pipelining = false, starttls = false, eightbit = false, smtputf8 = false, auth_plain = false;
+  std::uint64_t size = 0;  // 0: not announced
+};
+
+Extensions parse_ehlo(const Reply& r) {
+  Extensions e;
+  std::string_view text = r.text;
+  std::size_t pos = 0;
+  bool first = true;
+  while (pos <= text.size()) {
+    auto end = text.find(" / ", pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
+    pos = end + 3;
+    if (first) {  // the greeting line
+      first = false;
+      continue;
+    }
+    if (line.size() < 4) continue;
+    const std::string kw = ascii::upper(line.substr(4));
+    if (kw == "PIPELINING") e.pipelining = true;
+    if (kw == "STARTTLS") e.starttls = true;
+    if (kw == "8BITMIME") e.eightbit = true;
+    if (kw == "SMTPUTF8") e.smtputf8 = true;
+    if (kw.starts_with("AUTH ") || kw.starts_with("AUTH=")) {
+      e.auth_plain = kw.find("PLAIN") != std::string::npos;
+    }
+    if (kw.starts_with("SIZE")) {
+      try {
+        if (kw.size() > 5) e.size = std::stoull(kw.substr(5));
+      } catch (...) {
+      }
+    }
+  }
+  return e;
+}
+
+std::string base64(std::string_view in) {
+  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const unsigned v = static_cast<unsigned char>(in[i]) << 16 |
+                       static_cast<unsigned char>(in[i + 1]) << 8 |
+                       static_cast<unsigned char>(in[i + 2]);
+    out += {t[v >> 18], t[(v >> 12) & 63], t[(v >> 6) & 63], t[v & 63]};
+  }
+  if (i + 1 == in.size()) {
+    const unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    out += {t[v >> 18], t[(v >> 12) & 63], '=', '='};
+  } else if (i + 2 == in.size()) {
+    const unsigned v =
+        static_cast<unsigned char>(in[i]) << 16 | static_cast<unsigned char>(in[i + 1]) << 8;
+    out += {t[v >> 18], t[(v >> 12) & 63], t[(v >> 6) & 63], '='};
+  }
+  return out;
+}
+
+TransactionResult failed(int code, std::string text, bool try_next = true) {
+  TransactionResult r;
+  r.session_failed = true;
+  r.session = Reply{code, std::move(text)};
+  r.try_next = try_next;
+  return r;
+}
+
+awaitable<TransactionResult> transact(Connection& c, const Server& server, const ClientOptions& o,
+                                      ssl::context& tls, const Outgoing& m) {
+  const int t = o.command_timeout_s;
+  Reply greeting = co_await c.reply(t);
+  if (!greeting.ok()) co_return failed(greeting.code, greeting.text);
+  co_await c.write(fmt::format("EHLO {}\r\n", o.helo), t);
+  Reply ehlo = co_await c.reply(t);
+  bool extended = ehlo.ok();
+  if (!extended) {
+    co_await c.write(fmt::format("HELO {}\r\n", o.helo), t);
+    ehlo = co_await c.reply(t);
+    if (!ehlo.ok()) co_return failed(ehlo.code, ehlo.text);
+  }
+  Extensions ext = extended ? parse_ehlo(ehlo) : Extensions{};
+  if (ext.starttls) {
+    co_await c.write("STARTTLS\r\n", t);
+    const Reply r = co_await c.reply(t);
+    if (r.ok()) {
+      co_await c.start_tls(tls, server.host, t);
+      co_await c.write(fmt::format("EHLO {}\r\n", o.helo), t);
+      ehlo = co_await c.reply(t);
+      if (!ehlo.ok()) co_return failed(ehlo.code, ehlo.text);
+      ext = parse_ehlo(ehlo);
+    } else if (o.require_tls) {
+      co_return failed(0, "TLS is required, but STARTTLS was refused: " + r.text);
+    }
+  }
+  if (o.require_tls && !c.tls()) co_return failed(0, "TLS is required, but was not offered");
+  if (!o.auth_user.empty()) {
+    if (!c.tls()) co_return failed(0, "AUTH needs TLS, which the relay did not offer");
+    if (!ext.auth_plain) co_return failed(0, "the relay does not offer AUTH PLAIN");
+    std::string creds;
+    creds.push_back('\0');
+    creds += o.auth_user;
+    creds.push_back('\0');
+    creds += o.auth_password;
+    co_await c.write("AUTH PLAIN " + base64(creds) + "\r\n", t);
+    const Reply r = co_await c.reply(t);
+    // A refused login is our configuration's fault: retry, never bounce.
+    if (r.code != 235) co_return failed(r.code >= 500 ? 454 : r.code, "AUTH refused: " + r.text);
+  }
+  if (m.smtputf8 && !ext.smtputf8)
+    co_return failed(554, "554 5.6.7 The message needs SMTPUTF8, which the receiving server lacks",
+                     false);
+  const std::uint64_t size = m.body->size();
+  if (ext.size && size > ext.size)
+    co_return failed(552,
+                     fmt::format("552 5.3.4 The message ({} bytes) exceeds the receiving "
+                                 "server's limit ({} bytes)",
+                                 size, ext.size),
+                     false);
+  std::string mail = fmt::format("MAIL FROM:<{}>", m.mail_from);
+  if (ext.size) mail += fmt::format(" SIZE={}", size);
+  if (m.eightbit && ext.eightbit) mail += " BODY=8BITMIME";
+  if (m.smtputf8) mail += " SMTPUTF8";
+  mail += "\r\n";
+  TransactionResult result;
+  result.recipients.resize(m.recipients.size());
+  // RFC 2920: MAIL, every RCPT and DATA in one write, replies in order.
+  std::string batch = mail;
+  for (const auto& r : m.recipients)
+    batch += fmt::format("RCPT TO:<{}>\r\n", r);
+  if (ext.pipelining) {
+    co_await c.write(batch + "DATA\r\n", t);
+    const Reply mail_reply = co_await c.reply(t);
+    std::size_t accepted = 0;
+    for (std::size_t i = 0; i < m.recipients.size(); ++i) {
+      result.recipients[i] = co_await c.reply(t);
+      accepted += result.recipients[i].ok() ? 1 : 0;
+    }
+    const Reply data = co_await c.reply(t);
+    if (!mail_reply.ok()) co_return failed(mail_reply.code, mail_reply.text, false);
+    if (accepted == 0) {
+      co_await c.write("QUIT\r\n", t);
+      co_return result;
+    }
+    if (data.code != 354) {
+      for (auto& r : result.recipients)
+        if (r.ok()) r = data;
+      co_return result;
+    }
+  } else {
+    co_await c.write(mail, t);
+    const Reply mail_reply = co_await c.reply(t);
+    if (!mail_reply.ok()) co_return failed(mail_reply.code, mail_reply.text, false);
+    std::size_t accepted = 0;
+    for (std::size_t i = 0; i < m.recipients.size(); ++i) {
+      co_await c.write(fmt::format("RCPT TO:<{}>\r\n", m.recipients[i]), t);
+      result.recipients[i] = co_await c.reply(t);
+      accepted += result.recipients[i].ok() ? 1 : 0;
+    }
+    if (accepted == 0) {
+      co_await c.write("QUIT\r\n", t);
+      co_return result;
+    }
+    co_await c.write("DATA\r\n", t);
+    const Reply data = co_await c.reply(t);
+    if (data.code != 354) {
+      for (auto& r : result.recipients)
+        if (r.ok()) r = data;
+      co_return result;
+    }
+  }
+  // RFC 5321 4.5.3.2.6: ten minutes for the final reply.
+  co_await c.write(dot_stuff(*m.body), std::max(t, 600));
+  const Reply end = co_await c.reply(std::max(t, 600));
+  for (auto& r : result.recipients)
+    if (r.ok()) r = end;
+  co_await c.write("QUIT\r\n", t);
+  co_return result;
+}
+
+}  // namespace
+
+awaitable<TransactionResult> send_message(const Server& server, const ClientOptions& options,
+                                          ssl::context& tls, const Outgoing& message) {
+  auto ex = co_await asio::this_coro::executor;
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(server.address, ec);
+  if (ec) co_return failed(0, "not an IP address: " + server.address);
+  Connection c(ex);
+  auto alive = std::make_shared<bool>(true);
+  c.start_watchdog(alive);
+  TransactionResult result;
+  std::string error;
+  try {
+    co_await c.connect(tcp::endpoint(address, server.port), options.connect_timeout_s);
+    result = co_await transact(c, server, options, tls, message);
+  } catch (const ProtocolError& e) {
+    error = e.why;
+  } catch (const boost::system::system_error& e) {
+    error = c.timed_out() ? "timed out" : e.code().message();
+  }
+  *alive = false;
+  c.stop();
+  c.close();
+  if (!error.empty()) {
+    // Cut off before the final reply: what the server did is unknown, so
+    // the message is tried again (delivered at most once more).
+    co_return failed(0, fmt::format("{}: {}", server.label(), error));
+  }
+  co_return result;
+}
+
+}  // namespace a3::delivery

@@ -1,0 +1,433 @@
+#include "delivery/worker.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+
+#include "common/ascii.h"
+#include "common/clock.h"
+#include "delivery/dsn.h"
+#include "delivery/resolver.h"
+#include "delivery/smtp_client.h"
+
+namespace a3::delivery {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+using projections::QueueRecipient;
+using projections::QueueRecord;
+using projections::Store;
+
+WorkerOptions WorkerOptions::from(const config::Config& c) {
+  WorkerOptions o;
+  o.hostname = c.server.hostname;
+  o.local_domains = c.server.local_domains;
+  o.outbound = c.outbound;
+  o.relay_host = c.smtp.relay_host;
+  o.relay_port = c.smtp.relay_port;
+  if (c.smtp.relay_auth) {
+    o.relay_user = c.smtp.relay_username;
+    o.relay_password = c.smtp.relay_password;
+  }
+  return o;
+}
+
+std::int64_t backoff_ms(const config::Outbound& o, std::uint32_t attempts) {
+  std::int64_t delay = std::int64_t{o.retry_initial_s} * 1000;
+  const std::int64_t cap = std::int64_t{o.retry_max_s} * 1000;
+  for (std::uint32_t i = 1; i < attempts && delay < cap; ++i)
+    delay *= 2;
+  return std::min(delay, cap);
+}
+
+namespace {
+
+const schemas::Actor kActor{schemas::Protocol::system, "", "", "outbound"};
+
+std::string domain_of(const std::string& address) {
+  const auto at = address.rfind('@');
+  return at == std::string::npos ? "" : ascii::lower(address.substr(at + 1));
+}
+
+bool is_ip(const std::string& host) {
+  boost::system::error_code ec;
+  asio::ip::make_address(host, ec);
+  return !ec;
+}
+
+// A domain literal ("[192.0.2.1]") is its own address (RFC 5321 4.1.3).
+std::optional<std::string> literal_address(const std::string& domain) {
+  if (domain.size() < 3 || domain.front() != '[' || domain.back() != ']') return std::nullopt;
+  std::string inner = domain.substr(1, domain.size() - 2);
+  if (ascii::istarts_with(inner, "IPv6:")) inner = inner.substr(5);
+  if (!is_ip(inner)) return std::nullopt;
+  return inner;
+}
+
+// What happened to one recipient in this attempt.
+struct Result {
+  enum class Kind { delivered, deferred, bounced } kind = Kind::deferred;
+  std::string host;  // the server that answered, "" if none
+  std::string reply;
+};
+
+Result from_reply(const Reply& r, const std::string& host) {
+  if (r.ok()) return {Result::Kind::delivered, host, r.text};
+  if (r.permanent()) return {Result::Kind::bounced, host, r.text};
+  return {Result::Kind::deferred, host, r.text};
+}
+
+}  // namespace
+
+struct Worker::Impl : std::enable_shared_from_this<Impl> {
+  Impl(Store& s, WorkerOptions opts) : store(s), o(std::move(opts)) {
+    tls.set_verify_mode(asio::ssl::verify_none);  // opportunistic (RFC 7435)
+  }
+
+  Store& store;
+  WorkerOptions o;
+  asio::io_context io{1};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
+  std::thread thread;
+  std::unique_ptr<Resolver> resolver;
+  asio::ssl::context tls{asio::ssl::context::tls_client};
+  asio::steady_timer wake{io};
+  Store::Subscription subscription;
+  std::set<schemas::Uuid> in_flight;
+  std::map<std::string, int> active;  // connections per destination
+  bool stopping = false;
+
+  bool relay() const { return !o.relay_host.empty(); }
+
+  bool require_tls(const std::string& domain) const {
+    for (const auto& d : o.outbound.require_tls)
+      if (ascii::iequals(d, domain)) return true;
+    return false;
+  }
+
+  awaitable<void> sleep(std::chrono::milliseconds d) {
+    asio::steady_timer t(io, d);
+    boost::system::error_code ec;
+    co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+  }
+
+  // The servers to try for `domain`, in order, or a result for everyone.
+  awaitable<std::variant<std::vector<Server>, Result>> route(const std::string& domain) {
+    std::vector<Server> servers;
+    if (relay()) {
+      if (is_ip(o.relay_host)) {
+        servers.push_back({o.relay_host, o.relay_host, static_cast<std::uint16_t>(o.relay_port)});
+        co_return servers;
+      }
+      const auto a = co_await resolver->addresses(o.relay_host);
+      if (a.status != DnsStatus::ok) {
+        // Our own relay not resolving is never the recipient's fault.
+        co_return Result{Result::Kind::deferred, "",
+                         fmt::format("451 4.4.3 Relay host {}: {}", o.relay_host, a.detail)};
+      }
+      for (const auto& addr : a.addresses)
+        servers.push_back({o.relay_host, addr, static_cast<std::uint16_t>(o.relay_port)});
+      co_return servers;
+    }
+    const auto port = static_cast<std::uint16_t>(o.outbound.mx_port);
+    if (auto lit = literal_address(domain)) {
+      servers.push_back({domain, *lit, port});
+      co_return servers;
+    }
+    const MxAnswer mx = co_await resolver->mx(domain);
+    if (mx.status == DnsStatus::nxdomain)
+      co_return Result{Result::Kind::bounced, "",
+                       fmt::format("550 5.1.2 Domain {} does not exist", domain)};
+    if (mx.status == DnsStatus::temporary)
+      co_return Result{Result::Kind::deferred, "",
+                       fmt::format("451 4.4.3 MX lookup for {}: {}", domain, mx.detail)};
+    if (mx.null_mx)
+      co_return Result{Result::Kind::bounced, "",
+                       fmt::format("556 5.1.10 Domain {} accepts no mail (null MX)", domain)};
+    std::vector<std::string> hosts;
+    if (mx.status == DnsStatus::nodata) {
+      hosts.push_back(domain);  // RFC 5321 5.1: the implicit MX
+    } else {
+      for (const auto& h : mx.hosts)
+        hosts.push_back(h.host);
+    }
+    bool temporary = false;
+    std::string why;
+    for (const auto& h : hosts) {
+      const auto a = co_await resolver->addresses(h);
+      if (a.status == DnsStatus::temporary) temporary = true;
+      if (a.status != DnsStatus::ok) {
+        why = fmt::format("{}: {}", h, a.detail);
+        continue;
+      }
+      for (const auto& addr : a.addresses)
+        servers.push_back({h, addr, port});
+    }
+    if (servers.empty()) {
+      if (mx.status == DnsStatus::nodata && !temporary)
+        co_return Result{Result::Kind::bounced, "",
+                         fmt::format("550 5.1.2 Domain {} has no mail server: {}", domain, why)};
+      co_return Result{Result::Kind::deferred, "",
+                       fmt::format("451 4.4.4 No reachable address for {}: {}", domain, why)};
+    }
+    co_return servers;
+  }
+
+  // One destination's recipients: the first server that takes the
+  // transaction decides; servers that fail are skipped.
+  awaitable<std::vector<Result>> deliver_group(const QueueRecord& q, const std::string& domain,
+                                               const std::vector<std::string>& rcpts,
+                                               const std::string& body) {
+    auto route_or_result = co_await route(domain);
+    if (auto* r = std::get_if<Result>(&route_or_result))
+      co_return std::vector<Result>(rcpts.size(), *r);
+    const auto& servers = std::get<std::vector<Server>>(route_or_result);
+    ClientOptions opts;
+    opts.helo = o.hostname;
+    opts.connect_timeout_s = o.outbound.connect_timeout_s;
+    opts.command_timeout_s = o.outbound.command_timeout_s;
+    opts.require_tls = require_tls(domain);
+    opts.auth_user = relay() ? o.relay_user : "";
+    opts.auth_password = relay() ? o.relay_password : "";
+    Outgoing m{q.mail_from, rcpts, &body, q.eightbit, q.smtputf8};
+    const std::string dest = relay() ? o.relay_host : domain;
+    Reply last{0, "no server tried"};
+    std::string last_host;
+    for (const auto& s : servers) {
+      while (active[dest] >= o.outbound.max_connections_per_destination && !stopping)
+        co_await sleep(std::chrono::milliseconds(20));
+      if (stopping) break;
+      ++active[dest];
+      const TransactionResult t = co_await send_message(s, opts, tls, m);
+      --active[dest];
+      if (!t.session_failed) {
+        std::vector<Result> out;
+        for (const auto& r : t.recipients)
+          out.push_back(from_reply(r, s.label()));
+        co_return out;
+      }
+      last = t.session;
+      last_host = s.label();
+      if (!t.try_next) break;
+    }
+    Result r = from_reply(last, last_host);
+    if (last.code == 0)
+      r = Result{Result::Kind::deferred, last_host, "451 4.4.1 " + last.text};  // nobody answered
+    co_return std::vector<Result>(rcpts.size(), r);
+  }
+
+  // The DSN for `failed` recipients (RFC 3461 4.1: unless NOTIFY says
+  // otherwise; never to the null sender), as events that deliver it.
+  std::vector<schemas::Event> bounce(
+      const QueueRecord& q, const std::string& body,
+      const std::vector<std::pair<const QueueRecipient*, Result>>& failed) {
+    std::vector<schemas::Event> out;
+    if (q.mail_from.empty()) return out;
+    Dsn d;
+    d.reporting_mta = o.hostname;
+    d.to = q.mail_from;
+    d.envid = q.envid;
+    d.arrival_ms = q.queued_ms;
+    d.now_ms = now_ms();
+    d.headers_only = q.ret_headers;
+    d.original = &body;
+    for (const auto& [r, res] : failed) {
+      if (r->notify & schemas::notify_never) continue;
+      if (r->notify != 0 && !(r->notify & schemas::notify_failure)) continue;
+      const int code = res.reply.size() >= 3 && ascii::is_digit(res.reply[0])
+                           ? std::atoi(res.reply.substr(0, 3).c_str())
+                           : 500;
+      std::string host = res.host.substr(0, res.host.find('['));
+      d.recipients.push_back({r->address, r->orcpt, "failed",
+                              status_of(std::max(code, 500), res.reply), host, res.reply});
+    }
+    if (d.recipients.empty()) return out;
+    const std::string dsn = make_dsn(d);
+    // A local sender gets it in the INBOX; others through the queue, from <>.
+    if (auto account = store.account_for_address(ascii::lower(q.mail_from))) {
+      if (auto inbox = store.mailbox(*account, "INBOX")) {
+        out.push_back(schemas::make_event(
+            *account, kActor,
+            schemas::MessageAppended{inbox->id, dsn, d.now_ms, {}, std::nullopt, std::nullopt}));
+        return out;
+      }
+    }
+    schemas::OutboundQueued n;
+    n.queue_id = schemas::Uuid::v7();
+    n.mail_from = "";
+    n.recipients.push_back({q.mail_from, schemas::notify_never, ""});
+    n.raw = dsn;
+    n.expires_ms = d.now_ms + std::int64_t{o.outbound.max_queue_lifetime_s} * 1000;
+    out.push_back(schemas::make_event(q.account, kActor, std::move(n)));
+    return out;
+  }
+
+  awaitable<void> deliver(QueueRecord q) {
+    struct Done {
+      Impl& self;
+      schemas::Uuid id;
+      ~Done() {
+        self.in_flight.erase(id);
+        self.wake.cancel();
+      }
+    } done{*this, q.id};
+    const auto body = store.body(q.blob);
+    const std::uint32_t attempt = q.attempts + 1;
+    // Recipients by destination (one group through a relay).
+    std::map<std::string, std::vector<const QueueRecipient*>> groups;
+    for (const auto* r : q.pending())
+      groups[relay() ? "" : domain_of(r->address)].push_back(r);
+    if (groups.empty()) co_return;
+    std::vector<schemas::Event> started;
+    for (const auto& [domain, rs] : groups) {
+      std::vector<std::string> addrs;
+      for (const auto* r : rs)
+        addrs.push_back(r->address);
+      started.push_back(schemas::make_event(
+          q.account, kActor,
+          schemas::DeliveryAttempted{q.id, addrs, relay() ? o.relay_host : domain, attempt}));
+    }
+    if (!(co_await store.execute(std::move(started), Store::Wait::durable, false))) {
+      spdlog::warn("outbound: the log does not take attempts; retrying in 5 s");
+      co_await sleep(std::chrono::seconds(5));
+      co_return;
+    }
+    std::vector<std::pair<const QueueRecipient*, Result>> results;
+    for (const auto& [domain, rs] : groups) {
+      std::vector<std::string> addrs;
+      for (const auto* r : rs)
+        addrs.push_back(r->address);
+      std::vector<Result> out;
+      if (!body) {
+        out.assign(rs.size(), Result{Result::Kind::deferred, "",
+                                     "451 4.3.0 The message body is not in the store yet"});
+      } else {
+        out = co_await deliver_group(q, domain, addrs, *body);
+      }
+      if (stopping) co_return;  // tried again after the restart
+      for (std::size_t i = 0; i < rs.size(); ++i)
+        results.emplace_back(rs[i], out[i]);
+    }
+    // One event per outcome, host and reply.
+    const std::int64_t now = now_ms();
+    const std::int64_t next = now + backoff_ms(o.outbound, attempt);
+    const bool expire = next > q.expires_ms;
+    std::map<std::tuple<int, std::string, std::string>, std::vector<std::string>> grouped;
+    std::vector<std::pair<const QueueRecipient*, Result>> failed;
+    for (const auto& [r, res] : results) {
+      int kind = static_cast<int>(res.kind);
+      if (res.kind == Result::Kind::deferred && expire) kind = 3;
+      grouped[{kind, res.host, res.reply}].push_back(r->address);
+      if (res.kind == Result::Kind::bounced || kind == 3) failed.emplace_back(r, res);
+    }
+    std::vector<schemas::Event> events;
+    for (const auto& [key, who] : grouped) {
+      const auto& [kind, host, reply] = key;
+      schemas::Body b;
+      switch (kind) {
+        case 0:
+          b = schemas::Delivered{q.id, who, host, reply};
+          break;
+        case 1:
+          b = schemas::Deferred{q.id, who, host, reply, next};
+          break;
+        case 2:
+          b = schemas::Bounced{q.id, who, host, reply};
+          break;
+        default:
+          b = schemas::Expired{q.id, who, "queue lifetime exceeded; last: " + reply};
+          break;
+      }
+      events.push_back(schemas::make_event(q.account, kActor, std::move(b)));
+    }
+    if (body) {
+      for (auto& e : bounce(q, *body, failed))
+        events.push_back(std::move(e));
+    }
+    // Applied before the entry may be taken again (the loop reads the view).
+    if (!(co_await store.execute(std::move(events), Store::Wait::applied, false))) {
+      spdlog::warn("outbound: the outcome of {} is not logged; it will be tried again", q.id.str());
+      co_await sleep(std::chrono::seconds(5));
+    }
+  }
+
+  awaitable<void> loop() {
+    const auto limit = static_cast<std::size_t>(o.outbound.concurrency);
+    while (!stopping) {
+      if (in_flight.size() < limit) {
+        for (auto& q : store.due(now_ms(), limit * 2)) {
+          if (in_flight.size() >= limit) break;
+          if (!in_flight.insert(q.id).second) continue;
+          asio::co_spawn(io, deliver(std::move(q)), [](std::exception_ptr e) {
+            if (!e) return;
+            try {
+              std::rethrow_exception(e);
+            } catch (const std::exception& x) {
+              spdlog::error("outbound: a delivery failed: {}", x.what());
+            }
+          });
+        }
+      }
+      wake.expires_after(std::chrono::seconds(1));
+      boost::system::error_code ec;
+      co_await wake.async_wait(asio::redirect_error(use_awaitable, ec));
+    }
+  }
+};
+
+Worker::Worker(Store& store, WorkerOptions options)
+    : impl_(std::make_shared<Impl>(store, std::move(options))) {}
+
+Worker::~Worker() {
+  stop();
+}
+
+void Worker::start() {
+  auto& i = *impl_;
+  i.resolver = std::make_unique<Resolver>(i.io, i.o.outbound.resolvers);
+  i.guard.emplace(i.io.get_executor());
+  std::weak_ptr<Impl> weak = impl_;
+  i.subscription = i.store.subscribe(projections::kOutboundQueue, [weak] {
+    if (auto self = weak.lock()) asio::post(self->io, [self] { self->wake.cancel(); });
+  });
+  asio::co_spawn(i.io, i.loop(), [](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      spdlog::error("outbound: the delivery loop stopped: {}", x.what());
+    }
+  });
+  i.thread = std::thread([self = impl_] { self->io.run(); });
+  spdlog::info("outbound: delivering {}",
+               i.relay() ? "through " + i.o.relay_host : std::string("to MX hosts"));
+}
+
+void Worker::stop() {
+  if (!impl_ || !impl_->thread.joinable()) return;
+  impl_->subscription.reset();
+  asio::post(impl_->io, [self = impl_] {
+    self->stopping = true;
+    self->wake.cancel();
+  });
+  impl_->guard.reset();
+  // In-flight attempts end at their next step (stopping) or deadline;
+  // the io_context is stopped after a grace period.
+  std::thread killer([self = impl_] {
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    self->io.stop();
+  });
+  impl_->thread.join();
+  killer.join();
+}
+
+}  // namespace a3::delivery

@@ -1,0 +1,73 @@
+"""A receiving SMTP server playing a remote domain's mail host in the
+outbound tests: Debian's aiosmtpd (run with /usr/bin/python3, which sees
+Debian's packages), on a loopback address and port.
+
+What it answers depends on the recipient's local part:
+  defer-N...   451 4.7.1 for the first N attempts, then accepted
+  reject...    550 5.1.1 at RCPT
+  dataerr...   554 5.6.0 at the end of DATA
+  anything     250
+Every accepted message is written to DIR as <n>.eml (the envelope as
+X-Test-* header lines first), so a test reads what arrived.
+
+usage: /usr/bin/python3 remote_mta.py HOST PORT DIR [--no-starttls]
+"""
+import asyncio
+import os
+import re
+import sys
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+
+class Handler:
+    def __init__(self, directory):
+        self.directory = directory
+        self.attempts = {}
+        self.count = 0
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        local = address.split("@")[0]
+        m = re.match(r"defer-(\d+)", local)
+        if m:
+            n = self.attempts.get(address, 0) + 1
+            self.attempts[address] = n
+            if n <= int(m.group(1)):
+                return "451 4.7.1 Greylisted, try again later"
+        if local.startswith("reject"):
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if any(r.split("@")[0].startswith("dataerr") for r in envelope.rcpt_tos):
+            return "554 5.6.0 Message refused"
+        self.count += 1
+        path = os.path.join(self.directory, "%d.eml" % self.count)
+        with open(path + ".tmp", "wb") as f:
+            f.write(b"X-Test-Mail-From: <%s>\r\n" % envelope.mail_from.encode())
+            for r in envelope.rcpt_tos:
+                f.write(b"X-Test-Rcpt-To: <%s>\r\n" % r.encode())
+            f.write(envelope.original_content or envelope.content)
+        os.rename(path + ".tmp", path)
+        return "250 2.0.0 Ok: queued as %d" % self.count
+
+
+def main():
+    host, port, directory = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    os.makedirs(directory, exist_ok=True)
+    handler = Handler(directory)
+    controller = Controller(handler, hostname=host, port=port, server_hostname="mx.test",
+                            decode_data=False, enable_SMTPUTF8=True)
+    controller.start()
+    print("listening", flush=True)
+    try:
+        asyncio.get_event_loop().run_forever()
+    except KeyboardInterrupt:
+        pass
+    controller.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""Outbound delivery end to end: submission with AUTH queues mail for other
+domains; the worker finds their MX hosts through a real DNS server
+(Debian's unbound, local zones, on loopback) and delivers to receiving
+servers (aiosmtpd) on other loopback addresses; 4xx are retried, 5xx and
+DNS failures bounce with an RFC 3464 report into the sender's INBOX; the
+queue survives a SIGKILL; the MX port never relays."""
+import email
+import glob
+import os
+import signal
+import smtplib
+import subprocess
+import tempfile
+import time
+import unittest
+
+from mailtest import MailServer, ctl, free_port, inbox_count, tls_client
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def start_dns(directory, port, mx_port):
+    """unbound answering for the test domains only (everything else is
+    NXDOMAIN: it never asks the internet)."""
+    conf = os.path.join(directory, "unbound.conf")
+    zones = {
+        "example.net": ["example.net. MX 10 mx1.example.net.", "mx1.example.net. A 127.0.0.2"],
+        # Two MX hosts: the preferred one refuses connections.
+        "backup.example": ["backup.example. MX 5 dead.backup.example.",
+                           "backup.example. MX 20 live.backup.example.",
+                           "dead.backup.example. A 127.0.0.9",
+                           "live.backup.example. A 127.0.0.2"],
+        "reject.example": ["reject.example. MX 10 mx.reject.example.",
+                           "mx.reject.example. A 127.0.0.3"],
+        "nullmx.example": ['nullmx.example. MX 0 .'],
+        # No MX: the domain's own address is its mail host.
+        "implicit.example": ["implicit.example. A 127.0.0.2"],
+        "down.example": ["down.example. MX 10 mx.down.example.", "mx.down.example. A 127.0.0.5"],
+    }
+    lines = ["server:", "  interface: 127.0.0.1@%d" % port, "  port: %d" % port,
+             "  do-daemonize: no", '  username: ""', '  chroot: ""', '  pidfile: ""',
+             "  directory: \"%s\"" % directory, "  use-syslog: no", "  do-ip6: no",
+             "  access-control: 127.0.0.0/8 allow", '  module-config: "iterator"',
+             '  local-zone: "." static']
+    for zone, data in zones.items():
+        lines.append('  local-zone: "%s." static' % zone)
+        lines += ['  local-data: "%s"' % d for d in data]
+    lines += ["remote-control:", "  control-enable: no"]
+    with open(conf, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    proc = subprocess.Popen(["unbound", "-d", "-c", conf], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        r = subprocess.run(["python3", "-c", "import socket,sys;s=socket.socket(socket.AF_INET,"
+                            "socket.SOCK_DGRAM);s.settimeout(0.2);"
+                            "s.sendto(bytes.fromhex('1234010000010000000000000765786d706c65036e65740000010001'),"
+                            "('127.0.0.1',%d));s.recv(512)" % port], capture_output=True)
+        if r.returncode == 0:
+            return proc
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("unbound did not start: %s" % proc.stderr.read().decode())
+
+
+def start_mta(address, port, directory):
+    proc = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "remote_mta.py"), address,
+                             str(port), directory], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"listening", proc.stderr.read()
+    return proc
+
+
+def arrived(directory, rcpt, timeout=30):
+    """The message that `directory`'s server accepted for `rcpt`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for path in sorted(glob.glob(os.path.join(directory, "*.eml"))):
+            with open(path, "rb") as f:
+                data = f.read()
+            if b"X-Test-Rcpt-To: <%s>" % rcpt.encode() in data:
+                return data
+        time.sleep(0.1)
+    raise AssertionError("nothing arrived for %s" % rcpt)
+
+
+class OutboundTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work = tempfile.TemporaryDirectory(prefix="a3-outbound-")
+        cls.dns_port, cls.mx_port = free_port(), free_port()
+        cls.dns = start_dns(cls.work.name, cls.dns_port, cls.mx_port)
+        cls.mx1_dir = os.path.join(cls.work.name, "mx1")
+        cls.reject_dir = os.path.join(cls.work.name, "reject")
+        cls.down_dir = os.path.join(cls.work.name, "down")
+        cls.mtas = [start_mta("127.0.0.2", cls.mx_port, cls.mx1_dir),
+                    start_mta("127.0.0.3", cls.mx_port, cls.reject_dir)]
+        cls.mx, cls.submission = free_port(), free_port()
+        outbound = ('[outbound]\nresolvers = ["127.0.0.1@%d"]\nmx_port = %d\n'
+                    'retry_initial_s = 1\nretry_max_s = 2\nconnect_timeout_s = 5\n'
+                    % (cls.dns_port, cls.mx_port))
+        cls.server = MailServer("a3-outbound-d-", [("smtp", cls.mx), ("submission", cls.submission)],
+                                ["alice"], "started:", outbound=outbound)
+        cls.config = cls.server.config
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.server.daemon.proc.poll() is not None:
+            print(cls.server.daemon.output())
+        cls.server.stop()
+        for p in cls.mtas + [cls.dns]:
+            p.terminate()
+            p.wait(10)
+        cls.work.cleanup()
+
+    def submit(self, to, body=None, **kw):
+        body = body or b"Subject: outbound test\r\nMessage-ID: <t@example.test>\r\n\r\nHello.\r\n"
+        with smtplib.SMTP("127.0.0.1", self.submission, timeout=10) as s:
+            s.starttls(context=tls_client())
+            s.login("alice@example.test", "pw")
+            return s.sendmail("alice@example.test", to, body, **kw)
+
+    def events(self, kind):
+        out = ctl(self.config, "log", "dump", "--json").stdout.decode()
+        return [line for line in out.splitlines() if '"kind":"%s"' % kind in line]
+
+    def wait_queue_empty(self, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            out = ctl(self.config, "queue", "list").stdout.decode()
+            if out.strip().endswith("0 message(s) queued"):
+                return
+            time.sleep(0.2)
+        raise AssertionError("the queue did not empty: " + out)
+
+    def dsn_in_inbox(self, before, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline and inbox_count(self.config, "alice@example.test") <= before:
+            time.sleep(0.2)
+        n = inbox_count(self.config, "alice@example.test")
+        self.assertGreater(n, before, "no bounce arrived")
+        raw = ctl(self.config, "account", "message", "alice@example.test", str(n)).stdout
+        return email.message_from_bytes(raw)
+
+    def test_delivered_to_the_mx_host(self):
+        self.submit(["bob@example.net"])
+        data = arrived(self.mx1_dir, "bob@example.net")
+        self.assertIn(b"X-Test-Mail-From: <alice@example.test>", data)
+        self.assertIn(b"Subject: outbound test", data)
+        self.assertIn(b"Received: from ", data)
+        self.wait_queue_empty()
+        delivered = self.events("Delivered")
+        self.assertTrue(any("bob@example.net" in e and "250 2.0.0" in e for e in delivered))
+        self.assertTrue(self.events("DeliveryAttempted"))
+
+    def test_next_mx_when_the_preferred_one_is_down_and_implicit_mx(self):
+        self.submit(["carol@backup.example", "dave@implicit.example"])
+        arrived(self.mx1_dir, "carol@backup.example")
+        arrived(self.mx1_dir, "dave@implicit.example")
+        self.wait_queue_empty()
+
+    def test_greylisting_is_retried(self):
+        self.submit(["defer-1@example.net"])
+        arrived(self.mx1_dir, "defer-1@example.net", timeout=30)
+        self.assertTrue(any("defer-1@example.net" in e and "451 4.7.1" in e
+                            for e in self.events("Deferred")))
+
+    def test_refused_recipient_bounces_with_a_dsn_to_the_sender(self):
+        before = inbox_count(self.config, "alice@example.test")
+        with smtplib.SMTP("127.0.0.1", self.submission, timeout=10) as s:
+            s.starttls(context=tls_client())
+            s.login("alice@example.test", "pw")
+            s.sendmail("alice@example.test", ["reject-me@reject.example"],
+                       b"Subject: will bounce\r\n\r\nbody\r\n", mail_options=["ENVID=QQ+2B1"],
+                       rcpt_options=["NOTIFY=FAILURE", "ORCPT=rfc822;Reject-Me+2Bx@reject.example"])
+        dsn = self.dsn_in_inbox(before)
+        self.assertEqual(dsn.get_content_type(), "multipart/report")
+        self.assertEqual(dsn.get_param("report-type"), "delivery-status")
+        status = [p for p in dsn.walk() if p.get_content_type() == "message/delivery-status"]
+        self.assertTrue(status)
+        text = status[0].as_string()
+        self.assertIn("Final-Recipient: rfc822; reject-me@reject.example", text)
+        self.assertIn("Status: 5.1.1", text)
+        self.assertIn("Action: failed", text)
+        self.assertIn("Original-Recipient: rfc822;Reject-Me+x@reject.example", text)
+        self.assertIn("Original-Envelope-Id: QQ+1", text)
+        self.assertIn("Remote-MTA: dns; mx.reject.example", text)
+        self.assertIn("550 5.1.1", text)
+        original = [p for p in dsn.walk() if p.get_content_type() == "message/rfc822"]
+        self.assertTrue(original, "RET=FULL by default: the message comes back")
+        self.assertIn("will bounce", original[0].as_string())
+        self.assertTrue(self.events("Bounced"))
+
+    def test_dns_failures_bounce_with_their_reason(self):
+        before = inbox_count(self.config, "alice@example.test")
+        self.submit(["x@nosuch.example"])
+        dsn = self.dsn_in_inbox(before).as_string()
+        self.assertIn("Status: 5.1.2", dsn)
+        before += 1
+        self.submit(["y@nullmx.example"])
+        dsn = self.dsn_in_inbox(before).as_string()
+        self.assertIn("Status: 5.1.10", dsn)
+
+    def test_notify_never_sends_no_bounce(self):
+        before = inbox_count(self.config, "alice@example.test")
+        with smtplib.SMTP("127.0.0.1", self.submission, timeout=10) as s:
+            s.starttls(context=tls_client())
+            s.login("alice@example.test", "pw")
+            s.sendmail("alice@example.test", ["reject-quiet@reject.example"], b"Subject: q\r\n\r\nq\r\n",
+                       rcpt_options=["NOTIFY=NEVER"])
+        deadline = time.time() + 15
+        while time.time() < deadline and not any("reject-quiet" in e for e in self.events("Bounced")):
+            time.sleep(0.2)
+        self.assertTrue(any("reject-quiet" in e for e in self.events("Bounced")))
+        time.sleep(1)
+        self.assertEqual(inbox_count(self.config, "alice@example.test"), before, "NOTIFY=NEVER")
+
+    def test_the_mx_port_never_relays(self):
+        with smtplib.SMTP("127.0.0.1", self.mx, timeout=10) as s:
+            s.ehlo("spammer.example")
+            s.mail("spammer@example.org")
+            code, text = s.rcpt("victim@example.net")
+            self.assertEqual(code, 550, text)
+
+    def test_queue_survives_sigkill_and_delivers_when_the_server_comes_back(self):
+        self.submit(["eve@down.example"])
+        deadline = time.time() + 15
+        while time.time() < deadline and not any("eve@down.example" in e
+                                                  for e in self.events("Deferred")):
+            time.sleep(0.2)
+        self.assertTrue(any("eve@down.example" in e for e in self.events("Deferred")))
+        listing = ctl(self.config, "queue", "list").stdout.decode()
+        self.assertIn("eve@down.example", ctl(self.config, "queue", "list", "--json").stdout.decode())
+        self.server.daemon.proc.send_signal(signal.SIGKILL)
+        self.server.daemon.proc.wait(10)
+        mta = start_mta("127.0.0.5", self.mx_port, self.down_dir)
+        self.mtas.append(mta)
+        from test_daemon import Daemon
+        self.server.daemon = Daemon(self.config)
+        self.server.daemon.wait_for("started:")
+        arrived(self.down_dir, "eve@down.example", timeout=30)
+        self.assertTrue(listing)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
