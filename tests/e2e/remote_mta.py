@@ -10,15 +10,20 @@ What it answers depends on the recipient's local part:
 Every accepted message is written to DIR as <n>.eml (the envelope as
 X-Test-* header lines first), so a test reads what arrived.
 
-usage: /usr/bin/python3 remote_mta.py HOST PORT DIR [--no-starttls]
+With --relay CERT KEY USER:PASS it plays a smarthost instead: STARTTLS
+required, then AUTH PLAIN/LOGIN with those credentials only; the login used
+is recorded as an X-Test-Auth line.
+
+usage: /usr/bin/python3 remote_mta.py HOST PORT DIR [--relay CERT KEY USER:PASS]
 """
 import asyncio
 import os
 import re
+import ssl
 import sys
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Handler:
@@ -47,6 +52,9 @@ class Handler:
         path = os.path.join(self.directory, "%d.eml" % self.count)
         with open(path + ".tmp", "wb") as f:
             f.write(b"X-Test-Mail-From: <%s>\r\n" % envelope.mail_from.encode())
+            login = getattr(session, "test_login", None)
+            if login:
+                f.write(b"X-Test-Auth: %s\r\n" % login)
             for r in envelope.rcpt_tos:
                 f.write(b"X-Test-Rcpt-To: <%s>\r\n" % r.encode())
             f.write(envelope.original_content or envelope.content)
@@ -58,8 +66,24 @@ def main():
     host, port, directory = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     os.makedirs(directory, exist_ok=True)
     handler = Handler(directory)
+    extra = {}
+    if len(sys.argv) > 4 and sys.argv[4] == "--relay":
+        cert, key, creds = sys.argv[5], sys.argv[6], sys.argv[7]
+        user, password = creds.split(":", 1)
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(cert, key)
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = (isinstance(auth_data, LoginPassword) and auth_data.login == user.encode()
+                  and auth_data.password == password.encode())
+            if ok:
+                session.test_login = auth_data.login
+            return AuthResult(success=ok)
+
+        extra = dict(tls_context=tls, require_starttls=True, authenticator=authenticator,
+                     auth_required=True, auth_require_tls=True)
     controller = Controller(handler, hostname=host, port=port, server_hostname="mx.test",
-                            decode_data=False, enable_SMTPUTF8=True)
+                            decode_data=False, enable_SMTPUTF8=True, **extra)
     controller.start()
     print("listening", flush=True)
     try:

@@ -241,5 +241,45 @@ class OutboundTest(unittest.TestCase):
         self.assertTrue(listing)
 
 
+class RelayTest(unittest.TestCase):
+    """The deployment guide's smarthost: everything goes to relay_host, with
+    STARTTLS and AUTH whose password comes from the environment."""
+
+    def test_everything_goes_through_the_relay_with_auth(self):
+        work = tempfile.TemporaryDirectory(prefix="a3-relay-")
+        self.addCleanup(work.cleanup)
+        from mailtest import make_cert
+        make_cert(work.name)
+        port, submission = free_port(), free_port()
+        relay_dir = os.path.join(work.name, "relay")
+        relay = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "remote_mta.py"),
+                                  "127.0.0.6", str(port), relay_dir, "--relay",
+                                  os.path.join(work.name, "cert.pem"),
+                                  os.path.join(work.name, "key.pem"), "relayuser:s3cret"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert relay.stdout.readline().strip() == b"listening", relay.stderr.read()
+        self.addCleanup(relay.wait, 10)
+        self.addCleanup(relay.terminate)
+        os.environ["A3_RELAY_PASSWORD"] = "s3cret"
+        self.addCleanup(os.environ.pop, "A3_RELAY_PASSWORD")
+        server = MailServer("a3-relay-d-", [("submission", submission)], ["alice"], "started:",
+                            outbound='[outbound]\nresolvers = ["127.0.0.1@9"]\n'
+                                     '[smtp]\nrelay_host = "127.0.0.6"\nrelay_port = %d\n'
+                                     'relay_auth = true\nrelay_username = "relayuser"\n' % port)
+        self.addCleanup(server.stop)
+        with smtplib.SMTP("127.0.0.1", submission, timeout=10) as s:
+            s.starttls(context=tls_client())
+            s.login("alice@example.test", "pw")
+            s.sendmail("alice@example.test", ["zed@anywhere.example", "yan@elsewhere.example"],
+                       b"Subject: via relay\r\n\r\nrelayed\r\n")
+        data = arrived(relay_dir, "zed@anywhere.example")
+        self.assertIn(b"X-Test-Rcpt-To: <yan@elsewhere.example>", data, "one transaction")
+        self.assertIn(b"X-Test-Auth: relayuser", data)
+        self.assertIn(b"Subject: via relay", data)
+        log = ctl(server.config, "log", "dump", "--json").stdout.decode()
+        self.assertNotIn("s3cret", log, "credentials never reach the log")
+        self.assertIn('"kind":"Delivered"', log)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
