@@ -294,6 +294,7 @@ Config parse(std::string_view text, const fs::path& file) {
     s.integer("max_queue_lifetime_s", c.outbound.max_queue_lifetime_s, 1, 30 * 86400);
     s.integer("connect_timeout_s", c.outbound.connect_timeout_s, 1, 600);
     s.integer("command_timeout_s", c.outbound.command_timeout_s, 1, 3600);
+    s.integer("data_timeout_s", c.outbound.data_timeout_s, 1, 3600);
     s.integer("max_connections_per_destination", c.outbound.max_connections_per_destination, 1,
               1000);
     s.integer("concurrency", c.outbound.concurrency, 1, 10000);

@@ -99,6 +99,7 @@ struct Outbound {
   int max_queue_lifetime_s = 5 * 86400;       // then it bounces (Expired)
   int connect_timeout_s = 30;
   int command_timeout_s = 300;  // RFC 5321 4.5.3.2
+  int data_timeout_s = 600;     // the reply to the end of data (4.5.3.2.6)
   int max_connections_per_destination = 10;
   int concurrency = 50;                  // deliveries in flight at once
   std::vector<std::string> require_tls;  // domains delivered to only over TLS

@@ -326,9 +326,9 @@ awaitable<TransactionResult> transact(Connection& c, const Server& server, const
       co_return result;
     }
   }
-  // RFC 5321 4.5.3.2.6: ten minutes for the final reply.
-  co_await c.write(dot_stuff(*m.body), std::max(t, 600));
-  const Reply end = co_await c.reply(std::max(t, 600));
+  // RFC 5321 4.5.3.2.6: ten minutes for the final reply by default.
+  co_await c.write(dot_stuff(*m.body), o.data_timeout_s);
+  const Reply end = co_await c.reply(o.data_timeout_s);
   for (auto& r : result.recipients)
     if (r.ok()) r = end;
   co_await c.write("QUIT\r\n", t);

@@ -24,6 +24,7 @@ struct ClientOptions {
   std::string helo;  // our hostname
   int connect_timeout_s = 30;
   int command_timeout_s = 300;
+  int data_timeout_s = 600;  // the final reply (RFC 5321 4.5.3.2.6: 10 minutes)
   bool require_tls = false;
   // AUTH PLAIN after STARTTLS (a relay); never over plaintext.
   std::string auth_user, auth_password;

@@ -195,6 +195,7 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
     opts.helo = o.hostname;
     opts.connect_timeout_s = o.outbound.connect_timeout_s;
     opts.command_timeout_s = o.outbound.command_timeout_s;
+    opts.data_timeout_s = o.outbound.data_timeout_s;
     opts.require_tls = require_tls(domain);
     opts.auth_user = relay() ? o.relay_user : "";
     opts.auth_password = relay() ? o.relay_password : "";

@@ -6,6 +6,10 @@ What it answers depends on the recipient's local part:
   defer-N...   451 4.7.1 for the first N attempts, then accepted
   reject...    550 5.1.1 at RCPT
   dataerr...   554 5.6.0 at the end of DATA
+  garbage...   a reply that is not SMTP at the end of DATA
+  huge...      a reply of 200 continuation lines at the end of DATA
+  drop...      the connection closed instead of the final reply
+  stall...     no final reply for 60 s
   anything     250
 Every accepted message is written to DIR as <n>.eml (the envelope as
 X-Test-* header lines first), so a test reads what arrived.
@@ -46,8 +50,18 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        if any(r.split("@")[0].startswith("dataerr") for r in envelope.rcpt_tos):
+        local = envelope.rcpt_tos[0].split("@")[0] if envelope.rcpt_tos else ""
+        if local.startswith("dataerr"):
             return "554 5.6.0 Message refused"
+        if local.startswith("garbage"):
+            return "hello there, this is no SMTP reply"
+        if local.startswith("huge"):
+            return "\r\n".join(["250-" + "x" * 900] * 200 + ["250 ok"])
+        if local.startswith("drop"):
+            server.transport.close()
+            return "250 never sent"
+        if local.startswith("stall"):
+            await asyncio.sleep(60)
         self.count += 1
         path = os.path.join(self.directory, "%d.eml" % self.count)
         with open(path + ".tmp", "wb") as f:

@@ -97,7 +97,7 @@ class OutboundTest(unittest.TestCase):
         cls.mx, cls.submission = free_port(), free_port()
         outbound = ('[outbound]\nresolvers = ["127.0.0.1@%d"]\nmx_port = %d\n'
                     'retry_initial_s = 1\nretry_max_s = 2\nconnect_timeout_s = 5\n'
-                    % (cls.dns_port, cls.mx_port))
+                    'command_timeout_s = 3\ndata_timeout_s = 3\n' % (cls.dns_port, cls.mx_port))
         cls.server = MailServer("a3-outbound-d-", [("smtp", cls.mx), ("submission", cls.submission)],
                                 ["alice"], "started:", outbound=outbound)
         cls.config = cls.server.config
@@ -213,6 +213,38 @@ class OutboundTest(unittest.TestCase):
         self.assertTrue(any("reject-quiet" in e for e in self.events("Bounced")))
         time.sleep(1)
         self.assertEqual(inbox_count(self.config, "alice@example.test"), before, "NOTIFY=NEVER")
+
+    def test_bad_remote_replies_defer_and_keep_the_message(self):
+        """A reply that is not SMTP, one too long, a connection dropped or a
+        server stalled before the final reply: each is a deferral with its
+        reason (the message stays queued: it may or may not have arrived),
+        never a crash or a bounce."""
+        cases = {"garbage-1@example.net": "malformed reply",
+                 "huge-1@example.net": "reply too long",
+                 "drop-1@example.net": "",
+                 "stall-1@example.net": "timed out"}
+        for rcpt in cases:
+            self.submit([rcpt])
+        deadline = time.time() + 30
+        deferred = []
+        while time.time() < deadline:
+            deferred = self.events("Deferred")
+            if all(any(r in e for e in deferred) for r in cases):
+                break
+            time.sleep(0.3)
+        for rcpt, why in cases.items():
+            mine = [e for e in deferred if rcpt in e]
+            self.assertTrue(mine, rcpt)
+            self.assertIn(why, mine[0])
+        self.assertFalse([e for e in self.events("Bounced") if "-1@example.net" in e])
+        listing = ctl(self.config, "queue", "list", "--json").stdout.decode()
+        for rcpt in cases:
+            self.assertIn(rcpt, listing)
+        for line in listing.splitlines():
+            if any(r in line for r in cases):
+                qid = line.split('"id":"')[1].split('"')[0]
+                self.assertEqual(ctl(self.config, "queue", "delete", qid).returncode, 0)
+        self.assertEqual(self.server.daemon.proc.poll(), None, "the daemon is still running")
 
     def test_the_mx_port_never_relays(self):
         with smtplib.SMTP("127.0.0.1", self.mx, timeout=10) as s:
