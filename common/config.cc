@@ -299,6 +299,25 @@ Config parse(std::string_view text, const fs::path& file) {
               1000);
     s.integer("concurrency", c.outbound.concurrency, 1, 10000);
     s.strings("require_tls", c.outbound.require_tls);
+    if (const toml::node* n = s.take("dkim")) {
+      const auto* arr = n->as_array();
+      if (!arr) s.fail("dkim", n, "expected an array of tables ([[outbound.dkim]])");
+      int i = 0;
+      for (const auto& e : *arr) {
+        if (!e.is_table()) s.fail("dkim", &e, "expected a table");
+        Section d(file, fmt::format("outbound.dkim[{}]", i++), e.as_table());
+        DkimKey k;
+        d.string("domain", k.domain);
+        d.string("selector", k.selector);
+        d.path("private_key", k.private_key);
+        d.one_of("algorithm", k.algorithm, {"rsa-sha256", "ed25519-sha256"});
+        if (k.domain.empty()) d.fail_key("domain", "is required");
+        if (k.selector.empty()) d.fail_key("selector", "is required");
+        if (k.private_key.empty()) d.fail_key("private_key", "is required (a PEM file)");
+        d.finish();
+        c.outbound.dkim.push_back(std::move(k));
+      }
+    }
     s.finish();
   }
   {
@@ -356,6 +375,8 @@ Config parse(std::string_view text, const fs::path& file) {
   resolve(c.store.path, c.server.data_dir / "view");
   resolve(c.tls.certificate, {});
   resolve(c.tls.private_key, {});
+  for (auto& k : c.outbound.dkim)
+    resolve(k.private_key, {});
   if (!c.logging.file.empty()) resolve(c.logging.file, {});
   return c;
 }

@@ -88,6 +88,14 @@ struct Smtp {
   std::string relay_password;  // default: $A3_RELAY_PASSWORD
 };
 
+// A DKIM signing key (RFC 6376): mail from `domain` is signed with it.
+struct DkimKey {
+  std::string domain;
+  std::string selector;
+  std::filesystem::path private_key;     // PEM
+  std::string algorithm = "rsa-sha256";  // or "ed25519-sha256" (RFC 8463)
+};
+
 // Outbound delivery (docs/outbound.md).
 struct Outbound {
   bool enabled = true;  // queue mail for other domains from authenticated clients
@@ -103,6 +111,7 @@ struct Outbound {
   int max_connections_per_destination = 10;
   int concurrency = 50;                  // deliveries in flight at once
   std::vector<std::string> require_tls;  // domains delivered to only over TLS
+  std::vector<DkimKey> dkim;             // [[outbound.dkim]]
 };
 
 struct Imap {

@@ -130,6 +130,12 @@ std::vector<schemas::Event> delivery_events(
     for (const auto& r : envelope.outbound)
       q.recipients.push_back({r.to.str(), r.notify, r.orcpt});
     q.raw = received_header(msg.envelope, ctx, envelope.outbound.front().to.str());
+    // RFC 6376: signed once, here, so that every retry sends the same bytes.
+    if (staged) {
+      if (ctx.staged_signature) q.raw += *ctx.staged_signature;
+    } else if (ctx.dkim) {
+      if (auto sig = ctx.dkim->sign(signing_domain(envelope), msg.data)) q.raw += *sig;
+    }
     if (!staged) q.raw += msg.data;
     if (staged) {
       q.staged =
@@ -178,6 +184,11 @@ std::vector<schemas::Event> delivery_events(
     }
   }
   return out;
+}
+
+std::string signing_domain(const Envelope& env) {
+  if (!env.mail_from || env.mail_from->null) return "";
+  return ascii::lower(env.mail_from->mailbox.domain);
 }
 
 std::string outbound_account(const DeliveryContext& ctx) {

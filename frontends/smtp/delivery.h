@@ -11,6 +11,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "delivery/dkim.h"
 #include "frontends/net/staged.h"
 #include "frontends/smtp/session.h"
 #include "projections/store.h"
@@ -49,7 +50,15 @@ struct DeliveryContext {
   schemas::Protocol protocol = schemas::Protocol::smtp;
   std::int64_t now_ms = 0;
   std::int64_t queue_lifetime_ms = 5ll * 86400 * 1000;  // outbound: then Expired
+  // Signs what is queued for other domains, when the sender's domain has a
+  // key; a staged message's signature is computed while it streams in.
+  const delivery::DkimSigner* dkim = nullptr;
+  std::optional<std::string> staged_signature{};
 };
+
+// The domain whose DKIM key signs a message: the envelope sender's (""
+// for the null sender: never signed).
+std::string signing_domain(const Envelope& env);
 
 // The partition key of a queued message's events: the submitter's account,
 // or "relay" for a trusted network's client that did not authenticate.

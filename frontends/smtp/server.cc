@@ -42,6 +42,10 @@ struct Server::State {
   // I/O thread.
   asio::thread_pool pool{2};
   std::atomic<std::uint64_t> next_session{1};
+  // Keys are read at start-up: a bad one stops it with the file's name.
+  std::unique_ptr<delivery::DkimSigner> dkim =
+      config.outbound.dkim.empty() ? nullptr
+                                   : std::make_unique<delivery::DkimSigner>(config.outbound.dkim);
 };
 
 namespace {
@@ -63,6 +67,7 @@ class SmtpHandler : public net::Handler {
       // Its message was refused or reset: abandoned (the projector drops
       // the chunks), never carried into the next message.
       stream_.reset();
+      signing_.reset();
       carry_ = std::string();
     }
     if (session_.in_message() && session_.buffered_data() >= StagedStream::kChunkBytes) {
@@ -70,7 +75,9 @@ class SmtpHandler : public net::Handler {
         session_.take_data();  // refused at its end anyway: hold nothing
       } else {
         if (!stream_) start_stream();
-        carry_ += session_.take_data();
+        std::string taken = session_.take_data();
+        if (signing_) signing_->feed(taken);
+        carry_ += taken;
         while (carry_.size() >= StagedStream::kChunkBytes) {
           co_await stream_chunk(st_.store, *stream_, chunk_to_,
                                 carry_.substr(0, StagedStream::kChunkBytes), ctx_);
@@ -102,6 +109,11 @@ class SmtpHandler : public net::Handler {
     // would hold too much.
     const std::size_t copies = std::max<std::size_t>(1, message->envelope.accounts.size());
     if (!stream_ && message->data.size() * copies > StagedStream::kChunkBytes) start_stream();
+    if (stream_ && signing_) {
+      signing_->feed(message->data);
+      ctx_.staged_signature = signing_->finish();
+    }
+    signing_.reset();
     if (stream_) {
       std::string rest = std::exchange(carry_, std::string()) + message->data;
       message->data = std::string();
@@ -113,6 +125,7 @@ class SmtpHandler : public net::Handler {
     ctx_.now_ms = now_ms();
     const auto refused = co_await deliver(st_.store, *message, ctx_, stream_ ? &*stream_ : nullptr);
     stream_.reset();
+    ctx_.staged_signature.reset();
     if (refused) {
       spdlog::warn("smtp {}: a message was not delivered ({}); answered {}", ctx_.session_id,
                    projections::to_string(*refused), reply_for(*refused, Stage::data).code);
@@ -156,6 +169,10 @@ class SmtpHandler : public net::Handler {
   void start_stream() {
     stream_.emplace();
     stream_transaction_ = session_.transaction();
+    // A staged message for other domains is signed as it streams in.
+    signing_.reset();
+    if (ctx_.dkim && !session_.envelope().outbound.empty())
+      signing_ = ctx_.dkim->start(signing_domain(session_.envelope()));
     auto keys = session_.envelope().accounts;
     if (!session_.envelope().outbound.empty()) keys.push_back(outbound_account(ctx_));
     chunk_to_ =
@@ -166,6 +183,7 @@ class SmtpHandler : public net::Handler {
   Session& session_;
   DeliveryContext ctx_;
   std::optional<StagedStream> stream_;
+  std::unique_ptr<delivery::DkimSigner::Signing> signing_;
   std::uint64_t stream_transaction_ = 0;  // the session's transaction it belongs to
   std::vector<std::string> chunk_to_;
   std::string carry_;  // taken from the session, less than a chunk
@@ -196,9 +214,10 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   Session session(info, limits, policy);
   const auto protocol =
       listener.protocol == "smtp" ? schemas::Protocol::smtp : schemas::Protocol::submission;
-  SmtpHandler handler(*st, session,
-                      DeliveryContext{cfg.server.hostname, remote_ip, session_id, "", "", protocol,
-                                      0, std::int64_t{cfg.outbound.max_queue_lifetime_s} * 1000});
+  DeliveryContext ctx{cfg.server.hostname, remote_ip, session_id, "", "", protocol, 0};
+  ctx.queue_lifetime_ms = std::int64_t{cfg.outbound.max_queue_lifetime_s} * 1000;
+  ctx.dkim = st->dkim.get();
+  SmtpHandler handler(*st, session, std::move(ctx));
   handler.tls_description_ = [live] { return live->conn.tls_description(); };
   net::DriverOptions options{st->tls,   implicit,   16384,      protocol,
                              remote_ip, session_id, &st->store, &st->throttle};
