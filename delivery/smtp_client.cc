@@ -26,10 +26,20 @@ std::string dot_stuff(const std::string& body) {
   std::string out;
   out.reserve(body.size() + body.size() / 64 + 8);
   bool line_start = true;
-  for (const char c : body) {
+  // RFC 5321 2.3.8: lines end in CRLF only. A bare CR or LF (which BDAT may
+  // have carried in) becomes CRLF, so no receiver can read an end of data
+  // we did not send (SMTP smuggling).
+  for (std::size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (c == '\r' || c == '\n') {
+      out += "\r\n";
+      if (c == '\r' && i + 1 < body.size() && body[i + 1] == '\n') ++i;
+      line_start = true;
+      continue;
+    }
     if (line_start && c == '.') out.push_back('.');
     out.push_back(c);
-    line_start = c == '\n';
+    line_start = false;
   }
   if (!out.empty() && !out.ends_with("\r\n")) out += "\r\n";
   out += ".\r\n";
@@ -49,7 +59,10 @@ struct ProtocolError {
 // deadline that a watchdog enforces by closing the socket.
 class Connection {
  public:
-  Connection(asio::any_io_executor ex) : socket_(ex), timer_(ex) {}
+  explicit Connection(asio::any_io_executor ex) : socket_(ex), timer_(ex) {}
+  ~Connection() { *alive_ = false; }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
 
   awaitable<void> connect(const tcp::endpoint& ep, int timeout_s) {
     arm(timeout_s);
@@ -78,8 +91,12 @@ class Connection {
       const int code = std::stoi(line.substr(0, 3));
       if (r.code != 0 && code != r.code) throw ProtocolError{"inconsistent multiline reply"};
       r.code = code;
-      if (!r.text.empty()) r.text += " / ";
-      r.text += line;
+      r.lines.push_back(line);
+      // Kept whole up to 1 KiB (it goes into events and reports).
+      if (r.text.size() < 1024) {
+        if (!r.text.empty()) r.text += " / ";
+        r.text += line.substr(0, 1024 - std::min<std::size_t>(1024, r.text.size()));
+      }
       if (++lines > kMaxReplyLines) throw ProtocolError{"reply too long"};
       if (line.size() == 3 || line[3] == ' ') break;
     }
@@ -98,25 +115,32 @@ class Connection {
 
   bool tls() const { return tls_.has_value(); }
 
+  // QUIT, best effort: the transaction's outcome is already known, and a
+  // server that hung up first must not turn a delivery into a retry.
+  awaitable<void> quit(int timeout_s) {
+    arm(timeout_s);
+    boost::system::error_code ec;
+    static const std::string kQuit = "QUIT\r\n";
+    if (tls_) {
+      co_await asio::async_write(*tls_, asio::buffer(kQuit),
+                                 asio::redirect_error(use_awaitable, ec));
+    } else {
+      co_await asio::async_write(socket_, asio::buffer(kQuit),
+                                 asio::redirect_error(use_awaitable, ec));
+    }
+  }
+
   void close() {
     boost::system::error_code ec;
     timer_.cancel();
     socket_.close(ec);
   }
 
-  // Closes the socket when the deadline passes (then the pending operation
-  // fails with "operation aborted").
-  void start_watchdog(std::shared_ptr<bool> alive) {
-    timer_.async_wait([this, alive](boost::system::error_code ec) {
-      if (!*alive) return;
-      if (ec == asio::error::operation_aborted) {
-        if (!closing_) start_watchdog(alive);  // re-armed
-        return;
-      }
-      timed_out_ = true;
-      boost::system::error_code ignored;
-      socket_.close(ignored);
-    });
+  // Starts the watchdog with a first deadline of `timeout_s`: it closes
+  // the socket when a deadline passes (the pending operation then fails).
+  void start_watchdog(int timeout_s) {
+    arm(timeout_s);
+    watch();
   }
   bool timed_out() const { return timed_out_; }
   void stop() {
@@ -126,6 +150,19 @@ class Connection {
 
  private:
   void arm(int timeout_s) { timer_.expires_after(std::chrono::seconds(timeout_s)); }
+
+  void watch() {
+    timer_.async_wait([this, alive = alive_](boost::system::error_code ec) {
+      if (!*alive) return;  // the connection is gone
+      if (ec == asio::error::operation_aborted) {
+        if (!closing_) watch();  // re-armed
+        return;
+      }
+      timed_out_ = true;
+      boost::system::error_code ignored;
+      socket_.close(ignored);
+    });
+  }
 
   awaitable<std::string> read_line() {
     for (;;) {
@@ -154,6 +191,7 @@ class Connection {
   std::string buffered_;
   bool timed_out_ = false;
   bool closing_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // false once destroyed
 };
 
 struct Extensions {
@@ -163,18 +201,8 @@ struct Extensions {
 
 Extensions parse_ehlo(const Reply& r) {
   Extensions e;
-  std::string_view text = r.text;
-  std::size_t pos = 0;
-  bool first = true;
-  while (pos <= text.size()) {
-    auto end = text.find(" / ", pos);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = text.substr(pos, end - pos);
-    pos = end + 3;
-    if (first) {  // the greeting line
-      first = false;
-      continue;
-    }
+  for (std::size_t i = 1; i < r.lines.size(); ++i) {  // after the greeting line
+    const std::string_view line = r.lines[i];
     if (line.size() < 4) continue;
     const std::string kw = ascii::upper(line.substr(4));
     if (kw == "PIPELINING") e.pipelining = true;
@@ -223,8 +251,10 @@ TransactionResult failed(int code, std::string text, bool try_next = true) {
   return r;
 }
 
+// `body_sent` is set once the message's bytes started to go: from then on
+// a failure leaves the outcome unknown (the server may have taken it).
 awaitable<TransactionResult> transact(Connection& c, const Server& server, const ClientOptions& o,
-                                      ssl::context& tls, const Outgoing& m) {
+                                      ssl::context& tls, const Outgoing& m, bool& body_sent) {
   const int t = o.command_timeout_s;
   Reply greeting = co_await c.reply(t);
   if (!greeting.ok()) co_return failed(greeting.code, greeting.text);
@@ -296,7 +326,7 @@ awaitable<TransactionResult> transact(Connection& c, const Server& server, const
     const Reply data = co_await c.reply(t);
     if (!mail_reply.ok()) co_return failed(mail_reply.code, mail_reply.text, false);
     if (accepted == 0) {
-      co_await c.write("QUIT\r\n", t);
+      co_await c.quit(t);
       co_return result;
     }
     if (data.code != 354) {
@@ -315,7 +345,7 @@ awaitable<TransactionResult> transact(Connection& c, const Server& server, const
       accepted += result.recipients[i].ok() ? 1 : 0;
     }
     if (accepted == 0) {
-      co_await c.write("QUIT\r\n", t);
+      co_await c.quit(t);
       co_return result;
     }
     co_await c.write("DATA\r\n", t);
@@ -327,11 +357,12 @@ awaitable<TransactionResult> transact(Connection& c, const Server& server, const
     }
   }
   // RFC 5321 4.5.3.2.6: ten minutes for the final reply by default.
+  body_sent = true;
   co_await c.write(dot_stuff(*m.body), o.data_timeout_s);
   const Reply end = co_await c.reply(o.data_timeout_s);
   for (auto& r : result.recipients)
     if (r.ok()) r = end;
-  co_await c.write("QUIT\r\n", t);
+  co_await c.quit(t);
   co_return result;
 }
 
@@ -344,25 +375,25 @@ awaitable<TransactionResult> send_message(const Server& server, const ClientOpti
   const auto address = asio::ip::make_address(server.address, ec);
   if (ec) co_return failed(0, "not an IP address: " + server.address);
   Connection c(ex);
-  auto alive = std::make_shared<bool>(true);
-  c.start_watchdog(alive);
+  c.start_watchdog(options.connect_timeout_s);
   TransactionResult result;
   std::string error;
+  bool body_sent = false;
   try {
     co_await c.connect(tcp::endpoint(address, server.port), options.connect_timeout_s);
-    result = co_await transact(c, server, options, tls, message);
+    result = co_await transact(c, server, options, tls, message, body_sent);
   } catch (const ProtocolError& e) {
     error = e.why;
   } catch (const boost::system::system_error& e) {
     error = c.timed_out() ? "timed out" : e.code().message();
   }
-  *alive = false;
   c.stop();
   c.close();
   if (!error.empty()) {
-    // Cut off before the final reply: what the server did is unknown, so
-    // the message is tried again (delivered at most once more).
-    co_return failed(0, fmt::format("{}: {}", server.label(), error));
+    // Cut off after the body went: what the server did is unknown. The
+    // message is tried again later (delivered at most once more), never at
+    // once on the next server (which could make two copies now).
+    co_return failed(0, fmt::format("{}: {}", server.label(), error), !body_sent);
   }
   co_return result;
 }

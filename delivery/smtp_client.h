@@ -42,7 +42,8 @@ struct Outgoing {
 // did not get as far as its RCPT (then `session_failed`).
 struct Reply {
   int code = 0;      // 2xx, 4xx, 5xx; 0 when no server answered
-  std::string text;  // the reply as received (lines joined by " / "), or why none
+  std::string text;  // the reply as received (lines joined by " / ", at most 1 KiB), or why none
+  std::vector<std::string> lines{};  // every line (EHLO's extensions)
   bool permanent() const { return code >= 500; }
   bool ok() const { return code >= 200 && code < 300; }
 };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <optional>
 #include <set>
@@ -14,6 +15,7 @@
 
 #include "common/ascii.h"
 #include "common/clock.h"
+#include "common/sha256.h"
 #include "delivery/dsn.h"
 #include "delivery/resolver.h"
 #include "delivery/smtp_client.h"
@@ -102,9 +104,19 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
   asio::ssl::context tls{asio::ssl::context::tls_client};
   asio::steady_timer wake{io};
   Store::Subscription subscription;
-  std::set<schemas::Uuid> in_flight;
+  // The entries being delivered. Shared with the deliveries' frames: after
+  // stop() gave up waiting, frames destroyed with the io_context only see
+  // `closed` and touch nothing else.
+  struct Flight {
+    std::set<schemas::Uuid> ids;
+    bool closed = false;
+  };
+  std::shared_ptr<Flight> flight = std::make_shared<Flight>();
   std::map<std::string, int> active;  // connections per destination
   bool stopping = false;
+  std::mutex ran_mu;
+  std::condition_variable ran_cv;
+  bool ran_out = false;  // io.run() returned
 
   bool relay() const { return !o.relay_host.empty(); }
 
@@ -197,6 +209,11 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
     opts.command_timeout_s = o.outbound.command_timeout_s;
     opts.data_timeout_s = o.outbound.data_timeout_s;
     opts.require_tls = require_tls(domain);
+    if (relay()) {
+      // Through a relay, TLS is required when any recipient's domain asks.
+      for (const auto& r : rcpts)
+        opts.require_tls = opts.require_tls || require_tls(domain_of(r));
+    }
     opts.auth_user = relay() ? o.relay_user : "";
     opts.auth_password = relay() ? o.relay_password : "";
     Outgoing m{q.mail_from, rcpts, &body, q.eightbit, q.smtputf8};
@@ -256,31 +273,44 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
     // A local sender gets it in the INBOX; others through the queue, from <>.
     if (auto account = store.account_for_address(ascii::lower(q.mail_from))) {
       if (auto inbox = store.mailbox(*account, "INBOX")) {
-        out.push_back(schemas::make_event(
+        schemas::Event e = schemas::make_event(
             *account, kActor,
-            schemas::MessageAppended{inbox->id, dsn, d.now_ms, {}, std::nullopt, std::nullopt}));
+            schemas::MessageAppended{inbox->id, dsn, d.now_ms, {}, std::nullopt, std::nullopt});
+        const auto h = sha256(fmt::format("dsn-local\n{}\n{}", q.id.str(), q.attempts + 1));
+        std::copy(h.begin(), h.begin() + 16, e.id.bytes.begin());
+        e.id.bytes[6] = static_cast<std::uint8_t>(0x80 | (e.id.bytes[6] & 0x0f));
+        e.id.bytes[8] = static_cast<std::uint8_t>(0x80 | (e.id.bytes[8] & 0x3f));
+        out.push_back(std::move(e));
         return out;
       }
     }
     schemas::OutboundQueued n;
-    n.queue_id = schemas::Uuid::v7();
+    // Derived from the entry and the attempt: a retried write queues it once.
+    const auto h = sha256(fmt::format("dsn\n{}\n{}", q.id.str(), q.attempts + 1));
+    std::copy(h.begin(), h.begin() + 16, n.queue_id.bytes.begin());
+    n.queue_id.bytes[6] = static_cast<std::uint8_t>(0x80 | (n.queue_id.bytes[6] & 0x0f));
+    n.queue_id.bytes[8] = static_cast<std::uint8_t>(0x80 | (n.queue_id.bytes[8] & 0x3f));
     n.mail_from = "";
     n.recipients.push_back({q.mail_from, schemas::notify_never, ""});
     n.raw = dsn;
     n.expires_ms = d.now_ms + std::int64_t{o.outbound.max_queue_lifetime_s} * 1000;
-    out.push_back(schemas::make_event(q.account, kActor, std::move(n)));
+    schemas::Event e = schemas::make_event(q.account, kActor, std::move(n));
+    e.id = std::get<schemas::OutboundQueued>(e.body).queue_id;
+    out.push_back(std::move(e));
     return out;
   }
 
   awaitable<void> deliver(QueueRecord q) {
     struct Done {
       Impl& self;
+      std::shared_ptr<Flight> flight;
       schemas::Uuid id;
       ~Done() {
-        self.in_flight.erase(id);
+        if (flight->closed) return;  // the worker is gone
+        flight->ids.erase(id);
         self.wake.cancel();
       }
-    } done{*this, q.id};
+    } done{*this, flight, q.id};
     const auto body = store.body(q.blob);
     const std::uint32_t attempt = q.attempts + 1;
     // Recipients by destination (one group through a relay).
@@ -314,9 +344,14 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
       } else {
         out = co_await deliver_group(q, domain, addrs, *body);
       }
-      if (stopping) co_return;  // tried again after the restart
       for (std::size_t i = 0; i < rs.size(); ++i)
         results.emplace_back(rs[i], out[i]);
+      if (stopping) break;  // the rest is tried again after the restart
+    }
+    // Stopping: what is known is logged; what was cut short stays due.
+    if (stopping) {
+      std::erase_if(results, [](const auto& r) { return r.second.kind == Result::Kind::deferred; });
+      if (results.empty()) co_return;
     }
     // One event per outcome, host and reply.
     const std::int64_t now = now_ms();
@@ -355,8 +390,16 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
         events.push_back(std::move(e));
     }
     // Applied before the entry may be taken again (the loop reads the view).
-    if (!(co_await store.execute(std::move(events), Store::Wait::applied, false))) {
-      spdlog::warn("outbound: the outcome of {} is not logged; it will be tried again", q.id.str());
+    // If the log does not take them, the same events are tried again (the
+    // projection applies an event id once), never a new attempt: the
+    // remote servers already answered.
+    for (int tries = 0;; ++tries) {
+      const auto r = co_await store.execute(events, Store::Wait::applied, false);
+      if (r) break;
+      if (tries == 0 || tries % 12 == 0)
+        spdlog::warn("outbound: the outcome of {} is not logged yet ({}); trying again", q.id.str(),
+                     r.error().message());
+      if (stopping) co_return;  // durable or not: at most one more delivery
       co_await sleep(std::chrono::seconds(5));
     }
   }
@@ -364,10 +407,10 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
   awaitable<void> loop() {
     const auto limit = static_cast<std::size_t>(o.outbound.concurrency);
     while (!stopping) {
-      if (in_flight.size() < limit) {
+      if (flight->ids.size() < limit) {
         for (auto& q : store.due(now_ms(), limit * 2)) {
-          if (in_flight.size() >= limit) break;
-          if (!in_flight.insert(q.id).second) continue;
+          if (flight->ids.size() >= limit) break;
+          if (!flight->ids.insert(q.id).second) continue;
           asio::co_spawn(io, deliver(std::move(q)), [](std::exception_ptr e) {
             if (!e) return;
             try {
@@ -408,7 +451,12 @@ void Worker::start() {
       spdlog::error("outbound: the delivery loop stopped: {}", x.what());
     }
   });
-  i.thread = std::thread([self = impl_] { self->io.run(); });
+  i.thread = std::thread([self = impl_] {
+    self->io.run();
+    std::lock_guard lock(self->ran_mu);
+    self->ran_out = true;
+    self->ran_cv.notify_all();
+  });
   spdlog::info("outbound: delivering {}",
                i.relay() ? "through " + i.o.relay_host : std::string("to MX hosts"));
 }
@@ -421,14 +469,16 @@ void Worker::stop() {
     self->wake.cancel();
   });
   impl_->guard.reset();
-  // In-flight attempts end at their next step (stopping) or deadline;
-  // the io_context is stopped after a grace period.
-  std::thread killer([self = impl_] {
-    std::this_thread::sleep_for(std::chrono::seconds(2));
-    self->io.stop();
-  });
+  // Deliveries in flight log what they know and end at their next step; the
+  // io_context is stopped if they take longer than a grace period (they are
+  // tried again after the restart: the queue is in the log).
+  {
+    std::unique_lock lock(impl_->ran_mu);
+    if (!impl_->ran_cv.wait_for(lock, std::chrono::seconds(5), [&] { return impl_->ran_out; }))
+      impl_->io.stop();
+  }
   impl_->thread.join();
-  killer.join();
+  impl_->flight->closed = true;
 }
 
 }  // namespace a3::delivery

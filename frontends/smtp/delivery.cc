@@ -73,11 +73,13 @@ std::string received_header(const Envelope& env, const DeliveryContext& ctx,
   std::string tls = ctx.tls.empty() ? "" : fmt::format("\r\n\t(using {})", ctx.tls);
   std::string auth =
       ctx.auth_user.empty() ? "" : fmt::format("\r\n\t(authenticated as {})", ctx.auth_user);
+  const std::string for_clause =
+      for_rcpt.empty() ? std::string() : fmt::format("\r\n\tfor <{}>", for_rcpt);
   return fmt::format(
-      "Received: from {} ([{}]){}{}\r\n\tby {} (A3Mailer) with {} id {}\r\n\tfor <{}>; "
+      "Received: from {} ([{}]){}{}\r\n\tby {} (A3Mailer) with {} id {}{}; "
       "{:%a, %d %b %Y %H:%M:%S} +0000\r\n",
       env.helo.empty() ? "unknown" : env.helo, ctx.remote_ip, tls, auth, ctx.hostname, with,
-      ctx.session_id, for_rcpt, t);
+      ctx.session_id, for_clause, t);
 }
 
 std::vector<schemas::Event> delivery_events(
@@ -129,7 +131,10 @@ std::vector<schemas::Event> delivery_events(
     q.mail_from = from;
     for (const auto& r : envelope.outbound)
       q.recipients.push_back({r.to.str(), r.notify, r.orcpt});
-    q.raw = received_header(msg.envelope, ctx, envelope.outbound.front().to.str());
+    // "for" names the recipient only when there is one (RFC 5321 7.2: a
+    // copy must not show the others, Bcc included).
+    q.raw = received_header(
+        msg.envelope, ctx, envelope.outbound.size() == 1 ? envelope.outbound.front().to.str() : "");
     // RFC 6376: signed once, here, so that every retry sends the same bytes.
     if (staged) {
       if (ctx.staged_signature) q.raw += *ctx.staged_signature;

@@ -304,6 +304,10 @@ max_message_size = 20_000_000
         before = {who: self.count(who) for who in self.users}
         with smtplib.SMTP("127.0.0.1", self.mx, timeout=60) as s:
             s.sendmail("carol@example.net", self.users, body)
+        # 250 means durable; the view shows it a moment later.
+        deadline = time.time() + 20
+        while time.time() < deadline and any(self.count(w) <= before[w] for w in self.users):
+            time.sleep(0.1)
         for who in self.users:
             self.assertEqual(self.count(who), before[who] + 1)
             stored = self.stored(who, before[who] + 1)
