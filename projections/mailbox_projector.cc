@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "common/ascii.h"
+#include "projections/flags.h"
 #include "projections/view/encoding.h"
 
 namespace a3::projections {
@@ -24,34 +25,6 @@ constexpr DefaultMailbox kDefaultMailboxes[] = {
     {"INBOX", ""},        {"Sent", "\\Sent"}, {"Drafts", "\\Drafts"},
     {"Trash", "\\Trash"}, {"Junk", "\\Junk"},
 };
-
-bool has_flag(const std::vector<std::string>& flags, std::string_view f) {
-  for (const auto& x : flags) {
-    if (iequals(x, f)) return true;
-  }
-  return false;
-}
-
-// System flags compare case-insensitively (RFC 9051 2.3.2); \Recent is
-// session state, never stored (RFC 3501 2.3.2). Keywords keep their case;
-// duplicates are dropped.
-std::vector<std::string> normalize_flags(const std::vector<std::string>& in) {
-  std::vector<std::string> out;
-  for (const auto& f : in) {
-    if (f.empty() || iequals(f, "\\Recent") || has_flag(out, f)) continue;
-    static constexpr std::string_view system[] = {"\\Seen", "\\Answered", "\\Flagged", "\\Deleted",
-                                                  "\\Draft"};
-    std::string canon = f;
-    if (f[0] == '\\') {
-      for (auto sys : system) {
-        if (iequals(f, sys)) canon = sys;
-      }
-    }
-    out.push_back(std::move(canon));
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 class Applier {
  public:
@@ -552,11 +525,13 @@ class Applier {
     out_.mailboxes.push_back(kOutboundQueue);
   }
 
-  // Sets the state of the named recipients that are still pending.
-  void settle(view::QueueRecord& q, const std::vector<std::string>& who,
-              view::QueueRecipient::State state, const std::string& reply) {
+  using Rcpt = view::QueueRecipient::State;
+
+  // Sets the state and reply of the named recipients that are still pending.
+  void settle(view::QueueRecord& q, const std::vector<std::string>& who, Rcpt state,
+              const std::string& reply) {
     for (auto& r : q.recipients) {
-      if (r.state != view::QueueRecipient::State::pending) continue;
+      if (r.state != Rcpt::pending) continue;
       if (std::find(who.begin(), who.end(), r.address) == who.end()) continue;
       r.state = state;
       r.reply = reply;
@@ -593,64 +568,69 @@ class Applier {
     save(q);
   }
 
+  // The entry an event names, changed by `change`; an unknown id makes the
+  // event a no-op with its reason.
+  template <typename F>
+  void change_entry(const Uuid& id, F&& change) {
+    auto q = queued(id);
+    if (!q) return fail(OutcomeCode::invalid, "not queued: " + id.str());
+    change(*q);
+  }
+
   void apply(const DeliveryAttempted& e) {
-    auto q = queued(e.queue_id);
-    if (!q) return fail(OutcomeCode::invalid, "not queued: " + e.queue_id.str());
-    q->attempts = std::max(q->attempts, e.attempt);
-    q->last_host = e.host;
-    save(*q);
+    change_entry(e.queue_id, [&](view::QueueRecord& q) {
+      q.attempts = std::max(q.attempts, e.attempt);
+      q.last_host = e.host;
+      save(q);
+    });
   }
 
   void apply(const Delivered& e) {
-    auto q = queued(e.queue_id);
-    if (!q) return fail(OutcomeCode::invalid, "not queued: " + e.queue_id.str());
-    settle(*q, e.recipients, view::QueueRecipient::State::delivered, e.reply);
-    q->last_host = e.host;
-    save_or_finish(*q);
+    change_entry(e.queue_id, [&](view::QueueRecord& q) {
+      settle(q, e.recipients, Rcpt::delivered, e.reply);
+      q.last_host = e.host;
+      save_or_finish(q);
+    });
   }
 
   void apply(const Deferred& e) {
-    auto q = queued(e.queue_id);
-    if (!q) return fail(OutcomeCode::invalid, "not queued: " + e.queue_id.str());
-    for (auto& r : q->recipients) {
-      if (r.state == view::QueueRecipient::State::pending &&
-          std::find(e.recipients.begin(), e.recipients.end(), r.address) != e.recipients.end())
-        r.reply = e.reply;
-    }
-    q->last_host = e.host;
-    q->last_reply = e.reply;
-    reschedule(*q, e.next_attempt_ms);
-    save(*q);
+    change_entry(e.queue_id, [&](view::QueueRecord& q) {
+      settle(q, e.recipients, Rcpt::pending, e.reply);  // still pending, with the reply
+      q.last_host = e.host;
+      q.last_reply = e.reply;
+      reschedule(q, e.next_attempt_ms);
+      save(q);
+    });
   }
 
   void apply(const Bounced& e) {
-    auto q = queued(e.queue_id);
-    if (!q) return fail(OutcomeCode::invalid, "not queued: " + e.queue_id.str());
-    settle(*q, e.recipients, view::QueueRecipient::State::bounced, e.reply);
-    q->last_reply = e.reply;
-    save_or_finish(*q);
+    change_entry(e.queue_id, [&](view::QueueRecord& q) {
+      settle(q, e.recipients, Rcpt::bounced, e.reply);
+      q.last_reply = e.reply;
+      save_or_finish(q);
+    });
   }
 
   void apply(const Expired& e) {
-    auto q = queued(e.queue_id);
-    if (!q) return fail(OutcomeCode::invalid, "not queued: " + e.queue_id.str());
-    settle(*q, e.recipients, view::QueueRecipient::State::expired, e.reply);
-    save_or_finish(*q);
+    change_entry(e.queue_id, [&](view::QueueRecord& q) {
+      settle(q, e.recipients, Rcpt::expired, e.reply);
+      save_or_finish(q);
+    });
   }
 
   void apply(const DeliveryRescheduled& e) {
-    auto q = queued(e.queue_id);
-    if (!q) return fail(OutcomeCode::invalid, "not queued: " + e.queue_id.str());
-    reschedule(*q, e.next_attempt_ms);
-    save(*q);
+    change_entry(e.queue_id, [&](view::QueueRecord& q) {
+      reschedule(q, e.next_attempt_ms);
+      save(q);
+    });
   }
 
   void apply(const OutboundDeleted& e) {
-    auto q = queued(e.queue_id);
-    if (!q) return fail(OutcomeCode::invalid, "not queued: " + e.queue_id.str());
-    for (auto& r : q->recipients)
-      r.state = view::QueueRecipient::State::expired;
-    save_or_finish(*q);
+    change_entry(e.queue_id, [&](view::QueueRecord& q) {
+      for (auto& r : q.recipients)
+        r.state = Rcpt::expired;
+      save_or_finish(q);
+    });
   }
 
   void apply(const AuthSucceeded&) {}

@@ -134,4 +134,18 @@ std::optional<Path> parse_path(std::string_view text, std::string_view& rest, st
   return p;
 }
 
+std::vector<EsmtpParam> esmtp_params(std::string_view text) {
+  std::vector<EsmtpParam> out;
+  text = ascii::trim(text);
+  while (!text.empty()) {
+    const auto sp = text.find(' ');
+    const std::string_view param = text.substr(0, sp);
+    text = sp == std::string_view::npos ? "" : ascii::trim(text.substr(sp + 1));
+    const auto eq = param.find('=');
+    out.push_back({ascii::upper(param.substr(0, eq)),
+                   eq == std::string_view::npos ? std::string_view() : param.substr(eq + 1)});
+  }
+  return out;
+}
+
 }  // namespace a3::smtp

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace a3::smtp {
 
@@ -33,5 +34,14 @@ struct Path {
 // Parses `text` that starts with "<"; sets `rest` to what follows the ">"
 // (the ESMTP parameters). nullopt with `error` set if it is not a valid path.
 std::optional<Path> parse_path(std::string_view text, std::string_view& rest, std::string& error);
+
+// RFC 5321 4.1.2: Mail-parameters / Rcpt-parameters = esmtp-param *(SP
+// esmtp-param), esmtp-param = esmtp-keyword ["=" esmtp-value]. The
+// keywords upper-cased, the values as sent ("" when absent).
+struct EsmtpParam {
+  std::string key;
+  std::string_view value;
+};
+std::vector<EsmtpParam> esmtp_params(std::string_view text);
 
 }  // namespace a3::smtp

@@ -27,15 +27,7 @@ void Session::cmd_mail(std::string_view arg) {
   bool smtputf8 = false, eight_bit = false, ret_headers = false, seen_ret = false;
   std::string envid;
   std::uint64_t declared_size = 0;
-  // RFC 5321 4.1.2: Mail-parameters = esmtp-param *(SP esmtp-param)
-  rest = ascii::trim(rest);
-  while (!rest.empty()) {
-    const auto sp = rest.find(' ');
-    const std::string_view param = rest.substr(0, sp);
-    rest = sp == std::string_view::npos ? "" : ascii::trim(rest.substr(sp + 1));
-    const auto eq = param.find('=');
-    const std::string key = ascii::upper(param.substr(0, eq));
-    const std::string_view value = eq == std::string_view::npos ? "" : param.substr(eq + 1);
+  for (const auto& [key, value] : esmtp_params(rest)) {
     if (key == "SIZE") {
       // RFC 1870: refuse at once what will not fit.
       std::uint64_t size = 0;

@@ -24,14 +24,7 @@ void Session::cmd_rcpt(std::string_view arg) {
   // RFC 3461 4.1, 4.2: NOTIFY and ORCPT.
   std::uint8_t notify = 0;
   std::string orcpt;
-  rest = ascii::trim(rest);
-  while (!rest.empty()) {
-    const auto sp = rest.find(' ');
-    const std::string_view param = rest.substr(0, sp);
-    rest = sp == std::string_view::npos ? "" : ascii::trim(rest.substr(sp + 1));
-    const auto eq = param.find('=');
-    const std::string key = ascii::upper(param.substr(0, eq));
-    const std::string_view value = eq == std::string_view::npos ? "" : param.substr(eq + 1);
+  for (const auto& [key, value] : esmtp_params(rest)) {
     if (key == "NOTIFY") {
       if (notify) return error("501 5.5.4 NOTIFY given twice");
       const std::string v = ascii::upper(value);
