@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <unbound.h>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -88,7 +89,11 @@ Resolver::Resolver(asio::io_context& io, const std::vector<std::string>& forward
   // Answers come through ub_fd; a thread, not a forked process, resolves.
   check(ub_ctx_async(impl_->ctx, 1), "async mode");
   if (forwarders.empty()) {
-    check(ub_ctx_resolvconf(impl_->ctx, nullptr), "reading /etc/resolv.conf");
+    // Without a usable /etc/resolv.conf, libunbound resolves by itself from
+    // the root servers: slower to warm up, never wrong.
+    if (const int r = ub_ctx_resolvconf(impl_->ctx, nullptr); r != 0)
+      spdlog::warn("resolver: /etc/resolv.conf: {}; resolving from the root servers",
+                   ub_strerror(r));
   } else {
     // A forwarder on loopback is what tests (and local caches) use.
     check(ub_ctx_set_option(impl_->ctx, "do-not-query-localhost:", "no"), "do-not-query-localhost");
