@@ -61,6 +61,8 @@ void Session::reset_transaction() {
   data_.clear();
   data_size_ = 0;
   data_too_big_ = data_bare_lf_ = data_long_line_ = false;
+  data_in_header_ = true;
+  data_hops_ = 0;
   line_start_ = true;
 }
 
@@ -183,6 +185,13 @@ void Session::data_line(std::string_view line, bool crlf) {
   if (!crlf || has_bare_cr(line)) data_bare_lf_ = true;
   // RFC 5321 4.5.2: a leading dot was doubled by the client.
   if (line_start_ && line.starts_with(".")) line.remove_prefix(1);
+  if (data_in_header_ && line_start_) {
+    if (line.empty()) {
+      data_in_header_ = false;
+    } else if (ascii::istarts_with(line, "Received:")) {
+      ++data_hops_;
+    }
+  }
   if (data_size_ + line.size() + 2 > limits_.max_message_size) {
     data_too_big_ = true;  // keep reading to the end, storing nothing more
   } else if (!data_too_big_) {
@@ -202,6 +211,8 @@ void Session::finish_message() {
                       limits_.max_text_line));
   } else if (data_bare_lf_ && limits_.reject_bare_lf) {
     reply("550 5.6.0 Message contains a bare CR or LF (RFC 5321 2.3.8)");
+  } else if (data_hops_ > kMaxHops) {
+    reply(fmt::format("554 5.4.6 Too many hops ({} Received: fields): a mail loop?", data_hops_));
   } else {
     pending_ = Message{env_, std::move(data_)};
     state_ = State::awaiting_delivery;
@@ -211,7 +222,8 @@ void Session::finish_message() {
 }
 
 bool Session::data_refused() const {
-  return data_too_big_ || data_long_line_ || (data_bare_lf_ && limits_.reject_bare_lf);
+  return data_too_big_ || data_long_line_ || (data_bare_lf_ && limits_.reject_bare_lf) ||
+         data_hops_ > kMaxHops;
 }
 
 std::string Session::take_data() {

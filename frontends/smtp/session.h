@@ -259,6 +259,11 @@ class Session {
   std::size_t data_size_ = 0;  // of the whole message, taken bytes included
   std::uint64_t transaction_ = 0;
   bool data_too_big_ = false, data_bare_lf_ = false, data_long_line_ = false;
+  // The header of a DATA message so far: Received: fields counted (a mail
+  // loop, RFC 5321 6.3), until the empty line.
+  static constexpr int kMaxHops = 100;  // RFC 5321 6.3 suggests 100
+  bool data_in_header_ = true;
+  int data_hops_ = 0;
   bool line_start_ = true;  // the previous data line ended with CRLF
   std::optional<Message> pending_;
   std::optional<AuthRequest> auth_;

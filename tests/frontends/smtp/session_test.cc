@@ -257,6 +257,28 @@ TEST_F(Smtp, LimitsAreEnforced) {
   EXPECT_EQ(say("MAIL FROM:<j\xc3\xbcrgen@example.net> SMTPUTF8\r\n"), "250 2.1.0 Sender OK\r\n");
 }
 
+// RFC 5321 6.3: more than 100 Received: fields is a loop; 100 is not. Only
+// the header counts (a quoted Received: line in the body is text).
+TEST_F(Smtp, MailLoopsAreRefused) {
+  hello();
+  auto send = [&](int hops, const std::string& body) {
+    say("MAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n");
+    std::string msg;
+    for (int i = 0; i < hops; ++i)
+      msg += "Received: from hop" + std::to_string(i) + ".example by x; Tue, 1 Dec 2026\r\n";
+    return say(msg + "Subject: loop\r\n\r\n" + body + ".\r\n");
+  };
+  const std::string loop = send(101, "x\r\n");
+  EXPECT_NE(loop.find("554 5.4.6 Too many hops"), std::string::npos) << loop;
+  EXPECT_FALSE(session.take_message());
+  std::string body;
+  for (int i = 0; i < 200; ++i)
+    body += "Received: quoted in the body\r\n";
+  const std::string ok = send(100, body);
+  EXPECT_EQ(ok.find("554"), std::string::npos) << ok;
+  EXPECT_TRUE(session.take_message());
+}
+
 TEST_F(Smtp, TooManyRecipientsAndTooBigMessages) {
   limits.max_recipients = 2;
   limits.max_message_size = 2000;
