@@ -299,6 +299,7 @@ Config parse(std::string_view text, const fs::path& file) {
               1000);
     s.integer("concurrency", c.outbound.concurrency, 1, 10000);
     s.strings("require_tls", c.outbound.require_tls);
+    s.boolean("allow_private_destinations", c.outbound.allow_private_destinations);
     if (const toml::node* n = s.take("dkim")) {
       const auto* arr = n->as_array();
       if (!arr) s.fail("dkim", n, "expected an array of tables ([[outbound.dkim]])");

@@ -112,6 +112,10 @@ struct Outbound {
   int concurrency = 50;                  // deliveries in flight at once
   std::vector<std::string> require_tls;  // domains delivered to only over TLS
   std::vector<DkimKey> dkim;             // [[outbound.dkim]]
+  // MX hosts (and domain literals) on loopback, private or link-local
+  // addresses are skipped unless this is set (a loop back to us, or a way
+  // into internal networks); the relay host is always allowed.
+  bool allow_private_destinations = false;
 };
 
 struct Imap {

@@ -75,6 +75,27 @@ std::optional<std::string> literal_address(const std::string& domain) {
   return inner;
 }
 
+// Loopback, private, link-local, unspecified or multicast: not a place a
+// domain's mail host should send us to (a loop back to ourselves, or a way
+// to reach internal services), unless outbound.allow_private_destinations.
+bool internal_address(const std::string& text) {
+  boost::system::error_code ec;
+  auto a = asio::ip::make_address(text, ec);
+  if (ec) return true;
+  if (a.is_v6() && a.to_v6().is_v4_mapped())
+    a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  if (a.is_unspecified() || a.is_loopback() || a.is_multicast()) return true;
+  if (a.is_v4()) {
+    const auto b = a.to_v4().to_bytes();
+    return b[0] == 10 || b[0] == 0 || (b[0] == 172 && (b[1] & 0xf0) == 16) ||
+           (b[0] == 192 && b[1] == 168) || (b[0] == 169 && b[1] == 254) ||
+           (b[0] == 100 && (b[1] & 0xc0) == 64);  // RFC 1918, 3927, 6598
+  }
+  const auto v6 = a.to_v6();
+  const auto b = v6.to_bytes();
+  return v6.is_link_local() || (b[0] & 0xfe) == 0xfc;  // RFC 4291, 4193
+}
+
 // What happened to one recipient in this attempt.
 struct Result {
   enum class Kind { delivered, deferred, bounced } kind = Kind::deferred;
@@ -151,7 +172,11 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
       co_return servers;
     }
     const auto port = static_cast<std::uint16_t>(o.outbound.mx_port);
+    const bool allow_internal = o.outbound.allow_private_destinations;
     if (auto lit = literal_address(domain)) {
+      if (!allow_internal && internal_address(*lit))
+        co_return Result{Result::Kind::bounced, "",
+                         fmt::format("550 5.4.4 {} is not a public address", domain)};
       servers.push_back({domain, *lit, port});
       co_return servers;
     }
@@ -181,8 +206,13 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
         why = fmt::format("{}: {}", h, a.detail);
         continue;
       }
-      for (const auto& addr : a.addresses)
+      for (const auto& addr : a.addresses) {
+        if (!allow_internal && internal_address(addr)) {
+          why = fmt::format("{} is {}, not a public address", h, addr);
+          continue;
+        }
         servers.push_back({h, addr, port});
+      }
     }
     if (servers.empty()) {
       if (mx.status == DnsStatus::nodata && !temporary)

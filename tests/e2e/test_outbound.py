@@ -124,7 +124,9 @@ class OutboundTest(unittest.TestCase):
         cls.rsa_key, cls.rsa_record = make_dkim_key(cls.work.name, "rsa", "rsa")
         outbound = ('[outbound]\nresolvers = ["127.0.0.1@%d"]\nmx_port = %d\n'
                     'retry_initial_s = 1\nretry_max_s = 2\nconnect_timeout_s = 5\n'
-                    'command_timeout_s = 3\ndata_timeout_s = 3\n' % (cls.dns_port, cls.mx_port))
+                    'command_timeout_s = 3\ndata_timeout_s = 3\n'
+                    # The test's MX hosts are loopback addresses.
+                    'allow_private_destinations = true\n' % (cls.dns_port, cls.mx_port))
         outbound += ('[[outbound.dkim]]\ndomain = "example.test"\nselector = "s1"\n'
                      'private_key = "%s"\n' % cls.rsa_key)
         cls.server = MailServer("a3-outbound-d-", [("smtp", cls.mx), ("submission", cls.submission)],
@@ -293,6 +295,31 @@ class OutboundTest(unittest.TestCase):
                 qid = line.split('"id":"')[1].split('"')[0]
                 self.assertEqual(ctl(self.config, "queue", "delete", qid).returncode, 0)
         self.assertEqual(self.server.daemon.proc.poll(), None, "the daemon is still running")
+
+    def test_private_destinations_are_refused_by_default(self):
+        """An MX host on a loopback or private address (a loop back to us, or
+        a way into an internal network) is not used unless configured."""
+        submission = free_port()
+        server = MailServer("a3-private-d-", [("submission", submission)], ["alice"], "started:",
+                            outbound='[outbound]\nresolvers = ["127.0.0.1@%d"]\nmx_port = %d\n'
+                                     'retry_initial_s = 60\n' % (self.dns_port, self.mx_port))
+        self.addCleanup(server.stop)
+        with smtplib.SMTP("127.0.0.1", submission, timeout=10) as s:
+            s.starttls(context=tls_client())
+            s.login("alice@example.test", "pw")
+            s.sendmail("alice@example.test", ["inside@example.net"], b"Subject: x\r\n\r\nx\r\n")
+            s.sendmail("alice@example.test", ["lit@[127.0.0.2]"], b"Subject: y\r\n\r\ny\r\n")
+        deadline = time.time() + 15
+        log = ""
+        while time.time() < deadline:
+            log = ctl(server.config, "log", "dump", "--json").stdout.decode()
+            if '"kind":"Deferred"' in log and '"kind":"Bounced"' in log:
+                break
+            time.sleep(0.2)
+        self.assertIn("is 127.0.0.2, not a public address", log)
+        self.assertIn("[127.0.0.2] is not a public address", log)
+        with self.assertRaises(AssertionError):
+            arrived(self.mx1_dir, "inside@example.net", timeout=1)
 
     def test_the_mx_port_never_relays(self):
         with smtplib.SMTP("127.0.0.1", self.mx, timeout=10) as s:
