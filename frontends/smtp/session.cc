@@ -63,6 +63,7 @@ void Session::reset_transaction() {
   data_too_big_ = data_bare_lf_ = data_long_line_ = false;
   data_in_header_ = true;
   data_hops_ = 0;
+  hop_line_.clear();
   line_start_ = true;
 }
 
@@ -81,6 +82,7 @@ void Session::process() {
     if (state_ == State::bdat) {
       const std::size_t n = std::min(bdat_left_, in_.size() - pos);
       if (data_size_ + n <= limits_.max_message_size) {
+        count_hops(std::string_view(in_).substr(pos, n));
         data_.append(in_, pos, n);
         data_size_ += n;
       } else {
@@ -185,12 +187,9 @@ void Session::data_line(std::string_view line, bool crlf) {
   if (!crlf || has_bare_cr(line)) data_bare_lf_ = true;
   // RFC 5321 4.5.2: a leading dot was doubled by the client.
   if (line_start_ && line.starts_with(".")) line.remove_prefix(1);
-  if (data_in_header_ && line_start_) {
-    if (line.empty()) {
-      data_in_header_ = false;
-    } else if (ascii::istarts_with(line, "Received:")) {
-      ++data_hops_;
-    }
+  if (line_start_) {
+    count_hops(line);
+    count_hops("\n");
   }
   if (data_size_ + line.size() + 2 > limits_.max_message_size) {
     data_too_big_ = true;  // keep reading to the end, storing nothing more
@@ -201,6 +200,24 @@ void Session::data_line(std::string_view line, bool crlf) {
     data_size_ += data_.size() - before;
   }
   line_start_ = crlf;
+}
+
+// Counts the header's Received: fields in message bytes as they come (DATA
+// line by line, BDAT in chunks of any size), until the empty line.
+void Session::count_hops(std::string_view bytes) {
+  for (const char c : bytes) {
+    if (!data_in_header_) return;
+    if (c == '\n') {
+      if (hop_line_.empty()) {
+        data_in_header_ = false;  // the empty line: the body begins
+      } else if (ascii::istarts_with(hop_line_, "Received:")) {
+        ++data_hops_;
+      }
+      hop_line_.clear();
+    } else if (c != '\r') {
+      if (hop_line_.size() < 9) hop_line_.push_back(c);  // enough for "Received:"
+    }
+  }
 }
 
 void Session::finish_message() {

@@ -264,6 +264,8 @@ class Session {
   static constexpr int kMaxHops = 100;  // RFC 5321 6.3 suggests 100
   bool data_in_header_ = true;
   int data_hops_ = 0;
+  std::string hop_line_;  // the start of the header line being read
+  void count_hops(std::string_view bytes);
   bool line_start_ = true;  // the previous data line ended with CRLF
   std::optional<Message> pending_;
   std::optional<AuthRequest> auth_;

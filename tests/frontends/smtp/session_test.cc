@@ -277,6 +277,23 @@ TEST_F(Smtp, MailLoopsAreRefused) {
   const std::string ok = send(100, body);
   EXPECT_EQ(ok.find("554"), std::string::npos) << ok;
   EXPECT_TRUE(session.take_message());
+  session.delivered(true);
+  session.take_output();
+
+  // BDAT: counted across chunks of any size.
+  std::string msg;
+  for (int i = 0; i < 101; ++i)
+    msg += "Received: from hop" + std::to_string(i) + ".example by x; Tue, 1 Dec 2026\r\n";
+  msg += "\r\nbody\r\n";
+  say("MAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.test>\r\n");
+  std::string out;
+  for (std::size_t pos = 0; pos < msg.size(); pos += 7) {
+    const std::string piece = msg.substr(pos, 7);
+    const bool last = pos + 7 >= msg.size();
+    out += say("BDAT " + std::to_string(piece.size()) + (last ? " LAST" : "") + "\r\n" + piece);
+  }
+  EXPECT_NE(out.find("554 5.4.6 Too many hops"), std::string::npos) << out.substr(out.size() - 200);
+  EXPECT_FALSE(session.take_message());
 }
 
 TEST_F(Smtp, TooManyRecipientsAndTooBigMessages) {
