@@ -19,11 +19,15 @@ std::string rfc5322_date(std::int64_t ms) {
   return fmt::format("{:%a, %d %b %Y %H:%M:%S} +0000", t);
 }
 
-// A header field value: no CR or LF (a remote reply cannot add headers).
+// A header field value: printable ASCII only (a remote reply can add no
+// header, and the report stays 7-bit), within the line limit (RFC 5322
+// 2.1.1).
 std::string field(std::string_view v) {
   std::string out;
-  for (const char c : v)
-    out.push_back(c == '\r' || c == '\n' ? ' ' : c);
+  for (const char c : v.substr(0, 900)) {
+    const auto u = static_cast<unsigned char>(c);
+    out.push_back(u >= 0x80 ? '?' : (u < 0x20 || u == 0x7f) ? ' ' : c);
+  }
   return out;
 }
 

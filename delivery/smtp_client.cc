@@ -1,5 +1,6 @@
 #include "delivery/smtp_client.h"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -106,7 +107,10 @@ class Connection {
 
   awaitable<void> start_tls(ssl::context& ctx, const std::string& sni, int timeout_s) {
     tls_.emplace(socket_, ctx);
-    if (!sni.empty() && !ascii::is_digit(sni.front()))
+    // SNI names a host, never an address literal (RFC 6066 3).
+    boost::system::error_code not_ip;
+    asio::ip::make_address(sni, not_ip);
+    if (!sni.empty() && not_ip && sni.front() != '[')
       SSL_set_tlsext_host_name(tls_->native_handle(), sni.c_str());
     arm(timeout_s);
     co_await tls_->async_handshake(ssl::stream_base::client, use_awaitable);
@@ -294,6 +298,12 @@ awaitable<TransactionResult> transact(Connection& c, const Server& server, const
     // A refused login is our configuration's fault: retry, never bounce.
     if (r.code != 235) co_return failed(r.code >= 500 ? 454 : r.code, "AUTH refused: " + r.text);
   }
+  // RFC 6152 3: 8-bit data only to a server that takes it (no conversion).
+  if (m.eightbit && !ext.eightbit &&
+      std::any_of(m.body->begin(), m.body->end(), [](char ch) { return ch & 0x80; }))
+    co_return failed(
+        554, "554 5.6.3 The message has 8-bit data, and the receiving server lacks 8BITMIME",
+        false);
   if (m.smtputf8 && !ext.smtputf8)
     co_return failed(554, "554 5.6.7 The message needs SMTPUTF8, which the receiving server lacks",
                      false);

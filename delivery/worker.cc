@@ -295,8 +295,11 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
                            ? std::atoi(res.reply.substr(0, 3).c_str())
                            : 500;
       std::string host = res.host.substr(0, res.host.find('['));
+      // An expired recipient's last reply was temporary: RFC 3463 5.4.7.
+      const bool expired = res.kind == Result::Kind::deferred;
       d.recipients.push_back({r->address, r->orcpt, "failed",
-                              status_of(std::max(code, 500), res.reply), host, res.reply});
+                              expired ? "5.4.7" : status_of(std::max(code, 500), res.reply), host,
+                              expired ? "delivery time expired; last: " + res.reply : res.reply});
     }
     if (d.recipients.empty()) return out;
     const std::string dsn = make_dsn(d);
@@ -323,6 +326,9 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
     n.mail_from = "";
     n.recipients.push_back({q.mail_from, schemas::notify_never, ""});
     n.raw = dsn;
+    // It carries the original: 8-bit or UTF-8 if that was.
+    n.eightbit = q.eightbit;
+    n.smtputf8 = q.smtputf8;
     n.expires_ms = d.now_ms + std::int64_t{o.outbound.max_queue_lifetime_s} * 1000;
     schemas::Event e = schemas::make_event(q.account, kActor, std::move(n));
     e.id = std::get<schemas::OutboundQueued>(e.body).queue_id;

@@ -80,6 +80,9 @@ void Session::cmd_rcpt(std::string_view arg) {
     case Policy::Rcpt::outbound:
       // The receiving server must speak SMTPUTF8 for a non-ASCII address;
       // that is known only when delivering (a bounce says so then).
+      for (const auto& r : env_.outbound) {
+        if (r.to.str() == path->mailbox.str()) return reply("250 2.1.5 Recipient OK (duplicate)");
+      }
       env_.rcpt_to.push_back(path->mailbox);
       env_.rcpt_account.push_back(SIZE_MAX);  // no local account
       env_.outbound.push_back({path->mailbox, notify, std::move(orcpt)});
