@@ -309,20 +309,14 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
         schemas::Event e = schemas::make_event(
             *account, kActor,
             schemas::MessageAppended{inbox->id, dsn, d.now_ms, {}, std::nullopt, std::nullopt});
-        const auto h = sha256(fmt::format("dsn-local\n{}\n{}", q.id.str(), q.attempts + 1));
-        std::copy(h.begin(), h.begin() + 16, e.id.bytes.begin());
-        e.id.bytes[6] = static_cast<std::uint8_t>(0x80 | (e.id.bytes[6] & 0x0f));
-        e.id.bytes[8] = static_cast<std::uint8_t>(0x80 | (e.id.bytes[8] & 0x3f));
+        e.id = schemas::Uuid::derived(fmt::format("dsn-local\n{}\n{}", q.id.str(), q.attempts + 1));
         out.push_back(std::move(e));
         return out;
       }
     }
     schemas::OutboundQueued n;
     // Derived from the entry and the attempt: a retried write queues it once.
-    const auto h = sha256(fmt::format("dsn\n{}\n{}", q.id.str(), q.attempts + 1));
-    std::copy(h.begin(), h.begin() + 16, n.queue_id.bytes.begin());
-    n.queue_id.bytes[6] = static_cast<std::uint8_t>(0x80 | (n.queue_id.bytes[6] & 0x0f));
-    n.queue_id.bytes[8] = static_cast<std::uint8_t>(0x80 | (n.queue_id.bytes[8] & 0x3f));
+    n.queue_id = schemas::Uuid::derived(fmt::format("dsn\n{}\n{}", q.id.str(), q.attempts + 1));
     n.mail_from = "";
     n.recipients.push_back({q.mail_from, schemas::notify_never, ""});
     n.raw = dsn;

@@ -1,10 +1,12 @@
 #include "schemas/event.h"
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 
 #include <fmt/format.h>
 #include "common/clock.h"
+#include "common/sha256.h"
 
 namespace a3::schemas {
 
@@ -39,6 +41,15 @@ Uuid Uuid::v7() {
   }
   u.bytes[6] = static_cast<std::uint8_t>(0x70 | (u.bytes[6] & 0x0f));
   u.bytes[8] = static_cast<std::uint8_t>(0x80 | (u.bytes[8] & 0x3f));
+  return u;
+}
+
+Uuid Uuid::derived(std::string_view seed) {
+  const auto h = sha256(seed);
+  Uuid u;
+  std::copy(h.begin(), h.begin() + 16, u.bytes.begin());
+  u.bytes[6] = static_cast<std::uint8_t>(0x80 | (u.bytes[6] & 0x0f));  // version 8
+  u.bytes[8] = static_cast<std::uint8_t>(0x80 | (u.bytes[8] & 0x3f));  // variant
   return u;
 }
 

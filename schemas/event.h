@@ -18,6 +18,9 @@ struct Uuid {
   std::array<std::uint8_t, 16> bytes{};
 
   static Uuid v7();  // now, with 74 random bits
+  // A UUIDv8 (RFC 9562) from the SHA-256 of `seed`: the same seed, the same
+  // id (events a retry must not duplicate).
+  static Uuid derived(std::string_view seed);
   static std::optional<Uuid> parse(std::string_view text);
   std::string str() const;  // 8-4-4-4-12 lowercase hex
   bool is_nil() const;

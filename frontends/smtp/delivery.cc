@@ -117,12 +117,9 @@ std::vector<schemas::Event> delivery_events(
     e.at_ms = ctx.now_ms;
     // Deterministic id: the same message for the same account from the same
     // sender is the same event, whatever session carries it.
-    const auto h = sha256(fmt::format(
+    e.id = schemas::Uuid::derived(fmt::format(
         "smtp\n{}\n{}\n{}", account, from,
         std::string_view(reinterpret_cast<const char*>(body_hash.data()), body_hash.size())));
-    std::copy(h.begin(), h.begin() + 16, e.id.bytes.begin());
-    e.id.bytes[6] = static_cast<std::uint8_t>(0x80 | (e.id.bytes[6] & 0x0f));  // UUIDv8 (RFC 9562)
-    e.id.bytes[8] = static_cast<std::uint8_t>(0x80 | (e.id.bytes[8] & 0x3f));
     out.push_back(std::move(e));
   }
   if (!envelope.outbound.empty()) {
@@ -168,12 +165,9 @@ std::vector<schemas::Event> delivery_events(
     std::string recipients;
     for (const auto& r : q.recipients)
       recipients += r.address + "\n";
-    const auto h = sha256(fmt::format(
+    e.id = schemas::Uuid::derived(fmt::format(
         "outbound\n{}\n{}\n{}\n{}", account, from, recipients,
         std::string_view(reinterpret_cast<const char*>(body_hash.data()), body_hash.size())));
-    std::copy(h.begin(), h.begin() + 16, e.id.bytes.begin());
-    e.id.bytes[6] = static_cast<std::uint8_t>(0x80 | (e.id.bytes[6] & 0x0f));
-    e.id.bytes[8] = static_cast<std::uint8_t>(0x80 | (e.id.bytes[8] & 0x3f));
     q.queue_id = e.id;
     e.body = std::move(q);
     out.push_back(std::move(e));
