@@ -88,6 +88,9 @@ Resolver::Resolver(asio::io_context& io, const std::vector<std::string>& forward
   };
   // Answers come through ub_fd; a thread, not a forked process, resolves.
   check(ub_ctx_async(impl_->ctx, 1), "async mode");
+  // A resolver on loopback is common (a local cache, systemd-resolved's
+  // 127.0.0.53, the tests' server): libunbound would refuse to ask it.
+  check(ub_ctx_set_option(impl_->ctx, "do-not-query-localhost:", "no"), "do-not-query-localhost");
   if (forwarders.empty()) {
     // Without a usable /etc/resolv.conf, libunbound resolves by itself from
     // the root servers: slower to warm up, never wrong.
@@ -95,8 +98,6 @@ Resolver::Resolver(asio::io_context& io, const std::vector<std::string>& forward
       spdlog::warn("resolver: /etc/resolv.conf: {}; resolving from the root servers",
                    ub_strerror(r));
   } else {
-    // A forwarder on loopback is what tests (and local caches) use.
-    check(ub_ctx_set_option(impl_->ctx, "do-not-query-localhost:", "no"), "do-not-query-localhost");
     for (const auto& f : forwarders)
       check(ub_ctx_set_fwd(impl_->ctx, f.c_str()), "forwarder " + f);
   }
