@@ -105,6 +105,23 @@ class Section {
     }
   }
 
+  // An array of tables ([[section.key]]): `each` reads one as a Section
+  // named section.key[i], and every key of it must have been taken.
+  template <typename F>
+  void tables(std::string_view key, F&& each) {
+    const toml::node* n = take(key);
+    if (!n) return;
+    const auto* arr = n->as_array();
+    if (!arr) fail(key, n, fmt::format("expected an array of tables ([[{}]])", qualified(key)));
+    int i = 0;
+    for (const auto& e : *arr) {
+      if (!e.is_table()) fail(key, &e, "expected a table");
+      Section t(file_, fmt::format("{}[{}]", qualified(key), i++), e.as_table());
+      each(t);
+      t.finish();
+    }
+  }
+
   // A sub-table; absent is an empty section.
   Section sub(std::string_view key) {
     const toml::node* n = take(key);
@@ -167,35 +184,27 @@ Config parse(std::string_view text, const fs::path& file) {
     s.strings("local_domains", c.server.local_domains);
     s.path("data_dir", c.server.data_dir);
     s.integer("threads", c.server.threads, 0, 256);
-    if (const toml::node* n = s.take("listener")) {
-      const auto* arr = n->as_array();
-      if (!arr) s.fail("listener", n, "expected an array of tables ([[server.listener]])");
-      int i = 0;
-      for (const auto& e : *arr) {
-        if (!e.is_table()) s.fail("listener", &e, "expected a table");
-        Section l(file, fmt::format("server.listener[{}]", i++), e.as_table());
-        Listener out;
-        l.one_of("protocol", out.protocol,
-                 {"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http"});
-        l.string("bind", out.bind);
-        if (out.bind.empty()) l.fail("bind", nullptr, "is required (host:port)");
-        const auto colon = out.bind.rfind(':');
-        if (colon == std::string::npos || colon + 1 == out.bind.size()) {
-          l.fail("bind", e.as_table()->get("bind"), "expected host:port");
-        }
-        std::string tls =
-            out.protocol == "submissions" || out.protocol == "imaps" || out.protocol == "pop3s"
-                ? "implicit"
-            : out.protocol == "http" ? "none"
-                                     : "starttls";
-        l.one_of("tls", tls, {"none", "starttls", "implicit"});
-        out.tls = tls == "implicit"   ? TlsMode::implicit
-                  : tls == "starttls" ? TlsMode::starttls
-                                      : TlsMode::none;
-        l.finish();
-        c.server.listeners.push_back(std::move(out));
+    s.tables("listener", [&](Section& l) {
+      Listener out;
+      l.one_of("protocol", out.protocol,
+               {"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http"});
+      l.string("bind", out.bind);
+      if (out.bind.empty()) l.fail("bind", nullptr, "is required (host:port)");
+      const auto colon = out.bind.rfind(':');
+      if (colon == std::string::npos || colon + 1 == out.bind.size()) {
+        l.fail_key("bind", "expected host:port");
       }
-    }
+      std::string tls =
+          out.protocol == "submissions" || out.protocol == "imaps" || out.protocol == "pop3s"
+              ? "implicit"
+          : out.protocol == "http" ? "none"
+                                   : "starttls";
+      l.one_of("tls", tls, {"none", "starttls", "implicit"});
+      out.tls = tls == "implicit"   ? TlsMode::implicit
+                : tls == "starttls" ? TlsMode::starttls
+                                    : TlsMode::none;
+      c.server.listeners.push_back(std::move(out));
+    });
     s.finish();
   }
   {
@@ -300,25 +309,17 @@ Config parse(std::string_view text, const fs::path& file) {
     s.integer("concurrency", c.outbound.concurrency, 1, 10000);
     s.strings("require_tls", c.outbound.require_tls);
     s.boolean("allow_private_destinations", c.outbound.allow_private_destinations);
-    if (const toml::node* n = s.take("dkim")) {
-      const auto* arr = n->as_array();
-      if (!arr) s.fail("dkim", n, "expected an array of tables ([[outbound.dkim]])");
-      int i = 0;
-      for (const auto& e : *arr) {
-        if (!e.is_table()) s.fail("dkim", &e, "expected a table");
-        Section d(file, fmt::format("outbound.dkim[{}]", i++), e.as_table());
-        DkimKey k;
-        d.string("domain", k.domain);
-        d.string("selector", k.selector);
-        d.path("private_key", k.private_key);
-        d.one_of("algorithm", k.algorithm, {"rsa-sha256", "ed25519-sha256"});
-        if (k.domain.empty()) d.fail_key("domain", "is required");
-        if (k.selector.empty()) d.fail_key("selector", "is required");
-        if (k.private_key.empty()) d.fail_key("private_key", "is required (a PEM file)");
-        d.finish();
-        c.outbound.dkim.push_back(std::move(k));
-      }
-    }
+    s.tables("dkim", [&](Section& d) {
+      DkimKey k;
+      d.string("domain", k.domain);
+      d.string("selector", k.selector);
+      d.path("private_key", k.private_key);
+      d.one_of("algorithm", k.algorithm, {"rsa-sha256", "ed25519-sha256"});
+      if (k.domain.empty()) d.fail_key("domain", "is required");
+      if (k.selector.empty()) d.fail_key("selector", "is required");
+      if (k.private_key.empty()) d.fail_key("private_key", "is required (a PEM file)");
+      c.outbound.dkim.push_back(std::move(k));
+    });
     s.finish();
   }
   {
