@@ -474,33 +474,69 @@ Summary parse(std::string_view raw) {
 
 // The Message-ID header of a raw message (RFC 5322 3.6.4), unfolded, or
 // nullopt. Only the header section is looked at.
-std::optional<std::string> message_id(std::string_view raw) {
+namespace {
+
+// The values of the header fields called `name` (case-insensitive), each
+// unfolded, with the whitespace around it removed. Only the header section
+// is looked at, and at most 256 KiB of it.
+std::vector<std::string> field_values(std::string_view raw, std::string_view name) {
   const auto end = raw.find("\r\n\r\n");
   const std::string_view head = raw.substr(0, std::min(end, std::size_t{256 * 1024}));
+  std::vector<std::string> values;
   std::size_t pos = 0;
   while (pos < head.size()) {
     const auto eol = head.find('\n', pos);
     const std::string_view line = head.substr(pos, eol == std::string_view::npos ? eol : eol - pos);
-    if (line.size() > 11 && ascii::istarts_with(line, "message-id:")) {
-      std::string value(line.substr(11));
-      std::size_t next = eol == std::string_view::npos ? head.size() : eol + 1;
-      while (next < head.size() && (head[next] == ' ' || head[next] == '\t')) {
-        const auto e2 = head.find('\n', next);
-        value += head.substr(next, e2 == std::string_view::npos ? e2 : e2 - next);
-        next = e2 == std::string_view::npos ? head.size() : e2 + 1;
-      }
-      std::string out;
-      for (char c : value) {
-        if (c != '\r' && c != '\n' && !(out.empty() && (c == ' ' || c == '\t'))) out.push_back(c);
-      }
-      while (!out.empty() && (out.back() == ' ' || out.back() == '\t'))
-        out.pop_back();
-      return sanitize_utf8(out.substr(0, 998));
+    pos = eol == std::string_view::npos ? head.size() : eol + 1;
+    if (line.size() <= name.size() || line[name.size()] != ':' || !ascii::istarts_with(line, name))
+      continue;
+    std::string value(line.substr(name.size() + 1));
+    while (pos < head.size() && (head[pos] == ' ' || head[pos] == '\t')) {
+      const auto e2 = head.find('\n', pos);
+      value += head.substr(pos, e2 == std::string_view::npos ? e2 : e2 - pos);
+      pos = e2 == std::string_view::npos ? head.size() : e2 + 1;
     }
-    if (eol == std::string_view::npos) break;
-    pos = eol + 1;
+    std::string out;
+    for (char c : value) {
+      if (c != '\r' && c != '\n' && !(out.empty() && (c == ' ' || c == '\t'))) out.push_back(c);
+    }
+    while (!out.empty() && (out.back() == ' ' || out.back() == '\t'))
+      out.pop_back();
+    values.push_back(std::move(out));
   }
-  return std::nullopt;
+  return values;
+}
+
+void collect_mailboxes(InternetAddressList* list, std::vector<std::string>& out) {
+  const int n = list ? internet_address_list_length(list) : 0;
+  for (int i = 0; i < n; ++i) {
+    InternetAddress* ia = internet_address_list_get_address(list, i);
+    if (INTERNET_ADDRESS_IS_GROUP(ia)) {
+      collect_mailboxes(internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia)), out);
+      continue;
+    }
+    const char* addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
+    out.emplace_back(addr ? addr : "");
+  }
+}
+
+}  // namespace
+
+std::optional<std::string> message_id(std::string_view raw) {
+  auto values = field_values(raw, "message-id");
+  if (values.empty()) return std::nullopt;
+  return sanitize_utf8(values.front().substr(0, 998));
+}
+
+Authors authors(std::string_view raw) {
+  init_gmime();
+  Authors out;
+  for (const auto& value : field_values(raw, "from")) {
+    ++out.fields;
+    GObjectPtr<InternetAddressList> list(internet_address_list_parse(nullptr, value.c_str()));
+    collect_mailboxes(list.p, out.addresses);
+  }
+  return out;
 }
 
 std::optional<std::string> decode_transfer_encoding(std::string_view body,

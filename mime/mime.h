@@ -49,6 +49,15 @@ std::string imap_string(std::string_view s);
 // made valid UTF-8, or nullopt. Only the header section is looked at.
 std::optional<std::string> message_id(std::string_view raw);
 
+// The authors of a message (RFC 5322 3.6.2), for DMARC (RFC 7489 6.6.1):
+// the addr-spec of every mailbox of every From field, group members
+// included, and how many From fields there are.
+struct Authors {
+  int fields = 0;
+  std::vector<std::string> addresses;
+};
+Authors authors(std::string_view raw);
+
 // A part's body with its Content-Transfer-Encoding undone (base64,
 // quoted-printable, uuencode; 7bit/8bit/binary as is), for IMAP BINARY and
 // SEARCH. nullopt for an encoding we do not know (RFC 3516 UNKNOWN-CTE).

@@ -71,13 +71,7 @@ struct BodyEncoder {
     auto id = bytes(b, e.mailbox_id);
     auto raw = b.CreateVector(reinterpret_cast<const std::uint8_t*>(e.raw.data()), e.raw.size());
     auto flags = strings(b, e.flags);
-    Offset<fb::SmtpEnvelope> smtp;
-    if (e.smtp) {
-      const SmtpEnvelope& s = *e.smtp;
-      smtp = fb::CreateSmtpEnvelope(b, b.CreateString(s.mail_from), strings(b, s.rcpt_to),
-                                    b.CreateString(s.helo), b.CreateString(s.remote_ip),
-                                    b.CreateString(s.tls), b.CreateString(s.auth_user));
-    }
+    auto smtp = envelope(e.smtp);
     Offset<fb::StagedBody> staged;
     if (e.staged) {
       const StagedBody& sb = *e.staged;
@@ -127,9 +121,16 @@ struct BodyEncoder {
   }
   Offset<fb::SmtpEnvelope> envelope(const std::optional<SmtpEnvelope>& e) {
     if (!e) return 0;
+    Offset<fb::Authentication> auth;
+    if (const auto& a = e->authentication) {
+      auth = fb::CreateAuthentication(
+          b, b.CreateString(a->spf), b.CreateString(a->spf_domain), b.CreateString(a->dkim),
+          strings(b, a->dkim_domains), b.CreateString(a->dmarc), b.CreateString(a->dmarc_policy),
+          b.CreateString(a->from_domain), b.CreateString(a->disposition));
+    }
     return fb::CreateSmtpEnvelope(b, b.CreateString(e->mail_from), strings(b, e->rcpt_to),
                                   b.CreateString(e->helo), b.CreateString(e->remote_ip),
-                                  b.CreateString(e->tls), b.CreateString(e->auth_user));
+                                  b.CreateString(e->tls), b.CreateString(e->auth_user), auth);
   }
   Offset<fb::StagedBody> staged(const std::optional<StagedBody>& sb) {
     if (!sb) return 0;
@@ -202,6 +203,17 @@ std::vector<std::string> strs(const flatbuffers::Vector<Offset<flatbuffers::Stri
   out.reserve(v->size());
   for (const auto* s : *v)
     out.push_back(str(s));
+  return out;
+}
+
+SmtpEnvelope smtp_envelope(const fb::SmtpEnvelope& s) {
+  SmtpEnvelope out{str(s.mail_from()), strs(s.rcpt_to()), str(s.helo()),
+                   str(s.remote_ip()), str(s.tls()),      str(s.auth_user())};
+  if (const auto* a = s.authentication()) {
+    out.authentication = Authentication{
+        str(a->spf()),   str(a->spf_domain()),   str(a->dkim()),        strs(a->dkim_domains()),
+        str(a->dmarc()), str(a->dmarc_policy()), str(a->from_domain()), str(a->disposition())};
+  }
   return out;
 }
 
@@ -287,10 +299,7 @@ struct BodyDecoder {
           m.raw.assign(reinterpret_cast<const char*>(e->raw()->data()), e->raw()->size());
         m.internal_date_ms = e->internal_date_ms();
         m.flags = strs(e->flags());
-        if (const auto* s = e->smtp()) {
-          m.smtp = SmtpEnvelope{str(s->mail_from()), strs(s->rcpt_to()), str(s->helo()),
-                                str(s->remote_ip()), str(s->tls()),      str(s->auth_user())};
-        }
+        if (const auto* s = e->smtp()) m.smtp = smtp_envelope(*s);
         if (const auto* sb = e->staged()) {
           StagedBody staged{{},           sb->started_ms(), sb->size(),
                             sb->chunks(), sb->last_use(),   str(sb->message_id())};
@@ -390,10 +399,7 @@ struct BodyDecoder {
         q.expires_ms = e->expires_ms();
         q.smtputf8 = e->smtputf8();
         q.eightbit = e->eightbit();
-        if (const auto* s = e->smtp()) {
-          q.smtp = SmtpEnvelope{str(s->mail_from()), strs(s->rcpt_to()), str(s->helo()),
-                                str(s->remote_ip()), str(s->tls()),      str(s->auth_user())};
-        }
+        if (const auto* s = e->smtp()) q.smtp = smtp_envelope(*s);
         out.body = std::move(q);
         return true;
       }

@@ -95,6 +95,19 @@ struct MailboxSubscriptionChanged {
                          const MailboxSubscriptionChanged&) = default;
 };
 
+// SPF, DKIM and DMARC results of a message received on the MX (events.fbs).
+struct Authentication {
+  std::string spf;
+  std::string spf_domain;
+  std::string dkim;
+  std::vector<std::string> dkim_domains;
+  std::string dmarc;
+  std::string dmarc_policy;
+  std::string from_domain;
+  std::string disposition;
+  friend bool operator==(const Authentication&, const Authentication&) = default;
+};
+
 struct SmtpEnvelope {
   std::string mail_from;
   std::vector<std::string> rcpt_to;
@@ -102,6 +115,7 @@ struct SmtpEnvelope {
   std::string remote_ip;
   std::string tls;
   std::string auth_user;
+  std::optional<Authentication> authentication{};
   friend bool operator==(const SmtpEnvelope&, const SmtpEnvelope&) = default;
 };
 

@@ -107,6 +107,18 @@ struct BodyFields {
           .str("remote_ip", e.smtp->remote_ip)
           .str("tls", e.smtp->tls)
           .str("auth_user", e.smtp->auth_user);
+      if (const auto& a = e.smtp->authentication) {
+        Fields r;
+        r.str("spf", a->spf)
+            .str("spf_domain", a->spf_domain)
+            .str("dkim", a->dkim)
+            .strs("dkim_domains", a->dkim_domains)
+            .str("dmarc", a->dmarc)
+            .str("dmarc_policy", a->dmarc_policy)
+            .str("from_domain", a->from_domain)
+            .str("disposition", a->disposition);
+        s.raw("authentication", r.done());
+      }
       f.raw("smtp", s.done());
     }
     if (e.staged) {

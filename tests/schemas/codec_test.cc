@@ -108,6 +108,25 @@ std::vector<Event> sample_events() {
       Expired{fixed_id(0x40), {"carol@example.org"}, "451 4.7.1 Greylisted"},
       DeliveryRescheduled{fixed_id(0x40), 1764000000001},
       OutboundDeleted{fixed_id(0x40), "deleted by the operator"},
+      // Since v5: SPF, DKIM and DMARC results of mail received on the MX.
+      MessageAppended{fixed_id(0x11),
+                      "Authentication-Results: mx.example.test; spf=pass\r\n\r\nbody\r\n",
+                      1764000000000,
+                      {"$Junk"},
+                      SmtpEnvelope{"bob@example.net",
+                                   {"alice@example.test"},
+                                   "mail.example.net",
+                                   "192.0.2.9",
+                                   "",
+                                   "",
+                                   Authentication{"pass",
+                                                  "example.net",
+                                                  "fail",
+                                                  {"example.org"},
+                                                  "fail",
+                                                  "quarantine",
+                                                  "example.net",
+                                                  "quarantine"}}},
   };
   std::vector<Event> out;
   std::uint8_t seed = 1;
