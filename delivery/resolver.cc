@@ -163,20 +163,24 @@ DnsStatus status_of(const Raw& raw, std::string& detail) {
 
 }  // namespace
 
-bool parse_mx_rdata(const unsigned char* data, std::size_t len, MxHost& out) {
-  if (len < 3) return false;
-  out.preference = static_cast<std::uint16_t>(data[0] << 8 | data[1]);
-  out.host.clear();
-  std::size_t i = 2;
+bool parse_name_rdata(const unsigned char* data, std::size_t len, std::string& out) {
+  out.clear();
+  std::size_t i = 0;
   while (i < len) {
     const unsigned n = data[i++];
     if (n == 0) return i == len;
     if (n > 63 || i + n > len) return false;  // compression pointers never appear here
-    if (!out.host.empty()) out.host.push_back('.');
-    out.host.append(reinterpret_cast<const char*>(data + i), n);
+    if (!out.empty()) out.push_back('.');
+    out.append(reinterpret_cast<const char*>(data + i), n);
     i += n;
   }
   return false;
+}
+
+bool parse_mx_rdata(const unsigned char* data, std::size_t len, MxHost& out) {
+  if (len < 3) return false;
+  out.preference = static_cast<std::uint16_t>(data[0] << 8 | data[1]);
+  return parse_name_rdata(data + 2, len - 2, out.host);
 }
 
 asio::awaitable<MxAnswer> Resolver::mx(std::string domain) {

@@ -60,5 +60,8 @@ class Resolver {
 
 // Parses an MX record's RDATA (preference, then the uncompressed name).
 bool parse_mx_rdata(const unsigned char* data, std::size_t len, MxHost& out);
+// A domain name in RDATA (PTR, or after the preference of MX), uncompressed
+// as libunbound hands it over; "" for the root.
+bool parse_name_rdata(const unsigned char* data, std::size_t len, std::string& out);
 
 }  // namespace a3::delivery

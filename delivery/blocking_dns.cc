@@ -1,0 +1,138 @@
+#include "delivery/blocking_dns.h"
+
+#include <poll.h>
+
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <unbound.h>
+
+namespace a3::delivery {
+
+namespace {
+
+struct Outcome {
+  bool done = false;
+  int err = 0;
+  ub_result* result = nullptr;
+};
+
+void on_result(void* data, int err, ub_result* result) {
+  auto* out = static_cast<Outcome*>(data);
+  out->done = true;
+  out->err = err;
+  out->result = result;
+}
+
+}  // namespace
+
+BlockingDns::BlockingDns(std::vector<std::string> forwarders, std::chrono::milliseconds timeout)
+    : forwarders_(std::move(forwarders)), timeout_(timeout) {
+  give_back(borrow());  // a bad forwarder stops the start, not the first message
+}
+
+BlockingDns::~BlockingDns() {
+  for (auto* ctx : idle_)
+    ub_ctx_delete(ctx);
+}
+
+ub_ctx* BlockingDns::borrow() const {
+  {
+    std::lock_guard lock(mutex_);
+    if (!idle_.empty()) {
+      ub_ctx* ctx = idle_.back();
+      idle_.pop_back();
+      return ctx;
+    }
+  }
+  ub_ctx* ctx = ub_ctx_create();
+  if (!ctx) throw std::runtime_error("dns: cannot create a libunbound context");
+  auto check = [ctx](int r, std::string_view what) {
+    if (r == 0) return;
+    ub_ctx_delete(ctx);
+    throw std::runtime_error(fmt::format("dns: {}: {}", what, ub_strerror(r)));
+  };
+  // Answers are waited for with poll() on ub_fd, so that a query has a
+  // deadline; a thread of libunbound's resolves.
+  check(ub_ctx_async(ctx, 1), "async mode");
+  check(ub_ctx_set_option(ctx, "do-not-query-localhost:", "no"), "do-not-query-localhost");
+  if (forwarders_.empty()) {
+    if (const int r = ub_ctx_resolvconf(ctx, nullptr); r != 0)
+      spdlog::warn("dns: /etc/resolv.conf: {}; resolving from the root servers", ub_strerror(r));
+  } else {
+    for (const auto& f : forwarders_)
+      check(ub_ctx_set_fwd(ctx, f.c_str()), "forwarder " + f);
+  }
+  return ctx;
+}
+
+void BlockingDns::give_back(ub_ctx* ctx) const {
+  std::lock_guard lock(mutex_);
+  idle_.push_back(ctx);
+}
+
+BlockingDns::Answer BlockingDns::query(const std::string& name, int type) const {
+  Answer answer;
+  ub_ctx* ctx = borrow();
+  Outcome out;
+  int id = 0;
+  if (ub_resolve_async(ctx, name.c_str(), type, 1, &out, on_result, &id) != 0) {
+    give_back(ctx);
+    return answer;  // temporary
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  while (!out.done) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{ub_fd(ctx), POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) > 0) ub_process(ctx);
+  }
+  if (!out.done) {
+    ub_cancel(ctx, id);  // the callback will not run: `out` may go
+    give_back(ctx);
+    return answer;
+  }
+  give_back(ctx);
+  if (out.err != 0 || !out.result) {
+    if (out.result) ub_resolve_free(out.result);
+    return answer;
+  }
+  const ub_result* r = out.result;
+  if (r->nxdomain) {
+    answer.status = DnsStatus::nxdomain;
+  } else if (r->rcode != 0) {
+    answer.status = DnsStatus::temporary;  // SERVFAIL, REFUSED...
+  } else if (!r->havedata) {
+    answer.status = DnsStatus::nodata;
+  } else {
+    answer.status = DnsStatus::ok;
+    answer.ttl = r->ttl;
+    for (int i = 0; r->data && r->data[i]; ++i)
+      answer.rdata.emplace_back(r->data[i], static_cast<std::size_t>(r->len[i]));
+  }
+  ub_resolve_free(out.result);
+  return answer;
+}
+
+std::string txt_rdata(const std::string& rdata) {
+  std::string out;
+  std::size_t pos = 0;
+  while (pos < rdata.size()) {
+    const std::size_t len = static_cast<unsigned char>(rdata[pos]);
+    out.append(rdata, pos + 1, std::min(len, rdata.size() - pos - 1));
+    pos += 1 + len;
+  }
+  return out;
+}
+
+BlockingDns::Txt BlockingDns::txt(const std::string& name) const {
+  auto a = query(name, kTxt);
+  Txt out{a.status, {}};
+  for (const auto& r : a.rdata)
+    out.records.push_back(txt_rdata(r));
+  return out;
+}
+
+}  // namespace a3::delivery
