@@ -286,6 +286,12 @@ Config parse(std::string_view text, const fs::path& file) {
     }
     if (c.smtp.relay_auth && (c.smtp.relay_username.empty() || c.smtp.relay_password.empty()))
       s.fail_key("relay_auth", "needs relay_username and relay_password (or $A3_RELAY_PASSWORD)");
+    s.boolean("check_spf", c.smtp.check_spf);
+    s.boolean("check_dkim", c.smtp.check_dkim);
+    s.boolean("check_dmarc", c.smtp.check_dmarc);
+    s.boolean("dmarc_reject", c.smtp.dmarc_reject);
+    s.boolean("dmarc_quarantine", c.smtp.dmarc_quarantine);
+    s.integer("check_dns_timeout_s", c.smtp.check_dns_timeout_s, 1, 60);
     s.finish();
   }
   {

@@ -86,6 +86,15 @@ struct Smtp {
   bool relay_auth = false;     // AUTH PLAIN to the relay (after STARTTLS)
   std::string relay_username;  // "${VAR}" takes it from the environment
   std::string relay_password;  // default: $A3_RELAY_PASSWORD
+  // Who sent what the MX port receives (docs/authentication.md): results in
+  // an Authentication-Results header; not for authenticated clients or
+  // [outbound] trusted_networks.
+  bool check_spf = true;
+  bool check_dkim = true;
+  bool check_dmarc = true;
+  bool dmarc_reject = true;      // p=reject: 550 5.7.1 (false: into Junk)
+  bool dmarc_quarantine = true;  // p=quarantine (and reject, unenforced): into Junk
+  int check_dns_timeout_s = 5;   // per DNS query of the checks
 };
 
 // A DKIM signing key (RFC 6376): mail from `domain` is signed with it.

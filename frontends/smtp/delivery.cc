@@ -50,7 +50,8 @@ Policy::Rcpt StorePolicy::check_recipient(const Mailbox& to, bool may_relay,
   const auto inbox = store_.mailbox(account, "INBOX");
   // Just created or being deleted: the view is catching up.
   if (!record || !inbox) return Rcpt::temporary_failure;
-  out = Recipient{account, inbox->id, record->quota_bytes};
+  const auto junk = store_.mailbox(account, "Junk");
+  out = Recipient{account, inbox->id, junk ? junk->id : schemas::Uuid{}, record->quota_bytes};
   // Quotas are checked per recipient here, so one full mailbox does not
   // refuse the message for the others: a full one (or one the declared
   // size would overflow) gets 452, one smaller than the declared size 552.
@@ -102,11 +103,21 @@ std::vector<schemas::Event> delivery_events(
     env.remote_ip = ctx.remote_ip;
     env.tls = ctx.tls;
     env.auth_user = ctx.auth_user;
+    env.authentication = ctx.authentication;
     const std::string first_rcpt = env.rcpt_to.empty() ? account : env.rcpt_to.front();
-    std::string raw = received_header(msg.envelope, ctx, first_rcpt);
+    // RFC 8601 5: the results go above the trace field that names us.
+    std::string raw = ctx.authentication_results + received_header(msg.envelope, ctx, first_rcpt);
     if (!staged) raw += msg.data;
+    // Quarantined by DMARC: into Junk, marked as such (RFC 5788 $Junk).
+    const auto& r = envelope.recipients[a];
+    const bool junk = ctx.quarantine;
     schemas::MessageAppended body{
-        envelope.recipients[a].inbox, std::move(raw), ctx.now_ms, {}, env, std::nullopt};
+        junk && !r.junk.is_nil() ? r.junk : r.inbox,
+        std::move(raw),
+        ctx.now_ms,
+        junk ? std::vector<std::string>{"$Junk"} : std::vector<std::string>{},
+        env,
+        std::nullopt};
     if (staged) {
       body.staged =
           schemas::StagedBody{staged->blob_id, staged->started_ms, staged->size, staged->chunks,

@@ -54,6 +54,12 @@ struct DeliveryContext {
   // key; a staged message's signature is computed while it streams in.
   const delivery::DkimSigner* dkim = nullptr;
   std::optional<std::string> staged_signature{};
+  // Mail received on the MX, when it was checked: the Authentication-Results
+  // header field (prepended), the results for the event, and whether DMARC
+  // files it as junk.
+  std::string authentication_results{};
+  std::optional<schemas::Authentication> authentication{};
+  bool quarantine = false;
 };
 
 // The domain whose DKIM key signs a message: the envelope sender's (""

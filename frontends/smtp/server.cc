@@ -13,6 +13,7 @@
 #include "common/ascii.h"
 #include "common/clock.h"
 #include "common/network.h"
+#include "delivery/authentication.h"
 #include "frontends/net/auth.h"
 #include "frontends/net/conn.h"
 #include "frontends/net/driver.h"
@@ -46,6 +47,24 @@ struct Server::State {
   std::unique_ptr<delivery::DkimSigner> dkim =
       config.outbound.dkim.empty() ? nullptr
                                    : std::make_unique<delivery::DkimSigner>(config.outbound.dkim);
+  // SPF, DKIM and DMARC of what the MX port receives: their DNS lookups
+  // block, so they run here, at most this many messages at once.
+  std::unique_ptr<delivery::Authenticator> authenticator = make_authenticator(config);
+  asio::thread_pool checks{4};
+
+  static std::unique_ptr<delivery::Authenticator> make_authenticator(const config::Config& c) {
+    if (!c.smtp.check_spf && !c.smtp.check_dkim && !c.smtp.check_dmarc) return nullptr;
+    delivery::Authenticator::Options o;
+    o.hostname = c.server.hostname;
+    o.resolvers = c.outbound.resolvers;
+    o.dns_timeout = std::chrono::seconds(c.smtp.check_dns_timeout_s);
+    o.spf = c.smtp.check_spf;
+    o.dkim = c.smtp.check_dkim;
+    o.dmarc = c.smtp.check_dmarc;
+    o.dmarc_reject = c.smtp.dmarc_reject;
+    o.dmarc_quarantine = c.smtp.dmarc_quarantine;
+    return std::make_unique<delivery::Authenticator>(std::move(o));
+  }
 };
 
 namespace {
@@ -56,8 +75,8 @@ namespace {
 // through the store, answered once durable.
 class SmtpHandler : public net::Handler {
  public:
-  SmtpHandler(Server::State& st, Session& session, DeliveryContext ctx)
-      : st_(st), session_(session), ctx_(std::move(ctx)) {}
+  SmtpHandler(Server::State& st, Session& session, DeliveryContext ctx, bool checked)
+      : st_(st), session_(session), ctx_(std::move(ctx)), checked_(checked) {}
 
   std::string greeting() override { return session_.greeting(); }
 
@@ -70,6 +89,7 @@ class SmtpHandler : public net::Handler {
       signing_.reset();
       carry_ = std::string();
     }
+    if (check_ && session_.transaction() != check_transaction_) check_.reset();
     if (session_.in_message() && session_.buffered_data() >= StagedStream::kChunkBytes) {
       if (session_.data_refused()) {
         session_.take_data();  // refused at its end anyway: hold nothing
@@ -77,6 +97,7 @@ class SmtpHandler : public net::Handler {
         if (!stream_) start_stream();
         std::string taken = session_.take_data();
         if (signing_) signing_->feed(taken);
+        check(taken);
         carry_ += taken;
         while (carry_.size() >= StagedStream::kChunkBytes) {
           co_await stream_chunk(st_.store, *stream_, chunk_to_,
@@ -105,6 +126,7 @@ class SmtpHandler : public net::Handler {
     auto message = session_.take_message();
     if (!message) co_return std::nullopt;
     ctx_.tls = tls_description_();
+    check(message->data);
     // Staged when it already is, or when one copy per recipient account
     // would hold too much.
     const std::size_t copies = std::max<std::size_t>(1, message->envelope.accounts.size());
@@ -122,10 +144,31 @@ class SmtpHandler : public net::Handler {
                               rest.substr(pos, StagedStream::kChunkBytes), ctx_);
       }
     }
+    if (check_) {
+      const auto results = co_await authenticate(*message);
+      if (results.disposition == delivery::Disposition::reject) {
+        stream_.reset();  // its chunks are dropped by the projector
+        ctx_.staged_signature.reset();
+        spdlog::info("smtp {}: refused a message from {} ({}; {})", ctx_.session_id, ctx_.remote_ip,
+                     results.reject_reason,
+                     results.header(st_.config.server.hostname).substr(0, 300));
+        co_await run_session(
+            [&] { session_.refused(fmt::format("550 5.7.1 {}", results.reject_reason)); });
+        co_return session_.take_output();
+      }
+      ctx_.authentication_results = results.header(st_.config.server.hostname);
+      ctx_.authentication = results.summary();
+      ctx_.quarantine = results.disposition == delivery::Disposition::quarantine;
+      if (!stream_)
+        message->data = delivery::without_our_results(message->data, st_.config.server.hostname);
+    }
     ctx_.now_ms = now_ms();
     const auto refused = co_await deliver(st_.store, *message, ctx_, stream_ ? &*stream_ : nullptr);
     stream_.reset();
     ctx_.staged_signature.reset();
+    ctx_.authentication_results.clear();
+    ctx_.authentication.reset();
+    ctx_.quarantine = false;
     if (refused) {
       spdlog::warn("smtp {}: a message was not delivered ({}); answered {}", ctx_.session_id,
                    projections::to_string(*refused), reply_for(*refused, Stage::data).code);
@@ -166,6 +209,30 @@ class SmtpHandler : public net::Handler {
     }
   }
 
+  // Feeds the SPF/DKIM/DMARC check of the message coming in, started with
+  // its first bytes, on the MX port for clients that are not trusted.
+  void check(std::string_view bytes) {
+    if (!checked_ || !st_.authenticator || !session_.authenticated_user().empty()) return;
+    if (!check_) {
+      check_ = st_.authenticator->start();
+      check_transaction_ = session_.transaction();
+    }
+    check_->feed(bytes);
+  }
+
+  // The check's DNS lookups block: on the checks pool, then back here.
+  awaitable<delivery::AuthenticationResults> authenticate(const Message& message) {
+    const auto& env = message.envelope;
+    const delivery::Identity who{
+        ctx_.remote_ip, env.helo,
+        env.mail_from && !env.mail_from->null ? env.mail_from->mailbox.str() : std::string()};
+    delivery::AuthenticationResults results;
+    auto* check = check_.get();
+    co_await net::run_on(st_.checks.get_executor(), [&] { results = check->finish(who); });
+    check_.reset();
+    co_return results;
+  }
+
   void start_stream() {
     stream_.emplace();
     stream_transaction_ = session_.transaction();
@@ -186,7 +253,10 @@ class SmtpHandler : public net::Handler {
   std::unique_ptr<delivery::DkimSigner::Signing> signing_;
   std::uint64_t stream_transaction_ = 0;  // the session's transaction it belongs to
   std::vector<std::string> chunk_to_;
-  std::string carry_;  // taken from the session, less than a chunk
+  std::string carry_;   // taken from the session, less than a chunk
+  const bool checked_;  // the MX port, and a client outside the trusted networks
+  std::unique_ptr<delivery::Authenticator::Check> check_;
+  std::uint64_t check_transaction_ = 0;
 };
 
 awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
@@ -217,7 +287,8 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   DeliveryContext ctx{cfg.server.hostname, remote_ip, session_id, "", "", protocol, 0};
   ctx.queue_lifetime_ms = std::int64_t{cfg.outbound.max_queue_lifetime_s} * 1000;
   ctx.dkim = st->dkim.get();
-  SmtpHandler handler(*st, session, std::move(ctx));
+  SmtpHandler handler(*st, session, std::move(ctx),
+                      protocol == schemas::Protocol::smtp && !info.trusted_relay);
   handler.tls_description_ = [live] { return live->conn.tls_description(); };
   net::DriverOptions options{st->tls,   implicit,   16384,      protocol,
                              remote_ip, session_id, &st->store, &st->throttle};
@@ -233,6 +304,7 @@ Server::Server(asio::io_context& io, const config::Config& config, projections::
 Server::~Server() {
   stop();
   state_->pool.join();
+  state_->checks.join();
 }
 
 // Closes the listeners and every connection, each on its own executor, so

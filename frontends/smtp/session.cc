@@ -265,8 +265,12 @@ void Session::delivered(bool durable) {
 }
 
 void Session::not_delivered(projections::errc why) {
+  refused(reply_line(why, Stage::data));
+}
+
+void Session::refused(std::string_view reply_line) {
   if (state_ != State::awaiting_delivery) return;
-  reply(reply_line(why, Stage::data));
+  reply(reply_line);
   reset_transaction();
   state_ = State::command;
   process();

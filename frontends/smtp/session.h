@@ -38,6 +38,7 @@ struct Limits {
 struct Recipient {
   std::string account;
   schemas::Uuid inbox;            // where the message goes
+  schemas::Uuid junk;             // where it goes when DMARC quarantines it (nil: INBOX)
   std::uint64_t quota_bytes = 0;  // 0: unlimited
 };
 
@@ -165,6 +166,8 @@ class Session {
   void delivered(bool durable);
   // The message was not delivered, for this reason (smtp/replies.h).
   void not_delivered(projections::errc why);
+  // The message was refused by a policy, with this reply ("550 5.7.1 ...").
+  void refused(std::string_view reply_line);
 
   // After "220 Ready to start TLS" the caller handshakes; everything received
   // after the STARTTLS line was discarded (RFC 3207 4.2).

@@ -49,6 +49,10 @@ partitions = 8
 brokers = "127.0.0.1:9092"
 topic = "mail"
 properties = { "security.protocol" = "plaintext" }
+[smtp]
+check_spf = false
+dmarc_reject = false
+check_dns_timeout_s = 2
 [logging]
 format = "json"
 )",
@@ -67,6 +71,10 @@ format = "json"
   EXPECT_EQ(c.eventlog.kafka.topic, "mail");
   EXPECT_EQ(c.eventlog.kafka.properties.at("security.protocol"), "plaintext");
   EXPECT_EQ(c.logging.format, "json");
+  EXPECT_FALSE(c.smtp.check_spf);
+  EXPECT_TRUE(c.smtp.check_dkim);
+  EXPECT_FALSE(c.smtp.dmarc_reject);
+  EXPECT_EQ(c.smtp.check_dns_timeout_s, 2);
 }
 
 // Every bad input names the file, the line, the key and the reason.
@@ -81,6 +89,8 @@ TEST(Config, ErrorsNameFileLineKeyAndReason) {
       {"[smtp]\nmax_recipients = \"ten\"\n", "smtp.max_recipients: expected an integer"},
       {"[smtp]\nmax_line_length = 500\n", "smtp.max_line_length: must be between 1000"},
       {"[imap]\nautologout_s = 60\n", "imap.autologout_s: must be between 1800"},
+      {"[smtp]\ncheck_dns_timeout_s = 0\n", "smtp.check_dns_timeout_s: must be between 1 and 60"},
+      {"[smtp]\ncheck_dmarc = \"yes\"\n", "smtp.check_dmarc: expected true or false"},
       {"[[server.listener]]\nprotocol = \"gopher\"\nbind = \"x:1\"\n",
        "server.listener[0].protocol: \"gopher\" is not one of"},
       {"[[server.listener]]\nprotocol = \"smtp\"\nbind = \"nocolon\"\n",
