@@ -147,6 +147,9 @@ class Connection {
     watch();
   }
   bool timed_out() const { return timed_out_; }
+  // A new deadline for what comes next (a kept connection's idle time, or
+  // the next command).
+  void rearm(int timeout_s) { arm(timeout_s); }
   void stop() {
     closing_ = true;
     timer_.cancel();
@@ -255,22 +258,23 @@ TransactionResult failed(int code, std::string text, bool try_next = true) {
   return r;
 }
 
-// `body_sent` is set once the message's bytes started to go: from then on
-// a failure leaves the outcome unknown (the server may have taken it).
-awaitable<TransactionResult> transact(Connection& c, const Server& server, const ClientOptions& o,
-                                      ssl::context& tls, const Outgoing& m, bool& body_sent) {
+// Greeting, EHLO (HELO for an old server), STARTTLS and AUTH: nullopt when
+// the connection is ready for transactions, or why it is not.
+awaitable<std::optional<TransactionResult>> open_session(Connection& c, const Server& server,
+                                                         const ClientOptions& o, ssl::context& tls,
+                                                         Extensions& ext) {
   const int t = o.command_timeout_s;
   Reply greeting = co_await c.reply(t);
   if (!greeting.ok()) co_return failed(greeting.code, greeting.text);
   co_await c.write(fmt::format("EHLO {}\r\n", o.helo), t);
   Reply ehlo = co_await c.reply(t);
-  bool extended = ehlo.ok();
+  const bool extended = ehlo.ok();
   if (!extended) {
     co_await c.write(fmt::format("HELO {}\r\n", o.helo), t);
     ehlo = co_await c.reply(t);
     if (!ehlo.ok()) co_return failed(ehlo.code, ehlo.text);
   }
-  Extensions ext = extended ? parse_ehlo(ehlo) : Extensions{};
+  ext = extended ? parse_ehlo(ehlo) : Extensions{};
   if (ext.starttls) {
     co_await c.write("STARTTLS\r\n", t);
     const Reply r = co_await c.reply(t);
@@ -298,6 +302,18 @@ awaitable<TransactionResult> transact(Connection& c, const Server& server, const
     // A refused login is our configuration's fault: retry, never bounce.
     if (r.code != 235) co_return failed(r.code >= 500 ? 454 : r.code, "AUTH refused: " + r.text);
   }
+  co_return std::nullopt;
+}
+
+// One mail transaction on a ready connection. `body_sent` is set once the
+// message's bytes started to go: from then on a failure leaves the outcome
+// unknown (the server may have taken it). `reusable` is set when the
+// transaction ended with the reply to the end of data, after which the
+// server is ready for the next MAIL (RFC 5321 4.1.1.4).
+awaitable<TransactionResult> transaction(Connection& c, const Extensions& ext,
+                                         const ClientOptions& o, const Outgoing& m, bool& body_sent,
+                                         bool& reusable) {
+  const int t = o.command_timeout_s;
   // RFC 6152 3: 8-bit data only to a server that takes it (no conversion).
   if (m.eightbit && !ext.eightbit &&
       std::any_of(m.body->begin(), m.body->end(), [](char ch) { return ch & 0x80; }))
@@ -335,10 +351,7 @@ awaitable<TransactionResult> transact(Connection& c, const Server& server, const
     }
     const Reply data = co_await c.reply(t);
     if (!mail_reply.ok()) co_return failed(mail_reply.code, mail_reply.text, false);
-    if (accepted == 0) {
-      co_await c.quit(t);
-      co_return result;
-    }
+    if (accepted == 0) co_return result;
     if (data.code != 354) {
       for (auto& r : result.recipients)
         if (r.ok()) r = data;
@@ -354,10 +367,7 @@ awaitable<TransactionResult> transact(Connection& c, const Server& server, const
       result.recipients[i] = co_await c.reply(t);
       accepted += result.recipients[i].ok() ? 1 : 0;
     }
-    if (accepted == 0) {
-      co_await c.quit(t);
-      co_return result;
-    }
+    if (accepted == 0) co_return result;
     co_await c.write("DATA\r\n", t);
     const Reply data = co_await c.reply(t);
     if (data.code != 354) {
@@ -372,40 +382,138 @@ awaitable<TransactionResult> transact(Connection& c, const Server& server, const
   const Reply end = co_await c.reply(o.data_timeout_s);
   for (auto& r : result.recipients)
     if (r.ok()) r = end;
-  co_await c.quit(t);
+  reusable = end.code != 421;  // 421: the server is closing
   co_return result;
 }
 
+// A connection ready for transactions, kept between messages.
+struct Link {
+  explicit Link(asio::any_io_executor ex) : connection(ex) {}
+  Connection connection;
+  Extensions ext;
+  std::chrono::steady_clock::time_point opened = std::chrono::steady_clock::now();
+  int messages = 0;
+};
+
 }  // namespace
 
-awaitable<TransactionResult> send_message(const Server& server, const ClientOptions& options,
-                                          ssl::context& tls, const Outgoing& message) {
+struct ConnectionCache::Idle {
+  std::string key;
+  std::unique_ptr<Link> link;
+};
+
+ConnectionCache::ConnectionCache(CacheLimits limits) : limits_(limits) {}
+
+ConnectionCache::~ConnectionCache() = default;
+
+std::size_t ConnectionCache::idle() const {
+  return idle_.size();
+}
+
+void ConnectionCache::close_all() {
+  closed_ = true;
+  for (auto& i : idle_) {
+    i.link->connection.stop();
+    i.link->connection.close();
+  }
+  idle_.clear();
+}
+
+std::string ConnectionCache::key(const Server& server, const ClientOptions& o) {
+  // The same server with the same demands: TLS required or not, the login.
+  return fmt::format("{}\n{}\n{}\n{}", server.label(), o.require_tls, o.auth_user, o.helo);
+}
+
+awaitable<TransactionResult> ConnectionCache::send(const Server& server,
+                                                   const ClientOptions& options, ssl::context& tls,
+                                                   const Outgoing& message) {
   auto ex = co_await asio::this_coro::executor;
   boost::system::error_code ec;
   const auto address = asio::ip::make_address(server.address, ec);
   if (ec) co_return failed(0, "not an IP address: " + server.address);
-  Connection c(ex);
-  c.start_watchdog(options.connect_timeout_s);
+  const std::string k = key(server, options);
+  const auto now = std::chrono::steady_clock::now();
+  // An idle connection to the same server, still open and young enough.
+  std::unique_ptr<Link> link;
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    const bool stale = it->link->connection.timed_out() ||
+                       now - it->link->opened > std::chrono::seconds(limits_.max_age_s);
+    if (stale) {
+      it->link->connection.stop();
+      it->link->connection.close();
+      it = idle_.erase(it);
+      continue;
+    }
+    if (!link && it->key == k) {
+      link = std::move(it->link);
+      it = idle_.erase(it);
+      continue;
+    }
+    ++it;
+  }
+  const bool reused = link != nullptr;
+  if (!link) link = std::make_unique<Link>(ex);
+  Connection& c = link->connection;
   TransactionResult result;
   std::string error;
-  bool body_sent = false;
+  bool body_sent = false, reusable = false;
   try {
-    co_await c.connect(tcp::endpoint(address, server.port), options.connect_timeout_s);
-    result = co_await transact(c, server, options, tls, message, body_sent);
+    if (reused) {
+      c.rearm(options.command_timeout_s);
+    } else {
+      c.start_watchdog(options.connect_timeout_s);
+      co_await c.connect(tcp::endpoint(address, server.port), options.connect_timeout_s);
+      if (auto refused = co_await open_session(c, server, options, tls, link->ext)) {
+        result = std::move(*refused);
+        co_await c.quit(options.command_timeout_s);
+        c.stop();
+        c.close();
+        co_return result;
+      }
+    }
+    result = co_await transaction(c, link->ext, options, message, body_sent, reusable);
   } catch (const ProtocolError& e) {
     error = e.why;
   } catch (const boost::system::system_error& e) {
     error = c.timed_out() ? "timed out" : e.code().message();
   }
-  c.stop();
-  c.close();
+  // A kept connection the server closed meanwhile (or is closing: 421):
+  // nothing was sent that it took, so the message goes again on a new one.
+  const bool went_away = !error.empty() || (result.session_failed && result.session.code == 421);
+  if (reused && went_away && !body_sent) {
+    c.stop();
+    c.close();
+    co_return co_await send(server, options, tls, message);
+  }
   if (!error.empty()) {
+    c.stop();
+    c.close();
     // Cut off after the body went: what the server did is unknown. The
     // message is tried again later (delivered at most once more), never at
     // once on the next server (which could make two copies now).
     co_return failed(0, fmt::format("{}: {}", server.label(), error), !body_sent);
   }
+  ++link->messages;
+  std::size_t same = 0;
+  for (const auto& i : idle_)
+    same += i.key == k ? 1 : 0;
+  if (!closed_ && reusable && link->messages < limits_.max_messages &&
+      same < limits_.max_idle_per_server && limits_.idle_s > 0) {
+    // Kept: the watchdog closes it when it has been idle too long.
+    c.rearm(limits_.idle_s);
+    idle_.push_back(Idle{k, std::move(link)});
+    co_return result;
+  }
+  co_await c.quit(options.command_timeout_s);
+  c.stop();
+  c.close();
   co_return result;
+}
+
+awaitable<TransactionResult> send_message(const Server& server, const ClientOptions& options,
+                                          ssl::context& tls, const Outgoing& message) {
+  ConnectionCache once(CacheLimits{0, 1, 0, 0});
+  co_return co_await once.send(server, options, tls, message);
 }
 
 }  // namespace a3::delivery

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -61,12 +62,48 @@ struct TransactionResult {
   std::vector<Reply> recipients;  // one per Outgoing::recipients, when !session_failed
 };
 
-// Sends `message` to `server`. `tls`: the client context for STARTTLS
-// (opportunistic unless require_tls; peers are not verified: RFC 7435).
+// Sends `message` to `server` on a connection of its own, closed after.
+// `tls`: the client context for STARTTLS (opportunistic unless
+// require_tls; peers are not verified: RFC 7435).
 boost::asio::awaitable<TransactionResult> send_message(const Server& server,
                                                        const ClientOptions& options,
                                                        boost::asio::ssl::context& tls,
                                                        const Outgoing& message);
+
+// How long connections are kept for the next message to the same server
+// (Postfix's connection cache: a few seconds idle, a bounded age and count).
+struct CacheLimits {
+  int idle_s = 5;                       // closed after this long without a message
+  int max_messages = 100;               // then a new connection
+  int max_age_s = 300;                  // then a new connection
+  std::size_t max_idle_per_server = 4;  // idle connections kept per server
+};
+
+// Connections kept between transactions, one io_context's (not
+// thread-safe): a message to a server with an idle connection goes on it
+// (RFC 5321 4.1.1.4: after the reply to the end of data, the next MAIL), with
+// no new TCP, TLS or AUTH. A kept connection that the server closed
+// meanwhile is replaced transparently: nothing was delivered on it.
+class ConnectionCache {
+ public:
+  explicit ConnectionCache(CacheLimits limits = {});
+  ~ConnectionCache();
+  ConnectionCache(const ConnectionCache&) = delete;
+  ConnectionCache& operator=(const ConnectionCache&) = delete;
+
+  boost::asio::awaitable<TransactionResult> send(const Server& server, const ClientOptions& options,
+                                                 boost::asio::ssl::context& tls,
+                                                 const Outgoing& message);
+  std::size_t idle() const;
+  void close_all();
+
+ private:
+  struct Idle;
+  static std::string key(const Server& server, const ClientOptions& options);
+  CacheLimits limits_;
+  std::vector<Idle> idle_;
+  bool closed_ = false;  // close_all(): nothing is kept any more
+};
 
 // The body as DATA sends it: dot-stuffed, ending in CRLF "." CRLF.
 std::string dot_stuff(const std::string& body);

@@ -124,6 +124,8 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
   std::unique_ptr<Resolver> resolver;
   asio::ssl::context tls{asio::ssl::context::tls_client};
   asio::steady_timer wake{io};
+  // Connections kept for the next message to the same server.
+  ConnectionCache cache;
   Store::Subscription subscription;
   // The entries being delivered. Shared with the deliveries' frames: after
   // stop() gave up waiting, frames destroyed with the io_context only see
@@ -255,7 +257,7 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
         co_await sleep(std::chrono::milliseconds(20));
       if (stopping) break;
       ++active[dest];
-      const TransactionResult t = co_await send_message(s, opts, tls, m);
+      const TransactionResult t = co_await cache.send(s, opts, tls, m);
       --active[dest];
       if (!t.session_failed) {
         std::vector<Result> out;
@@ -496,6 +498,7 @@ void Worker::stop() {
   impl_->subscription.reset();
   asio::post(impl_->io, [self = impl_] {
     self->stopping = true;
+    self->cache.close_all();
     self->wake.cancel();
   });
   impl_->guard.reset();

@@ -11,8 +11,9 @@ What it answers depends on the recipient's local part:
   drop...      the connection closed instead of the final reply
   stall...     no final reply for 60 s
   anything     250
-Every accepted message is written to DIR as <n>.eml (the envelope as
-X-Test-* header lines first), so a test reads what arrived.
+Every accepted message is written to DIR as <n>.eml (the envelope and the
+client's address and port as X-Test-* header lines first), so a test reads
+what arrived, and over how many connections.
 
 With --relay CERT KEY USER:PASS it plays a smarthost instead: STARTTLS
 required, then AUTH PLAIN/LOGIN with those credentials only; the login used
@@ -66,6 +67,8 @@ class Handler:
         path = os.path.join(self.directory, "%d.eml" % self.count)
         with open(path + ".tmp", "wb") as f:
             f.write(b"X-Test-Mail-From: <%s>\r\n" % envelope.mail_from.encode())
+            # The client's address and port: one connection, one peer.
+            f.write(b"X-Test-Peer: %s:%d\r\n" % (session.peer[0].encode(), session.peer[1]))
             login = getattr(session, "test_login", None)
             if login:
                 f.write(b"X-Test-Auth: %s\r\n" % login)

@@ -321,6 +321,29 @@ class OutboundTest(unittest.TestCase):
         with self.assertRaises(AssertionError):
             arrived(self.mx1_dir, "inside@example.net", timeout=1)
 
+    def test_messages_to_one_server_share_a_connection(self):
+        """Like Postfix's connection cache: after the reply to the end of
+        data, the next message to the same server goes on the same
+        connection (no new TCP, TLS or EHLO)."""
+        submission = free_port()
+        server = MailServer("a3-reuse-d-", [("submission", submission)], ["alice"], "started:",
+                            outbound='[outbound]\nresolvers = ["127.0.0.1@%d"]\nmx_port = %d\n'
+                                     'allow_private_destinations = true\n'
+                                     'max_connections_per_destination = 1\n'
+                                     % (self.dns_port, self.mx_port))
+        self.addCleanup(server.stop)
+        rcpts = ["reuse%d@example.net" % i for i in range(4)]
+        with smtplib.SMTP("127.0.0.1", submission, timeout=10) as s:
+            s.starttls(context=tls_client())
+            s.login("alice@example.test", "pw")
+            for r in rcpts:
+                s.sendmail("alice@example.test", [r], b"Subject: %s\r\n\r\nx\r\n" % r.encode())
+        peers = set()
+        for r in rcpts:
+            data = arrived(self.mx1_dir, r)
+            peers.add(data.split(b"X-Test-Peer: ")[1].split(b"\r\n")[0])
+        self.assertEqual(len(peers), 1, peers)
+
     def test_the_mx_port_never_relays(self):
         with smtplib.SMTP("127.0.0.1", self.mx, timeout=10) as s:
             s.ehlo("spammer.example")
