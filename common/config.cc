@@ -315,6 +315,10 @@ Config parse(std::string_view text, const fs::path& file) {
     s.integer("concurrency", c.outbound.concurrency, 1, 10000);
     s.strings("require_tls", c.outbound.require_tls);
     s.boolean("allow_private_destinations", c.outbound.allow_private_destinations);
+    std::vector<std::string> anchors;
+    s.strings("dnssec_trust_anchors", anchors);
+    for (const auto& a : anchors)
+      c.outbound.dnssec_trust_anchors.emplace_back(a);
     s.tables("dkim", [&](Section& d) {
       DkimKey k;
       d.string("domain", k.domain);
@@ -385,6 +389,8 @@ Config parse(std::string_view text, const fs::path& file) {
   resolve(c.tls.private_key, {});
   for (auto& k : c.outbound.dkim)
     resolve(k.private_key, {});
+  for (auto& a : c.outbound.dnssec_trust_anchors)
+    resolve(a, {});
   if (!c.logging.file.empty()) resolve(c.logging.file, {});
   return c;
 }

@@ -125,6 +125,10 @@ struct Outbound {
   // addresses are skipped unless this is set (a loop back to us, or a way
   // into internal networks); the relay host is always allowed.
   bool allow_private_destinations = false;
+  // DNSSEC trust anchors (files of DS or DNSKEY records, e.g. Debian's
+  // /usr/share/dns/root.key): the delivery resolver validates, and DANE
+  // (RFC 7672) applies where TLSA records validate. None: neither.
+  std::vector<std::filesystem::path> dnssec_trust_anchors;
 };
 
 struct Imap {

@@ -20,13 +20,15 @@ namespace asio = boost::asio;
 
 namespace {
 
-constexpr int kTypeA = 1, kTypeMx = 15, kTypeAaaa = 28, kClassIn = 1;
+constexpr int kTypeA = 1, kTypeMx = 15, kTypeAaaa = 28, kTypeTlsa = 52, kClassIn = 1;
 
 struct Raw {
   int err = 0;
   int rcode = 0;
   bool nxdomain = false;
   bool havedata = false;
+  bool secure = false;
+  bool bogus = false;
   std::vector<std::string> rdata;
   std::string why_bogus;
 };
@@ -48,6 +50,7 @@ struct Resolver::Impl {
   asio::posix::stream_descriptor fd;
   bool reading = false;
   int outstanding = 0;  // queries sent, not answered
+  bool validating = false;
 
   static void on_result(void* data, int err, ub_result* result) {
     auto* done = static_cast<std::function<void(Raw)>*>(data);
@@ -57,6 +60,8 @@ struct Resolver::Impl {
       raw.rcode = result->rcode;
       raw.nxdomain = result->nxdomain;
       raw.havedata = result->havedata;
+      raw.secure = result->secure;
+      raw.bogus = result->bogus;
       for (int i = 0; result->data && result->data[i]; ++i)
         raw.rdata.emplace_back(result->data[i], static_cast<std::size_t>(result->len[i]));
       if (result->why_bogus) raw.why_bogus = result->why_bogus;
@@ -79,7 +84,8 @@ struct Resolver::Impl {
   }
 };
 
-Resolver::Resolver(asio::io_context& io, const std::vector<std::string>& forwarders)
+Resolver::Resolver(asio::io_context& io, const std::vector<std::string>& forwarders,
+                   const std::vector<std::string>& trust_anchors)
     : impl_(std::make_shared<Impl>(io)) {
   impl_->ctx = ub_ctx_create();
   if (!impl_->ctx) throw std::runtime_error("resolver: cannot create a libunbound context");
@@ -101,7 +107,14 @@ Resolver::Resolver(asio::io_context& io, const std::vector<std::string>& forward
     for (const auto& f : forwarders)
       check(ub_ctx_set_fwd(impl_->ctx, f.c_str()), "forwarder " + f);
   }
+  for (const auto& file : trust_anchors)
+    check(ub_ctx_add_ta_file(impl_->ctx, file.c_str()), "trust anchor " + file);
+  impl_->validating = !trust_anchors.empty();
   impl_->fd.assign(ub_fd(impl_->ctx));
+}
+
+bool Resolver::validating() const {
+  return impl_->validating;
 }
 
 Resolver::~Resolver() {
@@ -146,6 +159,12 @@ DnsStatus status_of(const Raw& raw, std::string& detail) {
     detail = fmt::format("DNS error: {}", ub_strerror(raw.err));
     return DnsStatus::temporary;
   }
+  // RFC 7672 2.1.1: a bogus answer is not an answer; try again later.
+  if (raw.bogus) {
+    detail = fmt::format("DNSSEC validation failed: {}",
+                         raw.why_bogus.empty() ? "bogus" : raw.why_bogus.substr(0, 200));
+    return DnsStatus::temporary;
+  }
   if (raw.nxdomain) {
     detail = "the domain does not exist (NXDOMAIN)";
     return DnsStatus::nxdomain;
@@ -187,6 +206,7 @@ asio::awaitable<MxAnswer> Resolver::mx(std::string domain) {
   const Raw raw = co_await query(impl_, domain, kTypeMx);
   MxAnswer a;
   a.status = status_of(raw, a.detail);
+  a.secure = raw.secure;
   if (a.status != DnsStatus::ok) co_return a;
   for (const auto& r : raw.rdata) {
     MxHost h;
@@ -211,11 +231,13 @@ asio::awaitable<MxAnswer> Resolver::mx(std::string domain) {
 
 asio::awaitable<AddressAnswer> Resolver::addresses(std::string host) {
   AddressAnswer a;
+  a.secure = true;
   bool any_temporary = false, any_nxdomain = false;
   for (const int type : {kTypeA, kTypeAaaa}) {
     const Raw raw = co_await query(impl_, host, type);
     std::string detail;
     const DnsStatus s = status_of(raw, detail);
+    a.secure = a.secure && raw.secure;
     if (s == DnsStatus::temporary) any_temporary = true, a.detail = detail;
     if (s == DnsStatus::nxdomain) any_nxdomain = true, a.detail = detail;
     if (s != DnsStatus::ok) continue;
@@ -231,6 +253,26 @@ asio::awaitable<AddressAnswer> Resolver::addresses(std::string host) {
              : any_nxdomain       ? DnsStatus::nxdomain
                                   : DnsStatus::nodata;
   if (a.status == DnsStatus::nodata) a.detail = "the host has no address";
+  co_return a;
+}
+
+asio::awaitable<TlsaAnswer> Resolver::tlsa(std::string host, std::uint16_t port) {
+  const Raw raw = co_await query(impl_, fmt::format("_{}._tcp.{}", port, host), kTypeTlsa);
+  TlsaAnswer a;
+  a.status = status_of(raw, a.detail);
+  a.secure = raw.secure;
+  if (a.status != DnsStatus::ok) co_return a;
+  for (const auto& r : raw.rdata) {
+    // usage, selector, matching type, then the association data.
+    if (r.size() < 4) {
+      a.status = DnsStatus::temporary;
+      a.detail = "malformed TLSA record";
+      a.records.clear();
+      co_return a;
+    }
+    a.records.push_back({static_cast<std::uint8_t>(r[0]), static_cast<std::uint8_t>(r[1]),
+                         static_cast<std::uint8_t>(r[2]), r.substr(3)});
+  }
   co_return a;
 }
 

@@ -105,15 +105,39 @@ class Connection {
     co_return r;
   }
 
-  awaitable<void> start_tls(ssl::context& ctx, const std::string& sni, int timeout_s) {
+  // With `tlsa`, the server's certificate must match one of the records
+  // (RFC 7672 3: DANE-EE without name checks, DANE-TA with the MX host's
+  // name), through OpenSSL's DANE verification.
+  awaitable<void> start_tls(ssl::context& ctx, const std::string& sni, int timeout_s,
+                            const std::vector<Tlsa>& tlsa) {
     tls_.emplace(socket_, ctx);
+    SSL* ssl = tls_->native_handle();
     // SNI names a host, never an address literal (RFC 6066 3).
     boost::system::error_code not_ip;
     asio::ip::make_address(sni, not_ip);
-    if (!sni.empty() && not_ip && sni.front() != '[')
-      SSL_set_tlsext_host_name(tls_->native_handle(), sni.c_str());
+    if (!sni.empty() && not_ip && sni.front() != '[') SSL_set_tlsext_host_name(ssl, sni.c_str());
+    if (!tlsa.empty()) {
+      if (SSL_dane_enable(ssl, sni.c_str()) <= 0) throw ProtocolError{"DANE: cannot enable"};
+      SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+      int usable = 0;
+      for (const auto& t : tlsa) {
+        const auto* data = reinterpret_cast<const unsigned char*>(t.data.data());
+        usable += SSL_dane_tlsa_add(ssl, t.usage, t.selector, t.mtype, data, t.data.size()) > 0;
+      }
+      // None usable: TLS all the same, unauthenticated (RFC 7672 2.2).
+      if (usable > 0) SSL_set_verify(ssl, SSL_VERIFY_PEER, nullptr);
+    }
     arm(timeout_s);
-    co_await tls_->async_handshake(ssl::stream_base::client, use_awaitable);
+    try {
+      co_await tls_->async_handshake(ssl::stream_base::client, use_awaitable);
+    } catch (const boost::system::system_error&) {
+      const long v = SSL_get_verify_result(ssl);
+      if (!tlsa.empty() && v != X509_V_OK)
+        throw ProtocolError{
+            fmt::format("DANE: the certificate does not match the TLSA records ({})",
+                        X509_verify_cert_error_string(v))};
+      throw;
+    }
     buffered_.clear();  // RFC 3207 5: nothing read before TLS counts
   }
 
@@ -275,16 +299,20 @@ awaitable<std::optional<TransactionResult>> open_session(Connection& c, const Se
     if (!ehlo.ok()) co_return failed(ehlo.code, ehlo.text);
   }
   ext = extended ? parse_ehlo(ehlo) : Extensions{};
+  // RFC 7672 2.2: TLSA records make TLS mandatory; no STARTTLS, no delivery
+  // to this host (the next one may do better).
+  if (server.dane && !ext.starttls)
+    co_return failed(0, "DANE: the host has TLSA records, but offers no STARTTLS");
   if (ext.starttls) {
     co_await c.write("STARTTLS\r\n", t);
     const Reply r = co_await c.reply(t);
     if (r.ok()) {
-      co_await c.start_tls(tls, server.host, t);
+      co_await c.start_tls(tls, server.host, t, server.tlsa);
       co_await c.write(fmt::format("EHLO {}\r\n", o.helo), t);
       ehlo = co_await c.reply(t);
       if (!ehlo.ok()) co_return failed(ehlo.code, ehlo.text);
       ext = parse_ehlo(ehlo);
-    } else if (o.require_tls) {
+    } else if (o.require_tls || server.dane) {
       co_return failed(0, "TLS is required, but STARTTLS was refused: " + r.text);
     }
   }
@@ -420,8 +448,13 @@ void ConnectionCache::close_all() {
 }
 
 std::string ConnectionCache::key(const Server& server, const ClientOptions& o) {
-  // The same server with the same demands: TLS required or not, the login.
-  return fmt::format("{}\n{}\n{}\n{}", server.label(), o.require_tls, o.auth_user, o.helo);
+  // The same server with the same demands: TLS required or not, DANE's
+  // records, the login.
+  std::string k = fmt::format("{}\n{}\n{}\n{}\n{}", server.label(), o.require_tls, o.auth_user,
+                              o.helo, server.dane);
+  for (const auto& t : server.tlsa)
+    k += fmt::format("\n{} {} {} {}", t.usage, t.selector, t.mtype, t.data);
+  return k;
 }
 
 awaitable<TransactionResult> ConnectionCache::send(const Server& server,

@@ -12,12 +12,19 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ssl/context.hpp>
 
+#include "delivery/resolver.h"
+
 namespace a3::delivery {
 
 struct Server {
   std::string host;     // the name connected to (MX host, relay), for SNI and logs
   std::string address;  // IP literal
   std::uint16_t port = 25;
+  // DANE (RFC 7672), from DNSSEC-validated TLSA records of the host: TLS is
+  // then mandatory, and the certificate must match one of `tlsa` (DANE-TA
+  // or DANE-EE); records present but none usable: TLS, unauthenticated.
+  bool dane = false;
+  std::vector<Tlsa> tlsa{};   // the usable ones (usages 2 and 3)
   std::string label() const;  // "mx.example.net[192.0.2.1]:25"
 };
 

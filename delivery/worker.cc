@@ -114,6 +114,7 @@ Result from_reply(const Reply& r, const std::string& host) {
 struct Worker::Impl : std::enable_shared_from_this<Impl> {
   Impl(Store& s, WorkerOptions opts) : store(s), o(std::move(opts)) {
     tls.set_verify_mode(asio::ssl::verify_none);  // opportunistic (RFC 7435)
+    SSL_CTX_dane_enable(tls.native_handle());     // per connection, where TLSA records say
   }
 
   Store& store;
@@ -183,6 +184,9 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
       co_return servers;
     }
     const MxAnswer mx = co_await resolver->mx(domain);
+    // RFC 7672 2.2.1: DANE only below a DNSSEC-validated MX answer (or a
+    // validated absence of MX records: the domain is its own host).
+    const bool mx_secure = resolver->validating() && mx.secure;
     if (mx.status == DnsStatus::nxdomain)
       co_return Result{Result::Kind::bounced, "",
                        fmt::format("550 5.1.2 Domain {} does not exist", domain)};
@@ -208,12 +212,30 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
         why = fmt::format("{}: {}", h, a.detail);
         continue;
       }
+      // RFC 7672 2.2.2: TLSA records of a host whose addresses validated.
+      bool dane = false;
+      std::vector<Tlsa> usable;
+      if (mx_secure && a.secure) {
+        const TlsaAnswer t = co_await resolver->tlsa(h, port);
+        if (t.status == DnsStatus::temporary) {
+          // Bogus or failed: this host cannot be used safely now.
+          temporary = true;
+          why = fmt::format("{}: TLSA lookup: {}", h, t.detail);
+          continue;
+        }
+        if (t.status == DnsStatus::ok && t.secure) {
+          dane = true;
+          // RFC 7672 3.1.3: PKIX-TA and PKIX-EE are not used for SMTP.
+          for (const auto& r : t.records)
+            if (r.usage == 2 || r.usage == 3) usable.push_back(r);
+        }
+      }
       for (const auto& addr : a.addresses) {
         if (!allow_internal && internal_address(addr)) {
           why = fmt::format("{} is {}, not a public address", h, addr);
           continue;
         }
-        servers.push_back({h, addr, port});
+        servers.push_back({h, addr, port, dane, usable});
       }
     }
     if (servers.empty()) {
@@ -469,7 +491,10 @@ Worker::~Worker() {
 
 void Worker::start() {
   auto& i = *impl_;
-  i.resolver = std::make_unique<Resolver>(i.io, i.o.outbound.resolvers);
+  std::vector<std::string> anchors;
+  for (const auto& a : i.o.outbound.dnssec_trust_anchors)
+    anchors.push_back(a.string());
+  i.resolver = std::make_unique<Resolver>(i.io, i.o.outbound.resolvers, anchors);
   i.guard.emplace(i.io.get_executor());
   std::weak_ptr<Impl> weak = impl_;
   i.subscription = i.store.subscribe(projections::kOutboundQueue, [weak] {

@@ -53,6 +53,8 @@ properties = { "security.protocol" = "plaintext" }
 check_spf = false
 dmarc_reject = false
 check_dns_timeout_s = 2
+[outbound]
+dnssec_trust_anchors = ["keys/root.key", "/usr/share/dns/root.key"]
 [logging]
 format = "json"
 )",
@@ -75,6 +77,9 @@ format = "json"
   EXPECT_TRUE(c.smtp.check_dkim);
   EXPECT_FALSE(c.smtp.dmarc_reject);
   EXPECT_EQ(c.smtp.check_dns_timeout_s, 2);
+  ASSERT_EQ(c.outbound.dnssec_trust_anchors.size(), 2u);
+  EXPECT_EQ(c.outbound.dnssec_trust_anchors[0], "/srv/a3/keys/root.key");
+  EXPECT_EQ(c.outbound.dnssec_trust_anchors[1], "/usr/share/dns/root.key");
 }
 
 // Every bad input names the file, the line, the key and the reason.

@@ -15,11 +15,12 @@ Every accepted message is written to DIR as <n>.eml (the envelope and the
 client's address and port as X-Test-* header lines first), so a test reads
 what arrived, and over how many connections.
 
-With --relay CERT KEY USER:PASS it plays a smarthost instead: STARTTLS
+With --tls CERT KEY it offers STARTTLS with that certificate (a DANE
+host). With --relay CERT KEY USER:PASS it plays a smarthost instead: STARTTLS
 required, then AUTH PLAIN/LOGIN with those credentials only; the login used
 is recorded as an X-Test-Auth line.
 
-usage: /usr/bin/python3 remote_mta.py HOST PORT DIR [--relay CERT KEY USER:PASS]
+usage: /usr/bin/python3 remote_mta.py HOST PORT DIR [--tls CERT KEY | --relay CERT KEY USER:PASS]
 """
 import asyncio
 import os
@@ -69,6 +70,8 @@ class Handler:
             f.write(b"X-Test-Mail-From: <%s>\r\n" % envelope.mail_from.encode())
             # The client's address and port: one connection, one peer.
             f.write(b"X-Test-Peer: %s:%d\r\n" % (session.peer[0].encode(), session.peer[1]))
+            if getattr(session, "ssl", None):
+                f.write(b"X-Test-TLS: yes\r\n")
             login = getattr(session, "test_login", None)
             if login:
                 f.write(b"X-Test-Auth: %s\r\n" % login)
@@ -84,6 +87,11 @@ def main():
     os.makedirs(directory, exist_ok=True)
     handler = Handler(directory)
     extra = {}
+    if len(sys.argv) > 4 and sys.argv[4] == "--tls":
+        # STARTTLS offered with this certificate, not required.
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(sys.argv[5], sys.argv[6])
+        extra = dict(tls_context=tls)
     if len(sys.argv) > 4 and sys.argv[4] == "--relay":
         cert, key, creds = sys.argv[5], sys.argv[6], sys.argv[7]
         user, password = creds.split(":", 1)

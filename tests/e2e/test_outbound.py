@@ -5,6 +5,7 @@ servers (aiosmtpd) on other loopback addresses; 4xx are retried, 5xx and
 DNS failures bounce with an RFC 3464 report into the sender's INBOX; the
 queue survives a SIGKILL; the MX port never relays."""
 import base64
+import hashlib
 import email
 import glob
 import os
@@ -15,14 +16,15 @@ import tempfile
 import time
 import unittest
 
-from mailtest import MailServer, ctl, free_port, inbox_count, tls_client
+from mailtest import MailServer, ctl, free_port, inbox_count, make_cert, tls_client
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def start_dns(directory, port, mx_port):
+def start_dns(directory, port, mx_port, signed_zone=None):
     """unbound answering for the test domains only (everything else is
-    NXDOMAIN: it never asks the internet)."""
+    NXDOMAIN: it never asks the internet); `signed_zone` (name, file) is
+    served with its DNSSEC records, as an authoritative server would."""
     conf = os.path.join(directory, "unbound.conf")
     zones = {
         "example.net": ["example.net. MX 10 mx1.example.net.", "mx1.example.net. A 127.0.0.2"],
@@ -46,6 +48,11 @@ def start_dns(directory, port, mx_port):
     for zone, data in zones.items():
         lines.append('  local-zone: "%s." static' % zone)
         lines += ['  local-data: "%s"' % d for d in data]
+    if signed_zone:
+        name, zonefile = signed_zone
+        lines.append('  local-zone: "%s." transparent' % name)
+        lines += ["auth-zone:", '  name: "%s."' % name, '  zonefile: "%s"' % zonefile,
+                  "  for-downstream: yes", "  for-upstream: yes"]
     lines += ["remote-control:", "  control-enable: no"]
     with open(conf, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -64,9 +71,10 @@ def start_dns(directory, port, mx_port):
     raise AssertionError("unbound did not start: %s" % proc.stderr.read().decode())
 
 
-def start_mta(address, port, directory):
+def start_mta(address, port, directory, *options):
     proc = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "remote_mta.py"), address,
-                             str(port), directory], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             str(port), directory, *options], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
     assert proc.stdout.readline().strip() == b"listening", proc.stderr.read()
     return proc
 
@@ -411,7 +419,6 @@ class RelayTest(unittest.TestCase):
     def test_everything_goes_through_the_relay_with_auth(self):
         work = tempfile.TemporaryDirectory(prefix="a3-relay-")
         self.addCleanup(work.cleanup)
-        from mailtest import make_cert
         make_cert(work.name)
         port, submission = free_port(), free_port()
         relay_dir = os.path.join(work.name, "relay")
@@ -442,6 +449,140 @@ class RelayTest(unittest.TestCase):
         log = ctl(server.config, "log", "dump", "--json").stdout.decode()
         self.assertNotIn("s3cret", log, "credentials never reach the log")
         self.assertIn('"kind":"Delivered"', log)
+
+
+def spki_sha256(cert):
+    """The TLSA 3 1 1 association data of a certificate (RFC 6698 2.1)."""
+    pub = subprocess.run(["openssl", "x509", "-in", cert, "-pubkey", "-noout"], check=True,
+                         capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub, check=True,
+                         capture_output=True).stdout
+    return hashlib.sha256(der).hexdigest()
+
+
+def signed_zone(directory, name, records, unsigned=()):
+    """`records` signed with fresh keys (ldns-keygen, ldns-signzone), and
+    `unsigned` ones added after (bogus to a validator); returns the signed
+    zone file and the trust anchor (the key's DS record)."""
+    zone = os.path.join(directory, name + ".zone")
+    with open(zone, "w") as f:
+        f.write("$ORIGIN %s.\n$TTL 300\n" % name)
+        f.write("@ SOA ns.%s. hostmaster.%s. 1 3600 600 86400 300\n@ NS ns.%s.\n"
+                "ns A 127.0.0.1\n" % (name, name, name))
+        f.write("\n".join(records) + "\n")
+    keys = []
+    for extra in (["-k"], []):
+        keys.append(subprocess.run(["ldns-keygen", "-a", "ED25519", *extra, name], cwd=directory,
+                                   check=True, capture_output=True, text=True).stdout.strip())
+    subprocess.run(["ldns-signzone", zone, *keys], cwd=directory, check=True, capture_output=True)
+    with open(zone + ".signed", "a") as f:
+        f.write("\n".join(unsigned) + "\n")
+    return zone + ".signed", os.path.join(directory, keys[0] + ".ds")
+
+
+class DaneTest(unittest.TestCase):
+    """DANE (RFC 7672): TLSA records that validate make TLS mandatory and the
+    certificate must match; a mismatch, a missing STARTTLS or a bogus answer
+    defers (after trying the next MX host); no TLSA: opportunistic TLS."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.work = tempfile.TemporaryDirectory(prefix="a3-dane-")
+        w = cls.work.name
+        cls.dns_port, cls.mx_port = free_port(), free_port()
+        for who in ("good", "other"):
+            os.makedirs(os.path.join(w, who))
+            make_cert(os.path.join(w, who))
+        good = spki_sha256(os.path.join(w, "good", "cert.pem"))
+        tlsa = "TLSA 3 1 1 " + good
+        p = cls.mx_port
+        zone, anchor = signed_zone(w, "dane.example", [
+            "@ MX 10 mx", "mx A 127.0.0.11", "_%d._tcp.mx %s" % (p, tlsa),
+            # The host's certificate is not the one its TLSA record names.
+            "wrong MX 10 mxw", "mxw A 127.0.0.12", "_%d._tcp.mxw %s" % (p, tlsa),
+            # TLSA records, but the host offers no STARTTLS.
+            "plain MX 10 mxp", "mxp A 127.0.0.13", "_%d._tcp.mxp %s" % (p, tlsa),
+            # The preferred host fails DANE; the next one passes.
+            "fallback MX 10 mxw", "fallback MX 20 mx",
+            # No TLSA record: TLS as offered (opportunistic).
+            "nodane MX 10 mxn", "mxn A 127.0.0.12",
+        ], unsigned=["bogus.dane.example. 300 IN MX 10 mx.dane.example."])
+        cls.dns = start_dns(w, cls.dns_port, cls.mx_port, signed_zone=("dane.example", zone))
+        cls.dirs = {h: os.path.join(w, "mta-" + h) for h in ("good", "other", "plain")}
+        cls.mtas = [
+            start_mta("127.0.0.11", p, cls.dirs["good"], "--tls",
+                      os.path.join(w, "good", "cert.pem"), os.path.join(w, "good", "key.pem")),
+            start_mta("127.0.0.12", p, cls.dirs["other"], "--tls",
+                      os.path.join(w, "other", "cert.pem"), os.path.join(w, "other", "key.pem")),
+            start_mta("127.0.0.13", p, cls.dirs["plain"]),
+        ]
+        cls.submission = free_port()
+        cls.server = MailServer(
+            "a3-dane-d-", [("submission", cls.submission)], ["alice"], "started:",
+            outbound='[outbound]\nresolvers = ["127.0.0.1@%d"]\nmx_port = %d\n'
+                     'retry_initial_s = 60\nallow_private_destinations = true\n'
+                     'dnssec_trust_anchors = ["%s"]\n' % (cls.dns_port, cls.mx_port, anchor))
+        cls.config = cls.server.config
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        for p in cls.mtas + [cls.dns]:
+            p.kill()
+            p.wait()
+        cls.work.cleanup()
+
+    def submit(self, to):
+        with smtplib.SMTP("127.0.0.1", self.submission, timeout=10) as s:
+            s.starttls(context=tls_client())
+            s.login("alice@example.test", "pw")
+            s.sendmail("alice@example.test", [to], b"Subject: dane\r\n\r\nHello.\r\n")
+
+    def outcome(self, rcpt, timeout=30):
+        """The first Delivered or Deferred event for `rcpt`, as JSON."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            out = ctl(self.config, "log", "dump", "--json").stdout.decode()
+            for line in out.splitlines():
+                if ('"kind":"Delivered"' in line or '"kind":"Deferred"' in line) and rcpt in line:
+                    return line
+            time.sleep(0.2)
+        raise AssertionError("no outcome for %s" % rcpt)
+
+    def test_a_matching_certificate_is_delivered_over_tls(self):
+        self.submit("a@dane.example")
+        data = arrived(self.dirs["good"], "a@dane.example")
+        self.assertIn(b"X-Test-TLS: yes", data)
+
+    def test_a_certificate_that_does_not_match_defers(self):
+        self.submit("b@wrong.dane.example")
+        line = self.outcome("b@wrong.dane.example")
+        self.assertIn('"kind":"Deferred"', line)
+        self.assertIn("does not match the TLSA records", line)
+
+    def test_no_starttls_where_tlsa_records_are_defers(self):
+        self.submit("c@plain.dane.example")
+        line = self.outcome("c@plain.dane.example")
+        self.assertIn('"kind":"Deferred"', line)
+        self.assertIn("offers no STARTTLS", line)
+        with self.assertRaises(AssertionError):
+            arrived(self.dirs["plain"], "c@plain.dane.example", timeout=1)
+
+    def test_the_next_mx_host_is_tried_after_a_dane_failure(self):
+        self.submit("d@fallback.dane.example")
+        self.assertIn(b"X-Test-TLS: yes", arrived(self.dirs["good"], "d@fallback.dane.example"))
+        with self.assertRaises(AssertionError):
+            arrived(self.dirs["other"], "d@fallback.dane.example", timeout=1)
+
+    def test_a_bogus_answer_defers(self):
+        self.submit("e@bogus.dane.example")
+        line = self.outcome("e@bogus.dane.example")
+        self.assertIn('"kind":"Deferred"', line)
+        self.assertIn("DNSSEC validation failed", line)
+
+    def test_without_tlsa_records_tls_is_opportunistic(self):
+        self.submit("f@nodane.dane.example")
+        self.assertIn(b"X-Test-TLS: yes", arrived(self.dirs["other"], "f@nodane.dane.example"))
 
 
 if __name__ == "__main__":
