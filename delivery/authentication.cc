@@ -1,14 +1,13 @@
 #include "delivery/authentication.h"
 
-#include <arpa/inet.h>
-#include <arpa/nameser.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <stdexcept>
 
@@ -16,132 +15,34 @@
 #include <libpsl.h>
 #include <opendmarc/dmarc.h>
 #include <spdlog/spdlog.h>
-extern "C" {
-#include <spf2/spf.h>
-#include <spf2/spf_dns_rr.h>
-}
 
 #include "common/ascii.h"
+#include "delivery/spf.h"
 #include "mime/mime.h"
 
 namespace a3::delivery {
 
 namespace {
 
-// ---- SPF: libspf2 over BlockingDns ----
-
-// A libspf2 DNS layer of our own: libspf2's resolv layer would ask the
-// system resolver, not the configured one, and without a deadline.
-SPF_dns_rr_t* spf_lookup(SPF_dns_server_t* server, const char* domain, ns_type type, int) {
-  const auto* dns = static_cast<const BlockingDns*>(server->hook);
-  if (type == ns_t_spf)
-    return SPF_dns_rr_new_init(server, domain, type, 0, NO_DATA);  // RFC 7208 3.1
-  const auto answer = dns->query(domain, type);
-  int herrno = NETDB_SUCCESS;
-  switch (answer.status) {
-    case DnsStatus::ok:
-      break;
-    case DnsStatus::nxdomain:
-      herrno = HOST_NOT_FOUND;
-      break;
-    case DnsStatus::nodata:
-      herrno = NO_DATA;
-      break;
-    case DnsStatus::temporary:
-      herrno = TRY_AGAIN;
-      break;
-  }
-  SPF_dns_rr_t* rr = SPF_dns_rr_new_init(server, domain, type, answer.ttl, herrno);
-  if (!rr || herrno != NETDB_SUCCESS) return rr;
-  int n = 0;
-  auto put = [&](const void* data, std::size_t len) {
-    if (SPF_dns_rr_buf_realloc(rr, n, len) != SPF_E_SUCCESS) return;
-    std::memcpy(rr->rr[n], data, len);
-    ++n;
-  };
-  for (const auto& r : answer.rdata) {
-    const auto* data = reinterpret_cast<const unsigned char*>(r.data());
-    std::string name;
-    MxHost mx;
-    switch (type) {
-      case ns_t_a:
-        if (r.size() == 4) put(data, 4);
-        break;
-      case ns_t_aaaa:
-        if (r.size() == 16) put(data, 16);
-        break;
-      case ns_t_txt: {
-        const std::string text = txt_rdata(r);
-        put(text.c_str(), text.size() + 1);
-        break;
-      }
-      case ns_t_mx:
-        if (parse_mx_rdata(data, r.size(), mx)) put(mx.host.c_str(), mx.host.size() + 1);
-        break;
-      case ns_t_ptr:
-        if (parse_name_rdata(data, r.size(), name)) put(name.c_str(), name.size() + 1);
-        break;
-      default:
-        break;
-    }
-  }
-  rr->num_rr = n;
-  if (n == 0) rr->herrno = NO_DATA;
-  return rr;
-}
-
-// SPF_request_query_mailfrom without libspf2's free pass for loopback
-// clients (a rule RFC 7208 does not have): whom the MX trusts is the
-// configuration's say ([outbound] trusted_networks skip the checks).
-SPF_response_t* query_mailfrom(SPF_server_t* server, SPF_request_t* request) {
-  SPF_response_t* response = SPF_response_new(request);
-  if (!response) return nullptr;
-  request->cur_dom = request->use_helo ? request->helo_dom : request->env_from_dp;
-  SPF_record_t* record = nullptr;
-  if (SPF_server_get_record(server, request, response, &record) != SPF_E_SUCCESS) {
-    if (record) SPF_record_free(record);
-    SPF_i_done(response, response->result, response->reason, response->err);
-    return response;
-  }
-  response->spf_record_exp = record;
-  SPF_record_interpret(record, request, response, 0);
-  SPF_record_free(record);
-  response->spf_record_exp = nullptr;
-  return response;
-}
-
-std::string spf_keyword(SPF_result_t r) {
-  switch (r) {
-    case SPF_RESULT_PASS:
-      return "pass";
-    case SPF_RESULT_FAIL:
-      return "fail";
-    case SPF_RESULT_SOFTFAIL:
-      return "softfail";
-    case SPF_RESULT_NEUTRAL:
-      return "neutral";
-    case SPF_RESULT_NONE:
-      return "none";
-    case SPF_RESULT_TEMPERROR:
-      return "temperror";
-    case SPF_RESULT_PERMERROR:
-    case SPF_RESULT_INVALID:
-    default:
-      return "permerror";
-  }
-}
-
 // ---- DMARC ----
 
 bool is_dmarc_record(std::string_view txt) {
-  // RFC 7489 6.6.3: "v=DMARC1" first; records that do not start so are
-  // not DMARC records.
-  while (!txt.empty() && (txt.front() == ' ' || txt.front() == '\t'))
-    txt.remove_prefix(1);
-  if (!txt.starts_with("v=DMARC1")) return false;
-  txt.remove_prefix(8);
-  while (!txt.empty() && (txt.front() == ' ' || txt.front() == '\t'))
-    txt.remove_prefix(1);
+  // RFC 7489 6.4: "v" *WSP "=" *WSP "DMARC1" first; other records are not
+  // DMARC records.
+  auto skip = [&txt] {
+    while (!txt.empty() && (txt.front() == ' ' || txt.front() == '\t'))
+      txt.remove_prefix(1);
+  };
+  skip();
+  if (!txt.starts_with("v")) return false;
+  txt.remove_prefix(1);
+  skip();
+  if (!txt.starts_with("=")) return false;
+  txt.remove_prefix(1);
+  skip();
+  if (!txt.starts_with("DMARC1")) return false;
+  txt.remove_prefix(6);
+  skip();
   return txt.empty() || txt.front() == ';';
 }
 
@@ -152,9 +53,10 @@ struct DmarcLookup {
   bool several = false;  // more than one record: none applies
 };
 
-DmarcLookup dmarc_record(const BlockingDns& dns, const std::string& domain) {
+DmarcLookup dmarc_record(const BlockingDns& dns, const std::string& domain,
+                         BlockingDns::Budget& budget) {
   DmarcLookup out;
-  const auto txt = dns.txt("_dmarc." + domain);
+  const auto txt = dns.txt("_dmarc." + domain, budget);
   out.status = txt.status;
   if (txt.status != DnsStatus::ok) return out;
   int found = 0;
@@ -168,45 +70,32 @@ DmarcLookup dmarc_record(const BlockingDns& dns, const std::string& domain) {
   return out;
 }
 
-int spf_outcome(const std::string& r) {
-  if (r == "pass") return DMARC_POLICY_SPF_OUTCOME_PASS;
-  if (r == "fail" || r == "softfail") return DMARC_POLICY_SPF_OUTCOME_FAIL;
-  if (r == "temperror") return DMARC_POLICY_SPF_OUTCOME_TMPFAIL;
-  return DMARC_POLICY_SPF_OUTCOME_NONE;
-}
-
-int dkim_outcome(const std::string& r) {
-  if (r == "pass") return DMARC_POLICY_DKIM_OUTCOME_PASS;
-  if (r == "fail") return DMARC_POLICY_DKIM_OUTCOME_FAIL;
-  if (r == "temperror") return DMARC_POLICY_DKIM_OUTCOME_TMPFAIL;
-  return DMARC_POLICY_DKIM_OUTCOME_NONE;
-}
-
 unsigned char* uc(const std::string& s) {
   return reinterpret_cast<unsigned char*>(const_cast<char*>(s.c_str()));
 }
 
 // ---- Authentication-Results (RFC 8601) ----
 
-// A comment: printable, without what would end or nest it.
+// A comment: printable ASCII, without what would end or nest it.
 std::string comment(std::string_view s) {
   std::string out;
   for (char c : s.substr(0, 200)) {
     const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f || c == '(' || c == ')' || c == '\\') continue;
+    if (u < 0x20 || u >= 0x7f || c == '(' || c == ')' || c == '\\') continue;
     out.push_back(c);
   }
   return out;
 }
 
-// A property's value: as is when it is a token or an address of atoms,
-// a quoted-string otherwise (RFC 8601 2.2, RFC 2045 token).
+// A property's value, at most 255 octets: as is when it is an RFC 2045
+// token or an address of atoms, a quoted-string otherwise (RFC 8601 2.2).
 std::string pvalue(std::string_view s) {
+  s = s.substr(0, 255);
   bool plain = !s.empty();
   for (char c : s) {
     const auto u = static_cast<unsigned char>(c);
     plain = plain && (ascii::is_alpha(c) || ascii::is_digit(c) || u >= 0x80 ||
-                      (c != '\0' && std::strchr("!#$%&'*+-/=?^_`{|}~.@", c)));
+                      (c != '\0' && std::strchr("!#$%&'*+-^_`{|}~.@", c)));
   }
   if (plain) return std::string(s);
   std::string out = "\"";
@@ -221,22 +110,61 @@ std::string pvalue(std::string_view s) {
 
 }  // namespace
 
-std::string author_domain(std::string_view header) {
-  const auto authors = mime::authors(header);
-  if (authors.fields != 1 || authors.addresses.size() != 1) return "";
-  const auto& a = authors.addresses.front();
-  const auto at = a.rfind('@');
-  if (at == std::string::npos) return "";
-  std::string domain = ascii::lower(a.substr(at + 1));
-  while (!domain.empty() && domain.back() == '.')
-    domain.pop_back();
-  return domain;
+std::vector<std::string> author_domains(std::string_view header) {
+  std::vector<std::string> out;
+  for (const auto& a : mime::authors(header).addresses) {
+    const auto at = a.rfind('@');
+    if (at == std::string::npos) continue;
+    std::string domain = ascii::lower(a.substr(at + 1));
+    while (!domain.empty() && domain.back() == '.')
+      domain.pop_back();
+    if (!domain.empty() && std::find(out.begin(), out.end(), domain) == out.end())
+      out.push_back(std::move(domain));
+  }
+  return out;
 }
+
+namespace {
+
+// RFC 8601 2.2: the authserv-id of an Authentication-Results value: after
+// optional comments and whitespace, a token or a quoted-string.
+std::string authserv_id_of(std::string_view v) {
+  std::size_t i = 0;
+  for (;;) {
+    while (i < v.size() && (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' || v[i] == '\n'))
+      ++i;
+    if (i >= v.size() || v[i] != '(') break;
+    int depth = 0;  // a comment, nested ones in it
+    for (; i < v.size(); ++i) {
+      if (v[i] == '\\') {
+        ++i;
+      } else if (v[i] == '(') {
+        ++depth;
+      } else if (v[i] == ')' && --depth == 0) {
+        ++i;
+        break;
+      }
+    }
+  }
+  std::string id;
+  if (i < v.size() && v[i] == '"') {
+    for (++i; i < v.size() && v[i] != '"'; ++i) {
+      if (v[i] == '\\' && i + 1 < v.size()) ++i;
+      id.push_back(v[i]);
+    }
+    return id;
+  }
+  while (i < v.size() && !std::strchr(" \t\r\n;(", v[i]))
+    id.push_back(v[i++]);
+  return id;
+}
+
+}  // namespace
 
 std::string without_our_results(std::string_view message, std::string_view authserv_id) {
   const auto end = message.find("\r\n\r\n");
   const std::size_t head_end = end == std::string_view::npos ? message.size() : end + 2;
-  constexpr std::string_view kName = "authentication-results:";
+  constexpr std::string_view kName = "authentication-results";
   auto line_end = [&](std::size_t from) {
     const auto lf = message.find('\n', from);
     return lf == std::string_view::npos || lf >= head_end ? head_end : lf + 1;
@@ -252,12 +180,12 @@ std::string without_our_results(std::string_view message, std::string_view auths
     const std::string_view field = message.substr(pos, next - pos);
     bool ours = false;
     if (ascii::istarts_with(field, kName)) {
-      // authserv-id: the first word of the value (RFC 8601 2.2).
-      std::string value;
-      for (char c : field.substr(kName.size()))
-        value.push_back(c == '\r' || c == '\n' || c == '\t' ? ' ' : c);
-      const std::string_view v = ascii::trim(value);
-      ours = ascii::iequals(v.substr(0, v.find_first_of("; (")), authserv_id);
+      // The name, optional whitespace (RFC 5322 4.5.8), the colon.
+      std::size_t colon = kName.size();
+      while (colon < field.size() && (field[colon] == ' ' || field[colon] == '\t'))
+        ++colon;
+      if (colon < field.size() && field[colon] == ':')
+        ours = ascii::iequals(authserv_id_of(field.substr(colon + 1)), authserv_id);
     }
     if (!ours) out.append(field);
     pos = next;
@@ -316,14 +244,9 @@ struct Authenticator::Impl {
   BlockingDns dns;
   std::unique_ptr<DkimVerifier> dkim;
   const psl_ctx_t* psl = nullptr;
-  SPF_dns_server_t spf_dns{};
 
   explicit Impl(Options o) : options(std::move(o)), dns(options.resolvers, options.dns_timeout) {
     if (options.dkim) dkim = std::make_unique<DkimVerifier>(dns);
-    spf_dns.destroy = nullptr;  // ours: SPF servers never free it
-    spf_dns.lookup = spf_lookup;
-    spf_dns.name = "a3";
-    spf_dns.hook = &dns;
     if (options.dmarc) init_dmarc();
   }
   ~Impl() {
@@ -346,6 +269,8 @@ struct Authenticator::Impl {
       std::snprintf(reinterpret_cast<char*>(lib.tld_source_file), sizeof lib.tld_source_file, "%s",
                     list.c_str());
       if (opendmarc_policy_library_init(&lib) != DMARC_PARSE_OKAY) {
+        spdlog::warn("dmarc: libopendmarc cannot read {}; aligning by exact domains", list);
+        lib = OPENDMARC_LIB_T{};
         lib.tld_type = OPENDMARC_TLD_TYPE_NONE;
         opendmarc_policy_library_init(&lib);
       }
@@ -357,8 +282,13 @@ struct Authenticator::Impl {
     const char* r = psl ? psl_registrable_domain(psl, domain.c_str()) : nullptr;
     return r ? std::string(r) : domain;
   }
+  // RFC 7489 3.1: relaxed alignment.
+  bool aligned(std::string_view a, const std::string& b) const {
+    return organizational(ascii::lower(a)) == organizational(b);
+  }
 
-  void check_spf(const Identity& who, AuthenticationResults& out) const {
+  void check_spf(const Identity& who, BlockingDns::Budget& budget,
+                 AuthenticationResults& out) const {
     // RFC 7208 2.4: the null sender's identity is postmaster@HELO.
     const bool null_sender = who.mail_from.empty();
     const auto at = who.mail_from.rfind('@');
@@ -367,46 +297,21 @@ struct Authenticator::Impl {
                                                             : who.mail_from.substr(at + 1));
     out.spf_property =
         null_sender ? "smtp.helo=" + pvalue(who.helo) : "smtp.mailfrom=" + pvalue(who.mail_from);
-    SPF_server_t* server = SPF_server_new_dns(const_cast<SPF_dns_server_t*>(&spf_dns), 0);
-    if (!server) {
-      out.spf = "temperror";
-      return;
-    }
-    SPF_server_set_rec_dom(server, options.hostname.c_str());
-    SPF_request_t* request = SPF_request_new(server);
-    const bool v6 = who.ip.find(':') != std::string::npos;
-    const SPF_errcode_t ip_ok = v6 ? SPF_request_set_ipv6_str(request, who.ip.c_str())
-                                   : SPF_request_set_ipv4_str(request, who.ip.c_str());
-    SPF_request_set_helo_dom(request, who.helo.c_str());
-    if (!null_sender) SPF_request_set_env_from(request, who.mail_from.c_str());
-    SPF_response_t* response = nullptr;
-    if (ip_ok != SPF_E_SUCCESS) {
-      out.spf = "permerror";
-      out.spf_reason = "no client address";
-    } else {
-      response = query_mailfrom(server, request);
-      out.spf = response ? spf_keyword(SPF_response_result(response)) : "temperror";
-      if (response && SPF_response_get_header_comment(response))
-        out.spf_reason = SPF_response_get_header_comment(response);
-    }
-    if (response) SPF_response_free(response);
-    SPF_request_free(request);
-    SPF_server_free(server);
+    const auto r = spf(dns, budget, who.ip, who.helo, who.mail_from, options.hostname);
+    out.spf = r.result;
+    out.spf_reason = r.reason;
   }
 
-  void check_dmarc(const Identity& who, AuthenticationResults& out) const {
-    if (out.from_domain.empty()) {
-      out.dmarc = "permerror";  // RFC 7489 6.6.1: not exactly one author domain
-      return;
-    }
-    DmarcLookup found = dmarc_record(dns, out.from_domain);
-    const std::string org = organizational(out.from_domain);
+  // DMARC for one author domain (RFC 7489 6.6).
+  void check_dmarc(const Identity& who, const std::string& from, BlockingDns::Budget& budget,
+                   AuthenticationResults& out) const {
+    out.from_domain = from;
+    DmarcLookup found = dmarc_record(dns, from, budget);
+    const std::string org = organizational(from);
     bool at_org = false;
-    if (found.status == DnsStatus::nodata || found.status == DnsStatus::nxdomain) {
-      if (org != out.from_domain) {
-        found = dmarc_record(dns, org);
-        at_org = true;
-      }
+    if ((found.status == DnsStatus::nodata || found.status == DnsStatus::nxdomain) && org != from) {
+      found = dmarc_record(dns, org, budget);
+      at_org = true;
     }
     if (found.status == DnsStatus::temporary) {
       out.dmarc = "temperror";
@@ -416,30 +321,33 @@ struct Authenticator::Impl {
       out.dmarc = "none";
       return;
     }
-    DMARC_POLICY_T* pctx =
-        opendmarc_policy_connect_init(uc(who.ip), who.ip.find(':') != std::string::npos);
+    const bool v6 = who.ip.find(':') != std::string::npos;
+    DMARC_POLICY_T* pctx = opendmarc_policy_connect_init(uc(who.ip), v6);
     if (!pctx) {
       out.dmarc = "temperror";
       return;
     }
-    opendmarc_policy_store_from_domain(pctx, uc(out.from_domain));
-    if (!out.spf.empty()) {
-      const std::string human = out.spf;
-      opendmarc_policy_store_spf(
-          pctx, uc(out.spf_domain), spf_outcome(out.spf),
-          who.mail_from.empty() ? DMARC_POLICY_SPF_ORIGIN_HELO : DMARC_POLICY_SPF_ORIGIN_MAILFROM,
-          uc(human));
-    }
-    for (const auto& d : out.dkim) {
-      opendmarc_policy_store_dkim(pctx, uc(d.domain), uc(d.selector), dkim_outcome(d.result),
-                                  uc(d.result));
-    }
+    opendmarc_policy_store_from_domain(pctx, uc(from));
+    // The record first, so that alignment modes are known when the results
+    // are stored; only passing results (libopendmarc keeps one DKIM domain).
     const std::string org_domain = at_org ? found.found_at : std::string();
-    if (opendmarc_policy_store_dmarc(pctx, uc(found.record), uc(out.from_domain),
+    if (opendmarc_policy_store_dmarc(pctx, uc(found.record), uc(from),
                                      at_org ? uc(org_domain) : nullptr) != DMARC_PARSE_OKAY) {
       opendmarc_policy_connect_shutdown(pctx);
       out.dmarc = "permerror";
       return;
+    }
+    if (out.spf == "pass") {
+      const std::string human = out.spf;
+      opendmarc_policy_store_spf(
+          pctx, uc(out.spf_domain), DMARC_POLICY_SPF_OUTCOME_PASS,
+          who.mail_from.empty() ? DMARC_POLICY_SPF_ORIGIN_HELO : DMARC_POLICY_SPF_ORIGIN_MAILFROM,
+          uc(human));
+    }
+    for (const auto& d : out.dkim) {
+      if (d.result != "pass") continue;
+      opendmarc_policy_store_dkim(pctx, uc(d.domain), uc(d.selector),
+                                  DMARC_POLICY_DKIM_OUTCOME_PASS, uc(d.result));
     }
     const int verdict = opendmarc_get_policy_to_enforce(pctx);
     int pct = 100, p = 0, sp = 0;
@@ -463,6 +371,15 @@ struct Authenticator::Impl {
       out.dmarc_policy.clear();
       return;
     }
+    // An aligned identity that could not be checked now might have passed:
+    // a temporary error, never a refusal (RFC 7489 6.6.3).
+    bool unknown = out.spf == "temperror" && aligned(out.spf_domain, from);
+    for (const auto& d : out.dkim)
+      unknown = unknown || (d.result == "temperror" && aligned(d.domain, from));
+    if (unknown) {
+      out.dmarc = "temperror";
+      return;
+    }
     out.dmarc = "fail";
     // RFC 7489 6.6.4: pct= applies the policy to that share of failing
     // mail; the rest gets the next policy down.
@@ -472,10 +389,38 @@ struct Authenticator::Impl {
       policy = policy == "reject" ? "quarantine" : "none";
     if (policy == "reject" && options.dmarc_reject) {
       out.disposition = Disposition::reject;
-      out.reject_reason = fmt::format("Rejected by the DMARC policy of {}", out.from_domain);
+      out.reject_reason = fmt::format("Rejected by the DMARC policy of {}", from);
     } else if ((policy == "reject" || policy == "quarantine") && options.dmarc_quarantine) {
       out.disposition = Disposition::quarantine;
     }
+  }
+
+  // How bad a DMARC outcome is, to keep the worst of several authors'.
+  static int severity(const AuthenticationResults& r) {
+    if (r.disposition == Disposition::reject) return 6;
+    if (r.disposition == Disposition::quarantine) return 5;
+    if (r.dmarc == "fail") return 4;
+    if (r.dmarc == "temperror") return 3;
+    if (r.dmarc == "permerror") return 2;
+    if (r.dmarc == "none") return 1;
+    return 0;  // pass
+  }
+
+  // RFC 7489 6.6.1: each author domain is judged; the strictest outcome
+  // stands. None: permerror (the message names no author).
+  void check_authors(const Identity& who, const std::vector<std::string>& authors,
+                     BlockingDns::Budget& budget, AuthenticationResults& out) const {
+    if (authors.empty()) {
+      out.dmarc = "permerror";
+      return;
+    }
+    std::optional<AuthenticationResults> worst;
+    for (const auto& from : authors) {
+      AuthenticationResults r = out;
+      check_dmarc(who, from, budget, r);
+      if (!worst || severity(r) > severity(*worst)) worst = std::move(r);
+    }
+    out = std::move(*worst);
   }
 };
 
@@ -483,45 +428,102 @@ namespace {
 
 class MessageCheck : public Authenticator::Check {
  public:
+  // The header is held (for the From field) until its end, and only then
+  // given to libopendkim, which keeps it whole: bounded here, with the
+  // number of signatures it would parse.
   static constexpr std::size_t kMaxHeader = 256 * 1024;
+  static constexpr int kMaxSignatureFields = 16;
 
   explicit MessageCheck(const Authenticator::Impl& impl)
       : impl_(impl), dkim_(impl.dkim ? impl.dkim->start() : nullptr) {}
 
   void feed(std::string_view bytes) override {
-    if (dkim_) dkim_->feed(bytes);
-    if (header_done_) return;
+    if (header_done_) {
+      if (dkim_ && dkim_skipped_.empty()) dkim_->feed(bytes);
+      return;
+    }
     const std::size_t before = header_.size();
-    header_.append(bytes.substr(0, kMaxHeader - std::min(kMaxHeader, header_.size())));
+    header_.append(bytes.substr(0, kMaxHeader + 4 - std::min(kMaxHeader + 4, header_.size())));
     // The blank line may straddle two pieces: look from a little before.
     const auto end = header_.find("\r\n\r\n", before >= 3 ? before - 3 : 0);
-    if (end != std::string::npos) {
+    if (end != std::string::npos && end + 4 <= kMaxHeader) {
+      // Whatever followed the header in this piece is body.
+      const std::size_t taken = header_.size() - before;
+      std::string_view rest = bytes.substr(std::min(taken, bytes.size()));
+      std::string body = header_.substr(end + 4);
       header_.resize(end + 4);
+      header_complete();
+      if (dkim_ && dkim_skipped_.empty()) {
+        dkim_->feed(body);
+        dkim_->feed(rest);
+      }
+    } else if (header_.size() > kMaxHeader) {
       header_done_ = true;
-    } else if (header_.size() >= kMaxHeader) {
-      header_done_ = true;
+      header_too_large_ = true;
+      header_.resize(kMaxHeader);
+      dkim_skipped_ = "header too large";
     }
   }
 
   AuthenticationResults finish(const Identity& who) override {
+    BlockingDns::MayBlock may_block;
+    auto budget = BlockingDns::Budget::of(impl_.options.check_budget, impl_.options.max_queries);
+    if (!header_done_) header_complete();  // a message without a body
     AuthenticationResults out;
     out.spf.clear();
     out.dmarc.clear();
-    if (impl_.options.spf) impl_.check_spf(who, out);
+    if (impl_.options.spf) impl_.check_spf(who, budget, out);
     out.dkim_checked = dkim_ != nullptr;
-    if (dkim_) out.dkim = dkim_->finish();
+    if (dkim_ && dkim_skipped_.empty()) {
+      out.dkim = dkim_->finish(budget);
+    } else if (dkim_) {
+      out.dkim.push_back({"permerror", "", "", "", dkim_skipped_});
+    }
     if (impl_.options.dmarc) {
-      out.from_domain = author_domain(header_);
-      impl_.check_dmarc(who, out);
+      impl_.check_authors(who, authors_, budget, out);
+      // A header too large to read whole hides its From field: junk.
+      if (header_too_large_) {
+        out.dmarc = "permerror";
+        if (impl_.options.dmarc_quarantine) out.disposition = Disposition::quarantine;
+      }
     }
     return out;
   }
 
  private:
+  void header_complete() {
+    header_done_ = true;
+    authors_ = author_domains(header_);
+    if (!dkim_) return;
+    int signatures = 0;
+    for (std::size_t pos = 0; pos < header_.size();) {
+      if (ascii::istarts_with(std::string_view(header_).substr(pos), "dkim-signature:"))
+        ++signatures;
+      const auto lf = header_.find('\n', pos);
+      pos = lf == std::string::npos ? header_.size() : lf + 1;
+    }
+    if (signatures > kMaxSignatureFields) {
+      dkim_skipped_ = fmt::format("{} signatures, more than {}", signatures, kMaxSignatureFields);
+      return;
+    }
+    // Signatures aligned with an author are checked first.
+    const auto* impl = &impl_;
+    const auto authors = authors_;
+    dkim_->prefer([impl, authors](std::string_view d) {
+      for (const auto& a : authors)
+        if (impl->aligned(d, a)) return true;
+      return false;
+    });
+    dkim_->feed(header_);
+  }
+
   const Authenticator::Impl& impl_;
   std::unique_ptr<DkimVerifier::Verification> dkim_;
   std::string header_;
   bool header_done_ = false;
+  bool header_too_large_ = false;
+  std::string dkim_skipped_;  // why DKIM was not checked, if it was not
+  std::vector<std::string> authors_;
 };
 
 }  // namespace

@@ -40,7 +40,7 @@ struct AuthenticationResults {
   std::vector<DkimResult> dkim;
   std::string dmarc = "none";
   std::string dmarc_policy;  // the From domain's p= (or sp=); "" without a record
-  std::string from_domain;
+  std::string from_domain;   // the (first, or the failing) author domain
   Disposition disposition = Disposition::deliver;
   std::string reject_reason;  // with Disposition::reject
 
@@ -53,9 +53,13 @@ struct AuthenticationResults {
 class Authenticator {
  public:
   struct Options {
-    std::string hostname = "localhost";  // ours, in SPF's explanations
-    std::vector<std::string> resolvers;  // as for Resolver; empty: /etc/resolv.conf
-    std::chrono::milliseconds dns_timeout{5000};
+    std::string hostname = "localhost";           // ours, in SPF's explanations
+    std::vector<std::string> resolvers;           // as for Resolver; empty: /etc/resolv.conf
+    std::chrono::milliseconds dns_timeout{5000};  // per query
+    // All the lookups of one message: SPF's includes and DKIM's keys cannot
+    // make a check last longer or ask more.
+    std::chrono::milliseconds check_budget{20000};
+    int max_queries = 100;
     bool spf = true;
     bool dkim = true;
     bool dmarc = true;
@@ -90,8 +94,9 @@ class Authenticator {
 // readers trust only the one we add. The body is left as it is.
 std::string without_our_results(std::string_view message, std::string_view authserv_id);
 
-// RFC 7489 6.6.1: the one domain of the RFC 5322 From field, lowercase, or
-// "" when there is not exactly one From field with one mailbox.
-std::string author_domain(std::string_view header);
+// RFC 7489 6.6.1: the author domains of a message, the domains of the
+// mailboxes of its From fields (lowercase, IDNs as A-labels, each once).
+// DMARC judges each of them when there are several.
+std::vector<std::string> author_domains(std::string_view header);
 
 }  // namespace a3::delivery

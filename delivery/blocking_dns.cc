@@ -18,6 +18,8 @@ struct Outcome {
   ub_result* result = nullptr;
 };
 
+thread_local int may_block = 0;
+
 void on_result(void* data, int err, ub_result* result) {
   auto* out = static_cast<Outcome*>(data);
   out->done = true;
@@ -68,30 +70,71 @@ ub_ctx* BlockingDns::borrow() const {
 }
 
 void BlockingDns::give_back(ub_ctx* ctx) const {
-  std::lock_guard lock(mutex_);
-  idle_.push_back(ctx);
+  {
+    std::lock_guard lock(mutex_);
+    if (idle_.size() < kMaxIdle) {
+      idle_.push_back(ctx);
+      return;
+    }
+  }
+  ub_ctx_delete(ctx);
 }
 
-BlockingDns::Answer BlockingDns::query(const std::string& name, int type) const {
+BlockingDns::MayBlock::MayBlock() {
+  ++may_block;
+}
+
+BlockingDns::MayBlock::~MayBlock() {
+  --may_block;
+}
+
+BlockingDns::Answer BlockingDns::query(const std::string& name, int type,
+                                       Budget& budget) const noexcept {
   Answer answer;
-  ub_ctx* ctx = borrow();
+  if (may_block == 0) {
+    spdlog::error("dns: {} (type {}) asked for on a thread that must not wait: refused", name,
+                  type);
+    return answer;
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (budget.queries_left <= 0 || now >= budget.deadline) return answer;
+  --budget.queries_left;
+  ub_ctx* ctx = nullptr;
+  try {
+    ctx = borrow();
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return answer;
+  }
   Outcome out;
   int id = 0;
-  if (ub_resolve_async(ctx, name.c_str(), type, 1, &out, on_result, &id) != 0) {
+  if (const int r = ub_resolve_async(ctx, name.c_str(), type, 1, &out, on_result, &id); r != 0) {
     give_back(ctx);
-    return answer;  // temporary
+    // Not a name (a label over 63 octets, an empty label...): it does not exist.
+    if (r == UB_SYNTAX) answer.status = DnsStatus::nxdomain;
+    return answer;
   }
-  const auto deadline = std::chrono::steady_clock::now() + timeout_;
-  while (!out.done) {
+  const auto deadline = std::min(budget.deadline, now + timeout_);
+  bool broken = false;
+  while (!out.done && !broken) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
     pollfd p{ub_fd(ctx), POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) > 0) ub_process(ctx);
+    const int n = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (n > 0 && (p.revents & POLLIN)) {
+      ub_process(ctx);
+    } else if (n > 0) {
+      broken = true;  // POLLERR, POLLHUP: not worth keeping
+    }
   }
   if (!out.done) {
     ub_cancel(ctx, id);  // the callback will not run: `out` may go
-    give_back(ctx);
+    if (broken) {
+      ub_ctx_delete(ctx);
+    } else {
+      give_back(ctx);
+    }
     return answer;
   }
   give_back(ctx);
@@ -127,8 +170,8 @@ std::string txt_rdata(const std::string& rdata) {
   return out;
 }
 
-BlockingDns::Txt BlockingDns::txt(const std::string& name) const {
-  auto a = query(name, kTxt);
+BlockingDns::Txt BlockingDns::txt(const std::string& name, Budget& budget) const noexcept {
+  auto a = query(name, kTxt, budget);
   Txt out{a.status, {}};
   for (const auto& r : a.rdata)
     out.records.push_back(txt_rdata(r));

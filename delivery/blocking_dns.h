@@ -30,15 +30,38 @@ class BlockingDns {
     std::vector<std::string> rdata;  // wire format, one per record
     int ttl = 0;
   };
-  // Thread-safe: each call borrows a context of its own.
-  Answer query(const std::string& name, int type) const;
+
+  // What one check may spend on DNS, whatever the records ask for (SPF's
+  // includes, DKIM signatures): a deadline and a number of queries. Past
+  // either, queries fail temporarily at once.
+  struct Budget {
+    std::chrono::steady_clock::time_point deadline;
+    int queries_left = 0;
+    static Budget of(std::chrono::milliseconds time, int queries) {
+      return {std::chrono::steady_clock::now() + time, queries};
+    }
+  };
+
+  // Blocking is for threads that say they may (the checks pool): a query
+  // on any other thread is refused (temporary) and logged, so that a
+  // library calling back at an unexpected time never stalls an I/O thread.
+  class MayBlock {
+   public:
+    MayBlock();
+    ~MayBlock();
+    MayBlock(const MayBlock&) = delete;
+    MayBlock& operator=(const MayBlock&) = delete;
+  };
+
+  // Thread-safe: each call borrows a context of its own. Never throws.
+  Answer query(const std::string& name, int type, Budget& budget) const noexcept;
 
   // TXT records, each record's character-strings joined (RFC 7208 3.3).
   struct Txt {
     DnsStatus status = DnsStatus::temporary;
     std::vector<std::string> records;
   };
-  Txt txt(const std::string& name) const;
+  Txt txt(const std::string& name, Budget& budget) const noexcept;
 
   static constexpr int kA = 1, kPtr = 12, kMx = 15, kTxt = 16, kAaaa = 28;
 
@@ -50,6 +73,7 @@ class BlockingDns {
   std::chrono::milliseconds timeout_;
   mutable std::mutex mutex_;
   mutable std::vector<ub_ctx*> idle_;  // contexts keep their caches between queries
+  static constexpr std::size_t kMaxIdle = 8;
 };
 
 // Decodes TXT RDATA: its character-strings, concatenated.

@@ -4,6 +4,7 @@
 // wait). At most kMaxSignatures signatures of a message are checked.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -33,10 +34,17 @@ class DkimVerifier {
   class Verification {
    public:
     virtual ~Verification() = default;
+    // Before the first bytes: signatures of domains for which `preferred(d)`
+    // holds (aligned with the author's) are among the ones checked.
+    virtual void prefer(std::function<bool(std::string_view)> preferred) = 0;
+    // Hashing only: keys are looked up at the end (libopendkim's
+    // DELAYSIGPROC), never on the thread that feeds.
     virtual void feed(std::string_view bytes) = 0;
-    // Looks the keys up (blocks) and checks; empty without signatures.
-    virtual std::vector<DkimResult> finish() = 0;
+    // Looks the keys up (blocks, within `budget`) and checks; empty without
+    // signatures.
+    virtual std::vector<DkimResult> finish(BlockingDns::Budget& budget) = 0;
   };
+
   std::unique_ptr<Verification> start() const;
 
   struct Impl;

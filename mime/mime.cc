@@ -488,9 +488,13 @@ std::vector<std::string> field_values(std::string_view raw, std::string_view nam
     const auto eol = head.find('\n', pos);
     const std::string_view line = head.substr(pos, eol == std::string_view::npos ? eol : eol - pos);
     pos = eol == std::string_view::npos ? head.size() : eol + 1;
-    if (line.size() <= name.size() || line[name.size()] != ':' || !ascii::istarts_with(line, name))
-      continue;
-    std::string value(line.substr(name.size() + 1));
+    if (line.size() <= name.size() || !ascii::istarts_with(line, name)) continue;
+    // RFC 5322 4.5: obsolete syntax allows whitespace before the colon.
+    std::size_t colon = name.size();
+    while (colon < line.size() && (line[colon] == ' ' || line[colon] == '\t'))
+      ++colon;
+    if (colon >= line.size() || line[colon] != ':') continue;
+    std::string value(line.substr(colon + 1));
     while (pos < head.size() && (head[pos] == ' ' || head[pos] == '\t')) {
       const auto e2 = head.find('\n', pos);
       value += head.substr(pos, e2 == std::string_view::npos ? e2 : e2 - pos);
@@ -515,7 +519,8 @@ void collect_mailboxes(InternetAddressList* list, std::vector<std::string>& out)
       collect_mailboxes(internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia)), out);
       continue;
     }
-    const char* addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
+    // The domain as DNS knows it (IDNA A-labels), for DMARC's lookups.
+    const char* addr = internet_address_mailbox_get_idn_addr(INTERNET_ADDRESS_MAILBOX(ia));
     out.emplace_back(addr ? addr : "");
   }
 }

@@ -58,6 +58,9 @@ struct Server::State {
     o.hostname = c.server.hostname;
     o.resolvers = c.outbound.resolvers;
     o.dns_timeout = std::chrono::seconds(c.smtp.check_dns_timeout_s);
+    // A message's lookups together: a few queries' worth, whatever its
+    // records ask for (well within the client's wait for the reply).
+    o.check_budget = 4 * o.dns_timeout;
     o.spf = c.smtp.check_spf;
     o.dkim = c.smtp.check_dkim;
     o.dmarc = c.smtp.check_dmarc;

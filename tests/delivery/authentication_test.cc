@@ -11,18 +11,31 @@
 namespace a3::delivery {
 namespace {
 
-TEST(Authentication, AuthorDomainIsTheOneDomainOfTheOneFromField) {
-  EXPECT_EQ(author_domain("From: Alice <alice@Example.COM>\r\nTo: b@c\r\n\r\nbody"), "example.com");
-  EXPECT_EQ(author_domain("From: alice@example.com (Alice)\r\n\r\n"), "example.com");
-  EXPECT_EQ(author_domain("from:\r\n \"A, B\" <a@sub.example.org.>\r\n\r\n"), "sub.example.org");
-  // Not exactly one author: no domain to align with.
-  EXPECT_EQ(author_domain("From: a@one.example, b@two.example\r\n\r\n"), "");
-  EXPECT_EQ(author_domain("From: a@one.example\r\nFrom: a@one.example\r\n\r\n"), "");
-  EXPECT_EQ(author_domain("Subject: none\r\n\r\nFrom: a@body.example\r\n"), "");
-  EXPECT_EQ(author_domain("From: undisclosed\r\n\r\n"), "");
+TEST(Authentication, AuthorDomainsAreEveryFromFieldsDomains) {
+  using V = std::vector<std::string>;
+  EXPECT_EQ(author_domains("From: Alice <alice@Example.COM>\r\nTo: b@c\r\n\r\nbody"),
+            V{"example.com"});
+  EXPECT_EQ(author_domains("From: alice@example.com (Alice)\r\n\r\n"), V{"example.com"});
+  EXPECT_EQ(author_domains("from:\r\n \"A, B\" <a@sub.example.org.>\r\n\r\n"),
+            V{"sub.example.org"});
+  // Obsolete syntax (RFC 5322 4.5.8): whitespace before the colon.
+  EXPECT_EQ(author_domains("From : ceo@bank.example\r\n\r\n"), V{"bank.example"});
+  // Several authors, or several From fields: each of them (DMARC judges all).
+  EXPECT_EQ(author_domains("From: a@one.example, b@two.example, c@ONE.example\r\n\r\n"),
+            (V{"one.example", "two.example"}));
+  EXPECT_EQ(author_domains("From: x@attacker.example\r\nFrom: ceo@bank.example\r\n\r\n"),
+            (V{"attacker.example", "bank.example"}));
+  EXPECT_EQ(author_domains("From: team: a@x.example, b@y.example;\r\n\r\n"),
+            (V{"x.example", "y.example"}));
+  // Internationalized domains as DNS names them.
+  EXPECT_EQ(author_domains("From: j@b\xc3\xbc"
+                           "cher.example\r\n\r\n"),
+            V{"xn--bcher-kva.example"});
+  EXPECT_EQ(author_domains("Subject: none\r\n\r\nFrom: a@body.example\r\n"), V{});
+  EXPECT_EQ(author_domains("From: undisclosed\r\n\r\n"), V{});
   const auto a = mime::authors("From: team: a@x.example, b@y.example;\r\n\r\n");
   EXPECT_EQ(a.fields, 1);
-  EXPECT_EQ(a.addresses, (std::vector<std::string>{"a@x.example", "b@y.example"}));
+  EXPECT_EQ(a.addresses, (V{"a@x.example", "b@y.example"}));
 }
 
 TEST(Authentication, ResultsFieldQuotesValuesAndCleansComments) {
@@ -30,7 +43,7 @@ TEST(Authentication, ResultsFieldQuotesValuesAndCleansComments) {
   r.spf = "fail";
   r.spf_reason = "evil) dkim=pass (x\r\nInjected: yes";
   r.spf_property = "smtp.mailfrom=\"odd local\"@example.net";
-  r.dkim.push_back({"pass", "example.net", "s1", "abcdEFGH", ""});
+  r.dkim.push_back({"pass", "example.net", "s1", "ab/d+F=H", ""});
   r.dkim.push_back({"fail", "other.example", "s;2", "", "body hash mismatch"});
   r.dmarc = "fail";
   r.dmarc_policy = "reject";
@@ -40,7 +53,7 @@ TEST(Authentication, ResultsFieldQuotesValuesAndCleansComments) {
       h,
       "Authentication-Results: mx.example.test;\r\n"
       "\tspf=fail (evil dkim=pass xInjected: yes) smtp.mailfrom=\"odd local\"@example.net;\r\n"
-      "\tdkim=pass header.d=example.net header.s=s1 header.b=abcdEFGH;\r\n"
+      "\tdkim=pass header.d=example.net header.s=s1 header.b=\"ab/d+F=H\";\r\n"
       "\tdkim=fail (body hash mismatch) header.d=other.example header.s=\"s;2\";\r\n"
       "\tdmarc=fail (p=reject) header.from=example.net\r\n");
   const auto s = r.summary();
@@ -57,6 +70,8 @@ TEST(Authentication, OurResultsAreRemovedFromWhatArrives) {
       "Authentication-Results: MX.example.test; dkim=pass\r\n"
       "Authentication-Results:\r\n\tmx.example.test;\r\n\tspf=pass\r\n"
       "Authentication-Results: mx.example.test(comment); dmarc=pass\r\n"
+      "Authentication-Results: (a (nested) comment) \"mx.example.test\"; spf=pass\r\n"
+      "Authentication-Results :\tmx.example.test; dkim=pass\r\n"
       "Authentication-Results: mx.example.test.evil; spf=pass\r\n"
       "Authentication-Results: other.example; spf=pass\r\n"
       "Subject: hi\r\n"

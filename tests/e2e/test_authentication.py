@@ -172,6 +172,14 @@ class AuthenticationTest(unittest.TestCase):
         with self.assertRaises(AssertionError):
             self.fetch("forged", timeout=2)
 
+    def test_a_second_author_does_not_hide_a_forged_one(self):
+        # RFC 7489 6.6.1: every author domain is judged; the strictest wins.
+        body = (b"From: x@plain.example\r\nFrom : ceo@signed.example\r\n" +
+                message("someone@plain.example", "two authors").split(b"\r\n", 1)[1])
+        code, text = self.send(OTHER_HOST, "someone@plain.example", body)
+        self.assertEqual(code, 550, text)
+        self.assertIn("signed.example", text)
+
     def test_a_broken_signature_fails_dkim_but_aligned_spf_passes_dmarc(self):
         body = self.signed(message("news@signed.example", "tampered"))
         body = body.replace(b"Hello from", b"Hullo from")
