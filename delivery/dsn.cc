@@ -1,5 +1,6 @@
 #include "delivery/dsn.h"
 
+#include <algorithm>
 #include <chrono>
 #include <regex>
 
@@ -45,12 +46,13 @@ std::string make_dsn(const Dsn& d) {
   const std::string boundary =
       "=_a3dsn_" +
       hex(sha256(fmt::format("{}{}{}", d.to, d.now_ms, d.recipients.size()))).substr(0, 24);
-  const bool failed = !d.recipients.empty() && d.recipients.front().action == "failed";
+  const bool failed = std::any_of(d.recipients.begin(), d.recipients.end(),
+                                  [](const DsnRecipient& r) { return r.action == "failed"; });
   std::string m;
   m += fmt::format("From: Mail Delivery System <MAILER-DAEMON@{}>\r\n", d.reporting_mta);
   m += fmt::format("To: <{}>\r\n", d.to);
-  m += fmt::format("Subject: {}\r\n",
-                   failed ? "Undelivered Mail Returned to Sender" : "Delivery Status Notification");
+  m += fmt::format("Subject: {}\r\n", failed ? "Undelivered Mail Returned to Sender"
+                                             : "Successful Mail Delivery Report");
   m += fmt::format("Date: {}\r\n", rfc5322_date(d.now_ms));
   m += fmt::format("Message-ID: <{}@{}>\r\n", boundary.substr(8), d.reporting_mta);
   m += "Auto-Submitted: auto-replied\r\n";  // RFC 3834
@@ -64,7 +66,8 @@ std::string make_dsn(const Dsn& d) {
   m += fmt::format("This is the mail system at host {}.\r\n\r\n", d.reporting_mta);
   m += failed ? "Your message could not be delivered to one or more recipients.\r\n"
                 "It is attached below.\r\n\r\n"
-              : "This is a report about your message.\r\n\r\n";
+              : "Your message was delivered to the servers of the recipients below,\r\n"
+                "which do not report delivery status: no further notice will come.\r\n\r\n";
   for (const auto& r : d.recipients)
     m += fmt::format("<{}>: {}\r\n", r.address, field(r.diagnostic));
   m += "\r\n";

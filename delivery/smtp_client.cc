@@ -6,10 +6,13 @@
 #include <optional>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 
 #include "common/ascii.h"
+#include "common/xtext.h"
+#include "schemas/event.h"
 
 namespace a3::delivery {
 
@@ -226,7 +229,8 @@ class Connection {
 };
 
 struct Extensions {
-  bool pipelining = false, starttls = false, eightbit = false, smtputf8 = false, auth_plain = false;
+  bool pipelining = false, starttls = false, eightbit = false, smtputf8 = false, auth_plain = false,
+       dsn = false;
   std::uint64_t size = 0;  // 0: not announced
 };
 
@@ -240,6 +244,7 @@ Extensions parse_ehlo(const Reply& r) {
     if (kw == "STARTTLS") e.starttls = true;
     if (kw == "8BITMIME") e.eightbit = true;
     if (kw == "SMTPUTF8") e.smtputf8 = true;
+    if (kw == "DSN") e.dsn = true;
     if (kw.starts_with("AUTH ") || kw.starts_with("AUTH=")) {
       e.auth_plain = kw.find("PLAIN") != std::string::npos;
     }
@@ -333,6 +338,28 @@ awaitable<std::optional<TransactionResult>> open_session(Connection& c, const Se
   co_return std::nullopt;
 }
 
+// "RCPT TO:<...>", with the recipient's RFC 3461 NOTIFY and ORCPT for a
+// server that offers DSN.
+std::string rcpt_command(const Outgoing& m, std::size_t i, bool dsn) {
+  std::string out = fmt::format("RCPT TO:<{}>", m.recipients[i]);
+  const std::uint8_t notify = i < m.notify.size() ? m.notify[i] : 0;
+  if (dsn && notify != 0) {
+    std::vector<std::string_view> words;
+    if (notify & schemas::notify_never) {
+      words.push_back("NEVER");
+    } else {
+      if (notify & schemas::notify_success) words.push_back("SUCCESS");
+      if (notify & schemas::notify_failure) words.push_back("FAILURE");
+      if (notify & schemas::notify_delay) words.push_back("DELAY");
+    }
+    out += fmt::format(" NOTIFY={}", fmt::join(words, ","));
+  }
+  const std::string orcpt = i < m.orcpt.size() ? m.orcpt[i] : "";
+  if (const auto semi = orcpt.find(';'); dsn && semi != std::string::npos)
+    out += " ORCPT=" + orcpt.substr(0, semi) + ";" + xtext_encode(orcpt.substr(semi + 1));
+  return out + "\r\n";
+}
+
 // One mail transaction on a ready connection. `body_sent` is set once the
 // message's bytes started to go: from then on a failure leaves the outcome
 // unknown (the server may have taken it). `reusable` is set when the
@@ -362,13 +389,20 @@ awaitable<TransactionResult> transaction(Connection& c, const Extensions& ext,
   if (ext.size) mail += fmt::format(" SIZE={}", size);
   if (m.eightbit && ext.eightbit) mail += " BODY=8BITMIME";
   if (m.smtputf8) mail += " SMTPUTF8";
+  // RFC 3461 4.3, 4.4: to a server that offers DSN.
+  if (ext.dsn && m.ret_headers) mail += " RET=HDRS";
+  if (ext.dsn && !m.envid.empty()) mail += " ENVID=" + xtext_encode(m.envid);
   mail += "\r\n";
   TransactionResult result;
   result.recipients.resize(m.recipients.size());
+  result.dsn = ext.dsn;
+  std::vector<std::string> rcpt;
+  for (std::size_t i = 0; i < m.recipients.size(); ++i)
+    rcpt.push_back(rcpt_command(m, i, ext.dsn));
   // RFC 2920: MAIL, every RCPT and DATA in one write, replies in order.
   std::string batch = mail;
-  for (const auto& r : m.recipients)
-    batch += fmt::format("RCPT TO:<{}>\r\n", r);
+  for (const auto& r : rcpt)
+    batch += r;
   if (ext.pipelining) {
     co_await c.write(batch + "DATA\r\n", t);
     const Reply mail_reply = co_await c.reply(t);
@@ -391,7 +425,7 @@ awaitable<TransactionResult> transaction(Connection& c, const Extensions& ext,
     if (!mail_reply.ok()) co_return failed(mail_reply.code, mail_reply.text, false);
     std::size_t accepted = 0;
     for (std::size_t i = 0; i < m.recipients.size(); ++i) {
-      co_await c.write(fmt::format("RCPT TO:<{}>\r\n", m.recipients[i]), t);
+      co_await c.write(rcpt[i], t);
       result.recipients[i] = co_await c.reply(t);
       accepted += result.recipients[i].ok() ? 1 : 0;
     }

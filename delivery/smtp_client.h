@@ -44,6 +44,12 @@ struct Outgoing {
   const std::string* body = nullptr;  // the message, CRLF lines, not dot-stuffed
   bool eightbit = false;
   bool smtputf8 = false;
+  // RFC 3461, passed on to a server that offers DSN (it reports from then
+  // on): per recipient, in the order of `recipients`.
+  std::vector<std::uint8_t> notify{};  // schemas::Notify bits; 0 or missing: not given
+  std::vector<std::string> orcpt{};    // "rfc822;bob@example.net" (decoded); "": none
+  std::string envid{};                 // decoded; "": none
+  bool ret_headers = false;            // RET=HDRS
 };
 
 // The outcome for one recipient, or for all of them when the transaction
@@ -67,6 +73,7 @@ struct TransactionResult {
   // SMTPUTF8) it is the message's, and `session` answers every recipient.
   bool try_next = true;
   std::vector<Reply> recipients;  // one per Outgoing::recipients, when !session_failed
+  bool dsn = false;               // the server offered DSN: the parameters went with the message
 };
 
 // Sends `message` to `server` on a connection of its own, closed after.

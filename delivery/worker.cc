@@ -101,12 +101,13 @@ struct Result {
   enum class Kind { delivered, deferred, bounced } kind = Kind::deferred;
   std::string host;  // the server that answered, "" if none
   std::string reply;
+  bool dsn_passed = false;  // the server took the DSN parameters: it reports now
 };
 
-Result from_reply(const Reply& r, const std::string& host) {
-  if (r.ok()) return {Result::Kind::delivered, host, r.text};
-  if (r.permanent()) return {Result::Kind::bounced, host, r.text};
-  return {Result::Kind::deferred, host, r.text};
+Result from_reply(const Reply& r, const std::string& host, bool dsn) {
+  if (r.ok()) return {Result::Kind::delivered, host, r.text, dsn};
+  if (r.permanent()) return {Result::Kind::bounced, host, r.text, dsn};
+  return {Result::Kind::deferred, host, r.text, dsn};
 }
 
 }  // namespace
@@ -251,8 +252,11 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
   // One destination's recipients: the first server that takes the
   // transaction decides; servers that fail are skipped.
   awaitable<std::vector<Result>> deliver_group(const QueueRecord& q, const std::string& domain,
-                                               const std::vector<std::string>& rcpts,
+                                               const std::vector<const QueueRecipient*>& group,
                                                const std::string& body) {
+    std::vector<std::string> rcpts;
+    for (const auto* r : group)
+      rcpts.push_back(r->address);
     auto route_or_result = co_await route(domain);
     if (auto* r = std::get_if<Result>(&route_or_result))
       co_return std::vector<Result>(rcpts.size(), *r);
@@ -271,6 +275,12 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
     opts.auth_user = relay() ? o.relay_user : "";
     opts.auth_password = relay() ? o.relay_password : "";
     Outgoing m{q.mail_from, rcpts, &body, q.eightbit, q.smtputf8};
+    for (const auto* r : group) {
+      m.notify.push_back(r->notify);
+      m.orcpt.push_back(r->orcpt);
+    }
+    m.envid = q.envid;
+    m.ret_headers = q.ret_headers;
     const std::string dest = relay() ? o.relay_host : domain;
     Reply last{0, "no server tried"};
     std::string last_host;
@@ -284,24 +294,27 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
       if (!t.session_failed) {
         std::vector<Result> out;
         for (const auto& r : t.recipients)
-          out.push_back(from_reply(r, s.label()));
+          out.push_back(from_reply(r, s.label(), t.dsn));
         co_return out;
       }
       last = t.session;
       last_host = s.label();
       if (!t.try_next) break;
     }
-    Result r = from_reply(last, last_host);
+    Result r = from_reply(last, last_host, false);
     if (last.code == 0)
       r = Result{Result::Kind::deferred, last_host, "451 4.4.1 " + last.text};  // nobody answered
     co_return std::vector<Result>(rcpts.size(), r);
   }
 
   // The DSN for `failed` recipients (RFC 3461 4.1: unless NOTIFY says
-  // otherwise; never to the null sender), as events that deliver it.
-  std::vector<schemas::Event> bounce(
+  // otherwise) and for `relayed` ones (NOTIFY=SUCCESS, delivered to a
+  // server that does not report: RFC 3461 5.2.2), never to the null
+  // sender, as events that deliver it.
+  std::vector<schemas::Event> reports(
       const QueueRecord& q, const std::string& body,
-      const std::vector<std::pair<const QueueRecipient*, Result>>& failed) {
+      const std::vector<std::pair<const QueueRecipient*, Result>>& failed,
+      const std::vector<std::pair<const QueueRecipient*, Result>>& relayed) {
     std::vector<schemas::Event> out;
     if (q.mail_from.empty()) return out;
     Dsn d;
@@ -310,7 +323,8 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
     d.envid = q.envid;
     d.arrival_ms = q.queued_ms;
     d.now_ms = now_ms();
-    d.headers_only = q.ret_headers;
+    // RFC 3461 4.3: the whole message only in a report of failure.
+    d.headers_only = q.ret_headers || failed.empty();
     d.original = &body;
     for (const auto& [r, res] : failed) {
       if (r->notify & schemas::notify_never) continue;
@@ -324,6 +338,10 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
       d.recipients.push_back({r->address, r->orcpt, "failed",
                               expired ? "5.4.7" : status_of(std::max(code, 500), res.reply), host,
                               expired ? "delivery time expired; last: " + res.reply : res.reply});
+    }
+    for (const auto& [r, res] : relayed) {
+      d.recipients.push_back({r->address, r->orcpt, "relayed", "2.0.0",
+                              res.host.substr(0, res.host.find('[')), res.reply});
     }
     if (d.recipients.empty()) return out;
     const std::string dsn = make_dsn(d);
@@ -396,7 +414,7 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
         out.assign(rs.size(), Result{Result::Kind::deferred, "",
                                      "451 4.3.0 The message body is not in the store yet"});
       } else {
-        out = co_await deliver_group(q, domain, addrs, *body);
+        out = co_await deliver_group(q, domain, rs, *body);
       }
       for (std::size_t i = 0; i < rs.size(); ++i)
         results.emplace_back(rs[i], out[i]);
@@ -412,8 +430,11 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
     const std::int64_t next = now + backoff_ms(o.outbound, attempt);
     const bool expire = next > q.expires_ms;
     std::map<std::tuple<int, std::string, std::string>, std::vector<std::string>> grouped;
-    std::vector<std::pair<const QueueRecipient*, Result>> failed;
+    std::vector<std::pair<const QueueRecipient*, Result>> failed, relayed;
     for (const auto& [r, res] : results) {
+      if (res.kind == Result::Kind::delivered && (r->notify & schemas::notify_success) &&
+          !(r->notify & schemas::notify_never) && !res.dsn_passed)
+        relayed.emplace_back(r, res);
       int kind = static_cast<int>(res.kind);
       if (res.kind == Result::Kind::deferred && expire) kind = 3;
       grouped[{kind, res.host, res.reply}].push_back(r->address);
@@ -440,7 +461,7 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
       events.push_back(schemas::make_event(q.account, kActor, std::move(b)));
     }
     if (body) {
-      for (auto& e : bounce(q, *body, failed))
+      for (auto& e : reports(q, *body, failed, relayed))
         events.push_back(std::move(e));
     }
     // Applied before the entry may be taken again (the loop reads the view).

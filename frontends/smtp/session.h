@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/xtext.h"
 #include "frontends/net/sasl.h"
 #include "frontends/smtp/address.h"
 #include "projections/errors.h"
@@ -115,10 +116,8 @@ struct SessionInfo {
   bool trusted_relay = false;         // a trusted network: may send to other domains without AUTH
 };
 
-// RFC 3461 4: xtext ("+" and two upper-case hex digits for a byte outside
-// "!".."~", "+" and "="); nullopt if malformed.
-std::optional<std::string> xtext_decode(std::string_view in);
-std::string xtext_encode(std::string_view in);
+using a3::xtext_decode;
+using a3::xtext_encode;
 
 // A SASL exchange the caller must verify (it is slow: Argon2id), after
 // which it calls auth_result().

@@ -7,6 +7,7 @@ queue survives a SIGKILL; the MX port never relays."""
 import base64
 import hashlib
 import email
+import getpass
 import glob
 import os
 import signal
@@ -39,6 +40,8 @@ def start_dns(directory, port, mx_port, signed_zone=None):
         # No MX: the domain's own address is its mail host.
         "implicit.example": ["implicit.example. A 127.0.0.2"],
         "down.example": ["down.example. MX 10 mx.down.example.", "mx.down.example. A 127.0.0.5"],
+        # Postfix's smtp-sink, which offers DSN (RFC 3461).
+        "sink.example": ["sink.example. MX 10 mx.sink.example.", "mx.sink.example. A 127.0.0.31"],
     }
     lines = ["server:", "  interface: 127.0.0.1@%d" % port, "  port: %d" % port,
              "  do-daemonize: no", '  username: ""', '  chroot: ""', '  pidfile: ""',
@@ -249,6 +252,57 @@ class OutboundTest(unittest.TestCase):
         self.assertTrue(original, "RET=FULL by default: the message comes back")
         self.assertIn("will bounce", original[0].as_string())
         self.assertTrue(self.events("Bounced"))
+
+    def test_dsn_parameters_go_to_a_server_that_offers_dsn(self):
+        """RFC 3461: NOTIFY, ORCPT, ENVID and RET go on to a server that
+        offers DSN (it reports from then on: no success report from us)."""
+        sink_dir = os.path.join(self.work.name, "sink")
+        os.makedirs(sink_dir)
+        sink = subprocess.Popen(["/usr/sbin/smtp-sink", "-u", getpass.getuser(), "-d",
+                                 sink_dir + "/%M.", "127.0.0.31:%d" % self.mx_port, "10"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(sink.wait)
+        self.addCleanup(sink.kill)
+        time.sleep(0.3)
+        before = inbox_count(self.config, "alice@example.test")
+        with smtplib.SMTP("127.0.0.1", self.submission, timeout=10) as s:
+            s.starttls(context=tls_client())
+            s.login("alice@example.test", "pw")
+            s.sendmail("alice@example.test", ["Carol@sink.example"], b"Subject: dsn\r\n\r\nx\r\n",
+                       mail_options=["RET=HDRS", "ENVID=E+2B1"],
+                       rcpt_options=["NOTIFY=SUCCESS,DELAY", "ORCPT=rfc822;Carol+2Bx@sink.example"])
+        deadline = time.time() + 30
+        dumped = b""
+        while time.time() < deadline and not dumped:
+            for path in glob.glob(os.path.join(sink_dir, "*")):
+                with open(path, "rb") as f:
+                    dumped = f.read()
+            time.sleep(0.1)
+        self.assertIn(b"X-Mail-Args: <alice@example.test> RET=HDRS ENVID=E+2B1", dumped)
+        self.assertIn(b"X-Rcpt-Args: <Carol@sink.example> NOTIFY=SUCCESS,DELAY "
+                      b"ORCPT=rfc822;Carol+2Bx@sink.example", dumped)
+        self.wait_queue_empty()
+        self.assertEqual(inbox_count(self.config, "alice@example.test"), before,
+                         "the server that took NOTIFY reports, not us")
+
+    def test_success_is_reported_when_the_server_does_not_report(self):
+        """RFC 3461 5.2.2: NOTIFY=SUCCESS, delivered to a server without DSN:
+        a "relayed" report to the sender."""
+        with smtplib.SMTP("127.0.0.1", self.submission, timeout=10) as s:
+            s.starttls(context=tls_client())
+            s.login("alice@example.test", "pw")
+            s.sendmail("alice@example.test", ["happy@example.net"],
+                       b"Subject: success\r\n\r\nbody\r\n", rcpt_options=["NOTIFY=SUCCESS"])
+        arrived(self.mx1_dir, "happy@example.net")
+        dsn = self.dsn_in_inbox("happy@example.net")
+        self.assertEqual(dsn["Subject"], "Successful Mail Delivery Report")
+        text = dsn.as_string()
+        self.assertIn("Action: relayed", text)
+        self.assertIn("Status: 2.0.0", text)
+        self.assertIn("Remote-MTA: dns; mx1.example.net", text)
+        # Headers only in a report of success (RFC 3461 4.3).
+        self.assertFalse([p for p in dsn.walk() if p.get_content_type() == "message/rfc822"])
+        self.assertTrue([p for p in dsn.walk() if p.get_content_type() == "text/rfc822-headers"])
 
     def test_dns_failures_bounce_with_their_reason(self):
         self.submit(["x@nosuch.example"])
