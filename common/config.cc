@@ -307,6 +307,7 @@ Config parse(std::string_view text, const fs::path& file) {
     s.integer("retry_initial_s", c.outbound.retry_initial_s, 1, 86400);
     s.integer("retry_max_s", c.outbound.retry_max_s, 1, 7 * 86400);
     s.integer("max_queue_lifetime_s", c.outbound.max_queue_lifetime_s, 1, 30 * 86400);
+    s.integer("delay_warning_s", c.outbound.delay_warning_s, 0, 30 * 86400);
     s.integer("connect_timeout_s", c.outbound.connect_timeout_s, 1, 600);
     s.integer("command_timeout_s", c.outbound.command_timeout_s, 1, 3600);
     s.integer("data_timeout_s", c.outbound.data_timeout_s, 1, 3600);

@@ -114,6 +114,7 @@ struct Outbound {
   int retry_initial_s = 300;                  // first retry after a 4xx; doubles
   int retry_max_s = 3600;                     // up to this
   int max_queue_lifetime_s = 5 * 86400;       // then it bounces (Expired)
+  int delay_warning_s = 4 * 3600;             // then the sender is told, once; 0: never
   int connect_timeout_s = 30;
   int command_timeout_s = 300;  // RFC 5321 4.5.3.2
   int data_timeout_s = 600;     // the reply to the end of data (4.5.3.2.6)

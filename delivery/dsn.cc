@@ -46,13 +46,18 @@ std::string make_dsn(const Dsn& d) {
   const std::string boundary =
       "=_a3dsn_" +
       hex(sha256(fmt::format("{}{}{}", d.to, d.now_ms, d.recipients.size()))).substr(0, 24);
-  const bool failed = std::any_of(d.recipients.begin(), d.recipients.end(),
-                                  [](const DsnRecipient& r) { return r.action == "failed"; });
+  auto any = [&d](std::string_view action) {
+    return std::any_of(d.recipients.begin(), d.recipients.end(),
+                       [action](const DsnRecipient& r) { return r.action == action; });
+  };
+  const bool failed = any("failed");
+  const bool delayed = !failed && any("delayed");
   std::string m;
   m += fmt::format("From: Mail Delivery System <MAILER-DAEMON@{}>\r\n", d.reporting_mta);
   m += fmt::format("To: <{}>\r\n", d.to);
-  m += fmt::format("Subject: {}\r\n", failed ? "Undelivered Mail Returned to Sender"
-                                             : "Successful Mail Delivery Report");
+  m += fmt::format("Subject: {}\r\n", failed    ? "Undelivered Mail Returned to Sender"
+                                      : delayed ? "Delayed Mail (still being retried)"
+                                                : "Successful Mail Delivery Report");
   m += fmt::format("Date: {}\r\n", rfc5322_date(d.now_ms));
   m += fmt::format("Message-ID: <{}@{}>\r\n", boundary.substr(8), d.reporting_mta);
   m += "Auto-Submitted: auto-replied\r\n";  // RFC 3834
@@ -64,10 +69,12 @@ std::string make_dsn(const Dsn& d) {
   // 1. For people.
   m += fmt::format("--{}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n", boundary);
   m += fmt::format("This is the mail system at host {}.\r\n\r\n", d.reporting_mta);
-  m += failed ? "Your message could not be delivered to one or more recipients.\r\n"
-                "It is attached below.\r\n\r\n"
-              : "Your message was delivered to the servers of the recipients below,\r\n"
-                "which do not report delivery status: no further notice will come.\r\n\r\n";
+  m += failed    ? "Your message could not be delivered to one or more recipients.\r\n"
+                   "It is attached below.\r\n\r\n"
+       : delayed ? "Your message could not be delivered yet to the recipients below.\r\n"
+                   "It is still being retried; you need not send it again.\r\n\r\n"
+                 : "Your message was delivered to the servers of the recipients below,\r\n"
+                   "which do not report delivery status: no further notice will come.\r\n\r\n";
   for (const auto& r : d.recipients)
     m += fmt::format("<{}>: {}\r\n", r.address, field(r.diagnostic));
   m += "\r\n";
@@ -87,6 +94,8 @@ std::string make_dsn(const Dsn& d) {
       m += fmt::format("Diagnostic-Code: {}; {}\r\n", r.remote_mta.empty() ? "x-a3" : "smtp",
                        field(r.diagnostic));
     m += fmt::format("Last-Attempt-Date: {}\r\n", rfc5322_date(d.now_ms));
+    if (r.will_retry_until_ms)
+      m += fmt::format("Will-Retry-Until: {}\r\n", rfc5322_date(r.will_retry_until_ms));
   }
   m += "\r\n";
   // 3. The original (RFC 3462 text/rfc822-headers when only its header).

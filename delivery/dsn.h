@@ -10,12 +10,13 @@
 namespace a3::delivery {
 
 struct DsnRecipient {
-  std::string address;            // the envelope recipient
-  std::string orcpt;              // RFC 3461 ORCPT ("rfc822;bob@example.net"), "" if none
-  std::string action = "failed";  // failed | delayed | delivered | relayed
-  std::string status;             // "5.1.1" (RFC 3463)
-  std::string remote_mta;         // host name, "" if none answered
-  std::string diagnostic;         // the remote reply, or our reason
+  std::string address;                   // the envelope recipient
+  std::string orcpt;                     // RFC 3461 ORCPT ("rfc822;bob@example.net"), "" if none
+  std::string action = "failed";         // failed | delayed | delivered | relayed
+  std::string status;                    // "5.1.1" (RFC 3463)
+  std::string remote_mta;                // host name, "" if none answered
+  std::string diagnostic;                // the remote reply, or our reason
+  std::int64_t will_retry_until_ms = 0;  // "delayed": when it will be given up
 };
 
 struct Dsn {

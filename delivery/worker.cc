@@ -314,7 +314,8 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
   std::vector<schemas::Event> reports(
       const QueueRecord& q, const std::string& body,
       const std::vector<std::pair<const QueueRecipient*, Result>>& failed,
-      const std::vector<std::pair<const QueueRecipient*, Result>>& relayed) {
+      const std::vector<std::pair<const QueueRecipient*, Result>>& relayed,
+      const std::vector<std::pair<const QueueRecipient*, Result>>& delayed) {
     std::vector<schemas::Event> out;
     if (q.mail_from.empty()) return out;
     Dsn d;
@@ -342,6 +343,14 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
     for (const auto& [r, res] : relayed) {
       d.recipients.push_back({r->address, r->orcpt, "relayed", "2.0.0",
                               res.host.substr(0, res.host.find('[')), res.reply});
+    }
+    for (const auto& [r, res] : delayed) {
+      const int code = res.reply.size() >= 3 && ascii::is_digit(res.reply[0])
+                           ? std::atoi(res.reply.substr(0, 3).c_str())
+                           : 400;
+      d.recipients.push_back({r->address, r->orcpt, "delayed",
+                              status_of(std::clamp(code, 400, 499), res.reply),
+                              res.host.substr(0, res.host.find('[')), res.reply, q.expires_ms});
     }
     if (d.recipients.empty()) return out;
     const std::string dsn = make_dsn(d);
@@ -429,27 +438,37 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
     const std::int64_t now = now_ms();
     const std::int64_t next = now + backoff_ms(o.outbound, attempt);
     const bool expire = next > q.expires_ms;
-    std::map<std::tuple<int, std::string, std::string>, std::vector<std::string>> grouped;
-    std::vector<std::pair<const QueueRecipient*, Result>> failed, relayed;
+    std::map<std::tuple<int, std::string, std::string, bool>, std::vector<std::string>> grouped;
+    std::vector<std::pair<const QueueRecipient*, Result>> failed, relayed, delayed;
+    // RFC 3461 4.1: delays are reported once, after outbound.delay_warning_s,
+    // unless NOTIFY leaves DELAY out (no NOTIFY: FAILURE,DELAY).
+    const std::int64_t warn_ms = std::int64_t{o.outbound.delay_warning_s} * 1000;
+    auto warn = [&](const QueueRecipient& r) {
+      const bool wants = r.notify == 0 || ((r.notify & schemas::notify_delay) &&
+                                           !(r.notify & schemas::notify_never));
+      return warn_ms > 0 && wants && !r.delay_reported && now - q.queued_ms >= warn_ms;
+    };
     for (const auto& [r, res] : results) {
       if (res.kind == Result::Kind::delivered && (r->notify & schemas::notify_success) &&
           !(r->notify & schemas::notify_never) && !res.dsn_passed)
         relayed.emplace_back(r, res);
       int kind = static_cast<int>(res.kind);
       if (res.kind == Result::Kind::deferred && expire) kind = 3;
-      grouped[{kind, res.host, res.reply}].push_back(r->address);
+      const bool warned = kind == 1 && warn(*r);
+      if (warned) delayed.emplace_back(r, res);
+      grouped[{kind, res.host, res.reply, warned}].push_back(r->address);
       if (res.kind == Result::Kind::bounced || kind == 3) failed.emplace_back(r, res);
     }
     std::vector<schemas::Event> events;
     for (const auto& [key, who] : grouped) {
-      const auto& [kind, host, reply] = key;
+      const auto& [kind, host, reply, warned] = key;
       schemas::Body b;
       switch (kind) {
         case 0:
           b = schemas::Delivered{q.id, who, host, reply};
           break;
         case 1:
-          b = schemas::Deferred{q.id, who, host, reply, next};
+          b = schemas::Deferred{q.id, who, host, reply, next, warned};
           break;
         case 2:
           b = schemas::Bounced{q.id, who, host, reply};
@@ -461,7 +480,7 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
       events.push_back(schemas::make_event(q.account, kActor, std::move(b)));
     }
     if (body) {
-      for (auto& e : reports(q, *body, failed, relayed))
+      for (auto& e : reports(q, *body, failed, relayed, delayed))
         events.push_back(std::move(e));
     }
     // Applied before the entry may be taken again (the loop reads the view).

@@ -596,6 +596,9 @@ class Applier {
   void apply(const Deferred& e) {
     change_entry(e.queue_id, [&](view::QueueRecord& q) {
       settle(q, e.recipients, Rcpt::pending, e.reply);  // still pending, with the reply
+      for (auto& r : q.recipients)
+        if (e.delay_reported && std::count(e.recipients.begin(), e.recipients.end(), r.address))
+          r.delay_reported = true;
       q.last_host = e.host;
       q.last_reply = e.reply;
       reschedule(q, e.next_attempt_ms);

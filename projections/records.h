@@ -55,7 +55,8 @@ struct QueueRecipient {
   std::uint8_t notify = 0;  // schemas::Notify bits
   std::string orcpt;
   State state = State::pending;
-  std::string reply;  // the last reply for it (remote, or why none)
+  std::string reply;            // the last reply for it (remote, or why none)
+  bool delay_reported = false;  // the sender was told it is delayed (once)
 };
 
 struct QueueRecord {

@@ -169,7 +169,9 @@ struct BodyEncoder {
     auto id = bytes(b, e.queue_id);
     auto r = strings(b, e.recipients);
     auto host = b.CreateString(e.host);
-    return fb::CreateDeferred(b, id, r, host, b.CreateString(e.reply), e.next_attempt_ms).Union();
+    return fb::CreateDeferred(b, id, r, host, b.CreateString(e.reply), e.next_attempt_ms,
+                              e.delay_reported)
+        .Union();
   }
   Offset<void> operator()(const Bounced& e) {
     auto id = bytes(b, e.queue_id);
@@ -419,8 +421,12 @@ struct BodyDecoder {
       }
       case fb::Body::Deferred: {
         auto* e = ev.body_as_Deferred();
-        Deferred d{
-            {}, strs(e->recipients()), str(e->host()), str(e->reply()), e->next_attempt_ms()};
+        Deferred d{{},
+                   strs(e->recipients()),
+                   str(e->host()),
+                   str(e->reply()),
+                   e->next_attempt_ms(),
+                   e->delay_reported()};
         if (!need_uuid(e->queue_id(), d.queue_id, "Deferred.queue_id")) return false;
         out.body = std::move(d);
         return true;

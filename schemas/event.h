@@ -251,6 +251,7 @@ struct Deferred {
   std::string host;
   std::string reply;
   std::int64_t next_attempt_ms = 0;
+  bool delay_reported = false;  // these recipients' delay was reported (RFC 3464 "delayed")
   friend bool operator==(const Deferred&, const Deferred&) = default;
 };
 struct Bounced {

@@ -197,7 +197,8 @@ struct BodyFields {
         .strs("recipients", e.recipients)
         .str("host", e.host)
         .str("reply", e.reply)
-        .str("next_attempt", iso_time(e.next_attempt_ms));
+        .str("next_attempt", iso_time(e.next_attempt_ms))
+        .boolean("delay_reported", e.delay_reported);
   }
   void operator()(const Bounced& e) {
     f.str("queue_id", e.queue_id.str())

@@ -170,7 +170,9 @@ std::string encode(const QueueRecord& r) {
     w.str(x.address)
         .u32(x.notify)
         .str(x.orcpt)
-        .u32(static_cast<std::uint32_t>(x.state))
+        // The state, and the delay report in bit 8 (records written before
+        // it existed decode as not reported).
+        .u32(static_cast<std::uint32_t>(x.state) | (x.delay_reported ? 0x100u : 0u))
         .str(x.reply);
   w.bytes(r.blob.data(), r.blob.size()).u64(r.size).i64(r.queued_ms).i64(r.expires_ms);
   w.i64(r.next_attempt_ms).u32(r.attempts).str(r.envid);
@@ -191,9 +193,11 @@ std::optional<QueueRecord> decode_queue(std::string_view v) {
     x.address = in.str();
     x.notify = static_cast<std::uint8_t>(in.u32());
     x.orcpt = in.str();
-    const std::uint32_t state = in.u32();
-    if (state > 3) return std::nullopt;
+    const std::uint32_t bits = in.u32();
+    const std::uint32_t state = bits & 0xff;
+    if (state > 3 || (bits & ~0x1ffu)) return std::nullopt;
     x.state = static_cast<projections::QueueRecipient::State>(state);
+    x.delay_reported = bits & 0x100;
     x.reply = in.str();
     r.recipients.push_back(std::move(x));
   }

@@ -304,6 +304,34 @@ class OutboundTest(unittest.TestCase):
         self.assertFalse([p for p in dsn.walk() if p.get_content_type() == "message/rfc822"])
         self.assertTrue([p for p in dsn.walk() if p.get_content_type() == "text/rfc822-headers"])
 
+    def test_a_delay_is_reported_once(self):
+        """RFC 3461 4.1, RFC 3464 "delayed": after outbound.delay_warning_s,
+        the sender hears once that the message is still being retried."""
+        submission = free_port()
+        server = MailServer("a3-delay-d-", [("submission", submission)], ["alice"], "started:",
+                            outbound='[outbound]\nresolvers = ["127.0.0.1@%d"]\nmx_port = %d\n'
+                                     'allow_private_destinations = true\nretry_initial_s = 1\n'
+                                     'retry_max_s = 1\ndelay_warning_s = 1\n'
+                                     % (self.dns_port, self.mx_port))
+        self.addCleanup(server.stop)
+        with smtplib.SMTP("127.0.0.1", submission, timeout=10) as s:
+            s.starttls(context=tls_client())
+            s.login("alice@example.test", "pw")
+            s.sendmail("alice@example.test", ["defer-4-late@example.net"],
+                       b"Subject: late\r\n\r\nbody\r\n")
+        arrived(self.mx1_dir, "defer-4-late@example.net")
+        reports = []
+        for uid in range(1, inbox_count(server.config, "alice@example.test") + 1):
+            raw = ctl(server.config, "account", "message", "alice@example.test", str(uid)).stdout
+            if b"Final-Recipient: rfc822; defer-4-late@example.net" in raw:
+                reports.append(email.message_from_bytes(raw))
+        self.assertEqual(len(reports), 1, "one delay report, however many retries")
+        self.assertEqual(reports[0]["Subject"], "Delayed Mail (still being retried)")
+        text = reports[0].as_string()
+        self.assertIn("Action: delayed", text)
+        self.assertIn("Status: 4.7.1", text)
+        self.assertIn("Will-Retry-Until: ", text)
+
     def test_dns_failures_bounce_with_their_reason(self):
         self.submit(["x@nosuch.example"])
         dsn = self.dsn_in_inbox("x@nosuch.example").as_string()

@@ -108,7 +108,14 @@ std::vector<Event> sample_events() {
       Expired{fixed_id(0x40), {"carol@example.org"}, "451 4.7.1 Greylisted"},
       DeliveryRescheduled{fixed_id(0x40), 1764000000001},
       OutboundDeleted{fixed_id(0x40), "deleted by the operator"},
-      // Since v5: SPF, DKIM and DMARC results of mail received on the MX.
+      // Since v5: a delay reported, and SPF, DKIM and DMARC results of mail
+      // received on the MX.
+      Deferred{fixed_id(0x40),
+               {"dave@example.org"},
+               "mx.example.org[192.0.2.26]:25",
+               "421 4.4.2 Timeout",
+               1764014400000,
+               true},
       MessageAppended{fixed_id(0x11),
                       "Authentication-Results: mx.example.test; spf=pass\r\n\r\nbody\r\n",
                       1764000000000,
