@@ -8,6 +8,7 @@
 #include "common/ascii.h"
 #include "common/clock.h"
 #include "common/sha256.h"
+#include "delivery/dsn.h"
 #include "mime/mime.h"
 #include "schemas/codec.h"
 
@@ -82,6 +83,56 @@ std::string received_header(const Envelope& env, const DeliveryContext& ctx,
       env.helo.empty() ? "unknown" : env.helo, ctx.remote_ip, tls, auth, ctx.hostname, with,
       ctx.session_id, for_clause, t);
 }
+
+namespace {
+
+// RFC 3461 6.2: local recipients that asked for NOTIFY=SUCCESS; never to
+// the null sender. Its id derives from the message's, so that a client's
+// retry reports once.
+std::optional<schemas::Event> delivered_report(const Message& msg, const DeliveryContext& ctx,
+                                               const Sha256& body_hash) {
+  const auto& env = msg.envelope;
+  if (env.success_reports.empty() || !env.mail_from || env.mail_from->null) return std::nullopt;
+  const std::string sender = env.mail_from->mailbox.str();
+  delivery::Dsn d;
+  d.reporting_mta = ctx.hostname;
+  d.to = sender;
+  d.envid = env.envid;
+  d.arrival_ms = ctx.now_ms;
+  d.now_ms = ctx.now_ms;
+  d.headers_only = true;  // RFC 3461 4.3: the header only, but for failures
+  d.original = msg.data.empty() ? nullptr : &msg.data;
+  for (const auto& r : env.success_reports)
+    d.recipients.push_back(
+        {r.to.str(), r.orcpt, "delivered", "2.0.0", "", "delivered to the mailbox"});
+  const std::string dsn = delivery::make_dsn(d);
+  const auto id = schemas::Uuid::derived(fmt::format(
+      "dsn-delivered\n{}\n{}", sender,
+      std::string_view(reinterpret_cast<const char*>(body_hash.data()), body_hash.size())));
+  const schemas::Actor actor{schemas::Protocol::system, "", "", "dsn"};
+  if (ctx.sender_inbox) {
+    schemas::Event e = schemas::make_event(
+        ctx.sender_inbox->account, actor,
+        schemas::MessageAppended{ctx.sender_inbox->inbox, dsn, ctx.now_ms, {}, {}, std::nullopt});
+    e.id = id;
+    e.at_ms = ctx.now_ms;
+    return e;
+  }
+  schemas::OutboundQueued q;
+  q.queue_id = id;
+  q.mail_from = "";
+  q.recipients.push_back({sender, schemas::notify_never, ""});
+  q.raw = dsn;
+  q.eightbit = env.eight_bit;
+  q.smtputf8 = env.smtputf8;
+  q.expires_ms = ctx.now_ms + ctx.queue_lifetime_ms;
+  schemas::Event e = schemas::make_event(outbound_account(ctx), actor, std::move(q));
+  e.id = id;
+  e.at_ms = ctx.now_ms;
+  return e;
+}
+
+}  // namespace
 
 std::vector<schemas::Event> delivery_events(
     const Message& msg, const DeliveryContext& ctx, StagedStream* staged,
@@ -183,6 +234,7 @@ std::vector<schemas::Event> delivery_events(
     e.body = std::move(q);
     out.push_back(std::move(e));
   }
+  if (auto report = delivered_report(msg, ctx, body_hash)) out.push_back(std::move(*report));
   if (staged) {
     // The staged chunks are released by the last event of each partition
     // that names them (events of one partition are applied in append order).

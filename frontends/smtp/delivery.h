@@ -60,6 +60,9 @@ struct DeliveryContext {
   std::string authentication_results{};
   std::optional<schemas::Authentication> authentication{};
   bool quarantine = false;
+  // The envelope sender's INBOX when it is one of ours, for "delivered"
+  // reports (RFC 3461); others get theirs through the queue, from <>.
+  std::optional<Recipient> sender_inbox{};
 };
 
 // The domain whose DKIM key signs a message: the envelope sender's (""

@@ -165,8 +165,10 @@ class SmtpHandler : public net::Handler {
       if (!stream_)
         message->data = delivery::without_our_results(message->data, st_.config.server.hostname);
     }
+    co_await find_sender_inbox(message->envelope);
     ctx_.now_ms = now_ms();
     const auto refused = co_await deliver(st_.store, *message, ctx_, stream_ ? &*stream_ : nullptr);
+    ctx_.sender_inbox.reset();
     stream_.reset();
     ctx_.staged_signature.reset();
     ctx_.authentication_results.clear();
@@ -234,6 +236,22 @@ class SmtpHandler : public net::Handler {
     co_await net::run_on(st_.checks.get_executor(), [&] { results = check->finish(who); });
     check_.reset();
     co_return results;
+  }
+
+  // For "delivered" reports (NOTIFY=SUCCESS): whether the sender is one of
+  // our accounts (its report goes to its INBOX), read where reads may wait.
+  awaitable<void> find_sender_inbox(const Envelope& env) {
+    ctx_.sender_inbox.reset();
+    if (env.success_reports.empty() || !env.mail_from || env.mail_from->null) co_return;
+    const auto& from = env.mail_from->mailbox;
+    const std::string address = ascii::lower(from.local) + "@" + from.domain;
+    std::optional<Recipient> inbox;
+    co_await net::run_on(st_.pool.get_executor(), [&] {
+      const auto account = st_.store.account_for_address(address);
+      const auto mailbox = account ? st_.store.mailbox(*account, "INBOX") : std::nullopt;
+      if (mailbox) inbox = Recipient{*account, mailbox->id, {}, 0};
+    });
+    ctx_.sender_inbox = std::move(inbox);
   }
 
   void start_stream() {

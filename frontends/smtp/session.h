@@ -95,8 +95,11 @@ struct Envelope {
   bool eight_bit = false;
   std::uint64_t declared_size = 0;          // MAIL FROM SIZE= (RFC 1870), 0 if none
   std::vector<OutboundRecipient> outbound;  // other domains' recipients, for the queue
-  std::string envid;                        // RFC 3461 ENVID (xtext decoded)
-  bool ret_headers = false;                 // RFC 3461 RET=HDRS
+  // Local recipients that asked for NOTIFY=SUCCESS: a "delivered" report
+  // goes to the sender with the message (RFC 3461 6.2).
+  std::vector<OutboundRecipient> success_reports;
+  std::string envid;         // RFC 3461 ENVID (xtext decoded)
+  bool ret_headers = false;  // RFC 3461 RET=HDRS
 };
 
 struct Message {

@@ -125,9 +125,11 @@ resolvers = ["127.0.0.1@9"]  # DNS never leaves loopback: queued mail waits
             self.assertEqual(e.exception.smtp_code, 553)
             # Other domains are queued for delivery (test_outbound.py
             # delivers them); the MX port never relays (above).
+            queued = ctl(self.config, "queue", "list", "--json").stdout.decode().count('"id"')
             s.sendmail("al@example.test", ["someone@elsewhere.example"], b"Subject: out\r\n\r\nx\r\n")
-            queued = ctl(self.config, "queue", "list").stdout.decode()
-            self.assertIn("1 message(s) queued", queued)
+            listed = ctl(self.config, "queue", "list", "--json").stdout.decode()
+            self.assertEqual(listed.count('"id"'), queued + 1)
+            self.assertIn("someone@elsewhere.example", listed)
             s.sendmail("al@example.test", ["bob@example.test"], b"Subject: sub\r\n\r\nhi\r\n")
         self.assertEqual(self.inbox_count("bob"), before + 1)
         stored = self.message("bob", before + 1)
@@ -137,6 +139,42 @@ resolvers = ["127.0.0.1@9"]  # DNS never leaves loopback: queued mail waits
         self.assertIn('"kind":"AuthFailed"', dump)
         self.assertIn('"kind":"AuthSucceeded"', dump)
         self.assertNotIn("wr0ng-Pa55", dump, "passwords never reach the log")
+
+    def test_notify_success_reports_delivery(self):
+        """RFC 3461 6.2: a local recipient's NOTIFY=SUCCESS gets the sender a
+        "delivered" report: in its INBOX when it is ours, through the queue
+        (from <>) when it is not."""
+        before = self.inbox_count("alice")
+        with smtplib.SMTP_SSL("127.0.0.1", self.smtps, timeout=10, context=tls_client()) as s:
+            s.login("alice@example.test", "pw")
+            s.sendmail("alice@example.test", ["bob@example.test"], b"Subject: tell me\r\n\r\nx\r\n",
+                       mail_options=["ENVID=T1"],
+                       rcpt_options=["NOTIFY=SUCCESS", "ORCPT=rfc822;bob@example.test"])
+        deadline = time.time() + 10
+        while time.time() < deadline and self.inbox_count("alice") == before:
+            time.sleep(0.1)
+        self.assertEqual(self.inbox_count("alice"), before + 1)
+        report = self.message("alice", before + 1).decode()
+        self.assertIn("Content-Type: multipart/report; report-type=delivery-status", report)
+        self.assertIn("Action: delivered", report)
+        self.assertIn("Status: 2.0.0", report)
+        self.assertIn("Final-Recipient: rfc822; bob@example.test", report)
+        self.assertIn("Original-Envelope-Id: T1", report)
+        self.assertIn("Subject: tell me", report, "the original's header")
+        # From another domain's sender, on the MX: queued back to it from <>.
+        with smtplib.SMTP("127.0.0.1", self.mx, timeout=10) as s:
+            s.sendmail("carol@example.net", ["bob@example.test"], b"Subject: hi\r\n\r\nx\r\n",
+                       rcpt_options=["NOTIFY=SUCCESS,FAILURE"])
+        queued = ctl(self.config, "queue", "list", "--json").stdout.decode()
+        self.assertIn("carol@example.net", queued)
+        # Without NOTIFY=SUCCESS, no report.
+        count = self.inbox_count("alice")
+        with smtplib.SMTP_SSL("127.0.0.1", self.smtps, timeout=10, context=tls_client()) as s:
+            s.login("alice@example.test", "pw")
+            s.sendmail("alice@example.test", ["bob@example.test"], b"Subject: quiet\r\n\r\nx\r\n",
+                       rcpt_options=["NOTIFY=FAILURE"])
+        time.sleep(0.5)
+        self.assertEqual(self.inbox_count("alice"), count)
 
     def test_smtputf8(self):
         before = self.inbox_count("bob")

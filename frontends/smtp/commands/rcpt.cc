@@ -75,6 +75,8 @@ void Session::cmd_rcpt(std::string_view arg) {
         env_.accounts.push_back(found.account);
         env_.recipients.push_back(std::move(found));
       }
+      if (notify & schemas::notify_success)
+        env_.success_reports.push_back({path->mailbox, notify, std::move(orcpt)});
       return reply("250 2.1.5 Recipient OK");
     }
     case Policy::Rcpt::outbound:
