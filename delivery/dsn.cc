@@ -46,18 +46,19 @@ std::string make_dsn(const Dsn& d) {
   const std::string boundary =
       "=_a3dsn_" +
       hex(sha256(fmt::format("{}{}{}", d.to, d.now_ms, d.recipients.size()))).substr(0, 24);
-  auto any = [&d](std::string_view action) {
-    return std::any_of(d.recipients.begin(), d.recipients.end(),
+  auto only = [&d](std::string_view action) {
+    return std::all_of(d.recipients.begin(), d.recipients.end(),
                        [action](const DsnRecipient& r) { return r.action == action; });
   };
-  const bool failed = any("failed");
-  const bool delayed = !failed && any("delayed");
+  const bool failed = std::any_of(d.recipients.begin(), d.recipients.end(),
+                                  [](const DsnRecipient& r) { return r.action == "failed"; });
+  const bool delayed = !failed && only("delayed");
   std::string m;
   m += fmt::format("From: Mail Delivery System <MAILER-DAEMON@{}>\r\n", d.reporting_mta);
   m += fmt::format("To: <{}>\r\n", d.to);
   m += fmt::format("Subject: {}\r\n", failed    ? "Undelivered Mail Returned to Sender"
                                       : delayed ? "Delayed Mail (still being retried)"
-                                                : "Successful Mail Delivery Report");
+                                                : "Delivery Status Notification");
   m += fmt::format("Date: {}\r\n", rfc5322_date(d.now_ms));
   m += fmt::format("Message-ID: <{}@{}>\r\n", boundary.substr(8), d.reporting_mta);
   m += "Auto-Submitted: auto-replied\r\n";  // RFC 3834
@@ -69,12 +70,20 @@ std::string make_dsn(const Dsn& d) {
   // 1. For people.
   m += fmt::format("--{}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n", boundary);
   m += fmt::format("This is the mail system at host {}.\r\n\r\n", d.reporting_mta);
-  m += failed    ? "Your message could not be delivered to one or more recipients.\r\n"
-                   "It is attached below.\r\n\r\n"
-       : delayed ? "Your message could not be delivered yet to the recipients below.\r\n"
-                   "It is still being retried; you need not send it again.\r\n\r\n"
-                 : "Your message was delivered to the servers of the recipients below,\r\n"
-                   "which do not report delivery status: no further notice will come.\r\n\r\n";
+  if (failed) {
+    m += "Your message could not be delivered to one or more recipients.\r\n"
+         "It is attached below.\r\n\r\n";
+  } else if (delayed) {
+    m += "Your message could not be delivered yet to the recipients below.\r\n"
+         "It is still being retried; you need not send it again.\r\n\r\n";
+  } else if (only("delivered")) {
+    m += "Your message was delivered to the mailboxes of the recipients below.\r\n\r\n";
+  } else if (only("relayed")) {
+    m += "Your message was delivered to the servers of the recipients below,\r\n"
+         "which do not report delivery status: no further notice will come.\r\n\r\n";
+  } else {
+    m += "This is a report about your message; each recipient's status is below.\r\n\r\n";
+  }
   for (const auto& r : d.recipients)
     m += fmt::format("<{}>: {}\r\n", r.address, field(r.diagnostic));
   m += "\r\n";

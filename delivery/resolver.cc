@@ -239,6 +239,7 @@ asio::awaitable<AddressAnswer> Resolver::addresses(std::string host) {
     const DnsStatus s = status_of(raw, detail);
     a.secure = a.secure && raw.secure;
     if (s == DnsStatus::temporary) any_temporary = true, a.detail = detail;
+    a.incomplete = a.incomplete || s == DnsStatus::temporary;
     if (s == DnsStatus::nxdomain) any_nxdomain = true, a.detail = detail;
     if (s != DnsStatus::ok) continue;
     for (const auto& r : raw.rdata) {

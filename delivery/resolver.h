@@ -42,6 +42,7 @@ struct AddressAnswer {
   DnsStatus status = DnsStatus::temporary;
   std::vector<std::string> addresses;  // IPv4 first, then IPv6
   bool secure = false;                 // every answer DNSSEC-validated
+  bool incomplete = false;             // one family's lookup failed (temporary or bogus)
   std::string detail;
 };
 

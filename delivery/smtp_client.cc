@@ -122,6 +122,8 @@ class Connection {
     if (!tlsa.empty()) {
       if (SSL_dane_enable(ssl, sni.c_str()) <= 0) throw ProtocolError{"DANE: cannot enable"};
       SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+      // RFC 7672 3.2.3: a wildcard only as the whole left-most label.
+      SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
       int usable = 0;
       for (const auto& t : tlsa) {
         const auto* data = reinterpret_cast<const unsigned char*>(t.data.data());
@@ -547,7 +549,7 @@ awaitable<TransactionResult> ConnectionCache::send(const Server& server,
   // A kept connection the server closed meanwhile (or is closing: 421):
   // nothing was sent that it took, so the message goes again on a new one.
   const bool went_away = !error.empty() || (result.session_failed && result.session.code == 421);
-  if (reused && went_away && !body_sent) {
+  if (reused && went_away && !body_sent && !closed_) {
     c.stop();
     c.close();
     co_return co_await send(server, options, tls, message);

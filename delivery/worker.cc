@@ -216,6 +216,14 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
       // RFC 7672 2.2.2: TLSA records of a host whose addresses validated.
       bool dane = false;
       std::vector<Tlsa> usable;
+      // Below a secure MX, a failed or bogus address lookup is no reason to
+      // send with less protection (it may be an attacker's doing): the host
+      // is skipped for now (RFC 7672 2.1.1).
+      if (mx_secure && a.incomplete) {
+        temporary = true;
+        why = fmt::format("{}: {}", h, a.detail);
+        continue;
+      }
       if (mx_secure && a.secure) {
         const TlsaAnswer t = co_await resolver->tlsa(h, port);
         if (t.status == DnsStatus::temporary) {
@@ -324,8 +332,6 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
     d.envid = q.envid;
     d.arrival_ms = q.queued_ms;
     d.now_ms = now_ms();
-    // RFC 3461 4.3: the whole message only in a report of failure.
-    d.headers_only = q.ret_headers || failed.empty();
     d.original = &body;
     for (const auto& [r, res] : failed) {
       if (r->notify & schemas::notify_never) continue;
@@ -348,11 +354,17 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
       const int code = res.reply.size() >= 3 && ascii::is_digit(res.reply[0])
                            ? std::atoi(res.reply.substr(0, 3).c_str())
                            : 400;
-      d.recipients.push_back({r->address, r->orcpt, "delayed",
-                              status_of(std::clamp(code, 400, 499), res.reply),
+      // RFC 3464 2.3.4: a delay's status is of class 4, whatever the reply says.
+      std::string status = status_of(std::clamp(code, 400, 499), res.reply);
+      status[0] = '4';
+      d.recipients.push_back({r->address, r->orcpt, "delayed", status,
                               res.host.substr(0, res.host.find('[')), res.reply, q.expires_ms});
     }
     if (d.recipients.empty()) return out;
+    // RFC 3461 4.3: the whole message only in a report of failure.
+    d.headers_only =
+        q.ret_headers || std::none_of(d.recipients.begin(), d.recipients.end(),
+                                      [](const DsnRecipient& r) { return r.action == "failed"; });
     const std::string dsn = make_dsn(d);
     // A local sender gets it in the INBOX; others through the queue, from <>.
     if (auto account = store.account_for_address(ascii::lower(q.mail_from))) {
@@ -446,7 +458,8 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
     auto warn = [&](const QueueRecipient& r) {
       const bool wants = r.notify == 0 || ((r.notify & schemas::notify_delay) &&
                                            !(r.notify & schemas::notify_never));
-      return warn_ms > 0 && wants && !r.delay_reported && now - q.queued_ms >= warn_ms;
+      return warn_ms > 0 && wants && body && !q.mail_from.empty() && !r.delay_reported &&
+             now - q.queued_ms >= warn_ms;
     };
     for (const auto& [r, res] : results) {
       if (res.kind == Result::Kind::delivered && (r->notify & schemas::notify_success) &&

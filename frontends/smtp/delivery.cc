@@ -93,6 +93,7 @@ std::optional<schemas::Event> delivered_report(const Message& msg, const Deliver
                                                const Sha256& body_hash) {
   const auto& env = msg.envelope;
   if (env.success_reports.empty() || !env.mail_from || env.mail_from->null) return std::nullopt;
+  if (!ctx.success_reports_allowed) return std::nullopt;
   const std::string sender = env.mail_from->mailbox.str();
   delivery::Dsn d;
   d.reporting_mta = ctx.hostname;
@@ -102,12 +103,15 @@ std::optional<schemas::Event> delivered_report(const Message& msg, const Deliver
   d.now_ms = ctx.now_ms;
   d.headers_only = true;  // RFC 3461 4.3: the header only, but for failures
   d.original = msg.data.empty() ? nullptr : &msg.data;
-  for (const auto& r : env.success_reports)
+  std::string recipients;
+  for (const auto& r : env.success_reports) {
     d.recipients.push_back(
         {r.to.str(), r.orcpt, "delivered", "2.0.0", "", "delivered to the mailbox"});
+    recipients += r.to.str() + "\n";
+  }
   const std::string dsn = delivery::make_dsn(d);
   const auto id = schemas::Uuid::derived(fmt::format(
-      "dsn-delivered\n{}\n{}", sender,
+      "dsn-delivered\n{}\n{}\n{}", sender, recipients,
       std::string_view(reinterpret_cast<const char*>(body_hash.data()), body_hash.size())));
   const schemas::Actor actor{schemas::Protocol::system, "", "", "dsn"};
   if (ctx.sender_inbox) {
@@ -234,7 +238,6 @@ std::vector<schemas::Event> delivery_events(
     e.body = std::move(q);
     out.push_back(std::move(e));
   }
-  if (auto report = delivered_report(msg, ctx, body_hash)) out.push_back(std::move(*report));
   if (staged) {
     // The staged chunks are released by the last event of each partition
     // that names them (events of one partition are applied in append order).
@@ -245,6 +248,8 @@ std::vector<schemas::Event> delivery_events(
       if (auto* q = std::get_if<schemas::OutboundQueued>(&it->body)) q->staged->last_use = true;
     }
   }
+  // After the staged bodies' last uses are marked: the report names none.
+  if (auto report = delivered_report(msg, ctx, body_hash)) out.push_back(std::move(*report));
   return out;
 }
 

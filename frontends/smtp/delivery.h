@@ -63,6 +63,10 @@ struct DeliveryContext {
   // The envelope sender's INBOX when it is one of ours, for "delivered"
   // reports (RFC 3461); others get theirs through the queue, from <>.
   std::optional<Recipient> sender_inbox{};
+  // Whether "delivered" reports may go to the envelope sender: not for
+  // an unauthenticated MX client whose MAIL FROM did not pass SPF, nor for
+  // quarantined mail (reports to forged senders are backscatter).
+  bool success_reports_allowed = true;
 };
 
 // The domain whose DKIM key signs a message: the envelope sender's (""

@@ -165,6 +165,10 @@ class SmtpHandler : public net::Handler {
       if (!stream_)
         message->data = delivery::without_our_results(message->data, st_.config.server.hostname);
     }
+    // "Delivered" reports: to senders who are who they say.
+    ctx_.success_reports_allowed =
+        !checked_ || !session_.authenticated_user().empty() ||
+        (ctx_.authentication && ctx_.authentication->spf == "pass" && !ctx_.quarantine);
     co_await find_sender_inbox(message->envelope);
     ctx_.now_ms = now_ms();
     const auto refused = co_await deliver(st_.store, *message, ctx_, stream_ ? &*stream_ : nullptr);

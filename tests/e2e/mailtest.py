@@ -1,5 +1,6 @@
 """Helpers the end-to-end tests share: ports, TLS for clients, a3ctl, a
 certificate for the daemon, and SMTP delivery."""
+import os
 import smtplib
 import socket
 import ssl
@@ -57,6 +58,43 @@ def deliver(port, to, body, sender="sender@example.net", config=None):
         if time.time() > deadline:
             raise AssertionError("the message to %s never reached the view" % to)
         time.sleep(0.05)
+
+
+def start_unbound(directory, port, zones, signed_zone=None):
+    """Debian's unbound on 127.0.0.1:`port`, answering for `zones` only
+    ({zone: [records]}; everything else is NXDOMAIN: it never asks the
+    internet); `signed_zone` (name, file) is served with its DNSSEC
+    records, as an authoritative server would."""
+    conf = os.path.join(directory, "unbound.conf")
+    lines = ["server:", "  interface: 127.0.0.1@%d" % port, "  port: %d" % port,
+             "  do-daemonize: no", '  username: ""', '  chroot: ""', '  pidfile: ""',
+             '  directory: "%s"' % directory, "  use-syslog: no", "  do-ip6: no",
+             "  access-control: 127.0.0.0/8 allow", '  module-config: "iterator"',
+             '  local-zone: "." static']
+    for zone, data in zones.items():
+        lines.append('  local-zone: "%s." static' % zone)
+        lines += ["  local-data: '%s'" % d for d in data]
+    if signed_zone:
+        name, zonefile = signed_zone
+        lines.append('  local-zone: "%s." transparent' % name)
+        lines += ["auth-zone:", '  name: "%s."' % name, '  zonefile: "%s"' % zonefile,
+                  "  for-downstream: yes", "  for-upstream: yes"]
+    lines += ["remote-control:", "  control-enable: no"]
+    with open(conf, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    proc = subprocess.Popen(["unbound", "-d", "-c", conf], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        r = subprocess.run(["python3", "-c", "import socket;s=socket.socket(socket.AF_INET,"
+                            "socket.SOCK_DGRAM);s.settimeout(0.2);"
+                            "s.sendto(bytes.fromhex('1234010000010000000000000765786d706c65036e65740000010001'),"
+                            "('127.0.0.1',%d));s.recv(512)" % port], capture_output=True)
+        if r.returncode == 0:
+            return proc
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("unbound did not start: %s" % proc.stderr.read().decode())
 
 
 # The [smtp] keys that turn the MX's SPF, DKIM and DMARC checks off.

@@ -9,6 +9,7 @@ What it answers depends on the recipient's local part:
   garbage...   a reply that is not SMTP at the end of DATA
   huge...      a reply of 200 continuation lines at the end of DATA
   drop...      the connection closed instead of the final reply
+  stallonce... the first time no final reply (for 60 s), then accepted
   stall...     no final reply for 60 s
   anything     250
 Every accepted message is written to DIR as <n>.eml (the envelope and the
@@ -62,7 +63,15 @@ class Handler:
         if local.startswith("drop"):
             server.transport.close()
             return "250 never sent"
-        if local.startswith("stall"):
+        if local.startswith("stallonce"):
+            # The first time: the whole message read, no reply (the
+            # client is killed meanwhile); a marker says it got this far.
+            if not self.attempts.get("stalled:" + local):
+                self.attempts["stalled:" + local] = 1
+                open(os.path.join(self.directory, "stalled-" + local), "w").close()
+                await asyncio.sleep(60)
+                return "451 4.4.2 Too late"
+        elif local.startswith("stall"):
             await asyncio.sleep(60)
         self.count += 1
         path = os.path.join(self.directory, "%d.eml" % self.count)

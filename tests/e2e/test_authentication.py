@@ -13,41 +13,13 @@ import tempfile
 import time
 import unittest
 
-from mailtest import MailServer, ctl, free_port, tls_client
+from mailtest import MailServer, ctl, free_port, start_unbound, tls_client
 from test_outbound import make_dkim_key
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOOD_HOST = "127.0.0.20"   # named in the senders' SPF records
 OTHER_HOST = "127.0.0.21"  # named nowhere
 TRUSTED_HOST = "127.0.0.30"
-
-
-def start_dns(directory, port, zones):
-    conf = os.path.join(directory, "unbound.conf")
-    lines = ["server:", "  interface: 127.0.0.1@%d" % port, "  port: %d" % port,
-             "  do-daemonize: no", '  username: ""', '  chroot: ""', '  pidfile: ""',
-             '  directory: "%s"' % directory, "  use-syslog: no", "  do-ip6: no",
-             "  access-control: 127.0.0.0/8 allow", '  module-config: "iterator"',
-             '  local-zone: "." static']
-    for zone, data in zones.items():
-        lines.append('  local-zone: "%s." static' % zone)
-        lines += ["  local-data: '%s'" % d for d in data]
-    lines += ["remote-control:", "  control-enable: no"]
-    with open(conf, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    proc = subprocess.Popen(["unbound", "-d", "-c", conf], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        r = subprocess.run(["python3", "-c", "import socket;s=socket.socket(socket.AF_INET,"
-                            "socket.SOCK_DGRAM);s.settimeout(0.2);"
-                            "s.sendto(bytes.fromhex('1234010000010000000000000765786d706c65036e65740000010001'),"
-                            "('127.0.0.1',%d));s.recv(512)" % port], capture_output=True)
-        if r.returncode == 0:
-            return proc
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("unbound did not start: %s" % proc.stderr.read().decode())
 
 
 def txt(name, value):
@@ -70,7 +42,7 @@ class AuthenticationTest(unittest.TestCase):
         cls.key, record = make_dkim_key(cls.work.name, "sender", "rsa")
         spf = "v=spf1 ip4:%s -all" % GOOD_HOST
         cls.dns_port = free_port()
-        cls.dns = start_dns(cls.work.name, cls.dns_port, {
+        cls.dns = start_unbound(cls.work.name, cls.dns_port, {
             # Aligned SPF and DKIM, p=reject; subdomains get sp=quarantine.
             "signed.example": [txt("signed.example", spf),
                                txt("s1._domainkey.signed.example", record),
@@ -162,6 +134,23 @@ class AuthenticationTest(unittest.TestCase):
         self.assertEqual(auth[-1]["dkim_domains"], ["signed.example"])
         self.assertEqual(auth[-1]["dmarc"], "pass")
         self.assertEqual(auth[-1]["disposition"], "deliver")
+
+    def test_delivered_reports_go_only_to_senders_spf_vouches_for(self):
+        def report_queued_to(sender, source, subject):
+            with smtplib.SMTP("127.0.0.1", self.mx, timeout=30,
+                              source_address=(source, 0)) as s:
+                s.ehlo("mail.example")
+                s.mail(sender)
+                s.rcpt("alice@example.test", ["NOTIFY=SUCCESS"])
+                self.assertEqual(s.data(message(sender, subject))[0], 250)
+            # Queued from <> (and maybe bounced at once: these domains have
+            # no mail host), so looked for in the log.
+            log = ctl(self.config, "log", "dump", "--json").stdout.decode()
+            return any('"kind":"OutboundQueued"' in line and sender in line
+                       for line in log.splitlines())
+        self.assertTrue(report_queued_to("news@signed.example", GOOD_HOST, "report me"))
+        # A sender SPF does not vouch for: no report (it would be backscatter).
+        self.assertFalse(report_queued_to("someone@plain.example", OTHER_HOST, "no report"))
 
     def test_dmarc_reject_refuses_a_forgery(self):
         body = message("ceo@signed.example", "forged")

@@ -17,16 +17,13 @@ import tempfile
 import time
 import unittest
 
-from mailtest import MailServer, ctl, free_port, inbox_count, make_cert, tls_client
+from mailtest import MailServer, ctl, free_port, inbox_count, make_cert, start_unbound, tls_client
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def start_dns(directory, port, mx_port, signed_zone=None):
-    """unbound answering for the test domains only (everything else is
-    NXDOMAIN: it never asks the internet); `signed_zone` (name, file) is
-    served with its DNSSEC records, as an authoritative server would."""
-    conf = os.path.join(directory, "unbound.conf")
+    """unbound answering for the test domains (mailtest.start_unbound)."""
     zones = {
         "example.net": ["example.net. MX 10 mx1.example.net.", "mx1.example.net. A 127.0.0.2"],
         # Two MX hosts: the preferred one refuses connections.
@@ -43,35 +40,7 @@ def start_dns(directory, port, mx_port, signed_zone=None):
         # Postfix's smtp-sink, which offers DSN (RFC 3461).
         "sink.example": ["sink.example. MX 10 mx.sink.example.", "mx.sink.example. A 127.0.0.31"],
     }
-    lines = ["server:", "  interface: 127.0.0.1@%d" % port, "  port: %d" % port,
-             "  do-daemonize: no", '  username: ""', '  chroot: ""', '  pidfile: ""',
-             "  directory: \"%s\"" % directory, "  use-syslog: no", "  do-ip6: no",
-             "  access-control: 127.0.0.0/8 allow", '  module-config: "iterator"',
-             '  local-zone: "." static']
-    for zone, data in zones.items():
-        lines.append('  local-zone: "%s." static' % zone)
-        lines += ['  local-data: "%s"' % d for d in data]
-    if signed_zone:
-        name, zonefile = signed_zone
-        lines.append('  local-zone: "%s." transparent' % name)
-        lines += ["auth-zone:", '  name: "%s."' % name, '  zonefile: "%s"' % zonefile,
-                  "  for-downstream: yes", "  for-upstream: yes"]
-    lines += ["remote-control:", "  control-enable: no"]
-    with open(conf, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    proc = subprocess.Popen(["unbound", "-d", "-c", conf], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        r = subprocess.run(["python3", "-c", "import socket,sys;s=socket.socket(socket.AF_INET,"
-                            "socket.SOCK_DGRAM);s.settimeout(0.2);"
-                            "s.sendto(bytes.fromhex('1234010000010000000000000765786d706c65036e65740000010001'),"
-                            "('127.0.0.1',%d));s.recv(512)" % port], capture_output=True)
-        if r.returncode == 0:
-            return proc
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("unbound did not start: %s" % proc.stderr.read().decode())
+    return start_unbound(directory, port, zones, signed_zone)
 
 
 def start_mta(address, port, directory, *options):
@@ -295,7 +264,7 @@ class OutboundTest(unittest.TestCase):
                        b"Subject: success\r\n\r\nbody\r\n", rcpt_options=["NOTIFY=SUCCESS"])
         arrived(self.mx1_dir, "happy@example.net")
         dsn = self.dsn_in_inbox("happy@example.net")
-        self.assertEqual(dsn["Subject"], "Successful Mail Delivery Report")
+        self.assertEqual(dsn["Subject"], "Delivery Status Notification")
         text = dsn.as_string()
         self.assertIn("Action: relayed", text)
         self.assertIn("Status: 2.0.0", text)
@@ -459,6 +428,83 @@ class OutboundTest(unittest.TestCase):
         self.server.daemon.wait_for("started:")
         arrived(self.down_dir, "eve@down.example", timeout=30)
         self.assertTrue(listing)
+
+
+    def test_sigkill_mid_delivery_delivers_at_most_once_more(self):
+        """Killed while the remote server has the whole message and has not
+        answered: after the restart the message goes again (the attempt was
+        durable before the connection), once."""
+        self.submit(["stallonce@example.net"])
+        marker = os.path.join(self.mx1_dir, "stalled-stallonce")
+        deadline = time.time() + 20
+        while time.time() < deadline and not os.path.exists(marker):
+            time.sleep(0.1)
+        self.assertTrue(os.path.exists(marker), "the remote server got the message")
+        self.server.daemon.proc.send_signal(signal.SIGKILL)
+        self.server.daemon.proc.wait(10)
+        from test_daemon import Daemon
+        self.server.daemon = Daemon(self.config)
+        self.server.daemon.wait_for("started:")
+        arrived(self.mx1_dir, "stallonce@example.net", timeout=30)
+        self.wait_queue_empty()
+        copies = 0
+        for path in glob.glob(os.path.join(self.mx1_dir, "*.eml")):
+            with open(path, "rb") as f:
+                copies += b"X-Test-Rcpt-To: <stallonce@example.net>" in f.read()
+        self.assertEqual(copies, 1)
+        attempts = [e for e in self.events("DeliveryAttempted") if "stallonce@example.net" in e]
+        self.assertEqual(len(attempts), 2, attempts)
+
+    def test_an_unknown_relay_host_defers_with_the_reason(self):
+        submission = free_port()
+        server = MailServer("a3-relay-unknown-d-", [("submission", submission)], ["alice"],
+                            "started:",
+                            outbound='[outbound]\nresolvers = ["127.0.0.1@%d"]\n'
+                                     'retry_initial_s = 60\n'
+                                     '[smtp]\nrelay_host = "relay.nowhere.example"\n'
+                                     % self.dns_port)
+        self.addCleanup(server.stop)
+        with smtplib.SMTP("127.0.0.1", submission, timeout=10) as s:
+            s.starttls(context=tls_client())
+            s.login("alice@example.test", "pw")
+            s.sendmail("alice@example.test", ["lee@anywhere.example"], b"Subject: x\r\n\r\nx\r\n")
+        deadline = time.time() + 15
+        log = ""
+        while time.time() < deadline and '"kind":"Deferred"' not in log:
+            log = ctl(server.config, "log", "dump", "--json").stdout.decode()
+            time.sleep(0.2)
+        self.assertIn("Relay host relay.nowhere.example", log)
+        self.assertNotIn('"kind":"Bounced"', log, "our relay's name is never the recipient's fault")
+
+    def test_a_relay_that_is_down_and_comes_back(self):
+        work = tempfile.TemporaryDirectory(prefix="a3-relay-down-")
+        self.addCleanup(work.cleanup)
+        port, submission = free_port(), free_port()
+        relay_dir = os.path.join(work.name, "relay")
+        server = MailServer("a3-relay-down-d-", [("submission", submission)], ["alice"],
+                            "started:",
+                            outbound='[outbound]\nresolvers = ["127.0.0.1@9"]\n'
+                                     'retry_initial_s = 1\nretry_max_s = 1\nconnect_timeout_s = 2\n'
+                                     '[smtp]\nrelay_host = "127.0.0.7"\nrelay_port = %d\n' % port)
+        self.addCleanup(server.stop)
+        with smtplib.SMTP("127.0.0.1", submission, timeout=10) as s:
+            s.starttls(context=tls_client())
+            s.login("alice@example.test", "pw")
+            s.sendmail("alice@example.test", ["kim@anywhere.example"],
+                       b"Subject: relay down\r\n\r\nwaiting\r\n")
+        deadline = time.time() + 15
+        log = ""
+        while time.time() < deadline and '"kind":"Deferred"' not in log:
+            log = ctl(server.config, "log", "dump", "--json").stdout.decode()
+            time.sleep(0.2)
+        self.assertIn('"kind":"Deferred"', log, "the relay is down: deferred, kept")
+        self.assertIn("kim@anywhere.example",
+                      ctl(server.config, "queue", "list", "--json").stdout.decode())
+        relay = start_mta("127.0.0.7", port, relay_dir)
+        self.addCleanup(relay.wait, 10)
+        self.addCleanup(relay.terminate)
+        data = arrived(relay_dir, "kim@anywhere.example", timeout=30)
+        self.assertIn(b"Subject: relay down", data)
 
 
 class LargeSignedTest(unittest.TestCase):

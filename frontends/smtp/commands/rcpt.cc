@@ -5,6 +5,7 @@
 // Rcpt-parameters] CRLF
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -48,7 +49,14 @@ void Session::cmd_rcpt(std::string_view arg) {
       const auto semi = value.find(';');
       auto decoded =
           semi == std::string_view::npos ? std::nullopt : xtext_decode(value.substr(semi + 1));
-      if (!decoded || semi == 0 || value.size() > 500) return error("501 5.5.4 Bad ORCPT value");
+      // RFC 3461 4.2: addr-type is an atom.
+      const bool atom = semi != std::string_view::npos &&
+                        std::all_of(value.begin(), value.begin() + semi, [](char c) {
+                          return ascii::is_alpha(c) || ascii::is_digit(c) ||
+                                 (c != '\0' && std::strchr("!#$%&'*+-/=?^_`{|}~", c));
+                        });
+      if (!decoded || !atom || semi == 0 || value.size() > 500)
+        return error("501 5.5.4 Bad ORCPT value");
       if (!orcpt.empty()) return error("501 5.5.4 ORCPT given twice");
       orcpt = std::string(value.substr(0, semi)) + ";" + *decoded;
     } else {
