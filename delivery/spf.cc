@@ -23,13 +23,14 @@ namespace {
 struct SpfContext {
   const BlockingDns* dns = nullptr;
   BlockingDns::Budget* budget = nullptr;
+  bool temporary = false;  // a lookup failed temporarily
 };
 
 // A libspf2 DNS layer of our own: libspf2's resolv layer would ask the
 // system resolver, not the configured one, and without a deadline. One per
 // evaluation, so that the budget covers every include and redirect.
 SPF_dns_rr_t* spf_lookup(SPF_dns_server_t* server, const char* domain, ns_type type, int) noexcept {
-  const auto* ctx = static_cast<const SpfContext*>(server->hook);
+  auto* ctx = static_cast<SpfContext*>(server->hook);
   if (type == ns_t_spf)
     return SPF_dns_rr_new_init(server, domain, type, 0, NO_DATA);  // RFC 7208 3.1
   BlockingDns::Answer answer;
@@ -50,6 +51,7 @@ SPF_dns_rr_t* spf_lookup(SPF_dns_server_t* server, const char* domain, ns_type t
       break;
     case DnsStatus::temporary:
       herrno = TRY_AGAIN;
+      ctx->temporary = true;
       break;
   }
   SPF_dns_rr_t* rr = SPF_dns_rr_new_init(server, domain, type, answer.ttl, herrno);
@@ -168,7 +170,10 @@ SpfResult spf(const BlockingDns& dns, BlockingDns::Budget& budget, const std::st
     out = {"permerror", "no client address"};
   } else {
     response = query_mailfrom(server, request);
-    out.result = response ? spf_keyword(SPF_response_result(response)) : "temperror";
+    const SPF_result_t r = response ? SPF_response_result(response) : SPF_RESULT_TEMPERROR;
+    // libspf2 gives no result (INVALID) when a lookup failed temporarily:
+    // RFC 7208 2.6.6 calls that temperror.
+    out.result = r == SPF_RESULT_INVALID && ctx.temporary ? "temperror" : spf_keyword(r);
     if (response && SPF_response_get_header_comment(response))
       out.reason = SPF_response_get_header_comment(response);
   }

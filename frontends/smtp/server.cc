@@ -97,10 +97,15 @@ class SmtpHandler : public net::Handler {
       if (session_.data_refused()) {
         session_.take_data();  // refused at its end anyway: hold nothing
       } else {
+        const bool first = !stream_;
         if (!stream_) start_stream();
         std::string taken = session_.take_data();
         if (signing_) signing_->feed(taken);
         check(taken);
+        // The message's start, before any of it goes to the log: forged
+        // results go now (when its header ends within this piece).
+        if (first && checking() && taken.find("\r\n\r\n") != std::string::npos)
+          taken = delivery::without_our_results(taken, st_.config.server.hostname);
         carry_ += taken;
         while (carry_.size() >= StagedStream::kChunkBytes) {
           co_await stream_chunk(st_.store, *stream_, chunk_to_,
@@ -130,6 +135,10 @@ class SmtpHandler : public net::Handler {
     if (!message) co_return std::nullopt;
     ctx_.tls = tls_description_();
     check(message->data);
+    // RFC 8601 5: fields that claim our results are removed; the whole
+    // message is in hand (none of it went to the log).
+    if (!stream_ && checking())
+      message->data = delivery::without_our_results(message->data, st_.config.server.hostname);
     // Staged when it already is, or when one copy per recipient account
     // would hold too much.
     const std::size_t copies = std::max<std::size_t>(1, message->envelope.accounts.size());
@@ -162,8 +171,6 @@ class SmtpHandler : public net::Handler {
       ctx_.authentication_results = results.header(st_.config.server.hostname);
       ctx_.authentication = results.summary();
       ctx_.quarantine = results.disposition == delivery::Disposition::quarantine;
-      if (!stream_)
-        message->data = delivery::without_our_results(message->data, st_.config.server.hostname);
     }
     // "Delivered" reports: to senders who are who they say.
     ctx_.success_reports_allowed =
@@ -220,8 +227,12 @@ class SmtpHandler : public net::Handler {
 
   // Feeds the SPF/DKIM/DMARC check of the message coming in, started with
   // its first bytes, on the MX port for clients that are not trusted.
+  bool checking() const {
+    return checked_ && st_.authenticator && session_.authenticated_user().empty();
+  }
+
   void check(std::string_view bytes) {
-    if (!checked_ || !st_.authenticator || !session_.authenticated_user().empty()) return;
+    if (!checking()) return;
     if (!check_) {
       check_ = st_.authenticator->start();
       check_transaction_ = session_.transaction();

@@ -6,6 +6,7 @@ SPF, DKIM and DMARC records; clients connect from other loopback addresses
 Authentication-Results header, the mailbox, the flags) and from the log."""
 import imaplib
 import json
+import re
 import os
 import smtplib
 import subprocess
@@ -233,6 +234,45 @@ class AuthenticationTest(unittest.TestCase):
         mailbox, _, stored = self.fetch("from a trusted host")
         self.assertEqual(mailbox, "INBOX")
         self.assertTrue(stored.startswith(b"Received: from "), stored[:200])
+
+
+class LargeMessageTest(unittest.TestCase):
+    """A message large enough to go to the log while it arrives (staged)
+    loses forged results all the same. (A daemon of its own: with bodies in
+    RocksDB blob files, a3ctl's secondary instance of the log is unsafe,
+    see issue 13, and the other tests read the log. Nothing answers DNS
+    here: the checks give temperror within their short budget.)"""
+
+    def test_forged_results_are_removed_from_a_staged_message(self):
+        mx, imaps = free_port(), free_port()
+        server = MailServer("a3-auth-large-d-", [("smtp", mx), ("imaps", imaps)], ["alice"],
+                            "started:", outbound='[outbound]\nresolvers = ["127.0.0.1@9"]\n'
+                                                 '[smtp]\ncheck_dns_timeout_s = 1\n')
+        self.addCleanup(server.stop)
+        forged = b"Authentication-Results: localhost; dmarc=pass header.from=bank.example\r\n"
+        body = forged + message("someone@plain.example", "large forged",
+                                b"X-Padding: " + b"p" * 900 + b"\r\n")
+        body += (b"y" * 998 + b"\r\n") * 700  # about 700 KiB: staged
+        with smtplib.SMTP("127.0.0.1", mx, timeout=60, source_address=(OTHER_HOST, 0)) as s:
+            s.sendmail("someone@plain.example", ["alice@example.test"], body)
+        deadline = time.time() + 20
+        header = b""
+        while time.time() < deadline and not header:
+            c = imaplib.IMAP4_SSL("127.0.0.1", imaps, ssl_context=tls_client(), timeout=10)
+            c.login("alice@example.test", "pw")
+            c.select("INBOX")
+            typ, data = c.fetch("1", "(BODY.PEEK[HEADER])")
+            if typ == "OK" and data and data[0] and isinstance(data[0], tuple):
+                header = data[0][1]
+                typ, size = c.fetch("1", "(RFC822.SIZE)")
+                self.assertGreater(int(re.search(rb"RFC822.SIZE (\d+)", size[0]).group(1)),
+                                   700000)
+            c.logout()
+            time.sleep(0.2)
+        self.assertEqual(header.count(b"Authentication-Results:"), 1, header[:800])
+        self.assertNotIn(b"bank.example", header)
+        # DNS does not answer: SPF could not be checked (RFC 7208 2.6.6).
+        self.assertIn(b"spf=temperror", header)
 
 
 if __name__ == "__main__":
