@@ -94,6 +94,8 @@ class QuotaTest(unittest.TestCase):
                                      message(size))
             if frank_fits:
                 self.assertEqual(refused, {})
+                # 250 is durable, not yet counted: the next RCPT must see it.
+                self.wait_count("frank", 2)
             else:
                 self.assertEqual(refused["frank@example.test"][0], 452)
                 self.assertIn(b"4.2.2", refused["frank@example.test"][1])
