@@ -548,7 +548,9 @@ awaitable<TransactionResult> ConnectionCache::send(const Server& server,
   }
   // A kept connection the server closed meanwhile (or is closing: 421):
   // nothing was sent that it took, so the message goes again on a new one.
-  const bool went_away = !error.empty() || (result.session_failed && result.session.code == 421);
+  const bool went_away = !error.empty() || (result.session_failed && result.session.code == 421) ||
+                         std::any_of(result.recipients.begin(), result.recipients.end(),
+                                     [](const Reply& r) { return r.code == 421; });
   if (reused && went_away && !body_sent && !closed_) {
     c.stop();
     c.close();

@@ -356,7 +356,7 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
                            : 400;
       // RFC 3464 2.3.4: a delay's status is of class 4, whatever the reply says.
       std::string status = status_of(std::clamp(code, 400, 499), res.reply);
-      status[0] = '4';
+      if (!status.empty()) status[0] = '4';
       d.recipients.push_back({r->address, r->orcpt, "delayed", status,
                               res.host.substr(0, res.host.find('[')), res.reply, q.expires_ms});
     }

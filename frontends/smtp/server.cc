@@ -225,12 +225,14 @@ class SmtpHandler : public net::Handler {
     }
   }
 
-  // Feeds the SPF/DKIM/DMARC check of the message coming in, started with
-  // its first bytes, on the MX port for clients that are not trusted.
+  // Whether the message coming in is checked: the MX port, a client that is
+  // neither trusted nor authenticated, and checks configured.
   bool checking() const {
     return checked_ && st_.authenticator && session_.authenticated_user().empty();
   }
 
+  // Feeds the SPF/DKIM/DMARC check of the message coming in, started with
+  // its first bytes.
   void check(std::string_view bytes) {
     if (!checking()) return;
     if (!check_) {
