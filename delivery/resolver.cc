@@ -1,6 +1,7 @@
 #include "delivery/resolver.h"
 
 #include <algorithm>
+#include <fstream>
 #include <functional>
 #include <random>
 #include <stdexcept>
@@ -107,8 +108,13 @@ Resolver::Resolver(asio::io_context& io, const std::vector<std::string>& forward
     for (const auto& f : forwarders)
       check(ub_ctx_set_fwd(impl_->ctx, f.c_str()), "forwarder " + f);
   }
-  for (const auto& file : trust_anchors)
+  for (const auto& file : trust_anchors) {
+    // libunbound reads the file at its first query: a missing one would
+    // only show as every lookup failing.
+    if (!std::ifstream(file))
+      throw std::runtime_error(fmt::format("resolver: trust anchor {}: cannot read it", file));
     check(ub_ctx_add_ta_file(impl_->ctx, file.c_str()), "trust anchor " + file);
+  }
   impl_->validating = !trust_anchors.empty();
   impl_->fd.assign(ub_fd(impl_->ctx));
 }

@@ -120,6 +120,17 @@ class DaemonTest(unittest.TestCase):
                             capture_output=True, text=True, timeout=30)
         self.assertEqual(ok.returncode, 0, ok.stderr)
 
+    def test_a_missing_trust_anchor_stops_the_start(self):
+        # libunbound would only read it at the first lookup (every one of
+        # which would then fail): checked at start, with its name.
+        config = write_config(self.dir, '[outbound]\nresolvers = ["127.0.0.1@9"]\n'
+                                        'dnssec_trust_anchors = ["nosuch/root.key"]\n')
+        r = subprocess.run([A3MAILER, "--config", config], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("trust anchor %s/nosuch/root.key: cannot read it" % self.dir,
+                      r.stdout + r.stderr)
+
     def test_json_logs_are_one_object_per_line(self):
         import json
         config = write_config(self.dir, '[logging]\nformat = "json"\n')
