@@ -48,24 +48,9 @@ ub_ctx* BlockingDns::borrow() const {
       return ctx;
     }
   }
-  ub_ctx* ctx = ub_ctx_create();
-  if (!ctx) throw std::runtime_error("dns: cannot create a libunbound context");
-  auto check = [ctx](int r, std::string_view what) {
-    if (r == 0) return;
-    ub_ctx_delete(ctx);
-    throw std::runtime_error(fmt::format("dns: {}: {}", what, ub_strerror(r)));
-  };
   // Answers are waited for with poll() on ub_fd, so that a query has a
-  // deadline; a thread of libunbound's resolves.
-  check(ub_ctx_async(ctx, 1), "async mode");
-  check(ub_ctx_set_option(ctx, "do-not-query-localhost:", "no"), "do-not-query-localhost");
-  if (forwarders_.empty()) {
-    if (const int r = ub_ctx_resolvconf(ctx, nullptr); r != 0)
-      spdlog::warn("dns: /etc/resolv.conf: {}; resolving from the root servers", ub_strerror(r));
-  } else {
-    for (const auto& f : forwarders_)
-      check(ub_ctx_set_fwd(ctx, f.c_str()), "forwarder " + f);
-  }
+  // deadline.
+  ub_ctx* ctx = make_context(forwarders_, {}, "dns");
   return ctx;
 }
 

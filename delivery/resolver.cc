@@ -85,36 +85,45 @@ struct Resolver::Impl {
   }
 };
 
-Resolver::Resolver(asio::io_context& io, const std::vector<std::string>& forwarders,
-                   const std::vector<std::string>& trust_anchors)
-    : impl_(std::make_shared<Impl>(io)) {
-  impl_->ctx = ub_ctx_create();
-  if (!impl_->ctx) throw std::runtime_error("resolver: cannot create a libunbound context");
-  auto check = [](int r, std::string_view what) {
-    if (r != 0) throw std::runtime_error(fmt::format("resolver: {}: {}", what, ub_strerror(r)));
+ub_ctx* make_context(const std::vector<std::string>& forwarders,
+                     const std::vector<std::string>& trust_anchors, std::string_view who) {
+  ub_ctx* ctx = ub_ctx_create();
+  if (!ctx) throw std::runtime_error(fmt::format("{}: cannot create a libunbound context", who));
+  auto fail = [ctx, who](const std::string& what) {
+    ub_ctx_delete(ctx);
+    throw std::runtime_error(fmt::format("{}: {}", who, what));
+  };
+  auto check = [&fail](int r, std::string_view what) {
+    if (r != 0) fail(fmt::format("{}: {}", what, ub_strerror(r)));
   };
   // Answers come through ub_fd; a thread, not a forked process, resolves.
-  check(ub_ctx_async(impl_->ctx, 1), "async mode");
+  check(ub_ctx_async(ctx, 1), "async mode");
   // A resolver on loopback is common (a local cache, systemd-resolved's
   // 127.0.0.53, the tests' server): libunbound would refuse to ask it.
-  check(ub_ctx_set_option(impl_->ctx, "do-not-query-localhost:", "no"), "do-not-query-localhost");
+  check(ub_ctx_set_option(ctx, "do-not-query-localhost:", "no"), "do-not-query-localhost");
   if (forwarders.empty()) {
     // Without a usable /etc/resolv.conf, libunbound resolves by itself from
     // the root servers: slower to warm up, never wrong.
-    if (const int r = ub_ctx_resolvconf(impl_->ctx, nullptr); r != 0)
-      spdlog::warn("resolver: /etc/resolv.conf: {}; resolving from the root servers",
+    if (const int r = ub_ctx_resolvconf(ctx, nullptr); r != 0)
+      spdlog::warn("{}: /etc/resolv.conf: {}; resolving from the root servers", who,
                    ub_strerror(r));
   } else {
     for (const auto& f : forwarders)
-      check(ub_ctx_set_fwd(impl_->ctx, f.c_str()), "forwarder " + f);
+      check(ub_ctx_set_fwd(ctx, f.c_str()), "forwarder " + f);
   }
   for (const auto& file : trust_anchors) {
     // libunbound reads the file at its first query: a missing one would
     // only show as every lookup failing.
-    if (!std::ifstream(file))
-      throw std::runtime_error(fmt::format("resolver: trust anchor {}: cannot read it", file));
-    check(ub_ctx_add_ta_file(impl_->ctx, file.c_str()), "trust anchor " + file);
+    if (!std::ifstream(file)) fail(fmt::format("trust anchor {}: cannot read it", file));
+    check(ub_ctx_add_ta_file(ctx, file.c_str()), "trust anchor " + file);
   }
+  return ctx;
+}
+
+Resolver::Resolver(asio::io_context& io, const std::vector<std::string>& forwarders,
+                   const std::vector<std::string>& trust_anchors)
+    : impl_(std::make_shared<Impl>(io)) {
+  impl_->ctx = make_context(forwarders, trust_anchors, "resolver");
   impl_->validating = !trust_anchors.empty();
   impl_->fd.assign(ub_fd(impl_->ctx));
 }

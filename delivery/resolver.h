@@ -11,10 +11,13 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
+
+struct ub_ctx;
 
 namespace a3::delivery {
 
@@ -85,6 +88,13 @@ class Resolver {
  private:
   std::shared_ptr<Impl> impl_;
 };
+
+// A libunbound context in asynchronous mode (answers through ub_fd),
+// asking `forwarders` ("IP" or "IP@port"; none: /etc/resolv.conf, or the
+// root servers), validating with `trust_anchors` (files of DS or DNSKEY
+// records). Throws std::runtime_error naming `who` and the reason.
+ub_ctx* make_context(const std::vector<std::string>& forwarders,
+                     const std::vector<std::string>& trust_anchors, std::string_view who);
 
 // Parses an MX record's RDATA (preference, then the uncompressed name).
 bool parse_mx_rdata(const unsigned char* data, std::size_t len, MxHost& out);
