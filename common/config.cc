@@ -24,18 +24,20 @@ std::string where(const fs::path& file, const toml::source_region& src) {
 
 // Reads one TOML table, remembering the keys it consumed, so that whatever
 // remains at the end is an unknown key (a typo must not be silently ignored).
+// Errors are collected (every one of a file is reported at once); a key in
+// error keeps its default.
 class Section {
  public:
-  Section(const fs::path& file, std::string name, const toml::table* table)
-      : file_(file), name_(std::move(name)), table_(table) {}
+  Section(const fs::path& file, std::string name, const toml::table* table,
+          std::vector<std::string>& errors)
+      : file_(file), name_(std::move(name)), table_(table), errors_(errors) {}
 
-  [[noreturn]] void fail(std::string_view key, const toml::node* node,
-                         std::string_view reason) const {
+  void fail(std::string_view key, const toml::node* node, std::string_view reason) const {
     const auto src = node ? node->source() : (table_ ? table_->source() : toml::source_region{});
-    throw ConfigError(fmt::format("{}: {}: {}", where(file_, src), qualified(key), reason));
+    errors_.push_back(fmt::format("{}: {}: {}", where(file_, src), qualified(key), reason));
   }
 
-  [[noreturn]] void fail_key(std::string_view key, std::string_view reason) const {
+  void fail_key(std::string_view key, std::string_view reason) const {
     fail(key, table_ ? table_->get(key) : nullptr, reason);
   }
 
@@ -53,17 +55,21 @@ class Section {
     const toml::node* n = take(key);
     if (!n) return;
     const auto* s = n->as_string();
-    if (!s) fail(key, n, "expected a string");
+    if (!s) return fail(key, n, "expected a string");
     out = expand_env(key, n, s->get());
   }
 
   void one_of(std::string_view key, std::string& out, std::initializer_list<std::string_view> ok) {
+    const std::string before = out;
+    const std::size_t errors = errors_.size();
     string(key, out);
+    if (errors_.size() != errors) return;
     for (auto v : ok) {
       if (out == v) return;
     }
     fail(key, table_ ? table_->get(key) : nullptr,
          fmt::format("\"{}\" is not one of: {}", out, fmt::join(ok, ", ")));
+    out = before;
   }
 
   void path(std::string_view key, fs::path& out) {
@@ -77,10 +83,10 @@ class Section {
     const toml::node* n = take(key);
     if (!n) return;
     const auto* v = n->as_integer();
-    if (!v) fail(key, n, "expected an integer");
+    if (!v) return fail(key, n, "expected an integer");
     const std::int64_t x = v->get();
     if (x < min || x > max)
-      fail(key, n, fmt::format("must be between {} and {} (got {})", min, max, x));
+      return fail(key, n, fmt::format("must be between {} and {} (got {})", min, max, x));
     out = static_cast<Int>(x);
   }
 
@@ -88,7 +94,7 @@ class Section {
     const toml::node* n = take(key);
     if (!n) return;
     const auto* v = n->as_boolean();
-    if (!v) fail(key, n, "expected true or false");
+    if (!v) return fail(key, n, "expected true or false");
     out = v->get();
   }
 
@@ -96,11 +102,14 @@ class Section {
     const toml::node* n = take(key);
     if (!n) return;
     const auto* arr = n->as_array();
-    if (!arr) fail(key, n, "expected an array of strings");
+    if (!arr) return fail(key, n, "expected an array of strings");
     out.clear();
     for (const auto& e : *arr) {
       const auto* s = e.as_string();
-      if (!s) fail(key, &e, "expected an array of strings");
+      if (!s) {
+        fail(key, &e, "expected an array of strings");
+        continue;
+      }
       out.push_back(expand_env(key, &e, s->get()));
     }
   }
@@ -112,11 +121,15 @@ class Section {
     const toml::node* n = take(key);
     if (!n) return;
     const auto* arr = n->as_array();
-    if (!arr) fail(key, n, fmt::format("expected an array of tables ([[{}]])", qualified(key)));
+    if (!arr)
+      return fail(key, n, fmt::format("expected an array of tables ([[{}]])", qualified(key)));
     int i = 0;
     for (const auto& e : *arr) {
-      if (!e.is_table()) fail(key, &e, "expected a table");
-      Section t(file_, fmt::format("{}[{}]", qualified(key), i++), e.as_table());
+      if (!e.is_table()) {
+        fail(key, &e, "expected a table");
+        continue;
+      }
+      Section t(file_, fmt::format("{}[{}]", qualified(key), i++), e.as_table(), errors_);
       each(t);
       t.finish();
     }
@@ -126,7 +139,7 @@ class Section {
   Section sub(std::string_view key) {
     const toml::node* n = take(key);
     if (n && !n->is_table()) fail(key, n, "expected a table");
-    return Section(file_, qualified(key), n ? n->as_table() : nullptr);
+    return Section(file_, qualified(key), n ? n->as_table() : nullptr, errors_);
   }
 
   const toml::table* table() const { return table_; }
@@ -145,7 +158,10 @@ class Section {
     if (v.size() > 3 && v.starts_with("${") && v.ends_with("}")) {
       const std::string var = v.substr(2, v.size() - 3);
       const char* value = std::getenv(var.c_str());
-      if (!value) fail(key, n, fmt::format("environment variable {} is not set", var));
+      if (!value) {
+        fail(key, n, fmt::format("environment variable {} is not set", var));
+        return "";
+      }
       return value;
     }
     return v;
@@ -155,6 +171,7 @@ class Section {
   std::string name_;
   const toml::table* table_;
   std::set<std::string> seen_;
+  std::vector<std::string>& errors_;
 };
 
 }  // namespace
@@ -176,7 +193,8 @@ Config parse(std::string_view text, const fs::path& file) {
 
   Config c;
   c.source = file;
-  Section top(file, "", &root);
+  std::vector<std::string> errors;
+  Section top(file, "", &root, errors);
 
   {
     Section s = top.sub("server");
@@ -189,9 +207,10 @@ Config parse(std::string_view text, const fs::path& file) {
       l.one_of("protocol", out.protocol,
                {"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http"});
       l.string("bind", out.bind);
-      if (out.bind.empty()) l.fail("bind", nullptr, "is required (host:port)");
       const auto colon = out.bind.rfind(':');
-      if (colon == std::string::npos || colon + 1 == out.bind.size()) {
+      if (out.bind.empty()) {
+        l.fail("bind", nullptr, "is required (host:port)");
+      } else if (colon == std::string::npos || colon + 1 == out.bind.size()) {
         l.fail_key("bind", "expected host:port");
       }
       std::string tls =
@@ -247,10 +266,8 @@ Config parse(std::string_view text, const fs::path& file) {
     }
     k.finish();
     s.finish();
-    if (c.eventlog.backend == "kafka" && c.eventlog.kafka.brokers.empty()) {
-      throw ConfigError(fmt::format(
-          "{}: eventlog.kafka.brokers: is required when backend = \"kafka\"", file.string()));
-    }
+    if (c.eventlog.backend == "kafka" && c.eventlog.kafka.brokers.empty())
+      k.fail("brokers", nullptr, "is required when backend = \"kafka\"");
   }
   {
     Section s = top.sub("store");
@@ -372,6 +389,8 @@ Config parse(std::string_view text, const fs::path& file) {
     s.finish();
   }
   top.finish();
+  // Every error of the file at once, one per line.
+  if (!errors.empty()) throw ConfigError(fmt::format("{}", fmt::join(errors, "\n")));
 
   // Relative paths are relative to the configuration file's directory.
   const fs::path base = file.has_parent_path() ? file.parent_path() : fs::path(".");

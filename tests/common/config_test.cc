@@ -120,6 +120,27 @@ TEST(Config, ErrorsNameFileLineKeyAndReason) {
   }
 }
 
+// Every error of a file at once, one per line.
+TEST(Config, EveryErrorOfAFileIsReportedAtOnce) {
+  const std::string err = error_of(
+      "[eventlog]\npartitions = 0\n[smtp]\nmax_recipients = \"ten\"\nbogus = 1\n"
+      "[[server.listener]]\nprotocol = \"gopher\"\nbind = \"nocolon\"\n");
+  std::vector<std::string> lines;
+  for (std::size_t pos = 0; pos <= err.size();) {
+    const auto nl = std::min(err.find('\n', pos), err.size());
+    lines.push_back(err.substr(pos, nl - pos));
+    pos = nl + 1;
+  }
+  ASSERT_EQ(lines.size(), 5u) << err;
+  for (const auto& l : lines)
+    EXPECT_TRUE(l.starts_with("/etc/a3/test.toml:")) << l;
+  EXPECT_NE(err.find("server.listener[0].protocol: \"gopher\" is not one of"), std::string::npos);
+  EXPECT_NE(err.find("server.listener[0].bind: expected host:port"), std::string::npos);
+  EXPECT_NE(err.find("eventlog.partitions: must be between 1 and 1024"), std::string::npos);
+  EXPECT_NE(err.find("smtp.max_recipients: expected an integer"), std::string::npos);
+  EXPECT_NE(err.find("smtp.bogus: unknown key"), std::string::npos);
+}
+
 TEST(Config, SecretsComeFromTheEnvironment) {
   setenv("A3_TEST_DB_URL", "host=/run/pg dbname=a3", 1);
   const Config c = parse("[database]\nurl = \"${A3_TEST_DB_URL}\"\n", "/x/a.toml");
