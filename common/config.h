@@ -188,4 +188,9 @@ Config load(const std::filesystem::path& file);
 // Parses configuration text; `file` is used for messages and relative paths.
 Config parse(std::string_view text, const std::filesystem::path& file);
 
+// The configuration in force as TOML (every key, defaults included, paths
+// resolved), with secrets (relay password, the database URL's password,
+// Kafka properties named like credentials) masked: `--check-config`.
+std::string render(const Config& config);
+
 }  // namespace a3::config

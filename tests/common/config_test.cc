@@ -141,6 +141,48 @@ TEST(Config, EveryErrorOfAFileIsReportedAtOnce) {
   EXPECT_NE(err.find("smtp.bogus: unknown key"), std::string::npos);
 }
 
+// --check-config's rendering: every key in force, loadable again as it is,
+// secrets masked.
+TEST(Config, TheConfigurationInForceRendersLoadablyWithSecretsMasked) {
+  const Config c = parse(R"(
+[server]
+hostname = "mx.example.test"
+local_domains = ["example.test"]
+[[server.listener]]
+protocol = "submissions"
+bind = "127.0.0.1:4465"
+[database]
+url = "postgresql://a3:hunter2@db.example/a3"
+[smtp]
+relay_host = "smart.example"
+relay_auth = true
+relay_username = "u"
+relay_password = "s3cret"
+[outbound]
+trusted_networks = ["192.0.2.0/24"]
+[[outbound.dkim]]
+domain = "example.test"
+selector = "s1"
+private_key = "keys/s1.pem"
+[eventlog.kafka]
+properties = { "sasl.password" = "kpass", "client.id" = "a3" }
+)",
+                         "/srv/a3/a3.toml");
+  const std::string text = render(c);
+  for (const char* secret : {"hunter2", "s3cret", "kpass"})
+    EXPECT_EQ(text.find(secret), std::string::npos) << secret << " in\n" << text;
+  EXPECT_NE(text.find("postgresql://a3:********@db.example/a3"), std::string::npos) << text;
+  EXPECT_NE(text.find("relay_password = '********'"), std::string::npos) << text;
+  EXPECT_NE(text.find("max_recipients = 100"), std::string::npos) << "defaults are shown";
+  EXPECT_NE(text.find("/srv/a3/keys/s1.pem"), std::string::npos) << "paths are resolved";
+  // Loaded again, it is the same configuration (secrets aside).
+  const Config again = parse(text, "/srv/a3/a3.toml");
+  EXPECT_EQ(render(again), text);
+  EXPECT_EQ(again.server.listeners.size(), 1u);
+  EXPECT_EQ(again.outbound.dkim.size(), 1u);
+  EXPECT_EQ(again.outbound.trusted_networks, c.outbound.trusted_networks);
+}
+
 TEST(Config, SecretsComeFromTheEnvironment) {
   setenv("A3_TEST_DB_URL", "host=/run/pg dbname=a3", 1);
   const Config c = parse("[database]\nurl = \"${A3_TEST_DB_URL}\"\n", "/x/a.toml");

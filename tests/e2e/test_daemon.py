@@ -119,6 +119,10 @@ class DaemonTest(unittest.TestCase):
         ok = subprocess.run([A3MAILER, "--config", write_config(self.dir), "--check-config"],
                             capture_output=True, text=True, timeout=30)
         self.assertEqual(ok.returncode, 0, ok.stderr)
+        # The configuration in force, defaults included.
+        self.assertIn(": OK; the configuration in force:", ok.stdout)
+        self.assertIn("hostname = 'localhost'", ok.stdout)
+        self.assertIn("max_recipients = 100", ok.stdout)
 
     def test_a_missing_trust_anchor_stops_the_start(self):
         # libunbound would only read it at the first lookup (every one of

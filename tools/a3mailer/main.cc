@@ -31,7 +31,8 @@ namespace {
 constexpr std::string_view kUsage = R"(usage: a3mailer --config FILE [--check-config]
 
   --config FILE     the TOML configuration (see README.md)
-  --check-config    validate the configuration and exit
+  --check-config    validate the configuration, print the one in force
+                    (defaults included, secrets masked) and exit
   --version         print the version and exit
 )";
 
@@ -74,7 +75,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (check_only) {
-    fmt::print("{}: OK\n", config_path);
+    // What is in force, secrets masked, for operators to compare.
+    fmt::print("# {}: OK; the configuration in force:\n{}", config_path,
+               a3::config::render(config));
     return 0;
   }
 

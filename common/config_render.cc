@@ -1,0 +1,165 @@
+// The effective configuration as TOML (a3mailer --check-config): every
+// section and key with the value in force, defaults included, relative
+// paths resolved, secrets masked.
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "common/config.h"
+
+namespace a3::config {
+
+namespace {
+
+constexpr const char* kMasked = "********";
+
+toml::array strings(const std::vector<std::string>& v) {
+  toml::array a;
+  for (const auto& s : v)
+    a.push_back(s);
+  return a;
+}
+
+toml::array paths(const std::vector<std::filesystem::path>& v) {
+  toml::array a;
+  for (const auto& p : v)
+    a.push_back(p.string());
+  return a;
+}
+
+std::string secret(const std::string& s) {
+  return s.empty() ? s : kMasked;
+}
+
+// A libpq connection string or URI without its password.
+std::string without_password(const std::string& url) {
+  std::string out = url;
+  if (const auto scheme = out.find("://"); scheme != std::string::npos) {
+    const auto at = out.find('@', scheme + 3);
+    const auto colon = out.find(':', scheme + 3);
+    if (at != std::string::npos && colon != std::string::npos && colon < at)
+      out.replace(colon + 1, at - colon - 1, kMasked);
+  }
+  for (std::size_t pos = out.find("password="); pos != std::string::npos;
+       pos = out.find("password=", pos + 1)) {
+    const std::size_t start = pos + 9;
+    const std::size_t end = out.find(' ', start);
+    out.replace(start, (end == std::string::npos ? out.size() : end) - start, kMasked);
+  }
+  return out;
+}
+
+bool secret_key(const std::string& key) {
+  for (const char* word : {"password", "secret", "jaas", "token", "key"})
+    if (key.find(word) != std::string::npos) return true;
+  return false;
+}
+
+}  // namespace
+
+std::string render(const Config& c) {
+  toml::array listeners;
+  for (const auto& l : c.server.listeners) {
+    listeners.push_back(toml::table{{"protocol", l.protocol},
+                                    {"bind", l.bind},
+                                    {"tls", l.tls == TlsMode::implicit   ? "implicit"
+                                            : l.tls == TlsMode::starttls ? "starttls"
+                                                                         : "none"}});
+  }
+  toml::table kafka_properties;
+  for (const auto& [k, v] : c.eventlog.kafka.properties)
+    kafka_properties.insert_or_assign(k, secret_key(k) ? secret(v) : v);
+  toml::array dkim;
+  for (const auto& k : c.outbound.dkim) {
+    dkim.push_back(toml::table{{"domain", k.domain},
+                               {"selector", k.selector},
+                               {"private_key", k.private_key.string()},
+                               {"algorithm", k.algorithm}});
+  }
+  const toml::table t{
+      {"server", toml::table{{"hostname", c.server.hostname},
+                             {"local_domains", strings(c.server.local_domains)},
+                             {"data_dir", c.server.data_dir.string()},
+                             {"threads", c.server.threads},
+                             {"listener", listeners}}},
+      {"tls", toml::table{{"certificate", c.tls.certificate.string()},
+                          {"private_key", c.tls.private_key.string()},
+                          {"min_version", c.tls.min_version}}},
+      {"eventlog", toml::table{{"backend", c.eventlog.backend},
+                               {"path", c.eventlog.path.string()},
+                               {"partitions", c.eventlog.partitions},
+                               {"group_commit_max_records", c.eventlog.group_commit_max_records},
+                               {"group_commit_max_bytes", c.eventlog.group_commit_max_bytes},
+                               {"kafka", toml::table{{"brokers", c.eventlog.kafka.brokers},
+                                                     {"topic", c.eventlog.kafka.topic},
+                                                     {"compression", c.eventlog.kafka.compression},
+                                                     {"delivery_timeout_ms",
+                                                      c.eventlog.kafka.delivery_timeout_ms},
+                                                     {"linger_ms", c.eventlog.kafka.linger_ms},
+                                                     {"properties", kafka_properties}}}}},
+      {"store", toml::table{{"path", c.store.path.string()}}},
+      {"database",
+       toml::table{{"enabled", c.database.enabled}, {"url", without_password(c.database.url)}}},
+      {"smtp", toml::table{{"max_message_size", c.smtp.max_message_size},
+                           {"max_recipients", c.smtp.max_recipients},
+                           {"max_line_length", c.smtp.max_line_length},
+                           {"max_errors", c.smtp.max_errors},
+                           {"allow_plaintext_auth", c.smtp.allow_plaintext_auth},
+                           {"reject_bare_lf", c.smtp.reject_bare_lf},
+                           {"enable_vrfy", c.smtp.enable_vrfy},
+                           {"command_timeout_s", c.smtp.command_timeout_s},
+                           {"data_timeout_s", c.smtp.data_timeout_s},
+                           {"relay_host", c.smtp.relay_host},
+                           {"relay_port", c.smtp.relay_port},
+                           {"relay_auth", c.smtp.relay_auth},
+                           {"relay_username", c.smtp.relay_username},
+                           {"relay_password", secret(c.smtp.relay_password)},
+                           {"check_spf", c.smtp.check_spf},
+                           {"check_dkim", c.smtp.check_dkim},
+                           {"check_dmarc", c.smtp.check_dmarc},
+                           {"dmarc_reject", c.smtp.dmarc_reject},
+                           {"dmarc_quarantine", c.smtp.dmarc_quarantine},
+                           {"check_dns_timeout_s", c.smtp.check_dns_timeout_s}}},
+      {"outbound",
+       toml::table{{"enabled", c.outbound.enabled},
+                   {"trusted_networks", strings(c.outbound.trusted_networks)},
+                   {"resolvers", strings(c.outbound.resolvers)},
+                   {"mx_port", c.outbound.mx_port},
+                   {"retry_initial_s", c.outbound.retry_initial_s},
+                   {"retry_max_s", c.outbound.retry_max_s},
+                   {"max_queue_lifetime_s", c.outbound.max_queue_lifetime_s},
+                   {"delay_warning_s", c.outbound.delay_warning_s},
+                   {"connect_timeout_s", c.outbound.connect_timeout_s},
+                   {"command_timeout_s", c.outbound.command_timeout_s},
+                   {"data_timeout_s", c.outbound.data_timeout_s},
+                   {"max_connections_per_destination", c.outbound.max_connections_per_destination},
+                   {"concurrency", c.outbound.concurrency},
+                   {"require_tls", strings(c.outbound.require_tls)},
+                   {"allow_private_destinations", c.outbound.allow_private_destinations},
+                   {"dnssec_trust_anchors", paths(c.outbound.dnssec_trust_anchors)},
+                   {"dkim", dkim}}},
+      {"imap", toml::table{{"max_line_before_auth", c.imap.max_line_before_auth},
+                           {"max_line_after_auth", c.imap.max_line_after_auth},
+                           {"append_limit", c.imap.append_limit},
+                           {"allow_plaintext_auth", c.imap.allow_plaintext_auth},
+                           {"autologout_s", c.imap.autologout_s},
+                           {"idle_timeout_s", c.imap.idle_timeout_s}}},
+      {"pop3", toml::table{{"allow_plaintext_auth", c.pop3.allow_plaintext_auth},
+                           {"timeout_s", c.pop3.timeout_s}}},
+      {"security",
+       toml::table{{"max_connections", c.security.max_connections},
+                   {"max_connections_per_ip", c.security.max_connections_per_ip},
+                   {"auth_failures_before_delay", c.security.auth_failures_before_delay},
+                   {"max_auth_delay_s", c.security.max_auth_delay_s},
+                   {"blocked_networks", strings(c.security.blocked_networks)}}},
+      {"monitoring", toml::table{{"metrics", c.monitoring.metrics}}},
+      {"logging", toml::table{{"level", c.logging.level},
+                              {"format", c.logging.format},
+                              {"file", c.logging.file.string()}}},
+  };
+  std::ostringstream out;
+  out << t << "\n";
+  return out.str();
+}
+
+}  // namespace a3::config
