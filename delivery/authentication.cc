@@ -207,7 +207,8 @@ std::string AuthenticationResults::header(std::string_view authserv_id) const {
   for (const auto& d : dkim) {
     std::string r = "dkim=" + d.result;
     if (!d.reason.empty()) r += " (" + comment(d.reason) + ")";
-    r += " header.d=" + pvalue(d.domain) + " header.s=" + pvalue(d.selector);
+    if (!d.domain.empty()) r += " header.d=" + pvalue(d.domain);
+    if (!d.selector.empty()) r += " header.s=" + pvalue(d.selector);
     if (!d.b.empty()) r += " header.b=" + pvalue(d.b);
     resinfo(r);
   }

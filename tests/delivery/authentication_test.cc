@@ -60,6 +60,13 @@ TEST(Authentication, ResultsFieldQuotesValuesAndCleansComments) {
   EXPECT_EQ(s.dkim, "pass");
   EXPECT_EQ(s.dkim_domains, std::vector<std::string>{"example.net"});
   EXPECT_EQ(s.disposition, "deliver");
+  // A message whose signatures were not checked at all (too many).
+  AuthenticationResults skipped;
+  skipped.spf.clear();
+  skipped.dmarc.clear();
+  skipped.dkim.push_back({"permerror", "", "", "", "17 signatures, more than 16"});
+  EXPECT_EQ(skipped.header("mx"),
+            "Authentication-Results: mx;\r\n\tdkim=permerror (17 signatures, more than 16)\r\n");
   AuthenticationResults none;
   none.spf.clear();
   EXPECT_EQ(none.header("mx"), "Authentication-Results: mx;\r\n\tdkim=none;\r\n\tdmarc=none\r\n");
