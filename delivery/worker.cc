@@ -104,6 +104,17 @@ struct Result {
   bool dsn_passed = false;  // the server took the DSN parameters: it reports now
 };
 
+// The reply code at the start of a reply ("550 5.1.1 ..."), or `fallback`.
+int reply_code(const std::string& reply, int fallback) {
+  return reply.size() >= 3 && ascii::is_digit(reply[0]) ? std::atoi(reply.substr(0, 3).c_str())
+                                                        : fallback;
+}
+
+// "mx.example.net[192.0.2.1]:25" -> "mx.example.net", for Remote-MTA.
+std::string host_name(const std::string& label) {
+  return label.substr(0, label.find('['));
+}
+
 Result from_reply(const Reply& r, const std::string& host, bool dsn) {
   if (r.ok()) return {Result::Kind::delivered, host, r.text, dsn};
   if (r.permanent()) return {Result::Kind::bounced, host, r.text, dsn};
@@ -336,29 +347,24 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
     for (const auto& [r, res] : failed) {
       if (r->notify & schemas::notify_never) continue;
       if (r->notify != 0 && !(r->notify & schemas::notify_failure)) continue;
-      const int code = res.reply.size() >= 3 && ascii::is_digit(res.reply[0])
-                           ? std::atoi(res.reply.substr(0, 3).c_str())
-                           : 500;
-      std::string host = res.host.substr(0, res.host.find('['));
+      const int code = reply_code(res.reply, 500);
       // An expired recipient's last reply was temporary: RFC 3463 5.4.7.
       const bool expired = res.kind == Result::Kind::deferred;
       d.recipients.push_back({r->address, r->orcpt, "failed",
-                              expired ? "5.4.7" : status_of(std::max(code, 500), res.reply), host,
+                              expired ? "5.4.7" : status_of(std::max(code, 500), res.reply),
+                              host_name(res.host),
                               expired ? "delivery time expired; last: " + res.reply : res.reply});
     }
     for (const auto& [r, res] : relayed) {
-      d.recipients.push_back({r->address, r->orcpt, "relayed", "2.0.0",
-                              res.host.substr(0, res.host.find('[')), res.reply});
+      d.recipients.push_back(
+          {r->address, r->orcpt, "relayed", "2.0.0", host_name(res.host), res.reply});
     }
     for (const auto& [r, res] : delayed) {
-      const int code = res.reply.size() >= 3 && ascii::is_digit(res.reply[0])
-                           ? std::atoi(res.reply.substr(0, 3).c_str())
-                           : 400;
       // RFC 3464 2.3.4: a delay's status is of class 4, whatever the reply says.
-      std::string status = status_of(std::clamp(code, 400, 499), res.reply);
+      std::string status = status_of(std::clamp(reply_code(res.reply, 400), 400, 499), res.reply);
       if (!status.empty()) status[0] = '4';
-      d.recipients.push_back({r->address, r->orcpt, "delayed", status,
-                              res.host.substr(0, res.host.find('[')), res.reply, q.expires_ms});
+      d.recipients.push_back(
+          {r->address, r->orcpt, "delayed", status, host_name(res.host), res.reply, q.expires_ms});
     }
     if (d.recipients.empty()) return out;
     // RFC 3461 4.3: the whole message only in a report of failure.
