@@ -1,14 +1,20 @@
 #include "common/config.h"
+#include "common/config_section.h"
 #include "common/network.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 
 #include <fmt/format.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <toml++/toml.h>
 
 namespace a3::config {
@@ -16,165 +22,156 @@ namespace a3::config {
 namespace {
 
 namespace fs = std::filesystem;
+using detail::Section;
+using detail::where;
 
-std::string where(const fs::path& file, const toml::source_region& src) {
-  if (src.begin.line == 0) return file.string();
-  return fmt::format("{}:{}:{}", file.string(), src.begin.line, src.begin.column);
+// The protocol a bare `bind` address serves, by its well-known port.
+std::string_view protocol_of_port(int port) {
+  switch (port) {
+    case 25:
+      return "smtp";
+    case 465:
+      return "submissions";
+    case 587:
+      return "submission";
+    case 143:
+      return "imap";
+    case 993:
+      return "imaps";
+    case 110:
+      return "pop3";
+    case 995:
+      return "pop3s";
+    default:
+      return {};
+  }
 }
 
-// Reads one TOML table, remembering the keys it consumed, so that whatever
-// remains at the end is an unknown key (a typo must not be silently ignored).
-// Errors are collected (every one of a file is reported at once); a key in
-// error keeps its default.
-class Section {
- public:
-  Section(const fs::path& file, std::string name, const toml::table* table,
-          std::vector<std::string>& errors)
-      : file_(file), name_(std::move(name)), table_(table), errors_(errors) {}
+TlsMode default_tls(std::string_view protocol) {
+  if (protocol == "submissions" || protocol == "imaps" || protocol == "pop3s")
+    return TlsMode::implicit;
+  return protocol == "http" ? TlsMode::none : TlsMode::starttls;
+}
 
-  void fail(std::string_view key, const toml::node* node, std::string_view reason) const {
-    const auto src = node ? node->source() : (table_ ? table_->source() : toml::source_region{});
-    errors_.push_back(fmt::format("{}: {}: {}", where(file_, src), qualified(key), reason));
+// host:port with a port number; the port, or -1.
+int port_of(const std::string& bind) {
+  const auto colon = bind.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == bind.size()) return -1;
+  int port = 0;
+  for (std::size_t i = colon + 1; i < bind.size(); ++i) {
+    if (bind[i] < '0' || bind[i] > '9') return -1;
+    port = port * 10 + (bind[i] - '0');
+    if (port > 65535) return -1;
   }
+  return port;
+}
 
-  void fail_key(std::string_view key, std::string_view reason) const {
-    fail(key, table_ ? table_->get(key) : nullptr, reason);
-  }
+constexpr std::string_view kNoCache =
+    "A3Mailer has no cache server: the mailbox views are RocksDB inside the daemon "
+    "([performance] cache_size sizes its block cache)";
+constexpr std::string_view kNoPool =
+    "the audit trail is written by one projector over one PostgreSQL connection, in log order; "
+    "there is no connection pool to size";
 
-  std::string qualified(std::string_view key) const {
-    return name_.empty() ? std::string(key) : fmt::format("{}.{}", name_, key);
-  }
+// Why OpenSSL refuses a cipher list, or nothing (an empty list: defaults).
+std::optional<std::string> tls_cipher_error(const std::string& list, bool tls13) {
+  if (list.empty()) return std::nullopt;
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_server_method()),
+                                                        &SSL_CTX_free);
+  if (!ctx) return "OpenSSL cannot create a context";
+  const int ok = tls13 ? SSL_CTX_set_ciphersuites(ctx.get(), list.c_str())
+                       : SSL_CTX_set_cipher_list(ctx.get(), list.c_str());
+  ERR_clear_error();
+  if (ok != 1)
+    return fmt::format("\"{}\": OpenSSL knows none of these {}", list,
+                       tls13 ? "TLS 1.3 cipher suites" : "ciphers");
+  return std::nullopt;
+}
 
-  const toml::node* take(std::string_view key) {
-    if (!table_) return nullptr;
-    seen_.insert(std::string(key));
-    return table_->get(key);
-  }
-
-  void string(std::string_view key, std::string& out) {
-    const toml::node* n = take(key);
-    if (!n) return;
-    const auto* s = n->as_string();
-    if (!s) return fail(key, n, "expected a string");
-    out = expand_env(key, n, s->get());
-  }
-
-  void one_of(std::string_view key, std::string& out, std::initializer_list<std::string_view> ok) {
-    const std::string before = out;
-    const std::size_t errors = errors_.size();
-    string(key, out);
-    if (errors_.size() != errors) return;
-    for (auto v : ok) {
-      if (out == v) return;
+// The deployment guide's environment variables, and ours, override the file.
+void apply_environment(Config& c, std::vector<std::string>& errors) {
+  auto get = [](std::string_view guide, std::string_view ours) -> std::optional<std::string> {
+    // Ours wins over the guide's when both are set.
+    for (auto name : {ours, guide}) {
+      if (const char* v = std::getenv(std::string(name).c_str())) return std::string(v);
     }
-    fail(key, table_ ? table_->get(key) : nullptr,
-         fmt::format("\"{}\" is not one of: {}", out, fmt::join(ok, ", ")));
-    out = before;
-  }
-
-  void path(std::string_view key, fs::path& out) {
-    std::string s;
-    string(key, s);
-    if (!s.empty()) out = s;
-  }
-
-  template <typename Int>
-  void integer(std::string_view key, Int& out, std::int64_t min, std::int64_t max) {
-    const toml::node* n = take(key);
-    if (!n) return;
-    const auto* v = n->as_integer();
-    if (!v) return fail(key, n, "expected an integer");
-    const std::int64_t x = v->get();
-    if (x < min || x > max)
-      return fail(key, n, fmt::format("must be between {} and {} (got {})", min, max, x));
-    out = static_cast<Int>(x);
-  }
-
-  void boolean(std::string_view key, bool& out) {
-    const toml::node* n = take(key);
-    if (!n) return;
-    const auto* v = n->as_boolean();
-    if (!v) return fail(key, n, "expected true or false");
-    out = v->get();
-  }
-
-  void strings(std::string_view key, std::vector<std::string>& out) {
-    const toml::node* n = take(key);
-    if (!n) return;
-    const auto* arr = n->as_array();
-    if (!arr) return fail(key, n, "expected an array of strings");
-    out.clear();
-    for (const auto& e : *arr) {
-      const auto* s = e.as_string();
-      if (!s) {
-        fail(key, &e, "expected an array of strings");
-        continue;
+    return std::nullopt;
+  };
+  auto boolean = [&](std::string_view guide, std::string_view ours, auto&& apply) {
+    if (auto v = get(guide, ours)) {
+      if (*v == "true" || *v == "1" || *v == "yes") {
+        apply(true);
+      } else if (*v == "false" || *v == "0" || *v == "no") {
+        apply(false);
+      } else {
+        errors.push_back(
+            fmt::format("environment {}/{}: \"{}\" is not true or false", guide, ours, *v));
       }
-      out.push_back(expand_env(key, &e, s->get()));
+    }
+  };
+  if (auto v = get("STALWART_DB_PASSWORD", "A3_DB_PASSWORD")) c.database.password = *v;
+  if (auto v = get("STALWART_TLS_CERT", "A3_TLS_CERT")) c.tls.certificate = *v;
+  if (auto v = get("STALWART_TLS_KEY", "A3_TLS_KEY")) c.tls.private_key = *v;
+  boolean("STALWART_PROMETHEUS_ENABLED", "A3_PROMETHEUS_ENABLED",
+          [&](bool on) { c.monitoring.enabled = on; });
+  if (auto v = get("STALWART_METRICS_PORT", "A3_METRICS_PORT")) {
+    const int port = port_of("x:" + *v);
+    if (port < 0) {
+      errors.push_back(fmt::format(
+          "environment STALWART_METRICS_PORT/A3_METRICS_PORT: \"{}\" is not a port", *v));
+    } else {
+      c.monitoring.bind = c.monitoring.bind.substr(0, c.monitoring.bind.rfind(':') + 1) + *v;
     }
   }
+  boolean("STALWART_AUDIT_ENABLED", "A3_AUDIT_ENABLED",
+          [&](bool on) { c.security.enable_audit_logging = on; });
+  if (get("STALWART_REDIS_PASSWORD", "A3_REDIS_PASSWORD"))
+    c.warnings.push_back(fmt::format("environment STALWART_REDIS_PASSWORD: ignored: {}", kNoCache));
+  boolean("STALWART_SECURITY_ENABLED", "A3_SECURITY_ENABLED", [&](bool on) {
+    if (!on)
+      c.warnings.push_back(
+          "environment STALWART_SECURITY_ENABLED=false: ignored: the security controls are "
+          "configured one by one in [security]; they cannot all be switched off");
+  });
+}
 
-  // An array of tables ([[section.key]]): `each` reads one as a Section
-  // named section.key[i], and every key of it must have been taken.
-  template <typename F>
-  void tables(std::string_view key, F&& each) {
-    const toml::node* n = take(key);
-    if (!n) return;
-    const auto* arr = n->as_array();
-    if (!arr)
-      return fail(key, n, fmt::format("expected an array of tables ([[{}]])", qualified(key)));
-    int i = 0;
-    for (const auto& e : *arr) {
-      if (!e.is_table()) {
-        fail(key, &e, "expected a table");
-        continue;
-      }
-      Section t(file_, fmt::format("{}[{}]", qualified(key), i++), e.as_table(), errors_);
-      each(t);
-      t.finish();
-    }
+// A libpq keyword value, quoted when it has to be.
+std::string conninfo_value(const std::string& v) {
+  if (!v.empty() && v.find_first_of(" '\\") == std::string::npos) return v;
+  std::string out = "'";
+  for (char ch : v) {
+    if (ch == '\'' || ch == '\\') out += '\\';
+    out += ch;
   }
-
-  // A sub-table; absent is an empty section.
-  Section sub(std::string_view key) {
-    const toml::node* n = take(key);
-    if (n && !n->is_table()) fail(key, n, "expected a table");
-    return Section(file_, qualified(key), n ? n->as_table() : nullptr, errors_);
-  }
-
-  const toml::table* table() const { return table_; }
-  const std::string& name() const { return name_; }
-
-  // Every key of the table must have been taken.
-  void finish() const {
-    if (!table_) return;
-    for (const auto& [k, v] : *table_) {
-      if (!seen_.contains(std::string(k.str()))) fail(k.str(), &v, "unknown key");
-    }
-  }
-
- private:
-  std::string expand_env(std::string_view key, const toml::node* n, const std::string& v) const {
-    if (v.size() > 3 && v.starts_with("${") && v.ends_with("}")) {
-      const std::string var = v.substr(2, v.size() - 3);
-      const char* value = std::getenv(var.c_str());
-      if (!value) {
-        fail(key, n, fmt::format("environment variable {} is not set", var));
-        return "";
-      }
-      return value;
-    }
-    return v;
-  }
-
-  const fs::path& file_;
-  std::string name_;
-  const toml::table* table_;
-  std::set<std::string> seen_;
-  std::vector<std::string>& errors_;
-};
+  return out + "'";
+}
 
 }  // namespace
+
+std::string Database::conninfo() const {
+  if (!url.empty()) {
+    // A URL names its own password; $STALWART_DB_PASSWORD fills in a missing one.
+    if (password.empty()) return url;
+    if (url.find("://") == std::string::npos) return url + " password=" + conninfo_value(password);
+    std::string encoded;  // RFC 3986 unreserved characters stay
+    for (unsigned char ch : password) {
+      if (std::isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+        encoded += static_cast<char>(ch);
+      } else {
+        encoded += fmt::format("%{:02X}", ch);
+      }
+    }
+    return url + (url.find('?') == std::string::npos ? "?" : "&") + "password=" + encoded;
+  }
+  std::vector<std::string> parts;
+  if (!host.empty()) parts.push_back("host=" + conninfo_value(host));
+  if (port) parts.push_back(fmt::format("port={}", port));
+  if (!name.empty()) parts.push_back("dbname=" + conninfo_value(name));
+  if (!username.empty()) parts.push_back("user=" + conninfo_value(username));
+  if (!password.empty()) parts.push_back("password=" + conninfo_value(password));
+  if (connect_timeout_s) parts.push_back(fmt::format("connect_timeout={}", connect_timeout_s));
+  return fmt::format("{}", fmt::join(parts, " "));
+}
 
 const Listener* Config::listener(std::string_view protocol) const {
   for (const auto& l : server.listeners) {
@@ -194,7 +191,11 @@ Config parse(std::string_view text, const fs::path& file) {
   Config c;
   c.source = file;
   std::vector<std::string> errors;
-  Section top(file, "", &root, errors);
+  Section top(file, "", &root, errors, c.warnings);
+  // The guide's [server] timeout, applied once every protocol's own key is known.
+  int server_timeout = 0;
+  bool smtp_timeout = false, imap_timeout = false, pop3_timeout = false;
+  bool server_max_connections = false;
 
   {
     Section s = top.sub("server");
@@ -213,24 +214,84 @@ Config parse(std::string_view text, const fs::path& file) {
       } else if (colon == std::string::npos || colon + 1 == out.bind.size()) {
         l.fail_key("bind", "expected host:port");
       }
-      std::string tls =
-          out.protocol == "submissions" || out.protocol == "imaps" || out.protocol == "pop3s"
-              ? "implicit"
-          : out.protocol == "http" ? "none"
-                                   : "starttls";
+      const TlsMode mode = default_tls(out.protocol);
+      std::string tls = mode == TlsMode::implicit ? "implicit"
+                        : mode == TlsMode::none   ? "none"
+                                                  : "starttls";
       l.one_of("tls", tls, {"none", "starttls", "implicit"});
+      if (out.protocol == "http" && tls != "none")
+        l.fail_key("tls", "the monitoring listener (http) is plain HTTP on a trusted network");
       out.tls = tls == "implicit"   ? TlsMode::implicit
                 : tls == "starttls" ? TlsMode::starttls
                                     : TlsMode::none;
       c.server.listeners.push_back(std::move(out));
     });
+    // The guide's `bind` list: each address serves the protocol of its
+    // well-known port, unless a [[server.listener]] names that address.
+    std::vector<std::string> binds;
+    s.string_or_strings("bind", binds);
+    for (const auto& b : binds) {
+      const int port = port_of(b);
+      if (port < 0) {
+        s.fail_key("bind", fmt::format("\"{}\" is not host:port", b));
+        continue;
+      }
+      const std::string_view protocol = protocol_of_port(port);
+      if (protocol.empty()) {
+        s.fail_key("bind", fmt::format("port {} of \"{}\" is not a mail port (25, 465, 587, 143, "
+                                       "993, 110, 995): give it a [[server.listener]] with a "
+                                       "protocol",
+                                       port, b));
+        continue;
+      }
+      bool named = false;
+      for (const auto& l : c.server.listeners)
+        named = named || l.bind == b;
+      if (!named) c.server.listeners.push_back({std::string(protocol), b, default_tls(protocol)});
+    }
+    server_max_connections = s.has("max_connections");
+    s.integer("max_connections", c.security.max_connections, 1, 1'000'000);
+    // RFC 5321 4.5.3.2: an SMTP server waits at least 5 minutes for a command.
+    s.integer("timeout", server_timeout, 300, 86400);
     s.finish();
   }
   {
     Section s = top.sub("tls");
     s.path("certificate", c.tls.certificate);
-    s.path("private_key", c.tls.private_key);
+    s.path(s.either("private_key", "private-key"), c.tls.private_key);
     s.one_of("min_version", c.tls.min_version, {"TLSv1.2", "TLSv1.3"});
+    s.one_of("max_version", c.tls.max_version, {"TLSv1.2", "TLSv1.3"});
+    // The guide's `protocols`: the versions offered, from the lowest to the
+    // highest listed. TLS 1.0 and 1.1 are deprecated (RFC 8996).
+    std::vector<std::string> protocols;
+    s.strings("protocols", protocols);
+    if (!protocols.empty()) {
+      bool ok = true;
+      for (const auto& p : protocols) {
+        if (p != "TLSv1.2" && p != "TLSv1.3") {
+          s.fail_key("protocols",
+                     p == "TLSv1" || p == "TLSv1.0" || p == "TLSv1.1" || p == "SSLv3"
+                         ? fmt::format("\"{}\" is not offered: deprecated by RFC 8996", p)
+                         : fmt::format("\"{}\" is not one of: TLSv1.2, TLSv1.3", p));
+          ok = false;
+        }
+      }
+      if (ok) {
+        const bool has12 =
+            std::find(protocols.begin(), protocols.end(), "TLSv1.2") != protocols.end();
+        c.tls.min_version = has12 ? "TLSv1.2" : "TLSv1.3";
+        const bool has13 =
+            std::find(protocols.begin(), protocols.end(), "TLSv1.3") != protocols.end();
+        c.tls.max_version = has13 ? "TLSv1.3" : "TLSv1.2";
+      }
+    }
+    if (c.tls.min_version == "TLSv1.3" && c.tls.max_version == "TLSv1.2")
+      s.fail_key("max_version", "is below min_version");
+    s.string("ciphers", c.tls.ciphers);
+    s.string("ciphersuites", c.tls.ciphersuites);
+    if (const auto reason = tls_cipher_error(c.tls.ciphers, false)) s.fail_key("ciphers", *reason);
+    if (const auto reason = tls_cipher_error(c.tls.ciphersuites, true))
+      s.fail_key("ciphersuites", *reason);
     s.finish();
   }
   {
@@ -278,8 +339,22 @@ Config parse(std::string_view text, const fs::path& file) {
     Section s = top.sub("database");
     s.boolean("enabled", c.database.enabled);
     s.string("url", c.database.url);
+    std::string type = "postgresql";
+    s.one_of("type", type, {"postgresql", "postgres"});
+    s.string("host", c.database.host);
+    s.integer("port", c.database.port, 1, 65535);
+    s.string("database", c.database.name);
+    s.string(s.either("username", "user"), c.database.username);
+    s.string("password", c.database.password);
+    s.integer(s.either("connect_timeout_s", "timeout"), c.database.connect_timeout_s, 1, 3600);
+    if (!c.database.url.empty()) {
+      for (std::string_view part : {"host", "port", "database", "username"})
+        if (s.has(part)) s.fail_key(part, "set either url or host/port/database/username");
+    }
+    s.ignored("pool_size", kNoPool);
     s.finish();
   }
+  top.sub("cache").ignore_all(kNoCache);
   {
     Section s = top.sub("smtp");
     s.integer("max_message_size", c.smtp.max_message_size, 1024, 1ll << 31);
@@ -291,6 +366,7 @@ Config parse(std::string_view text, const fs::path& file) {
     s.boolean("reject_bare_lf", c.smtp.reject_bare_lf);
     s.boolean("enable_vrfy", c.smtp.enable_vrfy);
     // RFC 5321 4.5.3.2: at least 5 minutes for commands, 10 for data blocks.
+    smtp_timeout = s.has("command_timeout_s");
     s.integer("command_timeout_s", c.smtp.command_timeout_s, 300, 86400);
     s.integer("data_timeout_s", c.smtp.data_timeout_s, 600, 86400);
     s.string("relay_host", c.smtp.relay_host);
@@ -301,8 +377,15 @@ Config parse(std::string_view text, const fs::path& file) {
     if (c.smtp.relay_auth && c.smtp.relay_password.empty()) {
       if (const char* p = std::getenv("A3_RELAY_PASSWORD")) c.smtp.relay_password = p;
     }
-    if (c.smtp.relay_auth && (c.smtp.relay_username.empty() || c.smtp.relay_password.empty()))
-      s.fail_key("relay_auth", "needs relay_username and relay_password (or $A3_RELAY_PASSWORD)");
+    if (c.smtp.relay_auth && c.smtp.relay_host.empty())
+      s.fail_key("relay_auth", "needs relay_host");
+    if (c.smtp.relay_auth && (c.smtp.relay_username.empty() || c.smtp.relay_password.empty())) {
+      // The guide's own file says relay_auth = true and nothing more: it
+      // loads, and nothing goes to the relay until the credentials exist.
+      s.warn("relay_auth",
+             "no relay_username and relay_password (or $A3_RELAY_PASSWORD): mail to the relay "
+             "is deferred until they are set");
+    }
     s.boolean("check_spf", c.smtp.check_spf);
     s.boolean("check_dkim", c.smtp.check_dkim);
     s.boolean("check_dmarc", c.smtp.check_dmarc);
@@ -352,32 +435,120 @@ Config parse(std::string_view text, const fs::path& file) {
   }
   {
     Section s = top.sub("imap");
+    s.integer("max_connections_per_user", c.imap.max_connections_per_user, 0, 100'000);
+    s.integer(s.either("search_timeout_s", "search_timeout"), c.imap.search_timeout_s, 0, 86400);
     s.integer("max_line_before_auth", c.imap.max_line_before_auth, 1024, 1 << 24);
     s.integer("max_line_after_auth", c.imap.max_line_after_auth, 8192, 1 << 24);
     s.integer("append_limit", c.imap.append_limit, 1024, 1ll << 31);
     s.boolean("allow_plaintext_auth", c.imap.allow_plaintext_auth);
-    s.integer("autologout_s", c.imap.autologout_s, 1800, 86400);      // RFC 9051 5.4
-    s.integer("idle_timeout_s", c.imap.idle_timeout_s, 1740, 86400);  // RFC 2177: 29 minutes
+    imap_timeout = s.has("autologout_s");
+    s.integer("autologout_s", c.imap.autologout_s, 1800, 86400);  // RFC 9051 5.4
+    // RFC 2177: clients re-issue IDLE every 29 minutes.
+    s.integer(s.either("idle_timeout_s", "idle_timeout"), c.imap.idle_timeout_s, 1740, 86400);
     s.finish();
   }
   {
     Section s = top.sub("pop3");
+    s.integer("max_connections_per_user", c.pop3.max_connections_per_user, 0, 100'000);
     s.boolean("allow_plaintext_auth", c.pop3.allow_plaintext_auth);
-    s.integer("timeout_s", c.pop3.timeout_s, 600, 86400);  // RFC 1939 3
+    const std::string_view timeout = s.either("timeout_s", "timeout");
+    pop3_timeout = s.has(timeout);
+    s.integer(timeout, c.pop3.timeout_s, 600, 86400);  // RFC 1939 3
     s.finish();
   }
   {
     Section s = top.sub("security");
+    if (server_max_connections && s.has("max_connections")) {
+      s.take("max_connections");
+      s.fail_key("max_connections", "is set in [server] too; set one of them");
+    }
     s.integer("max_connections", c.security.max_connections, 1, 1'000'000);
     s.integer("max_connections_per_ip", c.security.max_connections_per_ip, 1, 1'000'000);
     s.integer("auth_failures_before_delay", c.security.auth_failures_before_delay, 0, 1000);
     s.integer("max_auth_delay_s", c.security.max_auth_delay_s, 0, 3600);
-    s.strings("blocked_networks", c.security.blocked_networks);
+    const std::string_view blocked = s.either("blocked_networks", "blocked_ips");
+    s.strings(blocked, c.security.blocked_networks);
+    s.strings("trusted_proxies", c.security.trusted_proxies);
+    for (auto [key, list] :
+         {std::pair{blocked, &c.security.blocked_networks},
+          std::pair{std::string_view("trusted_proxies"), &c.security.trusted_proxies}}) {
+      for (const auto& n : *list) {
+        if (!Network::parse(n))
+          s.fail_key(key, fmt::format("\"{}\" is not an address or CIDR network", n));
+      }
+    }
+    s.boolean("enable_rate_limiting", c.security.enable_rate_limiting);
+    s.integer("rate_limit_window", c.security.rate_limit_window_s, 1, 86400);
+    s.integer("max_requests_per_window", c.security.max_requests_per_window, 1, 100'000'000);
+    // The guide's per-minute form: the same limit over a 60 s window.
+    if (s.has("max_requests_per_minute")) {
+      if (s.has("max_requests_per_window") || s.has("rate_limit_window")) {
+        s.take("max_requests_per_minute");
+        s.fail_key("max_requests_per_minute",
+                   "set either max_requests_per_minute or rate_limit_window with "
+                   "max_requests_per_window");
+      } else {
+        c.security.rate_limit_window_s = 60;
+        s.integer("max_requests_per_minute", c.security.max_requests_per_window, 1, 100'000'000);
+      }
+    }
+    // Issue 14 enforces these; until then an operator is told, not misled.
+    if (c.security.enable_rate_limiting)
+      s.warn("enable_rate_limiting",
+             "not enforced in this version: only the per-IP login delay and the connection "
+             "limits apply");
+    if (!c.security.trusted_proxies.empty())
+      s.warn("trusted_proxies",
+             "not used in this version: the PROXY protocol is not accepted, so a proxy's "
+             "clients are seen with the proxy's address");
+    s.boolean("enable_security_headers", c.security.enable_security_headers);
+    s.boolean("enable_csp", c.security.enable_csp);
+    s.string("csp_policy", c.security.csp_policy);
+    s.ignored("hsts_max_age",
+              "the only HTTP listener (monitoring) is plain HTTP, where RFC 6797 7.2 forbids "
+              "Strict-Transport-Security");
+    s.boolean("enable_audit_logging", c.security.enable_audit_logging);
+    s.integer("audit_retention_days", c.security.audit_retention_days, 0, 100'000);
+    s.ignored("audit_log_level",
+              "the audit trail records every event of the log; it has no level (the process "
+              "log's is [logging] level)");
+    // Input validation cannot be switched off: say so when asked to.
+    for (std::string_view key : {"enable_input_validation", "strict_validation"}) {
+      bool on = true;
+      s.boolean(key, on);
+      if (!on) s.warn(key, "ignored: every input is validated; this cannot be turned off");
+    }
+    std::int64_t max_request = 0;
+    s.size("max_request_size", max_request, 1024, 1ll << 31);
+    if (max_request > 0) {
+      // No single request (a message, an APPENDed literal) may be larger.
+      c.smtp.max_message_size = std::min(c.smtp.max_message_size, max_request);
+      c.imap.append_limit = std::min(c.imap.append_limit, max_request);
+    }
     s.finish();
   }
   {
     Section s = top.sub("monitoring");
-    s.boolean("metrics", c.monitoring.metrics);
+    s.boolean(s.either("enabled", "metrics"), c.monitoring.enabled);
+    // A [[server.listener]] with protocol "http" is this listener too.
+    if (const Listener* http = c.listener("http")) {
+      c.monitoring.bind = http->bind;
+      for (std::string_view key : {"bind", "prometheus_port"})
+        if (s.has(key)) s.fail_key(key, "the [[server.listener]] of protocol \"http\" sets it too");
+    }
+    s.string("bind", c.monitoring.bind);
+    if (port_of(c.monitoring.bind) < 0) s.fail_key("bind", "expected host:port");
+    int port = 0;
+    s.integer("prometheus_port", port, 0, 65535);
+    if (s.has("prometheus_port")) {
+      c.monitoring.bind =
+          c.monitoring.bind.substr(0, c.monitoring.bind.rfind(':') + 1) + std::to_string(port);
+    }
+    s.integer("health_check_interval", c.monitoring.health_check_interval_s, 1, 3600);
+    s.integer("max_projector_lag", c.monitoring.max_projector_lag, 1, 1ll << 40);
+    s.ignored("metrics_retention",
+              "the daemon exports current values; history is Prometheus's "
+              "(--storage.tsdb.retention.time)");
     s.finish();
   }
   {
@@ -385,10 +556,64 @@ Config parse(std::string_view text, const fs::path& file) {
     s.one_of("level", c.logging.level,
              {"trace", "debug", "info", "warn", "error", "critical", "off"});
     s.one_of("format", c.logging.format, {"text", "json"});
-    s.path("file", c.logging.file);
+    std::string output;
+    s.string(s.either("file", "output"), output);
+    if (output == "stdout") {
+      c.logging.to_stdout = true;
+    } else if (output != "stderr") {
+      c.logging.file = output;
+    }
+    s.size("max_size", c.logging.max_size, 0, 1ll << 40);
+    if (c.logging.max_size > 0 && c.logging.max_size < 4096)
+      s.fail_key("max_size", "must be 0 (no rotation) or at least 4096 bytes");
+    s.integer("max_files", c.logging.max_files, 1, 10000);
+    if (c.logging.max_size > 0 && c.logging.file.empty())
+      s.fail_key("max_size", "rotation needs a file (output)");
+    s.finish();
+  }
+  {
+    Section s = top.sub("performance");
+    int workers = 0;
+    s.integer("worker_threads", workers, 1, 256);
+    if (workers) {
+      if (c.server.threads && c.server.threads != workers) {
+        s.fail_key("worker_threads", "differs from server.threads; set one of them");
+      }
+      c.server.threads = workers;
+    }
+    s.size("cache_size", c.performance.cache_size, 1 << 20, 1ll << 40);
+    s.integer("io_buffer_size", c.performance.io_buffer_size, 0, 1 << 20);
+    if (c.performance.io_buffer_size > 0 && c.performance.io_buffer_size < 512)
+      s.fail_key("io_buffer_size", "must be 0 (the protocol's default) or at least 512");
+    s.integer("batch_size", c.performance.batch_size, 1, 1'000'000);
+    for (std::string_view key :
+         {"connection_pool_size", "connection_pool_timeout", "connection_pool_max_idle"})
+      s.ignored(key, kNoPool);
+    s.ignored("cache_ttl",
+              "the view's block cache keeps what is read most (LRU); entries do not expire, "
+              "the view is always current");
+    s.ignored("cache_compression",
+              "the view's files are LZ4-compressed on disk; its cache holds uncompressed "
+              "blocks, as RocksDB does");
+    s.ignored("max_concurrent_requests",
+              "each connection runs one command at a time, so concurrency is bounded by "
+              "server.max_connections");
+    s.ignored("request_timeout",
+              "each protocol has its own RFC timeouts (server.timeout, smtp.data_timeout_s, "
+              "imap.search_timeout)");
+    bool async = true;
+    s.boolean("async_io", async);
+    if (!async) s.warn("async_io", "ignored: all network I/O is asynchronous (Boost.Asio)");
     s.finish();
   }
   top.finish();
+  if (server_timeout > 0) {
+    // The guide's one timeout, raised to each protocol's RFC minimum.
+    if (!smtp_timeout) c.smtp.command_timeout_s = server_timeout;
+    if (!pop3_timeout) c.pop3.timeout_s = std::max(server_timeout, 600);
+    if (!imap_timeout) c.imap.autologout_s = std::max(server_timeout, 1800);
+  }
+  apply_environment(c, errors);
   // Every error of the file at once, one per line.
   if (!errors.empty()) throw ConfigError(fmt::format("{}", fmt::join(errors, "\n")));
 

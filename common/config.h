@@ -5,6 +5,12 @@
 // line) and the reason. Relative paths are relative to the configuration
 // file's directory. A string value of the exact form "${NAME}" is read from
 // the environment variable NAME, so secrets need not be in the file.
+//
+// The deployment guide's config.toml loads as it stands: its key names are
+// read beside ours (docs/configuration.md has both), and a key of it that
+// cannot apply to this design is accepted with a warning saying why
+// (Config::warnings). Its environment variables (STALWART_DB_PASSWORD, ...,
+// and the A3_* equivalents) override the file.
 #pragma once
 
 #include <cstdint>
@@ -39,8 +45,13 @@ struct Server {
 
 struct Tls {
   std::filesystem::path certificate;
-  std::filesystem::path private_key;
+  std::filesystem::path private_key;  // the guide's `private-key` too
   std::string min_version = "TLSv1.2";
+  std::string max_version = "TLSv1.3";
+  // OpenSSL cipher lists: `ciphers` for TLS 1.2, `ciphersuites` for 1.3;
+  // empty: OpenSSL's defaults.
+  std::string ciphers;
+  std::string ciphersuites;
 };
 
 struct Kafka {
@@ -65,9 +76,19 @@ struct Store {
   std::filesystem::path path;  // RocksDB mailbox view (default: <data_dir>/view)
 };
 
+// The audit trail's PostgreSQL: a libpq URL, or the guide's parts of one.
 struct Database {
   bool enabled = true;
   std::string url;  // libpq connection string or URI
+  std::string host;
+  int port = 0;  // 0: libpq's default
+  std::string name;
+  std::string username;
+  std::string password;       // $STALWART_DB_PASSWORD / $A3_DB_PASSWORD override it
+  int connect_timeout_s = 0;  // 0: libpq's default (none)
+
+  // What libpq is given: `url`, or a connection string built from the parts.
+  std::string conninfo() const;
 };
 
 struct Smtp {
@@ -133,6 +154,8 @@ struct Outbound {
 };
 
 struct Imap {
+  int max_connections_per_user = 0;  // authenticated sessions of one account; 0: no limit
+  int search_timeout_s = 0;          // SEARCH gives up with NO [LIMIT] after this; 0: never
   int max_line_before_auth = 8 * 1024;
   int max_line_after_auth = 64 * 1024;
   std::int64_t append_limit = 50'000'000;
@@ -142,6 +165,7 @@ struct Imap {
 };
 
 struct Pop3 {
+  int max_connections_per_user = 0;  // 0: no limit (the maildrop lock allows one session anyway)
   bool allow_plaintext_auth = false;
   int timeout_s = 600;  // RFC 1939 3: at least 10 minutes
 };
@@ -151,17 +175,45 @@ struct Security {
   int max_connections_per_ip = 50;
   int auth_failures_before_delay = 3;
   int max_auth_delay_s = 30;
-  std::vector<std::string> blocked_networks;  // CIDR
+  std::vector<std::string> blocked_networks;  // CIDR; the guide's `blocked_ips` too
+  std::vector<std::string> trusted_proxies;   // CIDR (issue 14: PROXY protocol)
+  // The guide's rate limit: requests (commands) per client IP per window.
+  bool enable_rate_limiting = false;
+  int rate_limit_window_s = 60;
+  int max_requests_per_window = 1000;
+  // The monitoring listener's HTTP answers carry X-Content-Type-Options,
+  // X-Frame-Options, Cache-Control: no-store and, with enable_csp, the CSP.
+  bool enable_security_headers = true;
+  bool enable_csp = false;
+  std::string csp_policy = "default-src 'none'";
+  // The audit trail in PostgreSQL; rows older than audit_retention_days are
+  // deleted (0: kept for ever).
+  bool enable_audit_logging = true;
+  int audit_retention_days = 0;
 };
 
+// The monitoring HTTP listener: /metrics, /healthz/live, /healthz/ready.
 struct Monitoring {
-  bool metrics = true;
+  bool enabled = true;                     // the guide's `enabled`; our older `metrics`
+  std::string bind = "127.0.0.1:9090";     // the guide's `prometheus_port` sets the port
+  int health_check_interval_s = 30;        // how often readiness is evaluated
+  std::int64_t max_projector_lag = 10000;  // events behind the log; above: not ready
 };
 
 struct Logging {
   std::string level = "info";   // trace, debug, info, warn, error, critical, off
   std::string format = "text";  // text | json
-  std::filesystem::path file;   // empty: standard error
+  std::filesystem::path file;   // the guide's `output`; empty: standard error
+  bool to_stdout = false;       // output = "stdout"
+  std::int64_t max_size = 0;    // rotate at this size (bytes); 0: never (logrotate + SIGHUP)
+  int max_files = 10;           // rotated files kept
+};
+
+// The guide's [performance] section, where it maps onto this design.
+struct Performance {
+  std::int64_t cache_size = 64ll << 20;  // the mailbox view's RocksDB block cache
+  int io_buffer_size = 0;  // bytes read from a connection at a time; 0: SMTP 16 KiB, others 4 KiB
+  int batch_size = 2048;   // events the projector applies per view write
 };
 
 struct Config {
@@ -178,6 +230,10 @@ struct Config {
   Security security;
   Monitoring monitoring;
   Logging logging;
+  Performance performance;
+  // Keys accepted that cannot apply here, each with why ("FILE:LINE:COL:
+  // key: ..."): a3mailer logs them at start and --check-config prints them.
+  std::vector<std::string> warnings;
 
   const Listener* listener(std::string_view protocol) const;
 };

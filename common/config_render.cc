@@ -76,6 +76,19 @@ std::string render(const Config& c) {
                                {"private_key", k.private_key.string()},
                                {"algorithm", k.algorithm}});
   }
+  // A URL, or the parts of one (not both: the loader refuses that).
+  toml::table database{{"enabled", c.database.enabled}};
+  if (!c.database.url.empty()) {
+    database.insert("url", without_password(c.database.url));
+  } else {
+    database.insert("host", c.database.host);
+    if (c.database.port) database.insert("port", c.database.port);
+    database.insert("database", c.database.name);
+    database.insert("username", c.database.username);
+  }
+  database.insert("password", secret(c.database.password));
+  if (c.database.connect_timeout_s)
+    database.insert("connect_timeout_s", c.database.connect_timeout_s);
   const toml::table t{
       {"server", toml::table{{"hostname", c.server.hostname},
                              {"local_domains", strings(c.server.local_domains)},
@@ -84,7 +97,10 @@ std::string render(const Config& c) {
                              {"listener", listeners}}},
       {"tls", toml::table{{"certificate", c.tls.certificate.string()},
                           {"private_key", c.tls.private_key.string()},
-                          {"min_version", c.tls.min_version}}},
+                          {"min_version", c.tls.min_version},
+                          {"max_version", c.tls.max_version},
+                          {"ciphers", c.tls.ciphers},
+                          {"ciphersuites", c.tls.ciphersuites}}},
       {"eventlog", toml::table{{"backend", c.eventlog.backend},
                                {"path", c.eventlog.path.string()},
                                {"partitions", c.eventlog.partitions},
@@ -98,8 +114,7 @@ std::string render(const Config& c) {
                                                      {"linger_ms", c.eventlog.kafka.linger_ms},
                                                      {"properties", kafka_properties}}}}},
       {"store", toml::table{{"path", c.store.path.string()}}},
-      {"database",
-       toml::table{{"enabled", c.database.enabled}, {"url", without_password(c.database.url)}}},
+      {"database", database},
       {"smtp", toml::table{{"max_message_size", c.smtp.max_message_size},
                            {"max_recipients", c.smtp.max_recipients},
                            {"max_line_length", c.smtp.max_line_length},
@@ -138,24 +153,46 @@ std::string render(const Config& c) {
                    {"allow_private_destinations", c.outbound.allow_private_destinations},
                    {"dnssec_trust_anchors", paths(c.outbound.dnssec_trust_anchors)},
                    {"dkim", dkim}}},
-      {"imap", toml::table{{"max_line_before_auth", c.imap.max_line_before_auth},
+      {"imap", toml::table{{"max_connections_per_user", c.imap.max_connections_per_user},
+                           {"search_timeout_s", c.imap.search_timeout_s},
+                           {"max_line_before_auth", c.imap.max_line_before_auth},
                            {"max_line_after_auth", c.imap.max_line_after_auth},
                            {"append_limit", c.imap.append_limit},
                            {"allow_plaintext_auth", c.imap.allow_plaintext_auth},
                            {"autologout_s", c.imap.autologout_s},
                            {"idle_timeout_s", c.imap.idle_timeout_s}}},
-      {"pop3", toml::table{{"allow_plaintext_auth", c.pop3.allow_plaintext_auth},
+      {"pop3", toml::table{{"max_connections_per_user", c.pop3.max_connections_per_user},
+                           {"allow_plaintext_auth", c.pop3.allow_plaintext_auth},
                            {"timeout_s", c.pop3.timeout_s}}},
       {"security",
        toml::table{{"max_connections", c.security.max_connections},
                    {"max_connections_per_ip", c.security.max_connections_per_ip},
                    {"auth_failures_before_delay", c.security.auth_failures_before_delay},
                    {"max_auth_delay_s", c.security.max_auth_delay_s},
-                   {"blocked_networks", strings(c.security.blocked_networks)}}},
-      {"monitoring", toml::table{{"metrics", c.monitoring.metrics}}},
+                   {"blocked_networks", strings(c.security.blocked_networks)},
+                   {"trusted_proxies", strings(c.security.trusted_proxies)},
+                   {"enable_rate_limiting", c.security.enable_rate_limiting},
+                   {"rate_limit_window", c.security.rate_limit_window_s},
+                   {"max_requests_per_window", c.security.max_requests_per_window},
+                   {"enable_security_headers", c.security.enable_security_headers},
+                   {"enable_csp", c.security.enable_csp},
+                   {"csp_policy", c.security.csp_policy},
+                   {"enable_audit_logging", c.security.enable_audit_logging},
+                   {"audit_retention_days", c.security.audit_retention_days}}},
+      {"monitoring", toml::table{{"enabled", c.monitoring.enabled},
+                                 {"bind", c.monitoring.bind},
+                                 {"health_check_interval", c.monitoring.health_check_interval_s},
+                                 {"max_projector_lag", c.monitoring.max_projector_lag}}},
       {"logging", toml::table{{"level", c.logging.level},
                               {"format", c.logging.format},
-                              {"file", c.logging.file.string()}}},
+                              {"output", c.logging.to_stdout      ? std::string("stdout")
+                                         : c.logging.file.empty() ? std::string("stderr")
+                                                                  : c.logging.file.string()},
+                              {"max_size", c.logging.max_size},
+                              {"max_files", c.logging.max_files}}},
+      {"performance", toml::table{{"cache_size", c.performance.cache_size},
+                                  {"io_buffer_size", c.performance.io_buffer_size},
+                                  {"batch_size", c.performance.batch_size}}},
   };
   std::ostringstream out;
   out << t << "\n";

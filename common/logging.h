@@ -6,8 +6,10 @@
 
 namespace a3::logging {
 
-// Installs the default logger as configured. Throws ConfigError if the log
-// file cannot be opened.
+// Installs the default logger as configured; called again (SIGHUP), it
+// reopens the file (after logrotate moved it) and takes the new level and
+// format. Throws ConfigError if the file cannot be opened, and then the
+// logging in force stays.
 void setup(const config::Logging& cfg);
 
 }  // namespace a3::logging

@@ -39,6 +39,7 @@ WorkerOptions WorkerOptions::from(const config::Config& c) {
   if (c.smtp.relay_auth) {
     o.relay_user = c.smtp.relay_username;
     o.relay_password = c.smtp.relay_password;
+    o.relay_auth_missing = o.relay_user.empty() || o.relay_password.empty();
   }
   return o;
 }
@@ -276,6 +277,13 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
     std::vector<std::string> rcpts;
     for (const auto* r : group)
       rcpts.push_back(r->address);
+    if (relay() && o.relay_auth_missing) {
+      // Never to the relay without the AUTH the operator asked for.
+      co_return std::vector<Result>(
+          rcpts.size(),
+          Result{Result::Kind::deferred, "",
+                 "451 4.3.5 smtp.relay_auth is on but relay_username/relay_password are not set"});
+    }
     auto route_or_result = co_await route(domain);
     if (auto* r = std::get_if<Result>(&route_or_result))
       co_return std::vector<Result>(rcpts.size(), *r);

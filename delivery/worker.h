@@ -25,6 +25,7 @@ struct WorkerOptions {
   std::string relay_host;
   int relay_port = 25;
   std::string relay_user, relay_password;  // AUTH when relay_user is set
+  bool relay_auth_missing = false;         // relay_auth without credentials: defer
   static WorkerOptions from(const config::Config& c);
 };
 

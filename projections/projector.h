@@ -46,6 +46,11 @@ class Projector : private Projection {
   void start();  // a background thread follows the log
   void stop();
 
+  // The next offset to apply, per partition (what the view has), and why
+  // projection is stuck, if it is (both for the monitoring).
+  std::map<std::int32_t, std::int64_t> positions() const { return runner_.positions(); }
+  std::string status() const { return runner_.status(); }
+
   // Applies everything up to the current end of the log, on the calling
   // thread (a3ctl without a daemon, replay). Returns false on failure().
   // `progress` is called after each batch with (applied, total).

@@ -1,4 +1,5 @@
 #include "projections/store.h"
+#include "common/metrics.h"
 
 #include <algorithm>
 #include <limits>
@@ -244,6 +245,28 @@ boost::system::result<void> Store::check_quota(std::string_view account,
   return {};
 }
 
+namespace {
+
+// Every append's time until durable (the local log's group commit, or
+// Kafka's acks=all), and whether the log took it.
+void record_append(std::chrono::steady_clock::time_point start, bool ok) {
+  static auto& latency = metrics::latency("a3_eventlog_append_duration_seconds",
+                                          "Time until an appended event is durable in the log");
+  static auto& taken = metrics::counter(
+      "a3_eventlog_appends_total", "Events appended to the log, by result", {{"result", "ok"}});
+  static auto& refused = metrics::counter(
+      "a3_eventlog_appends_total", "Events appended to the log, by result", {{"result", "failed"}});
+  latency.Observe(metrics::seconds_since(start));
+  if (ok) {
+    taken.Increment();
+  } else {
+    refused.Increment();
+    metrics::error("eventlog");
+  }
+}
+
+}  // namespace
+
 asio::awaitable<Store::Executed> Store::execute(std::vector<schemas::Event> events, Wait wait,
                                                 bool check_quota) {
   if (!log_ || (wait == Wait::applied && !projector_)) co_return eventlog::errc::read_only;
@@ -262,10 +285,12 @@ asio::awaitable<Store::Executed> Store::execute(std::vector<schemas::Event> even
     auto pending = std::make_shared<Pending>();
     pending->results.resize(events.size(), eventlog::errc::unavailable);
     pending->left = events.size();
+    const auto start = std::chrono::steady_clock::now();
     for (std::size_t i = 0; i < events.size(); ++i) {
       const auto& e = events[i];
       log_->append_async(e.account, schemas::encode(e),
-                         [pending, i, done](eventlog::AppendResult r) {
+                         [pending, i, done, start](eventlog::AppendResult r) {
+                           record_append(start, r.has_value());
                            bool last = false;
                            {
                              std::lock_guard lock(pending->mu);

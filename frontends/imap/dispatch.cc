@@ -75,8 +75,10 @@ void Session::dispatch(const std::string& command) {
   std::string tag = "*";
   report_after_ = false;
   expunge_ok_ = true;
+  metered_ = {"unknown", std::chrono::steady_clock::now(), ""};
   try {
     tag = p.tag();
+    metered_.tag = tag;
     p.sp();
     std::string name = ascii::upper(p.atom());
     if (name == "UID") {
@@ -86,6 +88,7 @@ void Session::dispatch(const std::string& command) {
     }
     const Command* c = find_command(kCommands, name);
     if (!c) return bad(tag, name.starts_with("UID ") ? "Unknown UID command" : "Unknown command");
+    metered_.command = c->name;
     switch (c->when) {
       case When::any:
         break;

@@ -55,13 +55,18 @@ struct Server::State {
   asio::io_context& io;
   config::Config config;
   projections::Store& store;
-  ssl::context* tls;
+  net::TlsContexts* tls;  // null: no TLS
   net::AuthThrottle& throttle;
+  // What SIGHUP may change (limits, access lists, TLS policy): each new
+  // connection takes the one in force (std::atomic_load).
+  std::shared_ptr<const config::Config> live = std::make_shared<const config::Config>(config);
   Shared shared;
   // Session work may wait for the log and the projector: never on an I/O
   // thread.
   asio::thread_pool pool{8};
-  net::Listeners listeners{io, config.security, "imap", "* BYE Too many connections\r\n"};
+  net::Listeners listeners{io, config.security, "imap", "* BYE Too many connections\r\n",
+                           "* BYE Server shutting down\r\n"};
+  net::SessionLimit per_account{config.imap.max_connections_per_user};
   std::atomic<std::uint64_t> next_session{1};
 };
 
@@ -148,6 +153,8 @@ class ImapHandler : public net::Handler {
     const std::function<void()> step = [&] {
       if (result.unavailable) {
         session_.auth_unavailable();
+      } else if (result.over_limit) {
+        session_.auth_over_limit();
       } else {
         session_.auth_result(result.account);
       }
@@ -214,7 +221,10 @@ class ImapHandler : public net::Handler {
 
 awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
                       config::Listener listener, Strand strand) {
-  const auto& cfg = st->config;
+  const auto snapshot = std::atomic_load(&st->live);
+  const auto& cfg = *snapshot;
+  // The certificate in force when the connection came, to its end.
+  const std::shared_ptr<ssl::context> tls = st->tls ? st->tls->current() : nullptr;
   const std::string remote_ip = socket.remote_endpoint().address().to_string();
   const std::string session_id = fmt::format("i{:x}", st->next_session.fetch_add(1));
   auto live = std::make_shared<Live>(std::move(socket), strand, st->pool);
@@ -223,20 +233,25 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   limits.max_line_before_auth = static_cast<std::size_t>(cfg.imap.max_line_before_auth);
   limits.max_line_after_auth = static_cast<std::size_t>(cfg.imap.max_line_after_auth);
   limits.append_limit = static_cast<std::size_t>(cfg.imap.append_limit);
+  limits.search_timeout = std::chrono::seconds(cfg.imap.search_timeout_s);
   const bool implicit = listener.tls == config::TlsMode::implicit;
   SessionInfo info{cfg.server.hostname, remote_ip, session_id,
-                   st->tls != nullptr,  implicit,  cfg.imap.allow_plaintext_auth};
+                   tls != nullptr,      implicit,  cfg.imap.allow_plaintext_auth};
   auto session = std::make_shared<Session>(info, limits, st->store, st->shared);
   ImapHandler handler(st, live, session);
-  net::DriverOptions options{st->tls,   implicit,   4096,       schemas::Protocol::imap,
-                             remote_ip, session_id, &st->store, &st->throttle};
+  const std::size_t buffer = cfg.performance.io_buffer_size
+                                 ? static_cast<std::size_t>(cfg.performance.io_buffer_size)
+                                 : 4096;
+  net::DriverOptions options{tls.get(),       implicit,   buffer,     schemas::Protocol::imap,
+                             remote_ip,       session_id, &st->store, &st->throttle,
+                             &st->per_account};
   co_await net::drive(live, handler, std::move(options));
 }
 
 }  // namespace
 
 Server::Server(asio::io_context& io, const config::Config& config, projections::Store& store,
-               ssl::context* tls, net::AuthThrottle& throttle)
+               net::TlsContexts* tls, net::AuthThrottle& throttle)
     : state_(std::make_shared<State>(io, config, store, tls, throttle)) {}
 
 Server::~Server() {
@@ -244,8 +259,18 @@ Server::~Server() {
   state_->pool.join();
 }
 
+void Server::reload(const config::Config& config) {
+  auto st = state_;
+  std::atomic_store(&st->live, std::make_shared<const config::Config>(config));
+  st->listeners.set_limits(config.security);
+}
+
 void Server::stop() {
   state_->listeners.stop();
+}
+
+void Server::abort() {
+  state_->listeners.abort();
 }
 
 void Server::listen(const config::Listener& listener) {

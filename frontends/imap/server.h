@@ -11,6 +11,7 @@
 
 #include "common/config.h"
 #include "frontends/net/auth.h"
+#include "frontends/net/tls.h"
 #include "projections/store.h"
 
 namespace a3::imap {
@@ -20,10 +21,15 @@ class Server {
   // `tls` may be null (then neither STARTTLS nor imaps). IDLE wake-ups
   // come from store.subscribe().
   Server(boost::asio::io_context& io, const config::Config& config, projections::Store& store,
-         boost::asio::ssl::context* tls, net::AuthThrottle& throttle);
+         net::TlsContexts* tls, net::AuthThrottle& throttle);
   ~Server();
 
+  // SIGHUP: limits, access lists and the TLS policy for new connections
+  // (connections already open keep theirs).
+  void reload(const config::Config& config);
   void stop();
+  // Closes every connection at once (a graceful stop that took too long).
+  void abort();
   // Binds one listener (imap or imaps); throws std::runtime_error naming
   // the address if it cannot.
   void listen(const config::Listener& listener);

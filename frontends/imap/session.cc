@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "common/ascii.h"
+#include "common/metrics.h"
 #include "frontends/imap/replies.h"
 #include "frontends/net/sasl.h"
 
@@ -95,6 +96,13 @@ void Session::untagged(std::string_view text) {
 
 void Session::tagged(const std::string& tag, std::string_view status, std::string_view text) {
   if (status == "OK") bad_commands_ = 0;  // only consecutive errors end a session
+  if (!metered_.command.empty() && tag == metered_.tag) {
+    // IDLE's time is the client's, not ours: counted, not timed.
+    const bool idle = metered_.command == "IDLE";
+    metrics::command_done("imap", metered_.command, ascii::lower(status),
+                          idle ? -1 : metrics::seconds_since(metered_.start));
+    metered_.command = {};
+  }
   if (status != "BAD" && sel_ && report_after_) report_changes(expunge_ok_);
   out_ += fmt::format("{} {} {}\r\n", tag, status, text);
 }
@@ -277,6 +285,14 @@ void Session::auth_unavailable() {
   if (state_ != State::awaiting_auth) return;
   state_ = State::command;
   tagged(pending_tag_, "NO", no_text(projections::errc::unavailable));
+  process();
+}
+
+void Session::auth_over_limit() {
+  if (state_ != State::awaiting_auth) return;
+  state_ = State::command;
+  // RFC 5530 LIMIT: an administrative limit, not the credentials.
+  tagged(pending_tag_, "NO", "[LIMIT] Too many sessions for this account");
   process();
 }
 

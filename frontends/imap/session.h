@@ -13,6 +13,7 @@
 // during IDLE.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -35,6 +36,8 @@ struct Limits {
   std::size_t max_line_after_auth = 64 * 1024;
   std::size_t append_limit = 50'000'000;
   int max_bad_commands = 20;  // then BYE
+  // A SEARCH still running after this gives up (NO [LIMIT]); 0: never.
+  std::chrono::seconds search_timeout{0};
 };
 
 struct SessionInfo {
@@ -103,6 +106,8 @@ class Session {
   // The login could not be logged (the store is unavailable): a temporary
   // failure, never a success.
   void auth_unavailable();
+  // Valid credentials, but the account has all the sessions it may have.
+  void auth_over_limit();
 
   // The events a command waits for, in order. The caller appends them
   // (Store::execute, with `wait`) and hands the result to write_done(),
@@ -308,6 +313,13 @@ class Session {
   // the changes other sessions made, and whether expunges may be among
   // them (RFC 9051 7.5.1).
   bool report_after_ = false, expunge_ok_ = true;
+  // The command being answered, for the metrics: a name from the command
+  // table (never the client's text), when it arrived, and its tag.
+  struct Metered {
+    std::string_view command;
+    std::chrono::steady_clock::time_point start;
+    std::string tag;
+  } metered_;
 };
 
 }  // namespace a3::imap

@@ -65,11 +65,23 @@ awaitable<void> drive(std::shared_ptr<Connection> c, Handler& h, DriverOptions o
 
   if (o.implicit_tls) co_await c->conn.start_tls(*o.tls);
   co_await write(c, h.greeting());
+  c->greeted = true;
   std::vector<char> buf(o.read_buffer);
+  std::shared_ptr<void> account_slot;  // held while the session lasts
   for (;;) {
+    if (c->stopping) {
+      // The server stops: the command in hand was answered.
+      co_await write(c, c->goodbye);
+      break;
+    }
     co_await h.before_read();
     c->deadline = std::chrono::steady_clock::now() + h.read_timeout();
     const std::size_t n = co_await c->conn.read_some(asio::buffer(buf));
+    c->busy = true;
+    struct Idle {
+      Connection& c;
+      ~Idle() { c.busy = false; }
+    } idle{*c};
     std::string out = co_await h.feed(std::string(buf.data(), n));
     for (;;) {
       if (!out.empty()) co_await write(c, std::exchange(out, std::string()));
@@ -82,6 +94,16 @@ awaitable<void> drive(std::shared_ptr<Connection> c, Handler& h, DriverOptions o
         LoginContext ctx{*o.store, *o.throttle, o.protocol, o.remote_ip, o.session_id};
         LoginResult result =
             co_await login(ctx, request->mechanism, request->user, request->password);
+        if (result.account && o.per_account) {
+          account_slot = o.per_account->acquire(*result.account);
+          if (!account_slot) {
+            spdlog::info("{} {}: {} already has {} sessions; login refused",
+                         schemas::to_string(o.protocol), o.session_id, *result.account,
+                         o.per_account->max());
+            result.account.reset();
+            result.over_limit = true;
+          }
+        }
         out = co_await h.auth_done(std::move(result));
         continue;
       }

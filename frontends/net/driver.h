@@ -64,6 +64,7 @@ struct DriverOptions {
   std::string session_id;
   projections::Store* store = nullptr;  // for logins
   AuthThrottle* throttle = nullptr;
+  SessionLimit* per_account = nullptr;  // null: no limit on an account's sessions
 };
 
 // Runs one connection to its end (the client's QUIT/LOGOUT, a deadline, a

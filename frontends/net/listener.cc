@@ -1,4 +1,9 @@
 #include "frontends/net/listener.h"
+#include "common/metrics.h"
+#include "frontends/net/driver.h"
+
+#include <algorithm>
+#include <atomic>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -42,12 +47,29 @@ awaitable<void> watchdog(std::shared_ptr<Connection> c) {
 }
 
 Listeners::Listeners(asio::io_context& io, const config::Security& security, std::string name,
-                     std::string busy)
+                     std::string busy, std::string goodbye)
     : io_(io),
       max_connections_(security.max_connections),
       max_per_ip_(security.max_connections_per_ip),
       name_(std::move(name)),
-      busy_(std::move(busy)) {}
+      busy_(std::move(busy)),
+      goodbye_(std::move(goodbye)) {
+  set_limits(security);
+}
+
+void Listeners::set_limits(const config::Security& security) {
+  max_connections_ = security.max_connections;
+  max_per_ip_ = security.max_connections_per_ip;
+  std::vector<Network> blocked;
+  for (const auto& n : security.blocked_networks) {
+    if (auto net = Network::parse(n)) blocked.push_back(*net);  // checked at load
+  }
+  set_blocked(std::move(blocked));
+}
+
+void Listeners::set_blocked(std::vector<Network> networks) {
+  std::atomic_store(&blocked_, std::make_shared<const std::vector<Network>>(std::move(networks)));
+}
 
 bool Listeners::track(const std::shared_ptr<Connection>& c) {
   std::lock_guard lock(mu_);
@@ -71,6 +93,33 @@ void Listeners::stop() {
       a->close(ec);
     }
   });
+  for (auto& w : live) {
+    auto c = w.lock();
+    if (!c) continue;
+    asio::post(c->strand, [c, goodbye = goodbye_] {
+      c->goodbye = goodbye;
+      c->stopping = true;
+      if (c->busy || c->done) return;  // the driver says goodbye after the command
+      if (!c->greeted) return c->close();
+      // Waiting for the client: the goodbye, then close (which ends the read).
+      asio::co_spawn(
+          c->strand,
+          [](std::shared_ptr<Connection> conn) -> awaitable<void> {
+            co_await write(conn, conn->goodbye);
+            conn->close();
+          }(c),
+          [c](std::exception_ptr) { c->close(); });
+    });
+  }
+}
+
+void Listeners::abort() {
+  std::vector<std::weak_ptr<Connection>> live;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    live = live_;
+  }
   for (auto& w : live) {
     if (auto c = w.lock()) asio::post(c->strand, [c] { c->close(); });
   }
@@ -111,12 +160,21 @@ void Listeners::listen(const config::Listener& listener, bool have_tls, Serve se
           }
           const auto ip = socket.remote_endpoint(ec).address();
           if (ec) continue;  // already gone
+          // A blocked network gets nothing, not even a greeting.
+          const auto blocked = std::atomic_load(&blocked_);
+          if (std::any_of(blocked->begin(), blocked->end(),
+                          [&](const Network& n) { return n.contains(ip); })) {
+            spdlog::debug("{}: {} is in a blocked network; closed", name_, ip.to_string());
+            metrics::connection_refused(name_, "blocked");
+            socket.close(ec);
+            continue;
+          }
           bool refused = false;
           {
             std::lock_guard lock(counts_->mu);
             auto& mine = counts_->per_ip[ip];
-            if (counts_->connections >= static_cast<std::size_t>(max_connections_) ||
-                mine >= static_cast<std::size_t>(max_per_ip_)) {
+            if (counts_->connections >= static_cast<std::size_t>(max_connections_.load()) ||
+                mine >= static_cast<std::size_t>(max_per_ip_.load())) {
               refused = true;
               if (mine == 0) counts_->per_ip.erase(ip);
             } else {
@@ -125,10 +183,12 @@ void Listeners::listen(const config::Listener& listener, bool have_tls, Serve se
             }
           }
           if (refused) {
+            metrics::connection_refused(name_, "limit");
             asio::write(socket, asio::buffer(busy_), ec);
             socket.close(ec);
             continue;
           }
+          metrics::connection_opened(name_);
           auto strand = asio::make_strand(io_);
           asio::co_spawn(strand, serve(std::move(socket), strand),
                          [counts = counts_, name = name_, ip](std::exception_ptr e) {
@@ -143,8 +203,10 @@ void Listeners::listen(const config::Listener& listener, bool have_tls, Serve se
                                }
                              } catch (const std::exception& ex) {
                                spdlog::warn("{}: session failed: {}", name, ex.what());
+                               metrics::error("session");
                              }
                            }
+                           metrics::connection_closed(name);
                            std::lock_guard lock(counts->mu);
                            --counts->connections;
                            if (--counts->per_ip[ip] == 0) counts->per_ip.erase(ip);

@@ -4,6 +4,7 @@
 // on stop.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -15,6 +16,7 @@
 #include <boost/asio.hpp>
 
 #include "common/config.h"
+#include "common/network.h"
 #include "frontends/net/conn.h"
 
 namespace a3::net {
@@ -38,6 +40,12 @@ struct Connection {
   // net::write: one write at a time (on the strand).
   boost::asio::steady_timer write_done;  // cancelled when a write finishes
   bool writing = false;
+  // The graceful stop: between commands a session gets `goodbye` and is
+  // closed; a busy one (a command in hand) finishes it first.
+  bool greeted = false;  // the greeting went out (and TLS, if implicit)
+  bool busy = false;     // a command is being answered
+  bool stopping = false;
+  std::string goodbye;
 };
 
 // Closes the connection when its deadline passes; readers move the deadline
@@ -51,22 +59,31 @@ class Listeners {
   using Serve = std::function<boost::asio::awaitable<void>(boost::asio::ip::tcp::socket, Strand)>;
 
   // `busy` is what a refused client reads ("421 4.7.0 Too many
-  // connections\r\n", "* BYE ...").
+  // connections\r\n", "* BYE ..."), `goodbye` what a session gets when the
+  // server stops ("421 4.3.2 ...", "* BYE ...").
   Listeners(boost::asio::io_context& io, const config::Security& security, std::string name,
-            std::string busy);
+            std::string busy, std::string goodbye);
 
   // Binds and accepts; throws std::runtime_error naming the address, or
   // the missing certificate of an implicit-TLS listener.
   void listen(const config::Listener& listener, bool have_tls, Serve serve);
+  // The networks refused at accept, before TLS or a greeting (SIGHUP
+  // replaces them; connections already open stay).
+  void set_blocked(std::vector<Network> networks);
+  // SIGHUP: the connection limits and blocked networks of `security`.
+  void set_limits(const config::Security& security);
   // Connections register so that stop() can close them; false once stopping.
   bool track(const std::shared_ptr<Connection>& c);
-  // Closes the listeners and every connection, each on its own strand.
+  // Closes the listeners; each session says goodbye and closes once its
+  // command in hand is answered (on its own strand).
   void stop();
+  // Closes every connection now (when the graceful stop took too long).
+  void abort();
 
  private:
   boost::asio::io_context& io_;
-  int max_connections_, max_per_ip_;
-  std::string name_, busy_;
+  std::atomic<int> max_connections_, max_per_ip_;
+  std::string name_, busy_, goodbye_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   // Shared with the sessions' completion handlers, which may run after
   // this object is gone.
@@ -76,6 +93,7 @@ class Listeners {
     std::map<boost::asio::ip::address, std::size_t> per_ip;
   };
   std::shared_ptr<Counts> counts_ = std::make_shared<Counts>();
+  std::shared_ptr<const std::vector<Network>> blocked_;  // std::atomic_load/store
   std::mutex mu_;
   std::vector<std::weak_ptr<Connection>> live_;  // guarded by mu_
   bool stopping_ = false;                        // guarded by mu_

@@ -1,4 +1,5 @@
 #include "frontends/net/login.h"
+#include "common/metrics.h"
 
 #include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
@@ -21,6 +22,21 @@ asio::thread_pool& password_pool() {
 
 }  // namespace
 
+std::shared_ptr<void> SessionLimit::acquire(const std::string& account) {
+  std::lock_guard lock(mu_);
+  int& n = sessions_[account];
+  if (max_ > 0 && n >= max_) {
+    if (n == 0) sessions_.erase(account);
+    return nullptr;
+  }
+  ++n;
+  // The handle's deleter gives the slot back; it owns nothing else.
+  return std::shared_ptr<void>(this, [account](SessionLimit* self) {
+    std::lock_guard guard(self->mu_);
+    if (--self->sessions_[account] == 0) self->sessions_.erase(account);
+  });
+}
+
 asio::awaitable<LoginResult> login(LoginContext ctx, std::string mechanism, std::string user,
                                    std::string password) {
   const auto delay = ctx.throttle.delay(ctx.remote_ip);
@@ -32,6 +48,7 @@ asio::awaitable<LoginResult> login(LoginContext ctx, std::string mechanism, std:
                                 asio::use_awaitable);
   const std::optional<std::string> account = co_await std::move(checked);
   ctx.throttle.record(ctx.remote_ip, account.has_value());
+  metrics::login(schemas::to_string(ctx.protocol), account.has_value());
   std::vector<schemas::Event> audit;
   audit.push_back(
       auth_event(ctx.protocol, mechanism, user, account, ctx.remote_ip, ctx.session_id));

@@ -4,6 +4,9 @@
 // threads, the outcome goes to the throttle and to the audit trail.
 #pragma once
 
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -27,6 +30,25 @@ struct LoginResult {
   // The outcome could not be written to the log (the audit trail must show
   // every login): the client gets a temporary failure, never a success.
   bool unavailable = false;
+  // The credentials were valid but the account has as many sessions as
+  // the protocol allows (the guide's max_connections_per_user).
+  bool over_limit = false;
+};
+
+// Authenticated sessions per account, for one protocol: a session holds its
+// slot (the handle acquire() returns) until it ends.
+class SessionLimit {
+ public:
+  explicit SessionLimit(int max) : max_(max) {}
+  // A slot for `account`; none when it has max sessions already (a max of 0
+  // means no limit).
+  std::shared_ptr<void> acquire(const std::string& account);
+  int max() const { return max_; }
+
+ private:
+  const int max_;
+  std::mutex mu_;
+  std::map<std::string, int> sessions_;  // guarded by mu_
 };
 
 // The account the credentials name, or none. Argon2id (64 MiB, ~0.1 s a

@@ -89,6 +89,7 @@ void Session::command(std::string_view line) {
     }
   }
   const Command* c = find_command(kCommands, a.verb);
+  metered_ = {c ? c->name : std::string_view("unknown"), std::chrono::steady_clock::now()};
   if (state_ == State::authorization) {
     if (!c || c->when == When::transaction)
       return bad("Unknown command or not allowed before login");
@@ -99,7 +100,8 @@ void Session::command(std::string_view line) {
 }
 
 void Session::cmd_capa(const Args&) {
-  out_ += "+OK Capability list follows\r\n" + capabilities() + ".\r\n";
+  ok("Capability list follows");
+  out_ += capabilities() + ".\r\n";
 }
 
 void Session::cmd_quit(const Args&) {
@@ -139,8 +141,8 @@ void Session::cmd_pass(const Args& a) {
 void Session::cmd_auth(const Args& a) {
   const auto& args = a.args;
   if (args.empty()) {
-    out_ += plaintext_ok() ? "+OK Mechanisms follow\r\nPLAIN\r\n.\r\n"
-                           : "+OK Mechanisms follow\r\n.\r\n";
+    ok("Mechanisms follow");
+    out_ += plaintext_ok() ? "PLAIN\r\n.\r\n" : ".\r\n";
     return;
   }
   if (!ascii::iequals(args[0], "PLAIN")) return err("Unsupported mechanism");
@@ -192,7 +194,7 @@ void Session::cmd_list(const Args& a) {
     if (!m) return;
     return ok(line_for(static_cast<std::size_t>(m - messages_.data())));
   }
-  out_ += "+OK Listing follows\r\n";
+  ok("Listing follows");
   for (std::size_t i = 0; i < messages_.size(); ++i) {
     if (!messages_[i].deleted) out_ += line_for(i) + "\r\n";
   }
@@ -239,7 +241,7 @@ void Session::cmd_retr(const Args& a) {
       text = text.substr(0, cut);
     }
   }
-  out_ += verb == "RETR" ? fmt::format("+OK {} octets\r\n", m->size) : "+OK Top follows\r\n";
+  ok(verb == "RETR" ? fmt::format("{} octets", m->size) : std::string("Top follows"));
   append_stuffed(out_, text);
   out_ += ".\r\n";
 }

@@ -24,11 +24,16 @@ struct Server::State {
   asio::io_context& io;
   config::Config config;
   projections::Store& store;
-  ssl::context* tls;
+  net::TlsContexts* tls;  // null: no TLS
   net::AuthThrottle& throttle;
+  // What SIGHUP may change (limits, access lists, TLS policy): each new
+  // connection takes the one in force (std::atomic_load).
+  std::shared_ptr<const config::Config> live = std::make_shared<const config::Config>(config);
   Maildrops maildrops;
   asio::thread_pool pool{4};
-  net::Listeners listeners{io, config.security, "pop3", "-ERR [SYS/TEMP] Too many connections\r\n"};
+  net::Listeners listeners{io, config.security, "pop3", "-ERR [SYS/TEMP] Too many connections\r\n",
+                           "-ERR [SYS/TEMP] Server shutting down\r\n"};
+  net::SessionLimit per_account{config.pop3.max_connections_per_user};
   std::atomic<std::uint64_t> next_session{1};
 };
 
@@ -52,6 +57,8 @@ class Pop3Handler : public net::Handler {
     co_return co_await on_pool([&] {
       if (result.unavailable) {
         session_.auth_unavailable();
+      } else if (result.over_limit) {
+        session_.auth_over_limit();
       } else {
         session_.auth_result(result.account);
       }
@@ -92,26 +99,33 @@ class Pop3Handler : public net::Handler {
 
 awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
                       config::Listener listener, net::Strand strand) {
-  const auto& cfg = st->config;
+  const auto snapshot = std::atomic_load(&st->live);
+  const auto& cfg = *snapshot;
+  // The certificate in force when the connection came, to its end.
+  const std::shared_ptr<ssl::context> tls = st->tls ? st->tls->current() : nullptr;
   const std::string remote_ip = socket.remote_endpoint().address().to_string();
   const std::string session_id = fmt::format("p{:x}", st->next_session.fetch_add(1));
   auto live = std::make_shared<net::Connection>(std::move(socket), strand);
   if (!st->listeners.track(live)) co_return;
   const bool implicit = listener.tls == config::TlsMode::implicit;
   SessionInfo info{cfg.server.hostname, remote_ip, session_id,
-                   st->tls != nullptr,  implicit,  cfg.pop3.allow_plaintext_auth};
+                   tls != nullptr,      implicit,  cfg.pop3.allow_plaintext_auth};
   // Destroyed on this coroutine's exit, which releases the maildrop.
   Session session(info, Limits{}, st->store, st->maildrops);
   Pop3Handler handler(session, st->store, st->pool, cfg.pop3.timeout_s);
-  net::DriverOptions options{st->tls,   implicit,   4096,       schemas::Protocol::pop3,
-                             remote_ip, session_id, &st->store, &st->throttle};
+  const std::size_t buffer = cfg.performance.io_buffer_size
+                                 ? static_cast<std::size_t>(cfg.performance.io_buffer_size)
+                                 : 4096;
+  net::DriverOptions options{tls.get(),       implicit,   buffer,     schemas::Protocol::pop3,
+                             remote_ip,       session_id, &st->store, &st->throttle,
+                             &st->per_account};
   co_await net::drive(live, handler, std::move(options));
 }
 
 }  // namespace
 
 Server::Server(asio::io_context& io, const config::Config& config, projections::Store& store,
-               ssl::context* tls, net::AuthThrottle& throttle)
+               net::TlsContexts* tls, net::AuthThrottle& throttle)
     : state_(std::make_shared<State>(io, config, store, tls, throttle)) {}
 
 Server::~Server() {
@@ -119,8 +133,18 @@ Server::~Server() {
   state_->pool.join();
 }
 
+void Server::reload(const config::Config& config) {
+  auto st = state_;
+  std::atomic_store(&st->live, std::make_shared<const config::Config>(config));
+  st->listeners.set_limits(config.security);
+}
+
 void Server::stop() {
   state_->listeners.stop();
+}
+
+void Server::abort() {
+  state_->listeners.abort();
 }
 
 void Server::listen(const config::Listener& listener) {

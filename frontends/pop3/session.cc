@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "common/ascii.h"
+#include "common/metrics.h"
 #include "frontends/net/sasl.h"
 #include "frontends/pop3/replies.h"
 
@@ -41,6 +42,14 @@ std::string Session::greeting() const {
 std::string Session::fmt_line(std::string_view status, std::string_view text) {
   if (text.empty()) return fmt::format("{}\r\n", status);  // RFC 2449: text is optional
   return fmt::format("{} {}\r\n", status, text);
+}
+
+void Session::status(std::string_view status, std::string_view text) {
+  out_ += fmt_line(status, text);
+  if (metered_.command.empty()) return;
+  metrics::command_done("pop3", metered_.command, status == "+OK" ? "ok" : "err",
+                        metrics::seconds_since(metered_.start));
+  metered_.command = {};
 }
 
 void Session::bad(std::string_view text) {
@@ -134,6 +143,14 @@ void Session::auth_unavailable() {
   if (state_ != State::awaiting_auth) return;
   state_ = State::authorization;
   err(err_text(projections::errc::unavailable));
+}
+
+void Session::auth_over_limit() {
+  if (state_ != State::awaiting_auth) return;
+  state_ = State::authorization;
+  // RFC 2449 8.1.1: the credentials were right, the maildrop is busy.
+  err("[IN-USE] Too many sessions for this account");
+  process();
 }
 
 void Session::auth_result(const std::optional<std::string>& account) {

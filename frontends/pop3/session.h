@@ -10,6 +10,7 @@
 // ordinary event.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -80,6 +81,8 @@ class Session {
   // The login could not be logged (the store is unavailable): a temporary
   // failure, never a success.
   void auth_unavailable();
+  // Valid credentials, but the account has all the sessions it may have.
+  void auth_over_limit();
 
   bool starttls_requested() const { return state_ == State::tls_pending; }
   void tls_established();
@@ -135,8 +138,14 @@ class Session {
   void cmd_retr(const Args& a);
   void cmd_dele(const Args& a);
   void cmd_rset(const Args& a);
-  void ok(std::string_view text) { out_ += fmt_line("+OK", text); }
-  void err(std::string_view text) { out_ += fmt_line("-ERR", text); }
+  void ok(std::string_view text) { status("+OK", text); }
+  void err(std::string_view text) { status("-ERR", text); }
+  // A status line: the answer to the command being metered, if any.
+  void status(std::string_view status, std::string_view text);
+  struct Metered {
+    std::string_view command;  // a name in the command table, never the client's text
+    std::chrono::steady_clock::time_point start;
+  } metered_;
   void bad(std::string_view text);
   static std::string fmt_line(std::string_view status, std::string_view text);
   std::string capabilities() const;

@@ -36,9 +36,13 @@ struct Server::State {
   asio::io_context& io;
   config::Config config;
   projections::Store& store;
-  ssl::context* tls;
+  net::TlsContexts* tls;  // null: no TLS
   net::AuthThrottle& throttle;
-  net::Listeners listeners{io, config.security, "smtp", "421 4.7.0 Too many connections\r\n"};
+  // What SIGHUP may change (limits, access lists, TLS policy): each new
+  // connection takes the one in force (std::atomic_load).
+  std::shared_ptr<const config::Config> live = std::make_shared<const config::Config>(config);
+  net::Listeners listeners{io, config.security, "smtp", "421 4.7.0 Too many connections\r\n",
+                           "421 4.3.2 Server shutting down\r\n"};
   // The sessions' commands (recipient checks read the store): never on an
   // I/O thread.
   asio::thread_pool pool{2};
@@ -165,7 +169,7 @@ class SmtpHandler : public net::Handler {
                      results.reject_reason,
                      results.header(st_.config.server.hostname).substr(0, 300));
         co_await run_session(
-            [&] { session_.refused(fmt::format("550 5.7.1 {}", results.reject_reason)); });
+            [&] { session_.refused(fmt::format("550 5.7.1 {}", results.reject_reason), "dmarc"); });
         co_return session_.take_output();
       }
       ctx_.authentication_results = results.header(st_.config.server.hostname);
@@ -299,7 +303,10 @@ class SmtpHandler : public net::Handler {
 
 awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
                       config::Listener listener, net::Strand strand) {
-  const auto& cfg = st->config;
+  const auto snapshot = std::atomic_load(&st->live);
+  const auto& cfg = *snapshot;
+  // The certificate in force when the connection came, to its end.
+  const std::shared_ptr<ssl::context> tls = st->tls ? st->tls->current() : nullptr;
   const std::string remote_ip = socket.remote_endpoint().address().to_string();
   const std::string session_id = fmt::format("{:x}", st->next_session.fetch_add(1));
   auto live = std::make_shared<net::Connection>(std::move(socket), strand);
@@ -313,9 +320,12 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   limits.reject_bare_lf = cfg.smtp.reject_bare_lf;
   limits.enable_vrfy = cfg.smtp.enable_vrfy;
   const bool implicit = listener.tls == config::TlsMode::implicit;
-  SessionInfo info{cfg.server.hostname,         remote_ip,
-                   st->tls != nullptr,          implicit,
-                   listener.protocol != "smtp", cfg.smtp.allow_plaintext_auth};
+  SessionInfo info{cfg.server.hostname,
+                   remote_ip,
+                   tls != nullptr,
+                   implicit,
+                   listener.protocol != "smtp",
+                   cfg.smtp.allow_plaintext_auth};
   for (const auto& n : cfg.outbound.trusted_networks) {
     if (auto net = Network::parse(n); net && net->contains(remote_ip)) info.trusted_relay = true;
   }
@@ -328,7 +338,10 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   SmtpHandler handler(*st, session, std::move(ctx),
                       protocol == schemas::Protocol::smtp && !info.trusted_relay);
   handler.tls_description_ = [live] { return live->conn.tls_description(); };
-  net::DriverOptions options{st->tls,   implicit,   16384,      protocol,
+  const std::size_t buffer = cfg.performance.io_buffer_size
+                                 ? static_cast<std::size_t>(cfg.performance.io_buffer_size)
+                                 : 16384;
+  net::DriverOptions options{tls.get(), implicit,   buffer,     protocol,
                              remote_ip, session_id, &st->store, &st->throttle};
   co_await net::drive(live, handler, std::move(options));
 }
@@ -336,7 +349,7 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
 }  // namespace
 
 Server::Server(asio::io_context& io, const config::Config& config, projections::Store& store,
-               ssl::context* tls, net::AuthThrottle& throttle)
+               net::TlsContexts* tls, net::AuthThrottle& throttle)
     : state_(std::make_shared<State>(io, config, store, tls, throttle)) {}
 
 Server::~Server() {
@@ -348,8 +361,18 @@ Server::~Server() {
 // Closes the listeners and every connection, each on its own executor, so
 // that all coroutines end and the io_context runs out of work: I/O objects
 // must not outlive their io_context's run.
+void Server::reload(const config::Config& config) {
+  auto st = state_;
+  std::atomic_store(&st->live, std::make_shared<const config::Config>(config));
+  st->listeners.set_limits(config.security);
+}
+
 void Server::stop() {
   state_->listeners.stop();
+}
+
+void Server::abort() {
+  state_->listeners.abort();
 }
 
 void Server::listen(const config::Listener& listener) {

@@ -12,6 +12,7 @@
 
 #include "common/config.h"
 #include "frontends/net/auth.h"
+#include "frontends/net/tls.h"
 #include "projections/store.h"
 
 namespace a3::smtp {
@@ -20,11 +21,16 @@ class Server {
  public:
   // `tls` may be null when no certificate is configured (no STARTTLS).
   Server(boost::asio::io_context& io, const config::Config& config, projections::Store& store,
-         boost::asio::ssl::context* tls, net::AuthThrottle& throttle);
+         net::TlsContexts* tls, net::AuthThrottle& throttle);
   ~Server();
 
   // Closes listeners and connections; the io_context then runs out of work.
+  // SIGHUP: limits, access lists and the TLS policy for new connections
+  // (connections already open keep theirs).
+  void reload(const config::Config& config);
   void stop();
+  // Closes every connection at once (a graceful stop that took too long).
+  void abort();
 
   // Binds one listener (smtp, submission or submissions); throws
   // std::runtime_error naming the address if it cannot.

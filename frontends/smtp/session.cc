@@ -10,6 +10,7 @@
 
 #include "common/ascii.h"
 #include "common/command_table.h"
+#include "common/metrics.h"
 #include "frontends/smtp/replies.h"
 
 namespace a3::smtp {
@@ -42,6 +43,12 @@ std::string Session::take_output() {
 void Session::reply(std::string_view text) {
   out_.append(text);
   out_.append("\r\n");
+  // The last line of a command's reply ("250 ...", not "250-...").
+  if (!metered_.command.empty() && text.size() >= 3 && (text.size() == 3 || text[3] == ' ')) {
+    metrics::command_done("smtp", metered_.command, fmt::format("{}xx", text[0]),
+                          metrics::seconds_since(metered_.start));
+    metered_.command = {};
+  }
 }
 
 void Session::error(std::string_view text) {
@@ -221,17 +228,23 @@ void Session::count_hops(std::string_view bytes) {
 }
 
 void Session::finish_message() {
+  const std::size_t bytes = data_size_;
   if (data_too_big_) {
+    metrics::smtp_message("rejected", "size", bytes);
     reply("552 5.3.4 Message size exceeds fixed maximum message size");
   } else if (data_long_line_) {
+    metrics::smtp_message("rejected", "line_length", bytes);
     reply(fmt::format("550 5.6.0 Message has a line longer than {} octets (RFC 5321 4.5.3.1.6)",
                       limits_.max_text_line));
   } else if (data_bare_lf_ && limits_.reject_bare_lf) {
+    metrics::smtp_message("rejected", "bare_lf", bytes);
     reply("550 5.6.0 Message contains a bare CR or LF (RFC 5321 2.3.8)");
   } else if (data_hops_ > kMaxHops) {
+    metrics::smtp_message("rejected", "loop", bytes);
     reply(fmt::format("554 5.4.6 Too many hops ({} Received: fields): a mail loop?", data_hops_));
   } else {
     pending_ = Message{env_, std::move(data_)};
+    pending_bytes_ = bytes;
     state_ = State::awaiting_delivery;
     return;
   }
@@ -258,6 +271,7 @@ void Session::delivered(bool durable) {
   // 250 only once every event of the message is durable; otherwise a
   // temporary failure, so the client keeps it and retries.
   if (!durable) return not_delivered(projections::errc::unavailable);
+  metrics::smtp_message("accepted", "", pending_bytes_);
   reply("250 2.0.0 Message accepted for delivery");
   reset_transaction();
   state_ = State::command;
@@ -265,11 +279,13 @@ void Session::delivered(bool durable) {
 }
 
 void Session::not_delivered(projections::errc why) {
-  refused(reply_line(why, Stage::data));
+  refused(reply_line(why, Stage::data),
+          why == projections::errc::unavailable ? "log_unavailable" : "store");
 }
 
-void Session::refused(std::string_view reply_line) {
+void Session::refused(std::string_view reply_line, std::string_view reason) {
   if (state_ != State::awaiting_delivery) return;
+  metrics::smtp_message("rejected", reason, pending_bytes_);
   reply(reply_line);
   reset_transaction();
   state_ = State::command;
@@ -323,6 +339,7 @@ void Session::command(std::string_view line) {
   const std::string_view arg =
       space == std::string_view::npos ? "" : ascii::trim(line.substr(space + 1));
   const Command* c = find_command(kCommands, verb);
+  metered_ = {c ? c->name : std::string_view("unknown"), std::chrono::steady_clock::now()};
   if (!c) return error("500 5.5.2 Command not recognised");
   if (c->no_arguments && !arg.empty())
     return error(fmt::format("501 5.5.4 {} takes no arguments", verb));

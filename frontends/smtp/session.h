@@ -169,7 +169,8 @@ class Session {
   // The message was not delivered, for this reason (smtp/replies.h).
   void not_delivered(projections::errc why);
   // The message was refused by a policy, with this reply ("550 5.7.1 ...").
-  void refused(std::string_view reply_line);
+  // `reason` is the metrics' class of the refusal (a3_smtp_messages_total).
+  void refused(std::string_view reply_line, std::string_view reason = "policy");
 
   // After "220 Ready to start TLS" the caller handshakes; everything received
   // after the STARTTLS line was discarded (RFC 3207 4.2).
@@ -273,6 +274,13 @@ class Session {
   void count_hops(std::string_view bytes);
   bool line_start_ = true;  // the previous data line ended with CRLF
   std::optional<Message> pending_;
+  std::size_t pending_bytes_ = 0;
+  // The command being answered, for the metrics: its name in the command
+  // table (never the client's text) and when it arrived.
+  struct Metered {
+    std::string_view command;
+    std::chrono::steady_clock::time_point start;
+  } metered_;
   std::optional<AuthRequest> auth_;
   std::string login_user_;
 };

@@ -271,6 +271,22 @@ boost::system::result<std::map<std::int32_t, std::int64_t>, Failure> AuditProjec
   return stored;
 }
 
+// The guide's audit retention: rows past it go, an hour apart at most. A
+// failure is only logged: the next commit tries again.
+void AuditProjector::purge() {
+  if (options_.retention_days <= 0) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (last_purge_ != std::chrono::steady_clock::time_point{} &&
+      now - last_purge_ < std::chrono::hours(1))
+    return;
+  last_purge_ = now;
+  if (auto err =
+          db_->exec(fmt::format("DELETE FROM audit_events WHERE at < now() - interval '{} days'",
+                                options_.retention_days)))
+    spdlog::warn("audit: deleting rows older than {} days failed: {}", options_.retention_days,
+                 *err);
+}
+
 // Keeps audit_mailboxes' names current, so queries can show names.
 void AuditProjector::mailbox_sql(std::string& out, const schemas::Event& e) {
   if (const auto* c = std::get_if<MailboxCreated>(&e.body)) {
@@ -326,6 +342,7 @@ Projection::Applied AuditProjector::apply(std::int32_t p, std::vector<eventlog::
         p, next));
   }
   if (!err) err = db_->exec("COMMIT");
+  if (!err) purge();
   if (err) {
     // PostgreSQL down or restarting: the mail service goes on; the runner
     // retries later from the last committed position.

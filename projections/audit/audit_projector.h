@@ -29,6 +29,9 @@ struct Options {
   std::string url;  // libpq connection string
   std::size_t max_batch = 2000;
   std::chrono::milliseconds max_backoff{30000};
+  // Rows older than this are deleted, at most once an hour (the guide's
+  // audit_retention_days); 0: kept for ever.
+  int retention_days = 0;
 };
 
 // Applies the versioned migrations that are not applied yet (at start-up).
@@ -58,10 +61,12 @@ class AuditProjector : private Projection {
                             std::vector<eventlog::Record>& records) override;
   bool retries() const override { return true; }
   void mailbox_sql(std::string& out, const schemas::Event& e);
+  void purge();
 
   eventlog::EventLog& log_;
   Options options_;
   std::unique_ptr<Connection> db_;
+  std::chrono::steady_clock::time_point last_purge_{};  // the runner's thread only
   Runner runner_;  // last: its thread stops before the members it uses go
 };
 

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 #include <openssl/evp.h>
+#include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
@@ -28,7 +29,8 @@ static_assert(std::size(kFamilyNames) == static_cast<std::size_t>(Family::count_
 
 }  // namespace
 
-std::unique_ptr<ViewDb> ViewDb::open(const fs::path& path, bool read_only) {
+std::unique_ptr<ViewDb> ViewDb::open(const fs::path& path, bool read_only,
+                                     std::size_t block_cache) {
   std::unique_ptr<ViewDb> v(new ViewDb());
   v->path_ = path;
   v->read_only_ = read_only;
@@ -45,6 +47,8 @@ std::unique_ptr<ViewDb> ViewDb::open(const fs::path& path, bool read_only) {
   // id, a new blob) that should not touch SST blocks.
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  // One cache for every column family, so the budget is the whole view's.
+  table.block_cache = rocksdb::NewLRUCache(block_cache);
   opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families;

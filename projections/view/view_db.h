@@ -44,8 +44,11 @@ class ViewDb {
  public:
   // Opens (creating if needed) the view at `path`. read_only opens a RocksDB
   // secondary instance that follows the daemon's writes (call catch_up()).
-  // Throws std::runtime_error with a message for operators.
-  static std::unique_ptr<ViewDb> open(const std::filesystem::path& path, bool read_only = false);
+  // `block_cache` bytes of uncompressed blocks are kept in memory (the
+  // guide's [performance] cache_size). Throws std::runtime_error with a
+  // message for operators.
+  static std::unique_ptr<ViewDb> open(const std::filesystem::path& path, bool read_only = false,
+                                      std::size_t block_cache = 64u << 20);
   ~ViewDb();
 
   rocksdb::DB* db() const { return db_.get(); }

@@ -2,6 +2,9 @@
 
 #include <cstdlib>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include "common/config.h"
 
 namespace a3::config {
@@ -200,6 +203,142 @@ TEST(Config, TheDevelopmentConfigurationIsValid) {
   EXPECT_EQ(c.listener("pop3s")->bind, "127.0.0.1:1995");
   EXPECT_EQ(c.listener("http")->bind, "127.0.0.1:9090");
   EXPECT_EQ(c.server.local_domains, (std::vector<std::string>{"localhost", "example.test"}));
+}
+
+// The deployment guide's own file loads as it stands, every key doing what
+// it says, and the keys that cannot apply each warned about once.
+TEST(Config, TheGuidesFileLoadsAsItStands) {
+  const Config c = load(std::string(A3_TEST_SOURCE_DIR) + "/guide/config.toml");
+  EXPECT_EQ(c.server.hostname, "mail.example.com");
+  // bind entries map to protocols by port.
+  ASSERT_EQ(c.server.listeners.size(), 4u);
+  EXPECT_EQ(c.listener("smtp")->bind, "0.0.0.0:25");
+  EXPECT_EQ(c.listener("submission")->bind, "0.0.0.0:587");
+  EXPECT_EQ(c.listener("imaps")->bind, "0.0.0.0:993");
+  EXPECT_EQ(c.listener("imaps")->tls, TlsMode::implicit);
+  EXPECT_EQ(c.listener("pop3s")->bind, "0.0.0.0:995");
+  EXPECT_EQ(c.listener("submission")->tls, TlsMode::starttls);
+  EXPECT_EQ(c.security.max_connections, 10000);
+  EXPECT_EQ(c.smtp.command_timeout_s, 300);
+  EXPECT_EQ(c.pop3.timeout_s, 600);
+  EXPECT_EQ(c.tls.private_key, "/etc/stalwart/certs/privkey.pem");
+  EXPECT_EQ(c.tls.min_version, "TLSv1.2");
+  EXPECT_EQ(c.tls.max_version, "TLSv1.3");
+  EXPECT_EQ(c.tls.ciphers, "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!MD5:!DSS");
+  EXPECT_EQ(c.database.conninfo(),
+            "host=localhost port=5432 dbname=stalwart user=stalwart "
+            "password=your_secure_password connect_timeout=30");
+  EXPECT_EQ(c.smtp.relay_host, "smtp.example.com");
+  EXPECT_EQ(c.smtp.relay_port, 587);
+  EXPECT_EQ(c.imap.max_connections_per_user, 10);
+  EXPECT_EQ(c.imap.idle_timeout_s, 1800);
+  EXPECT_EQ(c.imap.search_timeout_s, 30);
+  EXPECT_EQ(c.pop3.max_connections_per_user, 5);
+  EXPECT_TRUE(c.security.enable_rate_limiting);
+  EXPECT_EQ(c.security.rate_limit_window_s, 60);
+  EXPECT_EQ(c.security.max_requests_per_window, 1000);
+  EXPECT_EQ(c.security.trusted_proxies.size(), 3u);
+  EXPECT_TRUE(c.monitoring.enabled);
+  EXPECT_EQ(c.monitoring.bind, "127.0.0.1:9090");
+  EXPECT_EQ(c.monitoring.health_check_interval_s, 30);
+  EXPECT_EQ(c.logging.format, "json");
+  EXPECT_EQ(c.logging.file, "/var/log/stalwart/stalwart.log");
+  EXPECT_EQ(c.logging.max_size, 100ll << 20);
+  EXPECT_EQ(c.logging.max_files, 10);
+  const std::string all = fmt::format("{}", fmt::join(c.warnings, "\n"));
+  for (const char* named : {"cache (type, host, port, database, pool_size, timeout): ignored",
+                            "database.pool_size: ignored", "monitoring.metrics_retention: ignored",
+                            "smtp.relay_auth: no relay_username", "security.enable_rate_limiting",
+                            "security.trusted_proxies"})
+    EXPECT_NE(all.find(named), std::string::npos) << named << " not in\n" << all;
+  EXPECT_EQ(c.warnings.size(), 6u) << all;
+  // Each warning says where.
+  for (const auto& w : c.warnings)
+    EXPECT_NE(w.find("guide/config.toml:"), std::string::npos) << w;
+}
+
+TEST(Config, TheGuidesHardenedSecurityAndPerformanceSectionsLoad) {
+  const Config c = load(std::string(A3_TEST_SOURCE_DIR) + "/guide/hardened.toml");
+  EXPECT_EQ(c.security.max_connections_per_ip, 100);
+  EXPECT_EQ(c.security.blocked_networks, (std::vector<std::string>{"192.0.2.0/24"}));
+  EXPECT_TRUE(c.security.enable_csp);
+  EXPECT_EQ(c.security.csp_policy, "default-src 'self'; script-src 'self' 'unsafe-inline'");
+  EXPECT_EQ(c.security.audit_retention_days, 90);
+  EXPECT_EQ(c.server.threads, 8);
+  EXPECT_EQ(c.performance.cache_size, 1ll << 30);
+  EXPECT_EQ(c.performance.io_buffer_size, 65536);
+  EXPECT_EQ(c.performance.batch_size, 1000);
+  const std::string all = fmt::format("{}", fmt::join(c.warnings, "\n"));
+  for (const char* named :
+       {"security.hsts_max_age: ignored", "security.audit_log_level: ignored",
+        "performance.connection_pool_size: ignored", "performance.cache_ttl: ignored",
+        "performance.max_concurrent_requests: ignored", "performance.request_timeout: ignored"})
+    EXPECT_NE(all.find(named), std::string::npos) << named << " not in\n" << all;
+}
+
+TEST(Config, GuideKeysAreCheckedLikeOurs) {
+  EXPECT_NE(error_of("[server]\nbind = [\"0.0.0.0:2526\"]\n").find("port 2526"), std::string::npos);
+  EXPECT_NE(error_of("[server]\nbind = [\"nowhere\"]\n").find("is not host:port"),
+            std::string::npos);
+  EXPECT_NE(error_of("[server]\ntimeout = 60\n").find("server.timeout: must be between 300"),
+            std::string::npos);
+  EXPECT_NE(error_of("[tls]\nprotocols = [\"TLSv1.1\"]\n").find("RFC 8996"), std::string::npos);
+  EXPECT_NE(error_of("[tls]\nciphers = \"NOTHING-AT-ALL\"\n").find("tls.ciphers"),
+            std::string::npos);
+  EXPECT_NE(error_of("[tls]\nprivate_key = \"a\"\nprivate-key = \"b\"\n").find("set only one"),
+            std::string::npos);
+  EXPECT_NE(error_of("[database]\ntype = \"mysql\"\n").find("database.type"), std::string::npos);
+  EXPECT_NE(error_of("[database]\nurl = \"host=x\"\nhost = \"y\"\n").find("database.host"),
+            std::string::npos);
+  EXPECT_NE(error_of("[logging]\nmax_size = \"lots\"\n").find("logging.max_size"),
+            std::string::npos);
+  EXPECT_NE(error_of("[logging]\nmax_size = \"1MB\"\n").find("needs a file"), std::string::npos);
+  EXPECT_NE(error_of("[security]\nblocked_ips = [\"10.0.0.0/33\"]\n").find("security.blocked_ips"),
+            std::string::npos);
+  EXPECT_NE(error_of("[monitoring]\nprometheus_port = 70000\n").find("prometheus_port"),
+            std::string::npos);
+  EXPECT_NE(error_of("[server]\nmax_connections = 5\n[security]\nmax_connections = 6\n")
+                .find("security.max_connections: is set in [server] too"),
+            std::string::npos);
+  // A listener says otherwise: its protocol wins for its address.
+  const Config c = parse(
+      "[server]\nbind = [\"127.0.0.1:25\", \"127.0.0.1:587\"]\n"
+      "[[server.listener]]\nprotocol = \"smtp\"\nbind = \"127.0.0.1:587\"\n",
+      "/x/a.toml");
+  ASSERT_EQ(c.server.listeners.size(), 2u);
+  EXPECT_EQ(c.server.listeners[0].protocol, "smtp");
+  EXPECT_EQ(c.server.listeners[0].bind, "127.0.0.1:587");
+  EXPECT_EQ(c.server.listeners[1].bind, "127.0.0.1:25");
+}
+
+TEST(Config, TheGuidesEnvironmentVariablesOverrideTheFile) {
+  setenv("STALWART_DB_PASSWORD", "from env", 1);
+  setenv("STALWART_TLS_CERT", "/run/cert.pem", 1);
+  setenv("A3_TLS_KEY", "/run/key.pem", 1);
+  setenv("STALWART_METRICS_PORT", "9100", 1);
+  setenv("STALWART_AUDIT_ENABLED", "false", 1);
+  const Config c = load(std::string(A3_TEST_SOURCE_DIR) + "/guide/config.toml");
+  EXPECT_EQ(c.database.password, "from env");
+  EXPECT_NE(c.database.conninfo().find("password='from env'"), std::string::npos);
+  EXPECT_EQ(c.tls.certificate, "/run/cert.pem");
+  EXPECT_EQ(c.tls.private_key, "/run/key.pem");
+  EXPECT_EQ(c.monitoring.bind, "127.0.0.1:9100");
+  EXPECT_FALSE(c.security.enable_audit_logging);
+  setenv("STALWART_METRICS_PORT", "ninety", 1);
+  EXPECT_NE(error_of("").find("STALWART_METRICS_PORT"), std::string::npos);
+  for (const char* v : {"STALWART_DB_PASSWORD", "STALWART_TLS_CERT", "A3_TLS_KEY",
+                        "STALWART_METRICS_PORT", "STALWART_AUDIT_ENABLED"})
+    unsetenv(v);
+}
+
+TEST(Config, SizesTakeUnits) {
+  const Config c = parse(
+      "[performance]\ncache_size = \"512MiB\"\n[logging]\noutput = \"a.log\"\n"
+      "max_size = \"10 kb\"\n",
+      "/x/a.toml");
+  EXPECT_EQ(c.performance.cache_size, 512ll << 20);
+  EXPECT_EQ(c.logging.max_size, 10240);
+  EXPECT_EQ(c.logging.file, "/x/a.log");
 }
 
 TEST(Config, MissingFileIsAClearError) {

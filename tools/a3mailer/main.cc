@@ -1,18 +1,24 @@
 // a3mailer: the daemon. Loads the configuration, opens the event log and runs
-// until SIGTERM or SIGINT, then closes everything cleanly.
+// until SIGTERM or SIGINT, then closes everything cleanly; SIGHUP reloads
+// what can change without a restart (certificates, TLS policy, limits,
+// access lists, logging).
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <string_view>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "common/config.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 #include "delivery/worker.h"
 #include "eventlog/local/local_log.h"
 #include "eventlog/open.h"
@@ -21,10 +27,13 @@
 #include "frontends/net/tls.h"
 #include "frontends/pop3/server.h"
 #include "frontends/smtp/server.h"
+#include "monitoring/http_server.h"
+#include "monitoring/sampler.h"
 #include "projections/audit/audit_projector.h"
 #include "projections/backup.h"
 #include "projections/projector.h"
 #include "projections/store.h"
+#include "tools/a3mailer/lifecycle.h"
 
 namespace {
 
@@ -36,9 +45,71 @@ constexpr std::string_view kUsage = R"(usage: a3mailer --config FILE [--check-co
   --version         print the version and exit
 )";
 
+// How long a SIGTERM waits for sessions to finish their command.
+constexpr std::chrono::seconds kStopGrace{10};
+
 int usage_error(std::string_view msg) {
   fmt::print(stderr, "a3mailer: {}\n\n{}", msg, kUsage);
   return 2;
+}
+
+// The certificate in force, for the monitoring (its expiry is alertable).
+void note_certificate(a3::net::TlsContexts& tls) {
+  if (auto ctx = tls.current())
+    a3::metrics::gauge("a3_tls_certificate_expiry_timestamp_seconds",
+                       "notAfter of the certificate in force, in seconds since the epoch")
+        .Set(a3::net::certificate_expiry(*ctx));
+}
+
+struct Servers {
+  a3::smtp::Server* smtp;
+  a3::imap::Server* imap;
+  a3::pop3::Server* pop3;
+};
+
+// SIGHUP: the new file is loaded and everything it needs is built (the TLS
+// context, the log's file) before anything changes; a bad file or a broken
+// certificate is refused with the reason, and the configuration in force
+// stays. What a reload cannot apply is named in the log.
+void reload(const std::string& path, const a3::config::Config& running, a3::net::TlsContexts* tls,
+            Servers servers) {
+  const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+                       std::chrono::steady_clock::now().time_since_epoch())
+                       .count();
+  sd_notify(0, fmt::format("RELOADING=1\nMONOTONIC_USEC={}", now).c_str());
+  auto& ok = a3::metrics::counter("a3_config_reloads_total", "SIGHUP reloads, by result",
+                                  {{"result", "success"}});
+  auto& failed = a3::metrics::counter("a3_config_reloads_total", "SIGHUP reloads, by result",
+                                      {{"result", "failure"}});
+  auto& last = a3::metrics::gauge("a3_config_last_reload_successful",
+                                  "1 if the last SIGHUP reload was applied, 0 if it was refused");
+  try {
+    a3::config::Config fresh = a3::config::load(path);
+    std::shared_ptr<boost::asio::ssl::context> ctx;
+    if (tls && !fresh.tls.certificate.empty()) ctx = a3::net::make_tls_context(fresh.tls);
+    a3::logging::setup(fresh.logging);  // the last step that may fail
+    if (ctx) {
+      tls->replace(std::move(ctx));
+      note_certificate(*tls);
+    }
+    if (servers.smtp) servers.smtp->reload(fresh);
+    if (servers.imap) servers.imap->reload(fresh);
+    if (servers.pop3) servers.pop3->reload(fresh);
+    for (const auto& w : fresh.warnings)
+      spdlog::warn("configuration: {}", w);
+    const auto later = a3::daemon::needs_restart(running, fresh);
+    if (!later.empty())
+      spdlog::warn("reload: these changed and take effect at the next start: {}",
+                   fmt::join(later, ", "));
+    ok.Increment();
+    last.Set(1);
+    spdlog::info("reload: {} applied (certificates, TLS, limits, access lists, logging)", path);
+  } catch (const std::exception& e) {
+    failed.Increment();
+    last.Set(0);
+    spdlog::error("reload refused; the configuration in force stays: {}", e.what());
+  }
+  sd_notify(0, "READY=1\nSTATUS=running");
 }
 
 }  // namespace
@@ -75,11 +146,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (check_only) {
-    // What is in force, secrets masked, for operators to compare.
+    // What is in force, secrets masked, for operators to compare; what was
+    // accepted but cannot apply, on standard error.
+    for (const auto& w : config.warnings)
+      fmt::print(stderr, "a3mailer: warning: {}\n", w);
     fmt::print("# {}: OK; the configuration in force:\n{}", config_path,
                a3::config::render(config));
     return 0;
   }
+  for (const auto& w : config.warnings)
+    spdlog::warn("configuration: {}", w);
 
   // Signals are taken synchronously by the main thread (sigwait); block them
   // before any other thread exists so that every thread inherits the mask.
@@ -87,6 +163,7 @@ int main(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -99,11 +176,13 @@ int main(int argc, char** argv) {
   std::unique_ptr<a3::admin::AdminServer> admin;
   std::unique_ptr<a3::projections::audit::AuditProjector> audit;
   std::unique_ptr<a3::delivery::Worker> outbound;
+  std::unique_ptr<a3::monitoring::Sampler> sampler;
+  std::unique_ptr<a3::monitoring::HttpServer> monitoring;
   // The network side: one I/O thread per core (or server.threads).
   boost::asio::io_context io;
   auto work = boost::asio::make_work_guard(io);
   std::vector<std::thread> io_threads;
-  std::unique_ptr<boost::asio::ssl::context> tls;
+  std::unique_ptr<a3::net::TlsContexts> tls;
   std::unique_ptr<a3::smtp::Server> smtp;
   std::unique_ptr<a3::imap::Server> imap;
   std::unique_ptr<a3::pop3::Server> pop3;
@@ -112,8 +191,10 @@ int main(int argc, char** argv) {
                                  std::chrono::seconds(config.security.max_auth_delay_s));
   try {
     log = a3::eventlog::open(config, a3::eventlog::Access::read_write);
-    view = a3::projections::view::ViewDb::open(config.store.path);
-    projector = std::make_unique<a3::projections::Projector>(*log, *view);
+    view = a3::projections::view::ViewDb::open(
+        config.store.path, false, static_cast<std::size_t>(config.performance.cache_size));
+    projector = std::make_unique<a3::projections::Projector>(
+        *log, *view, static_cast<std::size_t>(config.performance.batch_size));
     projector->start();
     store = std::make_unique<a3::projections::Store>(log.get(), *view, projector.get());
     // Hot backups: the daemon holds the store, so it takes them.
@@ -140,7 +221,10 @@ int main(int argc, char** argv) {
                                                      commands);
     // The audit trail follows the log on its own: the mail service never
     // waits for PostgreSQL, which may be down; it catches up when back.
-    if (!config.tls.certificate.empty()) tls = a3::net::make_tls_context(config.tls);
+    if (!config.tls.certificate.empty()) {
+      tls = std::make_unique<a3::net::TlsContexts>(a3::net::make_tls_context(config.tls));
+      note_certificate(*tls);
+    }
     smtp = std::make_unique<a3::smtp::Server>(io, config, *store, tls.get(), throttle);
     for (const auto& l : config.server.listeners) {
       if (l.protocol == "smtp" || l.protocol == "submission" || l.protocol == "submissions") {
@@ -165,13 +249,27 @@ int main(int argc, char** argv) {
           std::make_unique<a3::delivery::Worker>(*store, a3::delivery::WorkerOptions::from(config));
       outbound->start();
     }
-    if (config.database.enabled && !config.database.url.empty()) {
+    const std::string conninfo = config.database.conninfo();
+    if (config.database.enabled && config.security.enable_audit_logging && !conninfo.empty()) {
       audit = std::make_unique<a3::projections::audit::AuditProjector>(
-          *log, a3::projections::audit::Options{config.database.url});
+          *log, a3::projections::audit::Options{
+                    .url = conninfo, .retention_days = config.security.audit_retention_days});
       audit->start();
+    }
+    if (config.monitoring.enabled) {
+      sampler = std::make_unique<a3::monitoring::Sampler>(
+          a3::monitoring::Sources{*log, *projector, *view, *store, audit.get(), conninfo,
+                                  config.server.data_dir},
+          config.monitoring);
+      sampler->start();
+      // Created before the listener, so the I/O threads only ever read it.
+      monitoring = std::make_unique<a3::monitoring::HttpServer>(
+          io, config, [s = sampler.get()] { return s->verdict(); });
+      monitoring->listen();
     }
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
+    sampler.reset();
     outbound.reset();
     work.reset();
     io.stop();
@@ -188,21 +286,52 @@ int main(int argc, char** argv) {
                config.eventlog.backend, log->partitions(), ends, config.server.data_dir.string());
   sd_notify(0, "READY=1\nSTATUS=running");
 
+  a3::daemon::Watchdog watchdog(io);
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  for (;;) {
+    sigwait(&stop_signals, &sig);
+    if (sig != SIGHUP) break;
+    reload(config_path, config, tls.get(), {smtp.get(), imap.get(), pop3.get()});
+  }
   spdlog::info("received {}, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   sd_notify(0, "STOPPING=1");
+  if (sampler) sampler->stopping();
   // Stop accepting and end the sessions before the store goes away: once
   // every coroutine has finished, the I/O threads run out of work.
   if (smtp) smtp->stop();
   if (imap) imap->stop();
   if (pop3) pop3->stop();
+  if (monitoring) monitoring->stop();
   work.reset();
-  for (auto& t : io_threads)
-    t.join();
+  {
+    // Sessions finish the command in hand; one that is still busy after the
+    // grace period is closed (well within systemd's TimeoutStopSec).
+    std::mutex mu;
+    std::condition_variable cv;
+    bool ended = false;
+    std::thread deadline([&] {
+      std::unique_lock lock(mu);
+      if (cv.wait_for(lock, kStopGrace, [&] { return ended; })) return;
+      spdlog::warn("sessions still busy {} s after SIGTERM: closing them", kStopGrace.count());
+      if (smtp) smtp->abort();
+      if (imap) imap->abort();
+      if (pop3) pop3->abort();
+    });
+    for (auto& t : io_threads)
+      t.join();
+    {
+      std::lock_guard lock(mu);
+      ended = true;
+    }
+    cv.notify_all();
+    deadline.join();
+  }
   smtp.reset();
   imap.reset();
   pop3.reset();
+  monitoring.reset();
+  if (sampler) sampler->stop();
+  sampler.reset();
   if (outbound) outbound->stop();
   outbound.reset();
   admin.reset();

@@ -376,7 +376,16 @@ void Session::search_messages(const std::string& tag, Parser& p, bool uid) {
   std::vector<std::uint32_t> hits;  // UIDs
   std::uint64_t top_modseq = 0;
   const auto index = current();
+  const auto started = std::chrono::steady_clock::now();
   for (const auto& m : index->messages) {
+    // The guide's search_timeout (a clock read costs far less than a match).
+    if (limits_.search_timeout.count() > 0 &&
+        std::chrono::steady_clock::now() - started > limits_.search_timeout) {
+      if (save) sel_->saved.clear();
+      return tagged(tag, "NO",
+                    fmt::format("[LIMIT] SEARCH took longer than {} s; narrow it down",
+                                limits_.search_timeout.count()));
+    }
     const std::uint32_t seq = seq_of(m.uid);
     if (!seq) continue;
     Candidate c{m, seq, !rev2_ && sel_->is_recent(m.uid), store_, std::nullopt, std::nullopt};

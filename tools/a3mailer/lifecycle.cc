@@ -1,0 +1,91 @@
+#include "tools/a3mailer/lifecycle.h"
+
+#include <systemd/sd-daemon.h>
+
+#include <memory>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
+
+namespace a3::daemon {
+
+namespace {
+
+std::string listeners(const config::Config& c) {
+  std::string out;
+  for (const auto& l : c.server.listeners)
+    out += l.protocol + " " + l.bind + " " + std::to_string(static_cast<int>(l.tls)) + ";";
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> needs_restart(const config::Config& a, const config::Config& b) {
+  std::vector<std::string> out;
+  auto differs = [&](std::string name, bool changed) {
+    if (changed) out.push_back(std::move(name));
+  };
+  differs("server.listener / server.bind", listeners(a) != listeners(b));
+  differs("server.hostname", a.server.hostname != b.server.hostname);
+  differs("server.data_dir", a.server.data_dir != b.server.data_dir);
+  differs("server.threads", a.server.threads != b.server.threads);
+  differs("eventlog", a.eventlog.backend != b.eventlog.backend ||
+                          a.eventlog.path != b.eventlog.path ||
+                          a.eventlog.partitions != b.eventlog.partitions ||
+                          a.eventlog.kafka.brokers != b.eventlog.kafka.brokers ||
+                          a.eventlog.kafka.topic != b.eventlog.kafka.topic);
+  differs("store.path", a.store.path != b.store.path);
+  differs("database", a.database.enabled != b.database.enabled ||
+                          a.database.conninfo() != b.database.conninfo() ||
+                          a.security.enable_audit_logging != b.security.enable_audit_logging ||
+                          a.security.audit_retention_days != b.security.audit_retention_days);
+  differs("monitoring",
+          a.monitoring.enabled != b.monitoring.enabled || a.monitoring.bind != b.monitoring.bind ||
+              a.monitoring.health_check_interval_s != b.monitoring.health_check_interval_s ||
+              a.monitoring.max_projector_lag != b.monitoring.max_projector_lag);
+  differs("outbound / smtp.relay_*", a.outbound.enabled != b.outbound.enabled ||
+                                         a.outbound.resolvers != b.outbound.resolvers ||
+                                         a.outbound.dkim.size() != b.outbound.dkim.size() ||
+                                         a.smtp.relay_host != b.smtp.relay_host ||
+                                         a.smtp.relay_port != b.smtp.relay_port ||
+                                         a.smtp.relay_username != b.smtp.relay_username ||
+                                         a.smtp.relay_password != b.smtp.relay_password);
+  differs("smtp.check_*", a.smtp.check_spf != b.smtp.check_spf ||
+                              a.smtp.check_dkim != b.smtp.check_dkim ||
+                              a.smtp.check_dmarc != b.smtp.check_dmarc);
+  differs("performance.cache_size / batch_size",
+          a.performance.cache_size != b.performance.cache_size ||
+              a.performance.batch_size != b.performance.batch_size);
+  differs("imap.max_connections_per_user / pop3.max_connections_per_user",
+          a.imap.max_connections_per_user != b.imap.max_connections_per_user ||
+              a.pop3.max_connections_per_user != b.pop3.max_connections_per_user);
+  differs("tls (on or off)", a.tls.certificate.empty() != b.tls.certificate.empty());
+  return out;
+}
+
+Watchdog::Watchdog(boost::asio::io_context& io) : io_(io) {
+  std::uint64_t usec = 0;
+  if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return;
+  const auto half = std::chrono::microseconds(usec / 2);
+  spdlog::info("systemd watchdog: a heartbeat every {} ms", half.count() / 1000);
+  thread_ = std::thread([this, half] {
+    auto answered = std::make_shared<std::atomic<bool>>(true);
+    while (!stop_) {
+      if (answered->exchange(false)) {
+        sd_notify(0, "WATCHDOG=1");
+        boost::asio::post(io_, [answered] { *answered = true; });
+      }
+      // Short sleeps, so that the destructor does not wait long.
+      for (auto slept = std::chrono::microseconds(0); slept < half && !stop_;
+           slept += std::chrono::milliseconds(50))
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+}
+
+Watchdog::~Watchdog() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace a3::daemon
