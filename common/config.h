@@ -89,6 +89,9 @@ struct Database {
 
   // What libpq is given: `url`, or a connection string built from the parts.
   std::string conninfo() const;
+  // A database is named (a url, a host or a database name): a password
+  // alone (say from the environment) turns nothing on.
+  bool configured() const { return !url.empty() || !host.empty() || !name.empty(); }
 };
 
 struct Smtp {
@@ -194,7 +197,9 @@ struct Security {
 
 // The monitoring HTTP listener: /metrics, /healthz/live, /healthz/ready.
 struct Monitoring {
-  bool enabled = true;                     // the guide's `enabled`; our older `metrics`
+  // Off unless asked for (the guide's file does): its default port is also
+  // Prometheus's own, which may run on the same host.
+  bool enabled = false;                    // the guide's `enabled`; our older `metrics`
   std::string bind = "127.0.0.1:9090";     // the guide's `prometheus_port` sets the port
   int health_check_interval_s = 30;        // how often readiness is evaluated
   std::int64_t max_projector_lag = 10000;  // events behind the log; above: not ready

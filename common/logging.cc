@@ -42,7 +42,7 @@ spdlog::sink_ptr make_sink(const config::Logging& cfg) {
     return std::make_shared<spdlog::sinks::basic_file_sink_mt>(cfg.file.string());
   } catch (const spdlog::spdlog_ex& e) {
     throw config::ConfigError(
-        fmt::format("logging.output: cannot open {}: {}", cfg.file.string(), e.what()));
+        fmt::format("logging: cannot open the log file {}: {}", cfg.file.string(), e.what()));
   }
 }
 

@@ -129,9 +129,9 @@ void command_done(std::string_view protocol, std::string_view command, std::stri
       .Observe(seconds);
 }
 
-void login(std::string_view protocol, bool ok) {
+void login(std::string_view protocol, std::string_view result) {
   counter("a3_auth_attempts_total", "Logins, by protocol and result",
-          {{"protocol", str(protocol)}, {"result", ok ? "success" : "failure"}})
+          {{"protocol", str(protocol)}, {"result", str(result)}})
       .Increment();
 }
 
@@ -153,6 +153,25 @@ void error(std::string_view component) {
           {{"component", str(component)}})
       .Increment();
   counter("stalwart_errors_total", "The deployment guide's name for a3_errors_total").Increment();
+}
+
+void init_defaults() {
+  counter("a3_errors_total", "Errors an operator should look at, by component",
+          {{"component", "eventlog"}});
+  counter("stalwart_errors_total", "The deployment guide's name for a3_errors_total");
+  counter("stalwart_emails_processed_total",
+          "The deployment guide's name: messages accepted (a3_smtp_messages_total)");
+  gauge("a3_config_last_reload_successful",
+        "1 if the last SIGHUP reload was applied, 0 if it was refused")
+      .Set(1);
+  latency("a3_eventlog_append_duration_seconds",
+          "Time until an appended event is durable in the log");
+  sizes("a3_smtp_message_size_bytes", "Sizes of the messages SMTP accepted");
+  for (const char* protocol : {"smtp", "submission", "imap", "pop3"}) {
+    for (const char* result : {"success", "failure"})
+      counter("a3_auth_attempts_total", "Logins, by protocol and result",
+              {{"protocol", protocol}, {"result", result}});
+  }
 }
 
 std::string serialize() {

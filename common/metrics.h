@@ -47,11 +47,16 @@ void connection_refused(std::string_view protocol, std::string_view reason);
 // A negative `seconds` counts the command without timing it (IMAP IDLE).
 void command_done(std::string_view protocol, std::string_view command, std::string_view result,
                   double seconds);
-void login(std::string_view protocol, bool ok);
+// result: "success", "failure" or "refused_limit" (the account's sessions).
+void login(std::string_view protocol, std::string_view result);
 // A message through SMTP: "accepted", or "rejected" with a reason class.
 void smtp_message(std::string_view result, std::string_view reason, std::size_t bytes);
 // Something went wrong that an operator should see (the guide's errors_total).
 void error(std::string_view component);
+
+// The series dashboards and alerts expect from the start, at their zero
+// values (rather than no data until the first event).
+void init_defaults();
 
 // The registry in Prometheus's text format (version 0.0.4).
 std::string serialize();

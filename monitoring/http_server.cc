@@ -123,7 +123,10 @@ awaitable<void> serve(std::shared_ptr<HttpServer::State> st,
       break;
     }
     auto res = st->answer(parser.get());
+    // The last request a connection may make says so.
+    if (n + 1 == kMaxRequestsPerConnection) res.keep_alive(false);
     const bool keep = res.keep_alive();
+    stream->expires_after(kRequestTimeout);  // the answer gets its own time
     co_await http::async_write(*stream, res, asio::redirect_error(use_awaitable, ec));
     if (ec || !keep) break;
   }
@@ -135,7 +138,10 @@ awaitable<void> accept_loop(std::shared_ptr<HttpServer::State> st) {
   auto& acceptor = st->acceptor;
   for (;;) {
     boost::system::error_code ec;
-    tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(use_awaitable, ec));
+    // Each connection on a strand of its own: Beast's stream (its timer and
+    // its reads and writes) must never run on two threads at once.
+    tcp::socket socket = co_await acceptor.async_accept(asio::make_strand(st->io),
+                                                        asio::redirect_error(use_awaitable, ec));
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
     if (ec) {
       asio::steady_timer backoff(st->io, 100ms);
@@ -143,6 +149,9 @@ awaitable<void> accept_loop(std::shared_ptr<HttpServer::State> st) {
       continue;
     }
     if (st->connections.load() >= kMaxConnections) {
+      static constexpr std::string_view kBusy =
+          "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+      asio::write(socket, asio::buffer(kBusy), ec);
       socket.close(ec);
       continue;
     }
@@ -154,7 +163,7 @@ awaitable<void> accept_loop(std::shared_ptr<HttpServer::State> st) {
       st->live.push_back(stream);
     }
     ++st->connections;
-    asio::co_spawn(acceptor.get_executor(), serve(st, stream),
+    asio::co_spawn(stream->get_executor(), serve(st, stream),
                    [st](std::exception_ptr) { --st->connections; });
   }
 }
@@ -192,12 +201,19 @@ void HttpServer::stop() {
     live = state_->live;
   }
   auto st = state_;
-  asio::post(st->io, [st, live] {
+  asio::post(st->io, [st] {
     boost::system::error_code ec;
     st->acceptor.close(ec);
-    for (auto& w : live)
-      if (auto s = w.lock()) s->socket().close(ec);
   });
+  // Each stream is closed on its own strand.
+  for (auto& w : live) {
+    if (auto s = w.lock()) {
+      asio::post(s->get_executor(), [s] {
+        boost::system::error_code ec;
+        s->socket().close(ec);
+      });
+    }
+  }
 }
 
 }  // namespace a3::monitoring

@@ -260,7 +260,13 @@ void Sampler::check() {
   if (src_.audit) {
     // The mail service does not wait for PostgreSQL; readiness says when
     // the audit trail cannot follow.
-    const int ping = PQping(src_.database.c_str());
+    // Never longer than a few seconds, whatever the connection string says.
+    const bool uri = src_.database.find("://") != std::string::npos;
+    const std::string probe =
+        src_.database + (uri ? (src_.database.find('?') == std::string::npos ? "?" : "&") +
+                                   std::string("connect_timeout=5")
+                             : std::string(" connect_timeout=5"));
+    const int ping = PQping(probe.c_str());
     checks.emplace_back("database", ping == PQPING_OK,
                         ping == PQPING_OK       ? "PostgreSQL answers"
                         : ping == PQPING_REJECT ? "PostgreSQL refuses connections"

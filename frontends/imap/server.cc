@@ -194,6 +194,7 @@ class ImapHandler : public net::Handler {
   bool starttls_requested() const override { return session_.starttls_requested(); }
   void tls_established() override { session_.tls_established(); }
   bool closed() const override { return session_.closed(); }
+  bool between_commands() const override { return session_.between_commands(); }
   // Before login a client gets a minute per command (RFC 9051 5.4's 30
   // minutes are for authenticated sessions).
   std::chrono::seconds read_timeout() const override {

@@ -127,6 +127,10 @@ class Session {
   void tls_established();
 
   bool idling() const { return idling_; }
+  // No command in hand (an IDLE counts as none: BYE may end it).
+  bool between_commands() const {
+    return state_ == State::command && in_.empty() && command_.empty();
+  }
   // During IDLE: untagged responses for changes since the last report.
   void idle_poll();
 

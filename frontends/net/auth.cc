@@ -62,12 +62,12 @@ void AuthThrottle::record(const std::string& ip, bool success) {
 
 schemas::Event auth_event(schemas::Protocol protocol, const std::string& mechanism,
                           const std::string& user, const std::optional<std::string>& account,
-                          const std::string& remote_ip, const std::string& session_id) {
+                          const std::string& remote_ip, const std::string& session_id,
+                          const std::string& reason) {
   const schemas::Actor actor{protocol, account.value_or(""), remote_ip, session_id};
   const std::string key = account.value_or(ascii::lower(user));
   if (account) return schemas::make_event(key, actor, schemas::AuthSucceeded{mechanism, user});
-  return schemas::make_event(key, actor,
-                             schemas::AuthFailed{mechanism, user, "invalid credentials"});
+  return schemas::make_event(key, actor, schemas::AuthFailed{mechanism, user, reason});
 }
 
 }  // namespace a3::net

@@ -49,9 +49,11 @@ class AuthThrottle {
   std::chrono::milliseconds max_delay_;
 };
 
-// AuthSucceeded (account set) or AuthFailed, for the audit trail.
+// AuthSucceeded (account set) or AuthFailed with `reason`, for the audit
+// trail.
 schemas::Event auth_event(schemas::Protocol protocol, const std::string& mechanism,
                           const std::string& user, const std::optional<std::string>& account,
-                          const std::string& remote_ip, const std::string& session_id);
+                          const std::string& remote_ip, const std::string& session_id,
+                          const std::string& reason = "invalid credentials");
 
 }  // namespace a3::net

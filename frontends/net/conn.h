@@ -22,6 +22,12 @@ class Conn {
     if (tls_) co_return co_await tls_->async_read_some(buf, boost::asio::use_awaitable);
     co_return co_await socket_.async_read_some(buf, boost::asio::use_awaitable);
   }
+  // The same, with the error in `token`'s error code instead of thrown.
+  template <typename Token>
+  boost::asio::awaitable<std::size_t> read_some(boost::asio::mutable_buffer buf, Token token) {
+    if (tls_) co_return co_await tls_->async_read_some(buf, token);
+    co_return co_await socket_.async_read_some(buf, token);
+  }
   boost::asio::awaitable<void> write(const std::string& data) {
     if (tls_) {
       co_await boost::asio::async_write(*tls_, boost::asio::buffer(data),

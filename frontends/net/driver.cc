@@ -69,19 +69,25 @@ awaitable<void> drive(std::shared_ptr<Connection> c, Handler& h, DriverOptions o
   std::vector<char> buf(o.read_buffer);
   std::shared_ptr<void> account_slot;  // held while the session lasts
   for (;;) {
-    if (c->stopping) {
-      // The server stops: the command in hand was answered.
+    // Busy: inside a command (a message, a literal, a SASL exchange), which
+    // a stopping server lets finish. Otherwise the driver alone writes the
+    // goodbye, so that it is the last thing the client reads.
+    c->busy = !h.between_commands();
+    if (c->stopping && !c->busy) {
       co_await write(c, c->goodbye);
       break;
     }
     co_await h.before_read();
     c->deadline = std::chrono::steady_clock::now() + h.read_timeout();
-    const std::size_t n = co_await c->conn.read_some(asio::buffer(buf));
-    c->busy = true;
-    struct Idle {
-      Connection& c;
-      ~Idle() { c.busy = false; }
-    } idle{*c};
+    boost::system::error_code ec;
+    const std::size_t n = co_await c->conn.read_some(asio::buffer(buf),
+                                                     asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == asio::error::operation_aborted && c->stopping && !c->busy) {
+      // Listeners::stop() cancelled the wait for the next command.
+      co_await write(c, c->goodbye);
+      break;
+    }
+    if (ec) throw boost::system::system_error(ec);
     std::string out = co_await h.feed(std::string(buf.data(), n));
     for (;;) {
       if (!out.empty()) co_await write(c, std::exchange(out, std::string()));
@@ -91,19 +97,11 @@ awaitable<void> drive(std::shared_ptr<Connection> c, Handler& h, DriverOptions o
         continue;
       }
       if (auto request = h.take_auth()) {
-        LoginContext ctx{*o.store, *o.throttle, o.protocol, o.remote_ip, o.session_id};
+        LoginContext ctx{*o.store,    *o.throttle,  o.protocol,
+                         o.remote_ip, o.session_id, o.per_account};
         LoginResult result =
             co_await login(ctx, request->mechanism, request->user, request->password);
-        if (result.account && o.per_account) {
-          account_slot = o.per_account->acquire(*result.account);
-          if (!account_slot) {
-            spdlog::info("{} {}: {} already has {} sessions; login refused",
-                         schemas::to_string(o.protocol), o.session_id, *result.account,
-                         o.per_account->max());
-            result.account.reset();
-            result.over_limit = true;
-          }
-        }
+        if (result.slot) account_slot = result.slot;
         out = co_await h.auth_done(std::move(result));
         continue;
       }

@@ -48,6 +48,10 @@ class Handler {
   // Before each read (IMAP: start or stop watching a mailbox during IDLE).
   virtual boost::asio::awaitable<void> before_read() { co_return; }
 
+  // No command in hand (no partial line, literal, message or SASL
+  // exchange): a stopping server says goodbye only then.
+  virtual bool between_commands() const { return true; }
+
   virtual bool starttls_requested() const = 0;
   virtual void tls_established() = 0;
   virtual bool closed() const = 0;

@@ -99,16 +99,12 @@ void Listeners::stop() {
     asio::post(c->strand, [c, goodbye = goodbye_] {
       c->goodbye = goodbye;
       c->stopping = true;
-      if (c->busy || c->done) return;  // the driver says goodbye after the command
+      if (c->done) return;
       if (!c->greeted) return c->close();
-      // Waiting for the client: the goodbye, then close (which ends the read).
-      asio::co_spawn(
-          c->strand,
-          [](std::shared_ptr<Connection> conn) -> awaitable<void> {
-            co_await write(conn, conn->goodbye);
-            conn->close();
-          }(c),
-          [c](std::exception_ptr) { c->close(); });
+      // Waiting for the next command: end the wait, and the driver says
+      // goodbye. Inside one, the driver says it once the command is done.
+      boost::system::error_code ec;
+      if (!c->busy) c->conn.socket().cancel(ec);
     });
   }
 }

@@ -1,6 +1,7 @@
 #include "frontends/net/login.h"
 #include "common/metrics.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
 
@@ -46,19 +47,36 @@ asio::awaitable<LoginResult> login(LoginContext ctx, std::string mechanism, std:
   }
   auto checked = asio::co_spawn(password_pool(), check(ctx.store, user, std::move(password)),
                                 asio::use_awaitable);
-  const std::optional<std::string> account = co_await std::move(checked);
+  std::optional<std::string> account = co_await std::move(checked);
+  // Valid credentials are no failure for the throttle, even when refused.
   ctx.throttle.record(ctx.remote_ip, account.has_value());
-  metrics::login(schemas::to_string(ctx.protocol), account.has_value());
+  LoginResult result;
+  std::string reason = "invalid credentials";
+  if (account && ctx.per_account) {
+    result.slot = ctx.per_account->acquire(*account);
+    if (!result.slot) {
+      spdlog::info("{} {}: {} already has {} sessions; login refused",
+                   schemas::to_string(ctx.protocol), ctx.session_id, *account,
+                   ctx.per_account->max());
+      reason = fmt::format("session limit ({} sessions)", ctx.per_account->max());
+      result.over_limit = true;
+      account.reset();
+    }
+  }
+  metrics::login(schemas::to_string(ctx.protocol), account             ? "success"
+                                                   : result.over_limit ? "refused_limit"
+                                                                       : "failure");
   std::vector<schemas::Event> audit;
   audit.push_back(
-      auth_event(ctx.protocol, mechanism, user, account, ctx.remote_ip, ctx.session_id));
+      auth_event(ctx.protocol, mechanism, user, account, ctx.remote_ip, ctx.session_id, reason));
   auto logged = ctx.store.execute(std::move(audit), projections::Store::Wait::durable);
   if (!co_await std::move(logged)) {
     spdlog::warn("{} {}: the login of {} could not be logged; answered a temporary failure",
                  schemas::to_string(ctx.protocol), ctx.session_id, user);
-    co_return LoginResult{std::nullopt, true};
+    co_return LoginResult{std::nullopt, true, false, nullptr};
   }
-  co_return LoginResult{account, false};
+  result.account = std::move(account);
+  co_return result;
 }
 
 }  // namespace a3::net

@@ -17,24 +17,6 @@
 
 namespace a3::net {
 
-struct LoginContext {
-  projections::Store& store;
-  AuthThrottle& throttle;
-  schemas::Protocol protocol;
-  std::string remote_ip;
-  std::string session_id;
-};
-
-struct LoginResult {
-  std::optional<std::string> account;  // set when the credentials are valid
-  // The outcome could not be written to the log (the audit trail must show
-  // every login): the client gets a temporary failure, never a success.
-  bool unavailable = false;
-  // The credentials were valid but the account has as many sessions as
-  // the protocol allows (the guide's max_connections_per_user).
-  bool over_limit = false;
-};
-
 // Authenticated sessions per account, for one protocol: a session holds its
 // slot (the handle acquire() returns) until it ends.
 class SessionLimit {
@@ -49,6 +31,27 @@ class SessionLimit {
   const int max_;
   std::mutex mu_;
   std::map<std::string, int> sessions_;  // guarded by mu_
+};
+
+struct LoginContext {
+  projections::Store& store;
+  AuthThrottle& throttle;
+  schemas::Protocol protocol;
+  std::string remote_ip;
+  std::string session_id;
+  SessionLimit* per_account = nullptr;  // null: no limit on an account's sessions
+};
+
+struct LoginResult {
+  std::optional<std::string> account;  // set when the credentials are valid
+  // The outcome could not be written to the log (the audit trail must show
+  // every login): the client gets a temporary failure, never a success.
+  bool unavailable = false;
+  // The credentials were valid but the account has as many sessions as
+  // the protocol allows (the guide's max_connections_per_user).
+  bool over_limit = false;
+  // The session's slot under the per-account limit, held while it lasts.
+  std::shared_ptr<void> slot;
 };
 
 // The account the credentials name, or none. Argon2id (64 MiB, ~0.1 s a

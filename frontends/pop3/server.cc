@@ -81,6 +81,7 @@ class Pop3Handler : public net::Handler {
   bool starttls_requested() const override { return session_.starttls_requested(); }
   void tls_established() override { session_.tls_established(); }
   bool closed() const override { return session_.closed(); }
+  bool between_commands() const override { return session_.between_commands(); }
   // RFC 1939 3: an autologout timer of at least 10 minutes.
   std::chrono::seconds read_timeout() const override { return std::chrono::seconds(timeout_s_); }
 

@@ -83,6 +83,10 @@ class Session {
   void auth_unavailable();
   // Valid credentials, but the account has all the sessions it may have.
   void auth_over_limit();
+  // No command in hand.
+  bool between_commands() const {
+    return (state_ == State::authorization || state_ == State::transaction) && in_.empty();
+  }
 
   bool starttls_requested() const { return state_ == State::tls_pending; }
   void tls_established();

@@ -208,6 +208,7 @@ class SmtpHandler : public net::Handler {
   bool starttls_requested() const override { return session_.starttls_requested(); }
   void tls_established() override { session_.tls_established(); }
   bool closed() const override { return session_.closed(); }
+  bool between_commands() const override { return session_.between_commands(); }
   std::chrono::seconds read_timeout() const override {
     return std::chrono::seconds(st_.config.smtp.command_timeout_s);
   }

@@ -158,6 +158,11 @@ class Session {
   std::size_t buffered_input() const { return in_.size() + data_.size(); }
   // A message is being received: in DATA, or between BDAT chunks.
   bool in_message() const { return receiving_data() || chunking_; }
+  // Between commands and not inside a message: a stopping server may say
+  // 421 now (RFC 5321 3.8) and lose nothing a client was told was taken.
+  bool between_commands() const {
+    return state_ == State::command && !receiving_data() && in_.empty();
+  }
   // Changes whenever a transaction ends (delivered, refused, RSET...): what
   // was taken from an earlier one is never part of the next message.
   std::uint64_t transaction() const { return transaction_; }

@@ -268,6 +268,7 @@ boost::system::result<std::map<std::int32_t, std::int64_t>, Failure> AuditProjec
   for (int i = 0; i < PQntuples(r.get()); ++i) {
     stored[std::atoi(PQgetvalue(r.get(), i, 0))] = std::atoll(PQgetvalue(r.get(), i, 1));
   }
+  purge();  // also when nothing new comes: at every (re)connection
   return stored;
 }
 
@@ -279,12 +280,14 @@ void AuditProjector::purge() {
   if (last_purge_ != std::chrono::steady_clock::time_point{} &&
       now - last_purge_ < std::chrono::hours(1))
     return;
-  last_purge_ = now;
   if (auto err =
           db_->exec(fmt::format("DELETE FROM audit_events WHERE at < now() - interval '{} days'",
-                                options_.retention_days)))
+                                options_.retention_days))) {
     spdlog::warn("audit: deleting rows older than {} days failed: {}", options_.retention_days,
                  *err);
+    return;  // tried again at the next commit
+  }
+  last_purge_ = now;
 }
 
 // Keeps audit_mailboxes' names current, so queries can show names.

@@ -9,7 +9,6 @@ backend against the standalone mock cluster (tools/a3-mock-kafka).
 """
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,18 +21,8 @@ A3CTL = os.path.join(BIN, "a3ctl")
 MOCK_KAFKA = os.path.join(BIN, "a3-mock-kafka")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def write_config(directory, extra=""):
-    """A configuration in `directory`: the test's `extra` sections, and the
-    monitoring listener on a port of its own (tests run side by side)."""
     path = os.path.join(directory, "a3mailer.toml")
-    if "[monitoring]" not in extra:
-        extra += '[monitoring]\nbind = "127.0.0.1:%d"\n' % free_port()
     with open(path, "w") as f:
         f.write('[server]\nhostname = "localhost"\nlocal_domains = ["example.test"]\n'
                 'data_dir = "data"\n' + extra)

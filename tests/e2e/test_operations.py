@@ -232,7 +232,7 @@ class LifecycleTest(unittest.TestCase):
                 '[[server.listener]]\nprotocol = "imaps"\nbind = "127.0.0.1:%d"\n'
                 '[tls]\ncertificate = "cert.pem"\nprivate_key = "key.pem"\n'
                 '[security]\nauth_failures_before_delay = 100\n%s'
-                '[monitoring]\nbind = "127.0.0.1:%d"\nhealth_check_interval = 1\n'
+                '[monitoring]\nenabled = true\nbind = "127.0.0.1:%d"\nhealth_check_interval = 1\n'
                 '[database]\nenabled = false\n'
                 '[smtp]\ncheck_spf = false\ncheck_dkim = false\ncheck_dmarc = false\n'
                 '[outbound]\nresolvers = ["127.0.0.1@9"]\n%s'
@@ -254,7 +254,13 @@ class LifecycleTest(unittest.TestCase):
                    "%r after SIGHUP:\n%s" % (expect, self.log_text()))
 
     def metrics_text(self):
-        status, headers, body = http_get(self.metrics, "/metrics")
+        try:
+            status, headers, body = http_get(self.metrics, "/metrics")
+        except OSError as e:
+            raise AssertionError("no /metrics (%s); the daemon %s:\n%s\n%s" % (
+                e, "exited with %s" % self.daemon.proc.returncode
+                if self.daemon.proc.poll() is not None else "runs",
+                self.daemon.output()[-3000:], self.log_text()[-3000:]))
         self.assertEqual(status, 200)
         self.assertTrue(headers["Content-Type"].startswith("text/plain; version=0.0.4"))
         return body
@@ -452,12 +458,23 @@ class LifecycleTest(unittest.TestCase):
         self.start()
         smtp = socket.create_connection(("127.0.0.1", self.smtp), timeout=10)
         self.assertTrue(smtp.recv(100).startswith(b"220 "))
+        # A client in the middle of a message finishes it: 250, then 421.
+        sending = smtplib.SMTP("127.0.0.1", self.smtp, timeout=10)
+        sending.ehlo()
+        sending.mail("x@example.net")
+        sending.rcpt("bob@example.test")
+        self.assertEqual(sending.docmd("DATA")[0], 354)
+        sending.send(b"Subject: half\r\n\r\nfirst half\r\n")
         imap = imaplib.IMAP4_SSL("127.0.0.1", self.imaps, ssl_context=tls_client(), timeout=10)
         imap.login("ann@example.test", "pw")
         imap.select("INBOX")
         self.daemon.proc.send_signal(signal.SIGTERM)
         self.assertEqual(smtp.recv(100), b"421 4.3.2 Server shutting down\r\n")
         self.assertEqual(imap.readline(), b"* BYE Server shutting down\r\n")
+        sending.send(b"second half\r\n.\r\n")
+        self.assertEqual(sending.getreply()[0], 250)
+        self.assertEqual(sending.getreply(), (421, b"4.3.2 Server shutting down"))
+        sending.close()
         self.assertEqual(self.daemon.proc.wait(30), 0)
         smtp.close()
         self.assertIn("stopped", self.daemon.output())

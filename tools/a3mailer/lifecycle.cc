@@ -60,6 +60,29 @@ std::vector<std::string> needs_restart(const config::Config& a, const config::Co
           a.imap.max_connections_per_user != b.imap.max_connections_per_user ||
               a.pop3.max_connections_per_user != b.pop3.max_connections_per_user);
   differs("tls (on or off)", a.tls.certificate.empty() != b.tls.certificate.empty());
+  differs("imap.autologout_s / idle_timeout_s, smtp.*_timeout_s",
+          a.imap.autologout_s != b.imap.autologout_s ||
+              a.imap.idle_timeout_s != b.imap.idle_timeout_s ||
+              a.smtp.command_timeout_s != b.smtp.command_timeout_s ||
+              a.smtp.data_timeout_s != b.smtp.data_timeout_s);
+  differs("security.auth_failures_before_delay / max_auth_delay_s",
+          a.security.auth_failures_before_delay != b.security.auth_failures_before_delay ||
+              a.security.max_auth_delay_s != b.security.max_auth_delay_s);
+  differs("security.enable_security_headers / enable_csp / csp_policy",
+          a.security.enable_security_headers != b.security.enable_security_headers ||
+              a.security.enable_csp != b.security.enable_csp ||
+              a.security.csp_policy != b.security.csp_policy);
+  differs("smtp.dmarc_* / check_dns_timeout_s",
+          a.smtp.dmarc_reject != b.smtp.dmarc_reject ||
+              a.smtp.dmarc_quarantine != b.smtp.dmarc_quarantine ||
+              a.smtp.check_dns_timeout_s != b.smtp.check_dns_timeout_s);
+  auto keys = [](const config::Config& c) {
+    std::string text;
+    for (const auto& k : c.outbound.dkim)
+      text += k.domain + " " + k.selector + " " + k.private_key.string() + " " + k.algorithm + ";";
+    return text;
+  };
+  differs("outbound.dkim", keys(a) != keys(b));
   return out;
 }
 

@@ -156,6 +156,7 @@ int main(int argc, char** argv) {
   }
   for (const auto& w : config.warnings)
     spdlog::warn("configuration: {}", w);
+  a3::metrics::init_defaults();
 
   // Signals are taken synchronously by the main thread (sigwait); block them
   // before any other thread exists so that every thread inherits the mask.
@@ -250,7 +251,8 @@ int main(int argc, char** argv) {
       outbound->start();
     }
     const std::string conninfo = config.database.conninfo();
-    if (config.database.enabled && config.security.enable_audit_logging && !conninfo.empty()) {
+    if (config.database.enabled && config.security.enable_audit_logging &&
+        config.database.configured()) {
       audit = std::make_unique<a3::projections::audit::AuditProjector>(
           *log, a3::projections::audit::Options{
                     .url = conninfo, .retention_days = config.security.audit_retention_days});
