@@ -402,6 +402,26 @@ class LifecycleTest(unittest.TestCase):
         self.assertEqual(http_get(self.metrics, "/healthz/live")[0], 200)
         self.assertEqual(self.daemon.stop(), 0)
 
+    def test_a3ctl_health_does_what_the_guides_script_does(self):
+        self.start()
+        r = ctl(self.config, "health")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        out = r.stdout.decode()
+        for line in ("OK: a3mailer is running", "OK: log: takes appends",
+                     "OK: view: 0 events behind the log, at most 10000 (ok)",
+                     "OK: smtp on 127.0.0.1:%d is listening" % self.smtp,
+                     "OK: imaps on 127.0.0.1:%d is listening" % self.imaps,
+                     "OK: monitoring on 127.0.0.1:%d is listening" % self.metrics,
+                     "OK: All health checks passed"):
+            self.assertIn(line, out)
+        self.assertEqual(self.daemon.stop(), 0)
+        r = ctl(self.config, "health")
+        self.assertEqual(r.returncode, 1)
+        out = r.stdout.decode()
+        self.assertIn("ERROR: a3mailer is not running", out)
+        self.assertIn("ERROR: smtp on 127.0.0.1:%d does not answer" % self.smtp, out)
+        self.assertNotIn("All health checks passed", out)
+
     def test_readiness_fails_while_postgresql_does_not_answer(self):
         dead = free_port()
         self.start(extra='')
@@ -424,6 +444,10 @@ class LifecycleTest(unittest.TestCase):
         self.assertFalse(ready["checks"]["database"]["ok"])
         self.assertEqual(ready["checks"]["database"]["detail"], "PostgreSQL does not answer")
         self.assertTrue(ready["checks"]["log"]["ok"])
+        r = ctl(self.config, "health")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("ERROR: PostgreSQL does not answer", r.stdout.decode())
+        self.assertIn("OK: a3mailer is running", r.stdout.decode())
         self.assertEqual(self.daemon.stop(), 0)
 
     def test_sessions_per_account_are_limited(self):

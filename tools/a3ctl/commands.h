@@ -38,4 +38,7 @@ int restore_command(Context& ctx);
 // a3ctl audit [filters] [--json]
 int audit_command(Context& ctx);
 
+// a3ctl health (tools/a3ctl/health_command.cc).
+int health_command(Context& ctx);
+
 }  // namespace a3::ctl

@@ -54,12 +54,15 @@ Commands:
                       with progress, and swap it in atomically
   verify              check that the view equals a fresh replay of the log at
                       the same positions (works while the daemon runs)
+  health              the guide's health check: the daemon runs, its ports
+                      listen, PostgreSQL answers (audit on), the log takes
+                      appends, the projectors keep up; exit 0 or 1
 
 While the daemon runs, writes go through its admin socket (data_dir/admin.sock)
 and reads follow its view; with no daemon, a3ctl opens the store itself.
 
 The configuration is --config FILE, else $A3_CONFIG, else
-/etc/a3mailer/a3mailer.toml. Exit status: 0 ok, 1 failure (including corrupt
+/etc/a3mailer/config.toml. Exit status: 0 ok, 1 failure (including corrupt
 events found), 2 usage or configuration error.
 )";
 
@@ -89,7 +92,7 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "{}", kUsage);
     return 2;
   }
-  if (config_path.empty()) config_path = "/etc/a3mailer/a3mailer.toml";
+  if (config_path.empty()) config_path = "/etc/a3mailer/config.toml";
 
   const std::string group = argv[i++];
   const std::string sub = i < argc ? argv[i++] : "";
@@ -112,6 +115,10 @@ int main(int argc, char** argv) {
     if (group == "backup" || group == "restore") {
       if (!sub.empty()) ctx.args.insert(ctx.args.begin(), sub);
       return group == "backup" ? a3::ctl::backup_command(ctx) : a3::ctl::restore_command(ctx);
+    }
+    if (group == "health") {
+      if (!sub.empty()) ctx.args.insert(ctx.args.begin(), sub);
+      return a3::ctl::health_command(ctx);
     }
     if (group == "audit") {
       if (!sub.empty()) ctx.args.insert(ctx.args.begin(), sub);

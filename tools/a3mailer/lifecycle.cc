@@ -2,8 +2,10 @@
 
 #include <systemd/sd-daemon.h>
 
+#include <algorithm>
 #include <memory>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
 
@@ -84,6 +86,35 @@ std::vector<std::string> needs_restart(const config::Config& a, const config::Co
   };
   differs("outbound.dkim", keys(a) != keys(b));
   return out;
+}
+
+admin::Reply health(eventlog::EventLog& log, const projections::Projector& projector,
+                    const projections::audit::AuditProjector* audit, std::int64_t max_lag) {
+  bool ok = true;
+  std::string text;
+  auto line = [&](std::string_view name, bool good, const std::string& detail) {
+    ok = ok && good;
+    text +=
+        fmt::format("{}{}: {}: {}", text.empty() ? "" : "\n", name, good ? "ok" : "error", detail);
+  };
+  const std::string failure = log.failure();
+  line("log", failure.empty(), failure.empty() ? "takes appends" : failure);
+  auto lag = [&](const std::map<std::int32_t, std::int64_t>& at) {
+    std::int64_t behind = 0;
+    for (std::int32_t p = 0; p < log.partitions(); ++p) {
+      const auto end = log.end_offset(p);
+      const auto it = at.find(p);
+      if (end) behind += std::max<std::int64_t>(0, *end - (it == at.end() ? 0 : it->second));
+    }
+    return behind;
+  };
+  auto follows = [&](std::string_view name, const std::string& status, std::int64_t behind) {
+    line(name, status == "ok" && behind <= max_lag,
+         fmt::format("{} events behind the log, at most {} ({})", behind, max_lag, status));
+  };
+  follows("view", projector.status(), lag(projector.positions()));
+  if (audit) follows("audit", audit->status(), lag(audit->positions()));
+  return {ok, text};
 }
 
 Watchdog::Watchdog(boost::asio::io_context& io) : io_(io) {

@@ -200,6 +200,9 @@ int main(int argc, char** argv) {
     store = std::make_unique<a3::projections::Store>(log.get(), *view, projector.get());
     // Hot backups: the daemon holds the store, so it takes them.
     auto commands = [&](const std::string& text) -> a3::admin::Reply {
+      if (text == "health")
+        return a3::daemon::health(*log, *projector, audit.get(),
+                                  config.monitoring.max_projector_lag);
       if (!text.starts_with("backup ")) return {false, "unknown command: " + text};
       try {
         auto* local = dynamic_cast<a3::eventlog::local::LocalLog*>(log.get());
