@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <sstream>
 #include <stdexcept>
@@ -120,6 +121,47 @@ Manifest create(const fs::path& dir, view::ViewDb& view, eventlog::local::LocalL
           "backup of the log");
   }
   return m;
+}
+
+namespace {
+
+// The backups of one engine to delete under the retention rules.
+std::vector<rocksdb::BackupID> expired(rocksdb::BackupEngine& be, std::size_t keep, int keep_days,
+                                       std::int64_t now_s) {
+  std::vector<rocksdb::BackupInfo> infos;
+  be.GetBackupInfo(&infos, /*include_file_details=*/false);
+  std::sort(infos.begin(), infos.end(), [](const auto& a, const auto& b) {
+    return a.backup_id > b.backup_id;
+  });  // newest first
+  std::vector<rocksdb::BackupID> out;
+  for (std::size_t i = 1; i < infos.size(); ++i) {  // the newest always stays
+    const bool too_many = keep > 0 && i >= keep;
+    const bool too_old =
+        keep_days > 0 && infos[i].timestamp < now_s - std::int64_t{keep_days} * 86400;
+    if (too_many || too_old) out.push_back(infos[i].backup_id);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::uint32_t> prune(const fs::path& dir, std::size_t keep, int keep_days) {
+  std::vector<std::uint32_t> deleted;
+  const std::int64_t now_s = now_ms() / 1000;
+  for (const char* part : {"view", "log"}) {
+    if (!fs::exists(dir / part)) continue;
+    auto be = engine(dir / part);
+    for (const auto id : expired(*be, keep, keep_days, now_s)) {
+      check(be->DeleteBackup(id), fmt::format("deleting backup {} of the {}", id, part));
+      if (std::string_view(part) == "view") {
+        deleted.push_back(id);
+        std::error_code ec;
+        fs::remove_all(dir / "sets" / std::to_string(id), ec);
+      }
+    }
+    check(be->GarbageCollect(), fmt::format("collecting the {} backups' files", part));
+  }
+  return deleted;
 }
 
 std::vector<Manifest> list(const fs::path& dir) {

@@ -43,6 +43,13 @@ Manifest create(const std::filesystem::path& dir, view::ViewDb& view,
 
 std::vector<Manifest> list(const std::filesystem::path& dir);
 
+// Retention: keeps the newest `keep` backups (0: no such limit) and those
+// younger than `keep_days` (0: no such limit); the newest is always kept.
+// The log's backups are pruned the same way, and the sets/<id>/ folders of
+// deleted backups (the audit dump, the configuration) go with them.
+// Returns the ids deleted. Throws std::runtime_error.
+std::vector<std::uint32_t> prune(const std::filesystem::path& dir, std::size_t keep, int keep_days);
+
 struct Target {
   std::optional<Offsets> offsets;       // restore so that the log ends here
   std::optional<std::int64_t> time_ms;  // or: the first offsets at or after this time

@@ -90,6 +90,48 @@ class AuditTest(unittest.TestCase):
         finally:
             self.assertEqual(d.stop(), 0, d.output())
 
+    def test_backup_sets_hold_the_audit_dump_and_the_configuration_with_retention(self):
+        """The guide's full and incremental backups: each a3ctl backup is a set
+        (the store's incremental backup, pg_dump of the audit tables, the
+        configuration), and --keep prunes the old sets."""
+        backups = os.path.join(self.tmp.name, "backups")
+        d = Daemon(self.config)
+        try:
+            d.wait_for("started")
+            r = ctl(self.config, "account", "add", "ann@example.test", "--password", "pw")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.wait_rows(1)
+            for _ in range(3):
+                r = ctl(self.config, "backup", backups, "--keep", "2")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn("and the audit trail (audit.pgdump)", r.stdout)
+            self.assertIn("retention: 1 backup deleted (1)", r.stdout)
+            listed = ctl(self.config, "backup", backups, "--list").stdout.splitlines()
+            self.assertEqual([l.split()[1] for l in listed], ["2", "3"])
+            self.assertTrue(all(l.endswith("config  audit") for l in listed), listed)
+            self.assertFalse(os.path.exists(os.path.join(backups, "sets", "1")))
+            # The dump is pg_restore's, with the audit rows in it.
+            dump = os.path.join(backups, "sets", "3", "audit.pgdump")
+            toc = subprocess.run(["pg_restore", "--list", dump], capture_output=True, text=True,
+                                 check=True).stdout
+            self.assertIn("TABLE DATA public audit_events", toc)
+            st = os.stat(os.path.join(backups, "sets", "3", "config.toml"))
+            self.assertEqual(st.st_mode & 0o777, 0o600)
+            # A database that does not answer: the store's backup is taken and
+            # the command fails, saying which part is missing.
+            subprocess.run([PG_SH, "stop", self.pg], check=True, timeout=60)
+            r = ctl(self.config, "backup", backups)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("the store's backup 4 is taken, but pg_dump of the audit trail failed",
+                          r.stderr)
+            self.pg_start()
+        finally:
+            self.assertEqual(d.stop(), 0, d.output())
+        for bad in (["--keep", "0"], ["--keep-days", "x"]):
+            r = ctl(self.config, "backup", backups, *bad)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("expects a number from 1 to 100000", r.stderr)
+
     def test_bad_arguments(self):
         self.assertEqual(ctl(self.config, "audit", "--limit", "x").returncode, 2)
         self.assertEqual(ctl(self.config, "audit", "--bogus").returncode, 2)

@@ -2,10 +2,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
+#include <cerrno>
+#include <charconv>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "eventlog/local/local_log.h"
 #include "eventlog/open.h"
@@ -52,26 +60,93 @@ std::optional<std::int64_t> parse_time_arg(const std::string& s) {
   return static_cast<std::int64_t>(timegm(&t)) * 1000;
 }
 
+namespace {
+
+// The rest of a backup set, beside the store's backup `id`: the
+// configuration in force (0600: it may hold secrets) and, with the audit
+// trail on, its tables as pg_dump writes them (custom format: compressed,
+// for pg_restore). Throws std::runtime_error.
+void complete_set(const config::Config& c, const fs::path& dir, std::uint32_t id) {
+  const fs::path set = dir / "sets" / std::to_string(id);
+  fs::create_directories(set);
+  fs::copy_file(c.source, set / "config.toml", fs::copy_options::overwrite_existing);
+  fs::permissions(set / "config.toml", fs::perms::owner_read | fs::perms::owner_write);
+  if (!(c.database.enabled && c.security.enable_audit_logging && c.database.configured())) return;
+  // The password goes through the environment, never the command line.
+  config::Database db = c.database;
+  const std::string password = std::exchange(db.password, std::string());
+  const std::string out = (set / "audit.pgdump").string();
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("cannot start pg_dump: fork failed");
+  if (pid == 0) {
+    if (!password.empty()) setenv("PGPASSWORD", password.c_str(), 1);
+    const std::string dbname = "--dbname=" + db.conninfo();
+    const std::string file = "--file=" + out;
+    execlp("pg_dump", "pg_dump", "--format=custom", "--table=audit_*",
+           "--table=a3_schema_migrations", dbname.c_str(), file.c_str(), nullptr);
+    std::fprintf(stderr, "a3ctl: cannot run pg_dump: %s\n", std::strerror(errno));
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::error_code ec;
+    fs::remove(out, ec);
+    throw std::runtime_error(fmt::format(
+        "the store's backup {} is taken, but pg_dump of the audit trail failed (exit {})", id,
+        WIFEXITED(status) ? WEXITSTATUS(status) : -1));
+  }
+}
+
+std::optional<long> number(const std::string& s) {
+  long v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || v < 0) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
 int backup_command(Context& ctx) {
   const auto& c = ctx.config;
   bool list = false;
   std::optional<fs::path> dir;
-  for (const auto& a : ctx.args) {
-    if (a == "--list") {
+  std::size_t keep = 0;
+  int keep_days = 0;
+  const auto& a = ctx.args;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i] == "--list") {
       list = true;
-    } else if (!dir && !a.starts_with("--")) {
-      dir = a;
+    } else if ((a[i] == "--keep" || a[i] == "--keep-days") && i + 1 < a.size()) {
+      const auto n = number(a[i + 1]);
+      if (!n || *n == 0 || *n > 100000)
+        return fmt::print(stderr, "a3ctl: {} expects a number from 1 to 100000 (got '{}')\n", a[i],
+                          a[i + 1]),
+               2;
+      if (a[i] == "--keep") {
+        keep = static_cast<std::size_t>(*n);
+      } else {
+        keep_days = static_cast<int>(*n);
+      }
+      ++i;
+    } else if (!dir && !a[i].starts_with("--")) {
+      dir = a[i];
     } else {
-      fmt::print(stderr, "a3ctl: unexpected argument '{}'\n", a);
+      fmt::print(stderr, "a3ctl: unexpected argument '{}'\n", a[i]);
       return 2;
     }
   }
   if (!dir) return fmt::print(stderr, "a3ctl: backup needs a DIR\n"), 2;
   if (list) {
     for (const auto& m : projections::backup::list(*dir)) {
-      fmt::print("backup {}  {}  view at {}  log {}\n", m.id, time_text(m.time_ms),
+      const fs::path set = *dir / "sets" / std::to_string(m.id);
+      std::string extras;
+      if (fs::exists(set / "config.toml")) extras += "  config";
+      if (fs::exists(set / "audit.pgdump")) extras += "  audit";
+      fmt::print("backup {}  {}  view at {}  log {}{}\n", m.id, time_text(m.time_ms),
                  offsets_text(m.view_positions),
-                 m.has_log ? "ends " + offsets_text(m.log_ends) : std::string("not included"));
+                 m.has_log ? "ends " + offsets_text(m.log_ends) : std::string("not included"),
+                 extras);
     }
     return 0;
   }
@@ -83,21 +158,36 @@ int backup_command(Context& ctx) {
     if (!reply) return fmt::print(stderr, "a3ctl: the daemon closed the admin connection\n"), 1;
     if (!reply->ok) return fmt::print(stderr, "a3ctl: {}\n", reply->text), 1;
     fmt::print("{}\n", reply->text);
-    return 0;
+  } else {
+    auto log = eventlog::open(c, eventlog::Access::read_write);
+    auto view = projections::view::ViewDb::open(c.store.path);
+    {
+      // The backup holds an up-to-date view.
+      projections::Projector projector(*log, *view);
+      if (!projector.catch_up()) throw std::runtime_error(projector.failure());
+    }
+    auto* local = dynamic_cast<eventlog::local::LocalLog*>(log.get());
+    const auto m = projections::backup::create(*dir, *view, local);
+    fmt::print("backup {} in {}: view at {}, log {}\n", m.id, fs::absolute(*dir).string(),
+               offsets_text(m.view_positions),
+               local ? "ends " + offsets_text(m.log_ends)
+                     : std::string("not included (Kafka keeps it: retention.ms=-1)"));
   }
-  auto log = eventlog::open(c, eventlog::Access::read_write);
-  auto view = projections::view::ViewDb::open(c.store.path);
-  {
-    // The backup holds an up-to-date view.
-    projections::Projector projector(*log, *view);
-    if (!projector.catch_up()) throw std::runtime_error(projector.failure());
+  // The newest backup is the one just taken.
+  const auto all = projections::backup::list(*dir);
+  if (all.empty()) throw std::runtime_error("the backup is not in " + dir->string());
+  const std::uint32_t id =
+      std::max_element(all.begin(), all.end(), [](auto& x, auto& y) { return x.id < y.id; })->id;
+  complete_set(c, *dir, id);
+  fmt::print("set {}: the configuration{}\n", id,
+             fs::exists(*dir / "sets" / std::to_string(id) / "audit.pgdump")
+                 ? " and the audit trail (audit.pgdump)"
+                 : "");
+  if (keep || keep_days) {
+    const auto gone = projections::backup::prune(*dir, keep, keep_days);
+    fmt::print("retention: {} backup{} deleted{}\n", gone.size(), gone.size() == 1 ? "" : "s",
+               gone.empty() ? std::string() : fmt::format(" ({})", fmt::join(gone, ", ")));
   }
-  auto* local = dynamic_cast<eventlog::local::LocalLog*>(log.get());
-  const auto m = projections::backup::create(*dir, *view, local);
-  fmt::print("backup {} in {}: view at {}, log {}\n", m.id, fs::absolute(*dir).string(),
-             offsets_text(m.view_positions),
-             local ? "ends " + offsets_text(m.log_ends)
-                   : std::string("not included (Kafka keeps it: retention.ms=-1)"));
   return 0;
 }
 

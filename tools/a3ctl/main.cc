@@ -44,8 +44,12 @@ Commands:
         [--mailbox NAME] [--limit N] [--json]
                       query the audit trail in PostgreSQL; T is a timestamp
                       (2026-11-20, 2026-11-20 10:00+01) or an age (7d, 12h)
-  backup DIR [--list]  back up the view and (local mode) the log into DIR,
-                      incrementally, with a manifest of offsets (daemon stopped)
+  backup DIR [--keep N] [--keep-days D] [--list]
+                      back up the view and (local mode) the log into DIR,
+                      incrementally, with a manifest of offsets, the
+                      configuration and (audit on) pg_dump of the audit
+                      tables in DIR/sets/ID; then prune to the newest N sets
+                      or those younger than D days
   restore DIR [--to-offset P:O]... [--to-time 2026-11-25T22:00:00Z]
                       build a new store whose log ends at the target (default:
                       the end) from the newest backup at or before it; the
