@@ -70,6 +70,25 @@ CREATE TABLE audit_positions (
   next_offset bigint  NOT NULL
 );
 )sql"},
+    // Timelines (docs/recovery.md): a restore starts the next one where it
+    // cut the log. Rows of a discarded history stay, marked superseded_by
+    // the timeline that replaced them; the rows of the new history reuse
+    // their offsets.
+    {2, R"sql(
+ALTER TABLE audit_events ADD COLUMN timeline integer NOT NULL DEFAULT 1;
+ALTER TABLE audit_events ADD COLUMN superseded_by integer;
+ALTER TABLE audit_events DROP CONSTRAINT audit_events_pkey;
+ALTER TABLE audit_events ADD PRIMARY KEY (timeline, partition, log_offset);
+CREATE INDEX audit_events_current ON audit_events (partition, log_offset)
+  WHERE superseded_by IS NULL;
+CREATE TABLE audit_timelines (
+  timeline    integer     PRIMARY KEY,
+  branched_at jsonb       NOT NULL,  -- {"partition": offset} where the log was cut
+  began       timestamptz NOT NULL,
+  noted       timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO audit_timelines VALUES (1, '{}', now(), now());
+)sql"},
 };
 
 std::optional<std::string> ip_or_null(const std::string& ip) {
@@ -167,7 +186,7 @@ struct RowFields {
   void operator()(const T&) {}
 };
 
-void append_row(std::string& out, const Event& e, eventlog::Position pos) {
+void append_row(std::string& out, const Event& e, eventlog::Position pos, int timeline) {
   Row r;
   std::visit(RowFields{r}, e.body);
   const std::optional<std::string> fields[] = {
@@ -189,6 +208,8 @@ void append_row(std::string& out, const Event& e, eventlog::Position pos) {
       r.flags,
       r.uids,
       to_json(e),  // already valid UTF-8 JSON; hashes and bodies left out
+      std::to_string(timeline),
+      std::nullopt,  // superseded_by
   };
   for (std::size_t i = 0; i < std::size(fields); ++i) {
     if (i) out.push_back('\t');
@@ -262,6 +283,7 @@ boost::system::result<std::map<std::int32_t, std::int64_t>, Failure> AuditProjec
   if (!db_->ok()) return Failure{db_->error()};
   if (auto m = migrate(*db_); !m) return m.error();
   std::string err;
+  if (auto t = follow_timeline(); !t) return t.error();
   auto r = db_->query("SELECT partition, next_offset FROM audit_positions", {}, &err);
   if (!r) return Failure{err};
   std::map<std::int32_t, std::int64_t> stored;
@@ -270,6 +292,51 @@ boost::system::result<std::map<std::int32_t, std::int64_t>, Failure> AuditProjec
   }
   purge();  // also when nothing new comes: at every (re)connection
   return stored;
+}
+
+// The store's timeline, and the trail's: when the store is on a newer one
+// (a restore cut the log), the trail notes it, marks the rows of the cut
+// history superseded and moves its positions back to the cut, all in one
+// transaction; the new history's events are then audited at those offsets.
+boost::system::result<void, Failure> AuditProjector::follow_timeline() {
+  try {
+    timeline_ = read_timeline(options_.data_dir);
+  } catch (const std::exception& e) {
+    return Failure{e.what()};
+  }
+  std::string err;
+  auto r = db_->query("SELECT coalesce(max(timeline), 1) FROM audit_timelines", {}, &err);
+  if (!r) return Failure{err};
+  const int known = std::atoi(PQgetvalue(r.get(), 0, 0));
+  if (known == timeline_.id) return {};
+  if (known > timeline_.id) {
+    return Failure{fmt::format(
+        "the audit trail is on timeline {} but this store on timeline {}: a store restored from "
+        "elsewhere? (data_dir/timeline)",
+        known, timeline_.id)};
+  }
+  std::string branch = "{";
+  std::string sql = "BEGIN;";
+  for (const auto& [p, offset] : timeline_.branched_at) {
+    branch += fmt::format("{}\"{}\":{}", branch.size() > 1 ? "," : "", p, offset);
+    sql += fmt::format(
+        "UPDATE audit_events SET superseded_by = {0} WHERE partition = {1} AND log_offset >= {2} "
+        "AND superseded_by IS NULL;"
+        "UPDATE audit_positions SET next_offset = LEAST(next_offset, {2}) WHERE partition = {1};",
+        timeline_.id, p, offset);
+  }
+  branch += "}";
+  sql += fmt::format(
+      "INSERT INTO audit_timelines (timeline, branched_at, began) VALUES ({}, '{}', "
+      "to_timestamp({}::double precision / 1000)); COMMIT;",
+      timeline_.id, branch, timeline_.at_ms);
+  if (auto e = db_->exec(sql)) {
+    db_->exec("ROLLBACK");
+    return Failure{*e};
+  }
+  spdlog::info("audit: timeline {} began at {} (a restore); the rows after it are superseded",
+               timeline_.id, branch);
+  return {};
 }
 
 // The guide's audit retention: rows past it go, an hour apart at most. A
@@ -329,7 +396,7 @@ Projection::Applied AuditProjector::apply(std::int32_t p, std::vector<eventlog::
           fmt::format("the event at {} is corrupt: {}", rec.position.str(), e.error().detail)};
       break;
     }
-    append_row(rows, *e, rec.position);
+    append_row(rows, *e, rec.position, timeline_.id);
     mailbox_sql(mailboxes, *e);
     next = rec.position.offset + 1;
   }

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -19,6 +20,7 @@
 
 #include "eventlog/event_log.h"
 #include "projections/runner.h"
+#include "projections/timeline.h"
 #include "schemas/event.h"
 
 namespace a3::projections::audit {
@@ -32,6 +34,8 @@ struct Options {
   // Rows older than this are deleted, at most once an hour (the guide's
   // audit_retention_days); 0: kept for ever.
   int retention_days = 0;
+  // Where the store's timeline file is (projections/timeline.h).
+  std::filesystem::path data_dir{};
 };
 
 // Applies the versioned migrations that are not applied yet (at start-up).
@@ -62,11 +66,13 @@ class AuditProjector : private Projection {
   bool retries() const override { return true; }
   void mailbox_sql(std::string& out, const schemas::Event& e);
   void purge();
+  boost::system::result<void, Failure> follow_timeline();
 
   eventlog::EventLog& log_;
   Options options_;
   std::unique_ptr<Connection> db_;
   std::chrono::steady_clock::time_point last_purge_{};  // the runner's thread only
+  Timeline timeline_;                                   // the runner's thread only
   Runner runner_;  // last: its thread stops before the members it uses go
 };
 

@@ -132,6 +132,51 @@ class AuditTest(unittest.TestCase):
             self.assertEqual(r.returncode, 2)
             self.assertIn("expects a number from 1 to 100000", r.stderr)
 
+    def test_a_restore_starts_a_timeline_and_the_trail_keeps_the_histories_apart(self):
+        """After a3ctl restore, the events of the new history reuse the
+        offsets of the discarded ones: both are in the trail, the discarded
+        rows marked, the new ones audited (not skipped as already seen)."""
+        backups = os.path.join(self.tmp.name, "backups")
+        accounts = lambda rows: sorted({r["account"] for r in rows if r["kind"] == "AccountCreated"})
+        d = Daemon(self.config)
+        try:
+            d.wait_for("started")
+            self.assertEqual(ctl(self.config, "account", "add", "alice@example.test",
+                                 "--password", "pw").returncode, 0)
+            cut = ctl(self.config, "log", "end").stdout.strip()  # "0:N"
+            self.assertEqual(ctl(self.config, "backup", backups).returncode, 0)
+            self.assertEqual(ctl(self.config, "account", "add", "bob@example.test",
+                                 "--password", "pw").returncode, 0)
+            self.wait_rows(2, "--kind", "AccountCreated")
+        finally:
+            self.assertEqual(d.stop(), 0, d.output())
+        r = ctl(self.config, "restore", backups, "--to-offset", cut)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("timeline 2 begins at %s" % cut, r.stdout)
+        d = Daemon(self.config)
+        try:
+            d.wait_for("started")
+            self.assertEqual(ctl(self.config, "account", "add", "carol@example.test",
+                                 "--password", "pw").returncode, 0)
+            deadline = time.time() + 30
+            while accounts(self.audit()) != ["alice@example.test", "carol@example.test"]:
+                self.assertLess(time.time(), deadline, self.audit("--all-timelines"))
+                time.sleep(0.2)
+            everything = self.audit("--all-timelines")
+            self.assertEqual(accounts(everything),
+                             ["alice@example.test", "bob@example.test", "carol@example.test"])
+            bob = [r for r in everything if r["account"] == "bob@example.test"]
+            self.assertTrue(all(r["superseded_by"] == 2 and r["timeline"] == 1 for r in bob), bob)
+            carol = [r for r in everything if r["account"] == "carol@example.test"]
+            self.assertTrue(all(r["timeline"] == 2 and r["superseded_by"] is None for r in carol))
+            # Carol's first event took the offset bob's first had.
+            self.assertEqual(carol[0]["position"], bob[0]["position"])
+            lines = ctl(self.config, "audit", "--timelines").stdout.splitlines()
+            self.assertEqual(len(lines), 2, lines)
+            self.assertIn('at {"%s": %s}' % tuple(cut.split(":")), lines[1])
+        finally:
+            self.assertEqual(d.stop(), 0, d.output())
+
     def test_bad_arguments(self):
         self.assertEqual(ctl(self.config, "audit", "--limit", "x").returncode, 2)
         self.assertEqual(ctl(self.config, "audit", "--bogus").returncode, 2)

@@ -32,6 +32,7 @@ int audit_command(Context& ctx) {
   std::optional<std::string> account, kind, since, until, ip, mailbox;
   std::string limit = "1000";
   bool json = false;
+  bool all_timelines = false, timelines = false;
   const auto& a = ctx.args;
   for (std::size_t i = 0; i < a.size(); ++i) {
     auto value = [&]() -> std::optional<std::string> {
@@ -41,6 +42,12 @@ int audit_command(Context& ctx) {
     std::optional<std::string>* target = nullptr;
     if (a[i] == "--json") {
       json = true;
+      continue;
+    } else if (a[i] == "--all-timelines") {
+      all_timelines = true;
+      continue;
+    } else if (a[i] == "--timelines") {
+      timelines = true;
       continue;
     } else if (a[i] == "--account") {
       target = &account;
@@ -74,24 +81,38 @@ int audit_command(Context& ctx) {
   }
   if (since) since = time_arg(*since);
   if (until) until = time_arg(*until);
-  if (!ctx.config.database.enabled || ctx.config.database.url.empty()) {
-    fmt::print(stderr, "a3ctl: the audit trail needs [database] url in {}\n",
+  if (!ctx.config.database.enabled || !ctx.config.database.configured()) {
+    fmt::print(stderr, "a3ctl: the audit trail needs [database] url (or host, database) in {}\n",
                ctx.config.source.string());
     return 2;
   }
-  projections::audit::Connection db(ctx.config.database.url);
+  projections::audit::Connection db(ctx.config.database.conninfo());
   if (!db.ok()) {
     fmt::print(stderr, "a3ctl: cannot connect to PostgreSQL: {}\n", db.error());
     return 1;
   }
   std::string err;
+  if (timelines) {
+    // The store's histories: each restore began one where it cut the log.
+    auto t = db.query(R"sql(
+SELECT timeline, to_char(began AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), branched_at::text
+  FROM audit_timelines ORDER BY timeline)sql",
+                      {}, &err);
+    if (!t) return fmt::print(stderr, "a3ctl: audit query failed: {}\n", err), 1;
+    for (int i = 0; i < PQntuples(t.get()); ++i)
+      fmt::print("timeline {}  began {}  at {}\n", PQgetvalue(t.get(), i, 0),
+                 PQgetvalue(t.get(), i, 1), PQgetvalue(t.get(), i, 2));
+    return 0;
+  }
+  const std::optional<std::string> current =
+      all_timelines ? std::nullopt : std::optional<std::string>("current");
   auto r = db.query(R"sql(
 SELECT e.partition || ':' || e.log_offset,
        to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
        e.kind, e.account, e.protocol, coalesce(e.actor_user, ''),
        coalesce(host(e.remote_ip), ''), coalesce(m.name, ''), coalesce(e.message_id, ''),
        coalesce(array_to_string(e.uids, ','), ''), coalesce(array_to_string(e.flags, ' '), ''),
-       e.details::text
+       e.details::text, e.timeline, coalesce(e.superseded_by::text, '')
   FROM audit_events e LEFT JOIN audit_mailboxes m USING (mailbox_id)
  WHERE ($1::text IS NULL OR e.account = lower($1))
    AND ($2::text IS NULL OR e.kind = $2)
@@ -99,9 +120,10 @@ SELECT e.partition || ':' || e.log_offset,
    AND ($4::timestamptz IS NULL OR e.at < $4)
    AND ($5::inet IS NULL OR e.remote_ip <<= $5)
    AND ($6::text IS NULL OR m.name = $6)
+   AND ($8::text IS NULL OR e.superseded_by IS NULL)
  ORDER BY e.at, e.partition, e.log_offset
  LIMIT $7)sql",
-                    {account, kind, since, until, ip, mailbox, limit}, &err);
+                    {account, kind, since, until, ip, mailbox, limit, current}, &err);
   if (!r) {
     fmt::print(stderr, "a3ctl: audit query failed: {}\n", err);
     return 1;
@@ -112,16 +134,18 @@ SELECT e.partition || ':' || e.log_offset,
       fmt::print(
           "{{\"position\":{},\"at\":{},\"kind\":{},\"account\":{},\"protocol\":{},\"user\":{},"
           "\"remote_ip\":{},\"mailbox\":{},\"message_id\":{},\"uids\":{},\"flags\":{},"
-          "\"event\":{}}}\n",
+          "\"timeline\":{},\"superseded_by\":{},\"event\":{}}}\n",
           json_string(v(0)), json_string(v(1)), json_string(v(2)), json_string(v(3)),
           json_string(v(4)), json_string(v(5)), json_string(v(6)), json_string(v(7)),
-          json_string(v(8)), json_string(v(9)), json_string(v(10)), v(11));
+          json_string(v(8)), json_string(v(9)), json_string(v(10)), v(12),
+          v(13).empty() ? std::string("null") : v(13), v(11));
     } else {
       std::string what;
       if (!v(7).empty()) what += " mailbox=" + v(7);
       if (!v(9).empty()) what += " uids=" + v(9);
       if (!v(10).empty()) what += " flags=" + v(10);
       if (!v(8).empty()) what += " message-id=" + v(8);
+      if (!v(13).empty()) what += " (discarded: timeline " + v(13) + " replaced it)";
       fmt::print("{} {:<10} {:<24} {:<22} by {}{}{}{}\n", v(1), v(0), v(2), v(3), v(4),
                  v(5).empty() ? "" : " " + v(5), v(6).empty() ? "" : " from " + v(6), what);
     }

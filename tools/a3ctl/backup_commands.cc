@@ -20,6 +20,7 @@
 #include "frontends/admin/protocol.h"
 #include "projections/backup.h"
 #include "projections/projector.h"
+#include "projections/timeline.h"
 #include "tools/a3ctl/commands.h"
 #include "tools/a3ctl/output.h"
 #include "tools/a3ctl/store_access.h"
@@ -248,6 +249,15 @@ int restore_command(Context& ctx) {
                                   offsets_text(r.base->view_positions))
                     : std::string("an empty view (no backup at or before the target)"));
   fmt::print("the previous store (with any later events) is kept in {}\n", r.aside.string());
+  // A new history from here: the audit trail keeps the two apart.
+  projections::Timeline t = projections::read_timeline(c.server.data_dir);
+  t.id += 1;
+  t.branched_at = r.ends;
+  t.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count();
+  projections::write_timeline(c.server.data_dir, t);
+  fmt::print("timeline {} begins at {}\n", t.id, offsets_text(r.ends));
   return 0;
 }
 

@@ -41,9 +41,11 @@ Commands:
   queue delete ID      drop it without a bounce (OutboundDeleted)
   queue flush          every queued message now
   audit [--account A] [--kind K] [--since T] [--until T] [--remote-ip IP[/N]]
-        [--mailbox NAME] [--limit N] [--json]
+        [--mailbox NAME] [--limit N] [--json] [--all-timelines]
                       query the audit trail in PostgreSQL; T is a timestamp
-                      (2026-11-20, 2026-11-20 10:00+01) or an age (7d, 12h)
+                      (2026-11-20, 2026-11-20 10:00+01) or an age (7d, 12h);
+                      the current history only, unless --all-timelines
+  audit --timelines   the store's timelines: each restore starts one
   backup DIR [--keep N] [--keep-days D] [--list]
                       back up the view and (local mode) the log into DIR,
                       incrementally, with a manifest of offsets, the

@@ -257,8 +257,10 @@ int main(int argc, char** argv) {
     if (config.database.enabled && config.security.enable_audit_logging &&
         config.database.configured()) {
       audit = std::make_unique<a3::projections::audit::AuditProjector>(
-          *log, a3::projections::audit::Options{
-                    .url = conninfo, .retention_days = config.security.audit_retention_days});
+          *log,
+          a3::projections::audit::Options{.url = conninfo,
+                                          .retention_days = config.security.audit_retention_days,
+                                          .data_dir = config.server.data_dir});
       audit->start();
     }
     if (config.monitoring.enabled) {
