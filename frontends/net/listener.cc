@@ -1,4 +1,5 @@
 #include "frontends/net/listener.h"
+#include "common/logging.h"
 #include "common/metrics.h"
 #include "frontends/net/driver.h"
 
@@ -160,7 +161,8 @@ void Listeners::listen(const config::Listener& listener, bool have_tls, Serve se
           const auto blocked = std::atomic_load(&blocked_);
           if (std::any_of(blocked->begin(), blocked->end(),
                           [&](const Network& n) { return n.contains(ip); })) {
-            spdlog::debug("{}: {} is in a blocked network; closed", name_, ip.to_string());
+            logging::log(spdlog::level::debug, {name_, "", ip.to_string(), ""},
+                         "in a blocked network; closed");
             metrics::connection_refused(name_, "blocked");
             socket.close(ec);
             continue;
@@ -195,10 +197,12 @@ void Listeners::listen(const config::Listener& listener, bool have_tls, Serve se
                              } catch (const boost::system::system_error& se) {
                                if (se.code() != asio::error::eof &&
                                    se.code() != asio::error::operation_aborted) {
-                                 spdlog::debug("{}: session ended: {}", name, se.what());
+                                 logging::log(spdlog::level::debug, {name, "", ip.to_string(), ""},
+                                              "session ended: {}", se.what());
                                }
                              } catch (const std::exception& ex) {
-                               spdlog::warn("{}: session failed: {}", name, ex.what());
+                               logging::log(spdlog::level::warn, {name, "", ip.to_string(), ""},
+                                            "session failed: {}", ex.what());
                                metrics::error("session");
                              }
                            }

@@ -1,4 +1,5 @@
 #include "frontends/net/login.h"
+#include "common/logging.h"
 #include "common/metrics.h"
 
 #include <fmt/format.h>
@@ -55,9 +56,9 @@ asio::awaitable<LoginResult> login(LoginContext ctx, std::string mechanism, std:
   if (account && ctx.per_account) {
     result.slot = ctx.per_account->acquire(*account);
     if (!result.slot) {
-      spdlog::info("{} {}: {} already has {} sessions; login refused",
-                   schemas::to_string(ctx.protocol), ctx.session_id, *account,
-                   ctx.per_account->max());
+      logging::log(spdlog::level::info,
+                   {schemas::to_string(ctx.protocol), ctx.session_id, ctx.remote_ip, *account},
+                   "already {} sessions; login refused", ctx.per_account->max());
       reason = fmt::format("session limit ({} sessions)", ctx.per_account->max());
       result.over_limit = true;
       account.reset();
@@ -71,10 +72,14 @@ asio::awaitable<LoginResult> login(LoginContext ctx, std::string mechanism, std:
       auth_event(ctx.protocol, mechanism, user, account, ctx.remote_ip, ctx.session_id, reason));
   auto logged = ctx.store.execute(std::move(audit), projections::Store::Wait::durable);
   if (!co_await std::move(logged)) {
-    spdlog::warn("{} {}: the login of {} could not be logged; answered a temporary failure",
-                 schemas::to_string(ctx.protocol), ctx.session_id, user);
+    logging::log(spdlog::level::warn,
+                 {schemas::to_string(ctx.protocol), ctx.session_id, ctx.remote_ip, user},
+                 "the login could not be logged; answered a temporary failure");
     co_return LoginResult{std::nullopt, true, false, nullptr};
   }
+  logging::log(spdlog::level::debug,
+               {schemas::to_string(ctx.protocol), ctx.session_id, ctx.remote_ip, user},
+               "login {} ({})", account ? "accepted" : "refused", mechanism);
   result.account = std::move(account);
   co_return result;
 }

@@ -1,4 +1,5 @@
 #include "frontends/smtp/server.h"
+#include "common/logging.h"
 
 #include <atomic>
 #include <map>
@@ -165,8 +166,8 @@ class SmtpHandler : public net::Handler {
       if (results.disposition == delivery::Disposition::reject) {
         stream_.reset();  // its chunks are dropped by the projector
         ctx_.staged_signature.reset();
-        spdlog::info("smtp {}: refused a message from {} ({}; {})", ctx_.session_id, ctx_.remote_ip,
-                     results.reject_reason,
+        logging::log(spdlog::level::info, {"smtp", ctx_.session_id, ctx_.remote_ip, ""},
+                     "refused a message ({}; {})", results.reject_reason,
                      results.header(st_.config.server.hostname).substr(0, 300));
         co_await run_session(
             [&] { session_.refused(fmt::format("550 5.7.1 {}", results.reject_reason), "dmarc"); });
@@ -190,7 +191,9 @@ class SmtpHandler : public net::Handler {
     ctx_.authentication.reset();
     ctx_.quarantine = false;
     if (refused) {
-      spdlog::warn("smtp {}: a message was not delivered ({}); answered {}", ctx_.session_id,
+      logging::log(spdlog::level::warn,
+                   {"smtp", ctx_.session_id, ctx_.remote_ip, session_.authenticated_user()},
+                   "a message was not delivered ({}); answered {}",
                    projections::to_string(*refused), reply_for(*refused, Stage::data).code);
     }
     auto answer = [&] {

@@ -349,6 +349,30 @@ class LifecycleTest(unittest.TestCase):
         for n in names:
             self.assertLessEqual(os.path.getsize(os.path.join(self.dir, n)), 4096 + 1024)
 
+    def test_json_log_lines_name_component_session_ip_and_account_never_secrets(self):
+        self.start(extra='[logging]\noutput = "a3.log"\nformat = "json"\nlevel = "debug"\n')
+        imap = imaplib.IMAP4_SSL("127.0.0.1", self.imaps, ssl_context=tls_client(), timeout=10)
+        self.assertRaises(imaplib.IMAP4.error, imap.login, "ann@example.test", "s3cret-never-logged")
+        imap.logout()
+        with smtplib.SMTP("127.0.0.1", self.smtp, timeout=10) as s:
+            s.sendmail("x@example.net", ["ann@example.test"],
+                       "Subject: private\r\n\r\nBODY-MARKER-never-logged\r\n")
+        self.wait_for_log("login refused")
+        self.assertEqual(self.daemon.stop(), 0)
+        lines = [json.loads(l) for l in self.log_text().splitlines() if l.strip()]
+        login = [l for l in lines if l["msg"] == "login refused (LOGIN)"]
+        self.assertEqual(len(login), 1, lines)
+        self.assertEqual(login[0]["component"], "imap")
+        self.assertEqual(login[0]["remote_ip"], "127.0.0.1")
+        self.assertEqual(login[0]["account"], "ann@example.test")
+        self.assertTrue(login[0]["session"].startswith("i"), login[0])
+        self.assertEqual(login[0]["level"], "debug")
+        # Lines without fields still name their component.
+        self.assertTrue(any(l.get("component") == "monitoring" for l in lines))
+        text = self.log_text()
+        self.assertNotIn("s3cret-never-logged", text)
+        self.assertNotIn("BODY-MARKER-never-logged", text)
+
     def test_metrics_and_health(self):
         self.start()
         with smtplib.SMTP("127.0.0.1", self.smtp, timeout=10) as s:
