@@ -123,10 +123,17 @@ void Sampler::sample() {
           .Set(static_cast<double>(next));
       metrics::gauge("a3_projector_lag_events", "Events in the log not yet applied", labels)
           .Set(static_cast<double>(lag));
-      // Seconds since the projector was last seen caught up (to the
-      // sampling period).
+      // Seconds since the projector was last caught up: when it has applied
+      // everything the log held at the previous sample, it was caught up
+      // then (a busy but healthy projector is always a few events behind).
       auto& seen = caught_up_[{name, p}];
-      if (lag == 0 || seen == Clock::time_point{}) seen = now;
+      auto& before = previous_end_[{name, p}];
+      if (lag == 0 || seen == Clock::time_point{}) {
+        seen = now;
+      } else if (next >= before.first) {
+        seen = std::max(seen, before.second);
+      }
+      before = {end, now};
       metrics::gauge("a3_projector_lag_seconds",
                      "Seconds since the projector was last caught up with the log", labels)
           .Set(std::chrono::duration<double>(now - seen).count());

@@ -63,6 +63,10 @@ class Sampler {
   // The sampler thread's own.
   std::map<std::pair<std::string, std::int32_t>, std::chrono::steady_clock::time_point> caught_up_;
   std::map<std::int32_t, std::int64_t> ends_;
+  // The log's end at the previous sample, and when that was.
+  std::map<std::pair<std::string, std::int32_t>,
+           std::pair<std::int64_t, std::chrono::steady_clock::time_point>>
+      previous_end_;
   std::map<std::string, std::int64_t> lag_;  // per projector, summed over partitions
   double last_cpu_s_ = 0;
   std::chrono::steady_clock::time_point last_cpu_at_{};

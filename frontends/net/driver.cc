@@ -88,6 +88,9 @@ awaitable<void> drive(std::shared_ptr<Connection> c, Handler& h, DriverOptions o
       break;
     }
     if (ec) throw boost::system::system_error(ec);
+    // Bytes came: a command is in hand until it is answered, and its answer
+    // must not be cut by a cancel.
+    c->busy = true;
     std::string out = co_await h.feed(std::string(buf.data(), n));
     for (;;) {
       if (!out.empty()) co_await write(c, std::exchange(out, std::string()));

@@ -104,8 +104,11 @@ void Listeners::stop() {
       if (!c->greeted) return c->close();
       // Waiting for the next command: end the wait, and the driver says
       // goodbye. Inside one, the driver says it once the command is done.
+      // (Not while a write is in flight, e.g. IDLE's pusher: a cancel would
+      // cut it; the driver says goodbye after the client's next word, or
+      // abort() closes the connection after the grace period.)
       boost::system::error_code ec;
-      if (!c->busy) c->conn.socket().cancel(ec);
+      if (!c->busy && !c->writing) c->conn.socket().cancel(ec);
     });
   }
 }

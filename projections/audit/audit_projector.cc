@@ -299,43 +299,49 @@ boost::system::result<std::map<std::int32_t, std::int64_t>, Failure> AuditProjec
 // history superseded and moves its positions back to the cut, all in one
 // transaction; the new history's events are then audited at those offsets.
 boost::system::result<void, Failure> AuditProjector::follow_timeline() {
+  std::vector<Timeline> history;
   try {
-    timeline_ = read_timeline(options_.data_dir);
+    history = read_timelines(options_.data_dir / "timeline");
   } catch (const std::exception& e) {
     return Failure{e.what()};
   }
+  timeline_ = current_timeline(history);
   std::string err;
   auto r = db_->query("SELECT coalesce(max(timeline), 1) FROM audit_timelines", {}, &err);
   if (!r) return Failure{err};
   const int known = std::atoi(PQgetvalue(r.get(), 0, 0));
-  if (known == timeline_.id) return {};
   if (known > timeline_.id) {
     return Failure{fmt::format(
         "the audit trail is on timeline {} but this store on timeline {}: a store restored from "
         "elsewhere? (data_dir/timeline)",
         known, timeline_.id)};
   }
-  std::string branch = "{";
-  std::string sql = "BEGIN;";
-  for (const auto& [p, offset] : timeline_.branched_at) {
-    branch += fmt::format("{}\"{}\":{}", branch.size() > 1 ? "," : "", p, offset);
+  // Each timeline the trail does not know yet, oldest first: two restores
+  // while PostgreSQL was away are two cuts.
+  for (const auto& t : history) {
+    if (t.id <= known) continue;
+    std::string branch = "{";
+    std::string sql = "BEGIN;";
+    for (const auto& [p, offset] : t.branched_at) {
+      branch += fmt::format("{}\"{}\":{}", branch.size() > 1 ? "," : "", p, offset);
+      sql += fmt::format(
+          "UPDATE audit_events SET superseded_by = {0} WHERE partition = {1} AND log_offset >= "
+          "{2} AND superseded_by IS NULL;"
+          "UPDATE audit_positions SET next_offset = LEAST(next_offset, {2}) WHERE partition = {1};",
+          t.id, p, offset);
+    }
+    branch += "}";
     sql += fmt::format(
-        "UPDATE audit_events SET superseded_by = {0} WHERE partition = {1} AND log_offset >= {2} "
-        "AND superseded_by IS NULL;"
-        "UPDATE audit_positions SET next_offset = LEAST(next_offset, {2}) WHERE partition = {1};",
-        timeline_.id, p, offset);
+        "INSERT INTO audit_timelines (timeline, branched_at, began) VALUES ({}, '{}', "
+        "to_timestamp({}::double precision / 1000)); COMMIT;",
+        t.id, branch, t.at_ms);
+    if (auto e = db_->exec(sql)) {
+      db_->exec("ROLLBACK");
+      return Failure{*e};
+    }
+    spdlog::info("audit: timeline {} began at {} (a restore); the rows after it are superseded",
+                 t.id, branch);
   }
-  branch += "}";
-  sql += fmt::format(
-      "INSERT INTO audit_timelines (timeline, branched_at, began) VALUES ({}, '{}', "
-      "to_timestamp({}::double precision / 1000)); COMMIT;",
-      timeline_.id, branch, timeline_.at_ms);
-  if (auto e = db_->exec(sql)) {
-    db_->exec("ROLLBACK");
-    return Failure{*e};
-  }
-  spdlog::info("audit: timeline {} began at {} (a restore); the rows after it are superseded",
-               timeline_.id, branch);
   return {};
 }
 

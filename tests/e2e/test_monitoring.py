@@ -98,7 +98,7 @@ class MonitoringTest(unittest.TestCase):
             with open(os.path.join(FILES, "prometheus.yml")) as f:
                 config = f.read()
             # The packaged file, pointed at this daemon, scraping every second.
-            config = (config.replace("localhost:9090", "127.0.0.1:%d" % self.metrics)
+            config = (config.replace("localhost:9190", "127.0.0.1:%d" % self.metrics)
                       .replace("/usr/share/a3mailer/monitoring/alerting_rules.yml",
                                os.path.join(FILES, "alerting_rules.yml"))
                       .replace("scrape_interval: 30s", "scrape_interval: 1s")

@@ -325,6 +325,18 @@ class LifecycleTest(unittest.TestCase):
             self.assertEqual(s.recv(100), b"")
         self.assertEqual(self.daemon.stop(), 0, self.daemon.output())
 
+    def test_signals_never_reach_a_thread_that_would_die_of_them(self):
+        # Every thread blocks SIGHUP and SIGTERM, the log's flusher too: a
+        # burst of reloads leaves the daemon running (it was once killed by
+        # a SIGHUP taken by that thread).
+        self.start()
+        for _ in range(200):  # some arrive while the main thread reloads
+            self.daemon.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.002)
+        time.sleep(1)
+        self.assertIsNone(self.daemon.proc.poll(), self.daemon.output())
+        self.assertEqual(self.daemon.stop(), 0, self.daemon.output())
+
     def test_sighup_reopens_the_log_file_for_logrotate(self):
         self.start(extra='[logging]\noutput = "a3.log"\n')
         log = os.path.join(self.dir, "a3.log")

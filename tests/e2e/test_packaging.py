@@ -23,7 +23,8 @@ BUILD = os.path.dirname(os.path.abspath(BIN))
 HARDENING = ["Type=notify", "WatchdogSec=30", "ExecReload=/bin/kill -HUP $MAINPID",
              "NoNewPrivileges=true", "PrivateTmp=true", "ProtectSystem=strict",
              "ProtectHome=true",
-             "ReadWritePaths=/var/lib/a3mailer /var/log/a3mailer /run/a3mailer",
+             "ReadWritePaths=/var/lib/a3mailer /var/log/a3mailer /run/a3mailer "
+             "-/var/backups/a3mailer",
              "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
              "AmbientCapabilities=CAP_NET_BIND_SERVICE", "LimitNOFILE=65536",
              "LimitNPROC=4096", "MemoryMax=8G", "TimeoutStopSec=30", "User=a3mailer",

@@ -2,6 +2,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <cerrno>
@@ -15,6 +19,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <libpq-fe.h>
+
 #include "eventlog/local/local_log.h"
 #include "eventlog/open.h"
 #include "frontends/admin/protocol.h"
@@ -24,6 +30,8 @@
 #include "tools/a3ctl/commands.h"
 #include "tools/a3ctl/output.h"
 #include "tools/a3ctl/store_access.h"
+
+extern char** environ;
 
 namespace a3::ctl {
 
@@ -63,33 +71,95 @@ std::optional<std::int64_t> parse_time_arg(const std::string& s) {
 
 namespace {
 
+// Files a3ctl made as root under a directory owned by the daemon's user
+// become that user's, or the daemon could not open them.
+void give_to_owner(const fs::path& owner_of, const std::vector<fs::path>& paths) {
+  if (geteuid() != 0) return;
+  struct stat st {};
+  if (::stat(owner_of.c_str(), &st) != 0 || st.st_uid == 0) return;
+  for (const auto& p : paths) {
+    std::error_code ec;
+    if (!fs::exists(p, ec)) continue;
+    (void)::lchown(p.c_str(), st.st_uid, st.st_gid);
+    if (!fs::is_directory(p, ec)) continue;
+    for (auto it = fs::recursive_directory_iterator(p, ec); !ec && it != fs::end(it);
+         it.increment(ec))
+      (void)::lchown(it->path().c_str(), st.st_uid, st.st_gid);
+  }
+}
+
+// `conninfo` without its password (a keyword string), and the password.
+std::pair<std::string, std::string> split_password(const std::string& conninfo) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (!opts) {
+    std::string why = err ? err : "not a connection string";
+    PQfreemem(err);
+    throw std::runtime_error("the database's connection string: " + why);
+  }
+  std::string rest, password;
+  for (PQconninfoOption* o = opts; o->keyword; ++o) {
+    if (!o->val) continue;
+    const std::string key = o->keyword, val = o->val;
+    if (key == "password") {
+      password = val;
+      continue;
+    }
+    std::string quoted = "'";
+    for (char ch : val) {
+      if (ch == '\'' || ch == '\\') quoted += '\\';
+      quoted += ch;
+    }
+    rest += (rest.empty() ? "" : " ") + key + "=" + quoted + "'";
+  }
+  PQconninfoFree(opts);
+  return {rest, password};
+}
+
 // The rest of a backup set, beside the store's backup `id`: the
-// configuration in force (0600: it may hold secrets) and, with the audit
-// trail on, its tables as pg_dump writes them (custom format: compressed,
-// for pg_restore). Throws std::runtime_error.
+// configuration in force (0600: it may hold secrets), the timeline history,
+// and, with the audit trail on, its tables as pg_dump writes them (custom
+// format: compressed, for pg_restore). Throws std::runtime_error when the
+// dump fails (the rest is in place).
 void complete_set(const config::Config& c, const fs::path& dir, std::uint32_t id) {
   const fs::path set = dir / "sets" / std::to_string(id);
   fs::create_directories(set);
   fs::copy_file(c.source, set / "config.toml", fs::copy_options::overwrite_existing);
   fs::permissions(set / "config.toml", fs::perms::owner_read | fs::perms::owner_write);
+  if (fs::exists(c.server.data_dir / "timeline"))
+    fs::copy_file(c.server.data_dir / "timeline", set / "timeline",
+                  fs::copy_options::overwrite_existing);
   if (!(c.database.enabled && c.security.enable_audit_logging && c.database.configured())) return;
-  // The password goes through the environment, never the command line.
-  config::Database db = c.database;
-  const std::string password = std::exchange(db.password, std::string());
+  // The password goes through the environment, never the command line
+  // (which ps shows); everything is built before the child exists.
+  const auto [conninfo, password] = split_password(c.database.conninfo());
   const std::string out = (set / "audit.pgdump").string();
-  const pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error("cannot start pg_dump: fork failed");
-  if (pid == 0) {
-    if (!password.empty()) setenv("PGPASSWORD", password.c_str(), 1);
-    const std::string dbname = "--dbname=" + db.conninfo();
-    const std::string file = "--file=" + out;
-    execlp("pg_dump", "pg_dump", "--format=custom", "--table=audit_*",
-           "--table=a3_schema_migrations", dbname.c_str(), file.c_str(), nullptr);
-    std::fprintf(stderr, "a3ctl: cannot run pg_dump: %s\n", std::strerror(errno));
-    _exit(127);
-  }
+  std::vector<std::string> args = {"pg_dump",
+                                   "--format=custom",
+                                   "--table=audit_*",
+                                   "--table=a3_schema_migrations",
+                                   "--dbname=" + conninfo,
+                                   "--file=" + out};
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e)
+    if (!std::string_view(*e).starts_with("PGPASSWORD=")) env.emplace_back(*e);
+  if (!password.empty()) env.push_back("PGPASSWORD=" + password);
+  std::vector<char*> argv, envp;
+  for (auto& a : args)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (auto& e : env)
+    envp.push_back(e.data());
+  envp.push_back(nullptr);
+  pid_t pid = 0;
+  if (const int e = posix_spawnp(&pid, "pg_dump", nullptr, nullptr, argv.data(), envp.data()))
+    throw std::runtime_error(fmt::format(
+        "the store's backup {} is taken, but pg_dump cannot run: {} (install postgresql-client)",
+        id, std::strerror(e)));
   int status = 0;
-  waitpid(pid, &status, 0);
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) throw std::runtime_error("waiting for pg_dump failed");
+  }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     std::error_code ec;
     fs::remove(out, ec);
@@ -138,6 +208,19 @@ int backup_command(Context& ctx) {
     }
   }
   if (!dir) return fmt::print(stderr, "a3ctl: backup needs a DIR\n"), 2;
+  fs::create_directories(*dir);
+  give_to_owner(c.server.data_dir, {*dir});  // the daemon writes hot backups there
+  // One backup, set and pruning in DIR at a time (a timer and a cron line
+  // may overlap): pruning must not collect files a backup is writing.
+  const int lock = ::open((*dir / ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock < 0 || ::flock(lock, LOCK_EX) != 0)
+    return fmt::print(stderr, "a3ctl: cannot lock {}: {}\n", (*dir / ".lock").string(),
+                      std::strerror(errno)),
+           1;
+  struct Unlock {
+    int fd;
+    ~Unlock() { ::close(fd); }
+  } unlock{lock};
   if (list) {
     for (const auto& m : projections::backup::list(*dir)) {
       const fs::path set = *dir / "sets" / std::to_string(m.id);
@@ -174,21 +257,30 @@ int backup_command(Context& ctx) {
                local ? "ends " + offsets_text(m.log_ends)
                      : std::string("not included (Kafka keeps it: retention.ms=-1)"));
   }
-  // The newest backup is the one just taken.
+  // The newest backup is the one just taken (the lock keeps others out).
   const auto all = projections::backup::list(*dir);
   if (all.empty()) throw std::runtime_error("the backup is not in " + dir->string());
   const std::uint32_t id =
       std::max_element(all.begin(), all.end(), [](auto& x, auto& y) { return x.id < y.id; })->id;
-  complete_set(c, *dir, id);
-  fmt::print("set {}: the configuration{}\n", id,
-             fs::exists(*dir / "sets" / std::to_string(id) / "audit.pgdump")
-                 ? " and the audit trail (audit.pgdump)"
-                 : "");
+  std::string dump_failed;
+  try {
+    complete_set(c, *dir, id);
+  } catch (const std::exception& e) {
+    dump_failed = e.what();  // the store's backup is good: retention still runs
+  }
+  if (dump_failed.empty()) {
+    fmt::print("set {}: the configuration{}\n", id,
+               fs::exists(*dir / "sets" / std::to_string(id) / "audit.pgdump")
+                   ? " and the audit trail (audit.pgdump)"
+                   : "");
+  }
   if (keep || keep_days) {
     const auto gone = projections::backup::prune(*dir, keep, keep_days);
     fmt::print("retention: {} backup{} deleted{}\n", gone.size(), gone.size() == 1 ? "" : "s",
                gone.empty() ? std::string() : fmt::format(" ({})", fmt::join(gone, ", ")));
   }
+  give_to_owner(c.server.data_dir, {*dir});
+  if (!dump_failed.empty()) return fmt::print(stderr, "a3ctl: {}\n", dump_failed), 1;
   return 0;
 }
 
@@ -249,14 +341,25 @@ int restore_command(Context& ctx) {
                                   offsets_text(r.base->view_positions))
                     : std::string("an empty view (no backup at or before the target)"));
   fmt::print("the previous store (with any later events) is kept in {}\n", r.aside.string());
-  // A new history from here: the audit trail keeps the two apart.
-  projections::Timeline t = projections::read_timeline(c.server.data_dir);
-  t.id += 1;
+  // A new history from here: the audit trail keeps the two apart. It goes
+  // on from the longest history known, here or in the backup's sets (a
+  // store restored on a new machine).
+  auto history = projections::read_timelines(c.server.data_dir / "timeline");
+  std::error_code ec;
+  for (const auto& set : fs::directory_iterator(*dir / "sets", ec)) {
+    auto kept = projections::read_timelines(set.path() / "timeline");
+    if (projections::current_timeline(kept).id > projections::current_timeline(history).id)
+      history = std::move(kept);
+  }
+  projections::Timeline t;
+  t.id = projections::current_timeline(history).id + 1;
   t.branched_at = r.ends;
   t.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                 std::chrono::system_clock::now().time_since_epoch())
                 .count();
-  projections::write_timeline(c.server.data_dir, t);
+  history.push_back(t);
+  projections::write_timelines(c.server.data_dir / "timeline", history);
+  give_to_owner(c.server.data_dir, {c.eventlog.path, c.store.path, c.server.data_dir / "timeline"});
   fmt::print("timeline {} begins at {}\n", t.id, offsets_text(r.ends));
   return 0;
 }

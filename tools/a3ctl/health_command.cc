@@ -87,10 +87,18 @@ int health_command(Context& ctx) {
         const auto end = std::min(reply->text.find('\n', start), reply->text.size());
         const std::string line = reply->text.substr(start, end - start);
         start = end + 1;
-        // "name: ok: detail" or "name: error: detail"
+        // "name: ok: detail" or "name: error: detail"; anything else (an
+        // older daemon's "unknown command") is an error as it stands.
         const auto first = line.find(": ");
-        const bool ok = line.compare(first + 2, 3, "ok:") == 0;
-        report(ok, line.substr(0, first) + ": " + line.substr(first + (ok ? 6 : 9)));
+        if (first == std::string::npos) {
+          report(false, line);
+        } else if (line.compare(first, 6, ": ok: ") == 0) {
+          report(true, line.substr(0, first) + ": " + line.substr(first + 6));
+        } else if (line.compare(first, 9, ": error: ") == 0) {
+          report(false, line.substr(0, first) + ": " + line.substr(first + 9));
+        } else {
+          report(false, line);
+        }
       }
     }
   }

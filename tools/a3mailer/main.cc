@@ -137,6 +137,18 @@ int main(int argc, char** argv) {
   }
   if (config_path.empty()) return usage_error("--config FILE is required");
 
+  // Signals are taken synchronously by the main thread (sigwait); block them
+  // before any other thread exists (the log's flusher is one) so that every
+  // thread inherits the mask: a signal taken by another thread would kill
+  // the process (SIGHUP's and SIGTERM's default action).
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
   a3::config::Config config;
   try {
     config = a3::config::load(config_path);
@@ -157,16 +169,6 @@ int main(int argc, char** argv) {
   for (const auto& w : config.warnings)
     spdlog::warn("configuration: {}", w);
   a3::metrics::init_defaults();
-
-  // Signals are taken synchronously by the main thread (sigwait); block them
-  // before any other thread exists so that every thread inherits the mask.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
 
   // Start-up order: the log (the truth), the view, the projector that keeps
   // the view up to date with the log, then the endpoints that use them.
@@ -272,7 +274,13 @@ int main(int argc, char** argv) {
       // Created before the listener, so the I/O threads only ever read it.
       monitoring = std::make_unique<a3::monitoring::HttpServer>(
           io, config, [s = sampler.get()] { return s->verdict(); });
-      monitoring->listen();
+      try {
+        monitoring->listen();
+      } catch (const std::exception& e) {
+        // Mail does not stop for its monitoring.
+        spdlog::error("{}: running without /metrics and /healthz", e.what());
+        monitoring.reset();
+      }
     }
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
