@@ -65,6 +65,13 @@ bool Network::contains(std::string_view address) const {
   return !ec && contains(a);
 }
 
+ip::tcp::endpoint parse_endpoint(const std::string& bind) {
+  const auto colon = bind.rfind(':');
+  std::string host = bind.substr(0, colon);
+  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  return {ip::make_address(host), static_cast<unsigned short>(std::stoi(bind.substr(colon + 1)))};
+}
+
 std::string Network::str() const {
   return fmt::format("{}/{}", base_.to_string(), prefix_);
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
 
 namespace a3 {
 
@@ -24,6 +25,10 @@ class Network {
   boost::asio::ip::address base_;
   unsigned prefix_ = 0;
 };
+
+// A listener's "host:port" ("127.0.0.1:25", "[::1]:143") as an endpoint.
+// Throws on a malformed address (the configuration checked the form).
+boost::asio::ip::tcp::endpoint parse_endpoint(const std::string& bind);
 
 // Whether `address` is in any of `networks`.
 bool in_any(const std::vector<Network>& networks, std::string_view address);

@@ -12,6 +12,7 @@
 #include <boost/beast/http.hpp>
 
 #include "common/metrics.h"
+#include "common/network.h"
 
 namespace a3::monitoring {
 
@@ -31,14 +32,6 @@ constexpr std::size_t kMaxRequestHeader = 8 * 1024;
 constexpr int kMaxRequestsPerConnection = 100;
 constexpr auto kRequestTimeout = 10s;
 constexpr std::size_t kMaxConnections = 64;
-
-tcp::endpoint endpoint_of(const std::string& bind) {
-  const auto colon = bind.rfind(':');
-  std::string host = bind.substr(0, colon);
-  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  return {asio::ip::make_address(host),
-          static_cast<unsigned short>(std::stoi(bind.substr(colon + 1)))};
-}
 
 }  // namespace
 
@@ -180,7 +173,7 @@ HttpServer::~HttpServer() {
 void HttpServer::listen() {
   const std::string& bind = state_->config.monitoring.bind;
   try {
-    const auto ep = endpoint_of(bind);
+    const auto ep = parse_endpoint(bind);
     state_->acceptor.open(ep.protocol());
     state_->acceptor.set_option(tcp::acceptor::reuse_address(true));
     state_->acceptor.bind(ep);

@@ -240,9 +240,7 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
                    tls != nullptr,      implicit,  cfg.imap.allow_plaintext_auth};
   auto session = std::make_shared<Session>(info, limits, st->store, st->shared);
   ImapHandler handler(st, live, session);
-  const std::size_t buffer = cfg.performance.io_buffer_size
-                                 ? static_cast<std::size_t>(cfg.performance.io_buffer_size)
-                                 : 4096;
+  const std::size_t buffer = net::read_buffer_size(cfg, 4096);
   net::DriverOptions options{tls.get(),       implicit,   buffer,     schemas::Protocol::imap,
                              remote_ip,       session_id, &st->store, &st->throttle,
                              &st->per_account};

@@ -59,6 +59,12 @@ class Handler {
   virtual std::chrono::seconds read_timeout() const = 0;
 };
 
+// The guide's [performance] io_buffer_size, or the protocol's own size.
+inline std::size_t read_buffer_size(const config::Config& c, std::size_t protocol_default) {
+  return c.performance.io_buffer_size > 0 ? static_cast<std::size_t>(c.performance.io_buffer_size)
+                                          : protocol_default;
+}
+
 struct DriverOptions {
   boost::asio::ssl::context* tls = nullptr;  // null: no TLS at all
   bool implicit_tls = false;

@@ -1,6 +1,7 @@
 #include "frontends/net/listener.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "common/network.h"
 #include "frontends/net/driver.h"
 
 #include <algorithm>
@@ -16,18 +17,6 @@ using asio::awaitable;
 using asio::use_awaitable;
 using asio::ip::tcp;
 using namespace std::chrono_literals;
-
-namespace {
-
-tcp::endpoint parse_endpoint(const std::string& bind) {
-  const auto colon = bind.rfind(':');
-  std::string host = bind.substr(0, colon);
-  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  const auto port = static_cast<unsigned short>(std::stoi(bind.substr(colon + 1)));
-  return {asio::ip::make_address(host), port};
-}
-
-}  // namespace
 
 void Connection::close() {
   boost::system::error_code ec;

@@ -114,9 +114,7 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   // Destroyed on this coroutine's exit, which releases the maildrop.
   Session session(info, Limits{}, st->store, st->maildrops);
   Pop3Handler handler(session, st->store, st->pool, cfg.pop3.timeout_s);
-  const std::size_t buffer = cfg.performance.io_buffer_size
-                                 ? static_cast<std::size_t>(cfg.performance.io_buffer_size)
-                                 : 4096;
+  const std::size_t buffer = net::read_buffer_size(cfg, 4096);
   net::DriverOptions options{tls.get(),       implicit,   buffer,     schemas::Protocol::pop3,
                              remote_ip,       session_id, &st->store, &st->throttle,
                              &st->per_account};

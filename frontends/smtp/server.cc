@@ -342,9 +342,7 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   SmtpHandler handler(*st, session, std::move(ctx),
                       protocol == schemas::Protocol::smtp && !info.trusted_relay);
   handler.tls_description_ = [live] { return live->conn.tls_description(); };
-  const std::size_t buffer = cfg.performance.io_buffer_size
-                                 ? static_cast<std::size_t>(cfg.performance.io_buffer_size)
-                                 : 16384;
+  const std::size_t buffer = net::read_buffer_size(cfg, 16384);
   net::DriverOptions options{tls.get(), implicit,   buffer,     protocol,
                              remote_ip, session_id, &st->store, &st->throttle};
   co_await net::drive(live, handler, std::move(options));
