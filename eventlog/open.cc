@@ -30,7 +30,8 @@ std::unique_ptr<EventLog> open(const config::Config& config, Access access) {
   o.max_batch_records = static_cast<std::size_t>(c.group_commit_max_records);
   o.max_batch_bytes = static_cast<std::size_t>(c.group_commit_max_bytes);
   o.max_record_bytes = max_record;
-  o.read_only = access == Access::read_only;
+  o.read_only = access != Access::read_write;
+  o.follow = access == Access::read_only;
   return local::LocalLog::open(o);
 }
 

@@ -137,8 +137,10 @@ std::unique_ptr<LocalLog> LocalLog::open(const Options& options) {
     if (!mkdtemp(tmpl.data()))
       throw std::runtime_error("event log: cannot create a temp directory");
     log->secondary_dir_ = tmpl;
-    s = rocksdb::DB::OpenAsSecondary(opts, options.path.string(), tmpl, families, &log->handles_,
-                                     &raw);
+    s = options.follow ? rocksdb::DB::OpenAsSecondary(opts, options.path.string(), tmpl, families,
+                                                      &log->handles_, &raw)
+                       : rocksdb::DB::OpenForReadOnly(opts, options.path.string(), families,
+                                                      &log->handles_, &raw);
   } else {
     std::error_code ec;
     fs::create_directories(options.path, ec);
@@ -409,8 +411,10 @@ std::int64_t LocalLog::committed_end(std::int32_t partition) {
   // A secondary instance sees the primary's writes after catching up with
   // its WAL and manifest.
   std::lock_guard lock(catch_up_mu_);
-  const rocksdb::Status s = db_->TryCatchUpWithPrimary();
-  if (!s.ok()) spdlog::warn("event log: catching up with the writer failed: {}", s.ToString());
+  if (options_.follow) {
+    const rocksdb::Status s = db_->TryCatchUpWithPrimary();
+    if (!s.ok()) spdlog::warn("event log: catching up with the writer failed: {}", s.ToString());
+  }
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[0]));
   it->SeekForPrev(record_key(partition, std::numeric_limits<std::int64_t>::max()));
   std::int64_t end = 0;

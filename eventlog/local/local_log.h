@@ -34,6 +34,10 @@ struct Options {
   // Read-only follower of a log another process writes (RocksDB secondary
   // instance); it catches up on every poll. Appends fail with read_only.
   bool read_only = false;
+  // With read_only: follow the writer (a secondary instance), or read the
+  // log as it is at open (a read-only instance: no following, but safe with
+  // blob files, which RocksDB 7.8's secondary instances crash on).
+  bool follow = true;
   // For fault-injection tests only: the RocksDB environment to use.
   rocksdb::Env* env = nullptr;
 };

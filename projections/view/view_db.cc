@@ -133,8 +133,12 @@ void ViewDb::catch_up() {
 }
 
 std::map<std::int32_t, std::int64_t> ViewDb::positions() const {
+  return positions(rocksdb::ReadOptions());
+}
+
+std::map<std::int32_t, std::int64_t> ViewDb::positions(const rocksdb::ReadOptions& ro) const {
   std::map<std::int32_t, std::int64_t> out;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(Family::meta)));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(Family::meta)));
   for (it->Seek("next/"); it->Valid() && it->key().starts_with("next/"); it->Next()) {
     const auto k = it->key().ToStringView();
     if (k.size() != 9 || it->value().size() != 8) continue;
@@ -145,6 +149,21 @@ std::map<std::int32_t, std::int64_t> ViewDb::positions() const {
 }
 
 std::string ViewDb::digest() const {
+  rocksdb::ReadOptions ro;
+  return digest(ro);
+}
+
+ViewDb::Digested ViewDb::digest_with_positions() const {
+  // One snapshot for both: the projector may write meanwhile.
+  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
+  Digested d{positions(ro), digest(ro)};
+  db_->ReleaseSnapshot(snapshot);
+  return d;
+}
+
+std::string ViewDb::digest(rocksdb::ReadOptions ro) const {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
   auto feed = [&](std::string_view s) {
@@ -153,7 +172,6 @@ std::string ViewDb::digest() const {
     EVP_DigestUpdate(ctx, len.data(), len.size());
     EVP_DigestUpdate(ctx, s.data(), s.size());
   };
-  rocksdb::ReadOptions ro;
   ro.verify_checksums = true;
   for (int f = 0; f < static_cast<int>(Family::count_); ++f) {
     feed(kFamilyNames[f]);

@@ -11,6 +11,7 @@
 
 namespace rocksdb {
 class DB;
+struct ReadOptions;
 class ColumnFamilyHandle;
 }  // namespace rocksdb
 
@@ -72,11 +73,19 @@ class ViewDb {
   // SHA-256 over every key and value of every column family, in order: two
   // views with the same digest hold the same state, byte for byte.
   std::string digest() const;
+  // Both from one snapshot (a view that is being written: the daemon's).
+  struct Digested {
+    std::map<std::int32_t, std::int64_t> positions;
+    std::string digest;
+  };
+  Digested digest_with_positions() const;
 
   void close();
 
  private:
   void check_format();
+  std::map<std::int32_t, std::int64_t> positions(const rocksdb::ReadOptions& ro) const;
+  std::string digest(rocksdb::ReadOptions ro) const;  // a copy: checksums are turned on
   ViewDb() = default;
   std::filesystem::path path_;
   std::filesystem::path secondary_dir_;

@@ -560,5 +560,45 @@ class LifecycleTest(unittest.TestCase):
         self.assertEqual(self.daemon.stop(), 0)
 
 
+class RecoveryToolsOnBlobFilesTest(unittest.TestCase):
+    """a3ctl verify and log dump on a store whose bodies are in RocksDB blob
+    files (RocksDB 7.8's secondary instances crashed reading them: SIGSEGV),
+    with the daemon running and stopped."""
+
+    def test_verify_and_log_dump_read_blob_files(self):
+        tmp = tempfile.TemporaryDirectory(prefix="a3-blobs-")
+        port = free_port()
+        config = write_config(tmp.name, '[[server.listener]]\nprotocol = "smtp"\n'
+                                        'bind = "127.0.0.1:%d"\n[database]\nenabled = false\n'
+                                        '[smtp]\ncheck_spf = false\ncheck_dkim = false\n'
+                                        'check_dmarc = false\n'
+                                        '[outbound]\nresolvers = ["127.0.0.1@9"]\n' % port)
+        self.assertEqual(ctl(config, "account", "add", "u@example.test", "--password",
+                             "pw").returncode, 0)
+        d = Daemon(config)
+        try:
+            d.wait_for("started: event log")
+            # 90 MB of bodies: past the 64 MB memtables, so they are flushed
+            # into blob files.
+            body = ("y" * 76 + "\r\n") * (1 << 17)  # 10 MiB
+            with smtplib.SMTP("127.0.0.1", port, timeout=60) as s:
+                for i in range(9):
+                    s.sendmail("x@example.net", ["u@example.test"], "Subject: %d\r\n\r\n" % i + body)
+            view = os.path.join(tmp.name, "data", "view")
+            wait_until(lambda: any(n.endswith(".blob") for n in os.listdir(view)),
+                       "blob files in the view", timeout=60)
+            r = ctl(config, "verify")
+            self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+            self.assertIn(b"OK: the view is exactly what its log says", r.stdout)
+            r = ctl(config, "log", "dump")
+            self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+            self.assertGreaterEqual(r.stdout.count(b"MessageAppended"), 9)
+        finally:
+            self.assertEqual(d.stop(), 0, d.output())
+        r = ctl(config, "verify")
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        tmp.cleanup()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

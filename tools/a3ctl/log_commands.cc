@@ -169,7 +169,9 @@ int log_command(const std::string& sub, Context& ctx) {
   signal(SIGPIPE, SIG_IGN);
   std::unique_ptr<eventlog::EventLog> log;
   try {
-    log = eventlog::open(ctx.config, eventlog::Access::read_only);
+    // dump and end read the log as it is; tail follows the writer.
+    log = eventlog::open(ctx.config,
+                         sub == "tail" ? eventlog::Access::read_only : eventlog::Access::snapshot);
   } catch (const std::exception& e) {
     fmt::print(stderr, "a3ctl: {}\n", e.what());
     return 1;

@@ -202,6 +202,15 @@ int main(int argc, char** argv) {
     store = std::make_unique<a3::projections::Store>(log.get(), *view, projector.get());
     // Hot backups: the daemon holds the store, so it takes them.
     auto commands = [&](const std::string& text) -> a3::admin::Reply {
+      if (text == "digest") {
+        // a3ctl verify while the daemon runs: the live view's digest, read
+        // through the daemon's own handle.
+        const auto d = view->digest_with_positions();
+        std::string positions;
+        for (const auto& [p, o] : d.positions)
+          positions += fmt::format("{}{}:{}", positions.empty() ? "" : " ", p, o);
+        return {true, positions + "\n" + d.digest};
+      }
       if (text == "health")
         return a3::daemon::health(*log, *projector, audit.get(),
                                   config.monitoring.max_projector_lag);
