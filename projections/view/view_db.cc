@@ -34,6 +34,7 @@ std::unique_ptr<ViewDb> ViewDb::open(const fs::path& path, bool read_only,
   std::unique_ptr<ViewDb> v(new ViewDb());
   v->path_ = path;
   v->read_only_ = read_only;
+  v->block_cache_ = block_cache;
   rocksdb::Options opts;
   opts.create_if_missing = !read_only;
   opts.create_missing_column_families = !read_only;
@@ -69,10 +70,9 @@ std::unique_ptr<ViewDb> ViewDb::open(const fs::path& path, bool read_only,
     if (!fs::exists(path / "CURRENT")) {
       throw std::runtime_error(fmt::format("view: no mailbox view at {}", path.string()));
     }
-    std::string tmpl = (fs::temp_directory_path() / "a3-view-secondary-XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("view: cannot create a temp directory");
-    v->secondary_dir_ = tmpl;
-    s = rocksdb::DB::OpenAsSecondary(opts, path.string(), tmpl, families, &v->handles_, &raw);
+    // A read-only instance, not a secondary one: RocksDB 7.8's secondary
+    // instances crash reading values in blob files (message bodies).
+    s = rocksdb::DB::OpenForReadOnly(opts, path.string(), families, &v->handles_, &raw);
   } else {
     std::error_code ec;
     fs::create_directories(path, ec);
@@ -121,15 +121,17 @@ void ViewDb::close() {
     db_->Close();
     db_.reset();
   }
-  if (!secondary_dir_.empty()) {
-    std::error_code ec;
-    fs::remove_all(secondary_dir_, ec);
-    secondary_dir_.clear();
-  }
 }
 
 void ViewDb::catch_up() {
-  if (read_only_) db_->TryCatchUpWithPrimary();
+  if (!read_only_) return;
+  // A read-only instance sees the files as they were when it opened: open
+  // them again. (The caller holds no iterator across this.)
+  auto fresh = open(path_, true, block_cache_);
+  close();
+  db_ = std::move(fresh->db_);
+  handles_ = std::move(fresh->handles_);
+  fresh->handles_.clear();
 }
 
 std::map<std::int32_t, std::int64_t> ViewDb::positions() const {

@@ -44,7 +44,8 @@ constexpr int kViewFormat = 2;
 class ViewDb {
  public:
   // Opens (creating if needed) the view at `path`. read_only opens a RocksDB
-  // secondary instance that follows the daemon's writes (call catch_up()).
+  // read-only instance of a view the daemon writes: what it held at open;
+  // catch_up() opens it again to see the daemon's latest state.
   // `block_cache` bytes of uncompressed blocks are kept in memory (the
   // guide's [performance] cache_size). Throws std::runtime_error with a
   // message for operators.
@@ -65,7 +66,7 @@ class ViewDb {
   bool wal() const { return wal_; }
   const std::filesystem::path& path() const { return path_; }
 
-  void catch_up();  // read-only: see the writer's latest state
+  void catch_up();  // read-only: see the writer's latest state (reopens: no iterator may be open)
 
   // The next offset to apply of each partition that has been applied.
   std::map<std::int32_t, std::int64_t> positions() const;
@@ -88,8 +89,8 @@ class ViewDb {
   std::string digest(rocksdb::ReadOptions ro) const;  // a copy: checksums are turned on
   ViewDb() = default;
   std::filesystem::path path_;
-  std::filesystem::path secondary_dir_;
   bool read_only_ = false;
+  std::size_t block_cache_ = 0;
   bool wal_ = true;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, then Family order

@@ -593,6 +593,10 @@ class RecoveryToolsOnBlobFilesTest(unittest.TestCase):
             r = ctl(config, "log", "dump")
             self.assertEqual(r.returncode, 0, r.stderr[-2000:])
             self.assertGreaterEqual(r.stdout.count(b"MessageAppended"), 9)
+            # A body read back through a3ctl while the daemon runs.
+            r = ctl(config, "account", "message", "u@example.test", "3")
+            self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+            self.assertTrue(r.stdout.endswith(body.encode()), len(r.stdout))
         finally:
             self.assertEqual(d.stop(), 0, d.output())
         r = ctl(config, "verify")

@@ -1,5 +1,6 @@
 // a3ctl log dump|tail|end: read the event log, whether or not the daemon runs
-// (the local log is opened as a read-only RocksDB secondary instance).
+// (dump and end: a RocksDB read-only instance; tail: a secondary instance
+// that follows the writer).
 #include <signal.h>
 
 #include <atomic>

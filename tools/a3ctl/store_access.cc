@@ -79,7 +79,9 @@ std::vector<admin::Reply> StoreAccess::execute(const std::vector<schemas::Event>
 }
 
 eventlog::EventLog& StoreAccess::log() {
-  if (!log_) log_ = eventlog::open(config_, eventlog::Access::read_only);
+  // As it is now (a read-only instance): a secondary one would crash on
+  // bodies in blob files.
+  if (!log_) log_ = eventlog::open(config_, eventlog::Access::snapshot);
   return *log_;
 }
 
