@@ -241,6 +241,11 @@ struct Config {
   std::vector<std::string> warnings;
 
   const Listener* listener(std::string_view protocol) const;
+  // The PostgreSQL audit trail is on: enabled, not switched off by the
+  // guide's enable_audit_logging, and a database named.
+  bool audit_trail() const {
+    return database.enabled && security.enable_audit_logging && database.configured();
+  }
 };
 
 // Parses and validates a configuration file. Throws ConfigError.

@@ -7,12 +7,12 @@
 #include <sstream>
 
 #include <fmt/format.h>
-#include <libpq-fe.h>
 #include <rocksdb/db.h>
 #include <spdlog/spdlog.h>
 
 #include "common/json.h"
 #include "common/metrics.h"
+#include "projections/audit/pg.h"
 
 namespace a3::monitoring {
 
@@ -267,17 +267,8 @@ void Sampler::check() {
   if (src_.audit) {
     // The mail service does not wait for PostgreSQL; readiness says when
     // the audit trail cannot follow.
-    // Never longer than a few seconds, whatever the connection string says.
-    const bool uri = src_.database.find("://") != std::string::npos;
-    const std::string probe =
-        src_.database + (uri ? (src_.database.find('?') == std::string::npos ? "?" : "&") +
-                                   std::string("connect_timeout=5")
-                             : std::string(" connect_timeout=5"));
-    const int ping = PQping(probe.c_str());
-    checks.emplace_back("database", ping == PQPING_OK,
-                        ping == PQPING_OK       ? "PostgreSQL answers"
-                        : ping == PQPING_REJECT ? "PostgreSQL refuses connections"
-                                                : "PostgreSQL does not answer");
+    const auto [answers, detail] = projections::audit::ping(src_.database);
+    checks.emplace_back("database", answers, detail);
     const std::int64_t audit_lag = lag_["audit"];
     checks.emplace_back("audit", audit_lag <= options_.max_projector_lag,
                         fmt::format("{} events behind ({}), at most {}", audit_lag,

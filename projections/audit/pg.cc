@@ -109,4 +109,20 @@ std::string array_literal(const std::vector<std::string>& values) {
   return out;
 }
 
+std::pair<bool, std::string> ping(const std::string& conninfo) {
+  const bool uri = conninfo.find("://") != std::string::npos;
+  const std::string probe =
+      conninfo + (uri ? (conninfo.find('?') == std::string::npos ? "?" : "&") +
+                            std::string("connect_timeout=5")
+                      : std::string(" connect_timeout=5"));
+  switch (PQping(probe.c_str())) {
+    case PQPING_OK:
+      return {true, "PostgreSQL answers"};
+    case PQPING_REJECT:
+      return {false, "PostgreSQL refuses connections"};
+    default:
+      return {false, "PostgreSQL does not answer"};
+  }
+}
+
 }  // namespace a3::projections::audit

@@ -4,6 +4,8 @@
 
 #include <libpq-fe.h>
 
+#include <utility>
+
 #include <memory>
 #include <optional>
 #include <string>
@@ -46,5 +48,9 @@ class Connection {
 void copy_field(std::string& out, const std::optional<std::string>& value);
 // A PostgreSQL array literal of text values: {"a","b"}.
 std::string array_literal(const std::vector<std::string>& values);
+
+// Whether PostgreSQL answers at `conninfo` (PQping), within 5 s whatever the
+// connection string says, and how to say it ("PostgreSQL answers", ...).
+std::pair<bool, std::string> ping(const std::string& conninfo);
 
 }  // namespace a3::projections::audit

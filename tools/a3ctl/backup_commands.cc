@@ -129,7 +129,7 @@ void complete_set(const config::Config& c, const fs::path& dir, std::uint32_t id
   if (fs::exists(c.server.data_dir / "timeline"))
     fs::copy_file(c.server.data_dir / "timeline", set / "timeline",
                   fs::copy_options::overwrite_existing);
-  if (!(c.database.enabled && c.security.enable_audit_logging && c.database.configured())) return;
+  if (!c.audit_trail()) return;
   // The password goes through the environment, never the command line
   // (which ps shows); everything is built before the child exists.
   const auto [conninfo, password] = split_password(c.database.conninfo());

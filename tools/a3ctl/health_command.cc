@@ -12,9 +12,9 @@
 #include <string>
 
 #include <fmt/format.h>
-#include <libpq-fe.h>
 
 #include "frontends/admin/protocol.h"
+#include "projections/audit/pg.h"
 #include "tools/a3ctl/commands.h"
 #include "tools/a3ctl/store_access.h"
 
@@ -116,16 +116,9 @@ int health_command(Context& ctx) {
   }
 
   // The database, when the audit trail is on.
-  if (c.database.enabled && c.security.enable_audit_logging && c.database.configured()) {
-    const std::string info = c.database.conninfo();
-    const std::string probe = info + (info.find("://") == std::string::npos
-                                          ? " connect_timeout=5"
-                                          : (info.find('?') == std::string::npos ? "?" : "&") +
-                                                std::string("connect_timeout=5"));
-    const int ping = PQping(probe.c_str());
-    report(ping == PQPING_OK, ping == PQPING_OK       ? "PostgreSQL answers"
-                              : ping == PQPING_REJECT ? "PostgreSQL refuses connections"
-                                                      : "PostgreSQL does not answer");
+  if (c.audit_trail()) {
+    const auto [answers, detail] = projections::audit::ping(c.database.conninfo());
+    report(answers, detail);
   }
 
   if (errors == 0) fmt::print("OK: All health checks passed\n");

@@ -265,8 +265,7 @@ int main(int argc, char** argv) {
       outbound->start();
     }
     const std::string conninfo = config.database.conninfo();
-    if (config.database.enabled && config.security.enable_audit_logging &&
-        config.database.configured()) {
+    if (config.audit_trail()) {
       audit = std::make_unique<a3::projections::audit::AuditProjector>(
           *log,
           a3::projections::audit::Options{.url = conninfo,
