@@ -1,10 +1,13 @@
 // replay: events/s rebuilding the mailbox view from a local log of
 //   (a) 200k flag changes (on 1000 messages of 5 accounts), and
 //   (b) 50k messages of ~10 KiB with realistic MIME (multipart/alternative
-//       text + HTML, or multipart/mixed with a base64 attachment).
+//       text + HTML, or multipart/mixed with a base64 attachment), and
+//   (c) a realistic store from tools/genstore (the one the recovery tests
+//       use): 1 KiB to 4 MiB messages over 4 partitions, large bodies staged
+//       in BodyChunk events, with flag changes, moves and expunges.
 // The log is written first (not timed), then replayed into a fresh view.
 //
-// usage: replay [--flags N] [--messages N] [--dir DIR]
+// usage: replay [--flags N] [--messages N] [--store-messages N] [--dir DIR]
 #include <stdlib.h>
 
 #include <atomic>
@@ -15,10 +18,12 @@
 
 #include <fmt/format.h>
 
+#include "common/password.h"
 #include "eventlog/local/local_log.h"
 #include "projections/mailbox_projector.h"
 #include "projections/projector.h"
 #include "schemas/codec.h"
+#include "tools/genstore/store_generator.h"
 
 namespace {
 
@@ -117,7 +122,7 @@ Figures replay(eventlog::EventLog& log, const fs::path& view_dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int flag_events = 200'000, messages = 50'000;
+  int flag_events = 200'000, messages = 50'000, store_messages = 20'000;
   fs::path dir;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -125,10 +130,13 @@ int main(int argc, char** argv) {
       flag_events = std::atoi(argv[++i]);
     } else if (a == "--messages" && i + 1 < argc) {
       messages = std::atoi(argv[++i]);
+    } else if (a == "--store-messages" && i + 1 < argc) {
+      store_messages = std::atoi(argv[++i]);
     } else if (a == "--dir" && i + 1 < argc) {
       dir = argv[++i];
     } else {
-      fmt::print(stderr, "usage: replay [--flags N] [--messages N] [--dir DIR]\n");
+      fmt::print(stderr,
+                 "usage: replay [--flags N] [--messages N] [--store-messages N] [--dir DIR]\n");
       return 2;
     }
   }
@@ -203,6 +211,33 @@ int main(int argc, char** argv) {
         "messages/s, {:.0f} MB/s (expected >= 10000 messages/s)\n",
         messages, static_cast<double>(bytes) / messages / 1024, f.seconds,
         static_cast<double>(messages) / f.seconds, static_cast<double>(bytes) / 1e6 / f.seconds);
+    log->close();
+    fs::remove_all(dir / "log-messages");
+    fs::remove_all(dir / "view-messages");
+  }
+
+  // (c) a realistic store
+  if (store_messages > 0) {
+    eventlog::local::Options o;
+    o.path = dir / "log-store";
+    o.partitions = 4;
+    auto log = eventlog::local::LocalLog::open(o);
+    genstore::Options g;
+    g.accounts = 50;
+    g.messages = store_messages;
+    g.password_hash = password::hash("bench");
+    const auto summary = genstore::generate(*log, g);
+    const auto f = replay(*log, dir / "view-store");
+    fmt::print(
+        "(c) a generated store of {} events, {} messages of {:.1f} KiB on average ({} staged, "
+        "largest {:.1f} MiB): replayed in {:.2f} s = {:.0f} events/s, {:.0f} messages/s, {:.0f} "
+        "MB/s\n",
+        f.events, summary.messages,
+        static_cast<double>(summary.bytes) / static_cast<double>(summary.messages) / 1024,
+        summary.staged_messages, static_cast<double>(summary.largest) / (1 << 20), f.seconds,
+        static_cast<double>(f.events) / f.seconds,
+        static_cast<double>(summary.messages) / f.seconds,
+        static_cast<double>(summary.bytes) / 1e6 / f.seconds);
     log->close();
   }
   if (own) fs::remove_all(dir);
