@@ -38,7 +38,8 @@ namespace a3::eventlog {
 
 enum class errc {
   unavailable = 1,  // temporarily cannot append or read (broker down, timeout): retry later
-  failed,           // the log is broken (e.g. a failed fsync) and refuses appends until restart
+  failed,           // a synced write failed (e.g. fsync, ENOSPC): appends are refused until
+                    // the log has reopened itself from its files
   too_large,        // the record exceeds the log's maximum record size
   out_of_range,     // no such partition or offset
   read_only,        // opened for reading only

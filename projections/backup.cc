@@ -117,8 +117,11 @@ Manifest create(const fs::path& dir, view::ViewDb& view, eventlog::local::LocalL
   m.id = id;
   if (log) {
     m.log_ends = ends_of(*log);
-    check(engine(dir / "log")->CreateNewBackupWithMetadata(opts, log->rocks(), metadata(m)),
-          "backup of the log");
+    log->with_rocks([&](rocksdb::DB* db) {
+      if (!db) throw std::runtime_error("backup of the log: the log is reopening after a failure");
+      check(engine(dir / "log")->CreateNewBackupWithMetadata(opts, db, metadata(m)),
+            "backup of the log");
+    });
   }
   return m;
 }
@@ -240,10 +243,12 @@ Restored restore(const fs::path& dir, const fs::path& log_path, const fs::path& 
 
   // The new log: a checkpoint (hard links) of the source, cut at the target.
   {
-    rocksdb::Checkpoint* cp = nullptr;
-    check(rocksdb::Checkpoint::Create(source->rocks(), &cp), "checkpoint");
-    std::unique_ptr<rocksdb::Checkpoint> owner(cp);
-    check(cp->CreateCheckpoint(new_log.string()), "checkpoint of the log");
+    source->with_rocks([&](rocksdb::DB* db) {
+      rocksdb::Checkpoint* cp = nullptr;
+      check(rocksdb::Checkpoint::Create(db, &cp), "checkpoint");
+      std::unique_ptr<rocksdb::Checkpoint> owner(cp);
+      check(cp->CreateCheckpoint(new_log.string()), "checkpoint of the log");
+    });
   }
   source->close();
   source.reset();

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <shared_mutex>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -16,6 +17,7 @@
 
 #include "common/clock.h"
 #include "eventlog/local/record_format.h"
+#include "eventlog/local/rocks_logger.h"
 
 namespace a3::eventlog::local {
 
@@ -33,6 +35,7 @@ rocksdb::Options rocks_options(const Options& o) {
   opts.create_if_missing = !o.read_only;
   opts.create_missing_column_families = !o.read_only;
   if (o.env) opts.env = o.env;
+  opts.info_log = rocks_logger("log");
   // The log is append-only and read mostly sequentially: large values go to
   // blob files so compactions do not rewrite message bodies.
   opts.compression = rocksdb::kLZ4Compression;
@@ -70,6 +73,9 @@ class LocalReader final : public Reader {
       if (!log_.wait_for_data(pos_.partition, pos_.offset, wait)) return out;
       end = log_.committed_end(pos_.partition);
     }
+    // The writer reopens the database after a failed write (LocalLog::recover).
+    std::shared_lock db_lock(log_.db_mu_);
+    if (!log_.db_) return errc::unavailable;
     const std::string lower = record_key(pos_.partition, pos_.offset);
     const std::string upper = record_key(pos_.partition, end);
     rocksdb::Slice upper_slice(upper);
@@ -121,49 +127,13 @@ std::unique_ptr<LocalLog> LocalLog::open(const Options& options) {
   if (options.partitions < 1) throw std::runtime_error("event log: partitions must be >= 1");
   std::unique_ptr<LocalLog> log(new LocalLog());
   log->options_ = options;
-  const rocksdb::Options opts = rocks_options(options);
-  std::vector<rocksdb::ColumnFamilyDescriptor> families{
-      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(opts)},
-      {kMetaFamily, rocksdb::ColumnFamilyOptions(opts)}};
-  rocksdb::DB* raw = nullptr;
-  rocksdb::Status s;
-  if (options.read_only) {
-    if (!fs::exists(options.path / "CURRENT")) {
-      throw std::runtime_error(fmt::format("event log: no log at {}", options.path.string()));
-    }
-    // A secondary instance keeps its own info log and manifest copy in a
-    // private directory; it never writes to the primary's files.
-    std::string tmpl = (fs::temp_directory_path() / "a3-log-secondary-XXXXXX").string();
-    if (!mkdtemp(tmpl.data()))
-      throw std::runtime_error("event log: cannot create a temp directory");
-    log->secondary_dir_ = tmpl;
-    s = options.follow ? rocksdb::DB::OpenAsSecondary(opts, options.path.string(), tmpl, families,
-                                                      &log->handles_, &raw)
-                       : rocksdb::DB::OpenForReadOnly(opts, options.path.string(), families,
-                                                      &log->handles_, &raw);
-  } else {
-    std::error_code ec;
-    fs::create_directories(options.path, ec);
-    if (ec) {
-      throw std::runtime_error(
-          fmt::format("event log: cannot create {}: {}", options.path.string(), ec.message()));
-    }
-    s = rocksdb::DB::Open(opts, options.path.string(), families, &log->handles_, &raw);
-  }
-  if (!s.ok()) {
-    std::string hint;
-    if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
-      hint = " (is another a3mailer running on this data directory?)";
-    }
-    throw std::runtime_error(
-        fmt::format("event log: cannot open {}: {}{}", options.path.string(), s.ToString(), hint));
-  }
-  log->db_.reset(raw);
+  log->open_db();
 
   // The partition count is fixed when the log is created: changing it would
   // move accounts between partitions and break their ordering.
   std::string stored;
-  s = log->db_->Get(rocksdb::ReadOptions(), log->handles_[1], kPartitionsKey, &stored);
+  rocksdb::Status s =
+      log->db_->Get(rocksdb::ReadOptions(), log->handles_[1], kPartitionsKey, &stored);
   if (s.IsNotFound()) {
     if (options.read_only) throw std::runtime_error("event log: log has no partition count");
     rocksdb::WriteOptions wo;
@@ -184,14 +154,74 @@ std::unique_ptr<LocalLog> LocalLog::open(const Options& options) {
     throw std::runtime_error("event log: cannot read metadata: " + s.ToString());
   }
 
-  // Recover each partition's end and last timestamp from its last record.
-  const auto n = static_cast<std::size_t>(log->partitions_);
-  log->committed_.assign(n, 0);
-  log->next_.assign(n, 0);
-  log->last_ts_.assign(n, 0);
-  std::unique_ptr<rocksdb::Iterator> it(
-      log->db_->NewIterator(rocksdb::ReadOptions(), log->handles_[0]));
-  for (std::int32_t p = 0; p < log->partitions_; ++p) {
+  log->load_ends();
+
+  if (!options.read_only) {
+    log->completer_ = std::thread([l = log.get()] { l->completer_loop(); });
+    log->writer_ = std::thread([l = log.get()] { l->writer_loop(); });
+  }
+  return log;
+}
+
+// Opens the RocksDB database of the log into db_ and handles_. Throws.
+void LocalLog::open_db() {
+  handles_.clear();
+  const rocksdb::Options opts = rocks_options(options_);
+  std::vector<rocksdb::ColumnFamilyDescriptor> families{
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(opts)},
+      {kMetaFamily, rocksdb::ColumnFamilyOptions(opts)}};
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s;
+  if (options_.read_only) {
+    if (!fs::exists(options_.path / "CURRENT")) {
+      throw std::runtime_error(fmt::format("event log: no log at {}", options_.path.string()));
+    }
+    // A secondary instance keeps its own info log and manifest copy in a
+    // private directory; it never writes to the primary's files.
+    std::string tmpl = (fs::temp_directory_path() / "a3-log-secondary-XXXXXX").string();
+    if (!mkdtemp(tmpl.data()))
+      throw std::runtime_error("event log: cannot create a temp directory");
+    secondary_dir_ = tmpl;
+    s = options_.follow
+            ? rocksdb::DB::OpenAsSecondary(opts, options_.path.string(), tmpl, families, &handles_,
+                                           &raw)
+            : rocksdb::DB::OpenForReadOnly(opts, options_.path.string(), families, &handles_, &raw);
+  } else {
+    std::error_code ec;
+    fs::create_directories(options_.path, ec);
+    if (ec) {
+      throw std::runtime_error(
+          fmt::format("event log: cannot create {}: {}", options_.path.string(), ec.message()));
+    }
+    s = rocksdb::DB::Open(opts, options_.path.string(), families, &handles_, &raw);
+  }
+  if (!s.ok()) {
+    std::string hint;
+    if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+      hint = " (is another a3mailer running on this data directory?)";
+    }
+    throw std::runtime_error(
+        fmt::format("event log: cannot open {}: {}{}", options_.path.string(), s.ToString(), hint));
+  }
+  db_.reset(raw);
+}
+
+void LocalLog::close_db() {
+  if (!db_) return;
+  for (auto* h : handles_)
+    db_->DestroyColumnFamilyHandle(h);
+  handles_.clear();
+  const rocksdb::Status s = db_->Close();
+  if (!s.ok()) spdlog::warn("event log: closing the database: {}", s.ToString());
+  db_.reset();
+}
+
+// Sets each partition's end and last timestamp from its last record. Throws.
+void LocalLog::load_ends() {
+  const auto n = static_cast<std::size_t>(partitions_);
+  std::vector<std::int64_t> ends(n, 0), last_ts(n, 0);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[0]));
+  for (std::int32_t p = 0; p < partitions_; ++p) {
     it->SeekForPrev(record_key(p, std::numeric_limits<std::int64_t>::max()));
     if (!it->Valid()) continue;
     auto k = parse_record_key(it->key().ToStringView());
@@ -200,19 +230,16 @@ std::unique_ptr<LocalLog> LocalLog::open(const Options& options) {
     if (!parse_record_value(it->value().ToStringView(), r)) {
       throw std::runtime_error(fmt::format("event log: corrupt last record at {}", k->str()));
     }
-    log->committed_[p] = log->next_[p] = k->offset + 1;
-    log->last_ts_[p] = r.timestamp_ms;
+    ends[static_cast<std::size_t>(p)] = k->offset + 1;
+    last_ts[static_cast<std::size_t>(p)] = r.timestamp_ms;
   }
   if (!it->status().ok()) {
     throw std::runtime_error("event log: cannot scan partitions: " + it->status().ToString());
   }
-  it.reset();
-
-  if (!options.read_only) {
-    log->completer_ = std::thread([l = log.get()] { l->completer_loop(); });
-    log->writer_ = std::thread([l = log.get()] { l->writer_loop(); });
-  }
-  return log;
+  next_ = ends;
+  last_ts_ = std::move(last_ts);
+  std::lock_guard lock(mu_);
+  committed_ = std::move(ends);
 }
 
 LocalLog::~LocalLog() {
@@ -238,13 +265,7 @@ void LocalLog::shut_down() {
   }
   done_cv_.notify_all();
   if (completer_.joinable()) completer_.join();  // every appender has been answered
-  if (db_) {
-    for (auto* h : handles_)
-      db_->DestroyColumnFamilyHandle(h);
-    handles_.clear();
-    db_->Close();
-    db_.reset();
-  }
+  close_db();
   if (!secondary_dir_.empty()) {
     std::error_code ec;
     fs::remove_all(secondary_dir_, ec);
@@ -331,8 +352,9 @@ void LocalLog::writer_loop() {
     wo.sync = true;
     const rocksdb::Status s = db_->Write(wo, &wb);
     if (!s.ok()) {
-      // A failed fsync leaves the file in an unknown state (the kernel may
-      // have dropped the dirty pages): never retry into an acknowledgement.
+      // A failed write or fsync leaves the file in an unknown state (the
+      // kernel may have dropped the dirty pages): never retry the batch into
+      // an acknowledgement. Refuse, then reopen from the files (recover).
       spdlog::critical("event log: synced write failed, refusing appends: {}", s.ToString());
       std::deque<Pending> rest;
       {
@@ -350,7 +372,8 @@ void LocalLog::writer_loop() {
       }
       done_cv_.notify_all();
       batch.clear();
-      continue;  // later appends fail at once; wait for close
+      recover();  // appends fail at once meanwhile
+      continue;
     }
     next_ = std::move(next);
     last_ts_ = std::move(last_ts);
@@ -370,6 +393,64 @@ void LocalLog::writer_loop() {
     }
     done_cv_.notify_all();
     batch.clear();
+  }
+}
+
+// After a failed synced write, on the writer thread, with failure_ set (so
+// appends are refused: errc::failed, a temporary failure for clients): close
+// the database and open it again from its files, as a restart would, until
+// that works (the disk has space again, the device answers). RocksDB then
+// recovers its WAL up to the last whole record into new, synced files, so
+// what is on disk decides the fate of the failed batch: never acknowledged,
+// it may or may not be there; everything acknowledged before it is.
+void LocalLog::recover() {
+  auto backoff = milliseconds(100);
+  for (int attempt = 1;; ++attempt) {
+    {
+      std::unique_lock lock(mu_);
+      work_cv_.wait_for(lock, backoff, [&] { return closing_; });
+      if (closing_) return;
+    }
+    const std::vector<std::int64_t> before = next_;
+    std::string error;
+    {
+      std::unique_lock db_lock(db_mu_);
+      close_db();
+      try {
+        open_db();
+        load_ends();
+      } catch (const std::exception& e) {
+        error = e.what();
+        close_db();
+      }
+    }
+    if (error.empty()) {
+      for (std::size_t p = 0; p < before.size(); ++p) {
+        if (next_[p] < before[p]) {
+          // Acknowledged records are gone: the disk lost synced data.
+          spdlog::critical("event log: partition {} ends at {} after reopening, below {}", p,
+                           next_[p], before[p]);
+        } else if (next_[p] > before[p]) {
+          spdlog::warn(
+              "event log: {} records of the failed write to partition {} reached the disk; "
+              "they were refused to their clients, who may send them again",
+              next_[p] - before[p], p);
+        }
+      }
+      {
+        std::lock_guard lock(mu_);
+        failure_.clear();
+      }
+      data_cv_.notify_all();
+      spdlog::warn("event log: reopened after the failed write (attempt {}); taking appends",
+                   attempt);
+      return;
+    }
+    if (attempt == 1 || attempt % 20 == 0) {
+      spdlog::error("event log: reopening after the failed write failed (attempt {}): {}", attempt,
+                    error);
+    }
+    backoff = std::min(backoff * 2, milliseconds(5000));
   }
 }
 

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <thread>
 #include <vector>
 
@@ -66,10 +67,16 @@ class LocalLog final : public EventLog {
 
   Stats stats() const;
 
-  // For backups and restores (projections/backup.h): the RocksDB handle of
-  // the log, and cutting a closed log's copy at per-partition end offsets
-  // (records at or after them are deleted; the copy is a new timeline).
-  rocksdb::DB* rocks() const { return db_.get(); }
+  // For backups and restores (projections/backup.h): runs `f` with the
+  // RocksDB handle of the log (null while it is being reopened after a
+  // failed write), and cuts a closed log's copy at per-partition end
+  // offsets (records at or after them are deleted; the copy is a new
+  // timeline).
+  template <class F>
+  auto with_rocks(F&& f) const {
+    std::shared_lock lock(db_mu_);
+    return f(db_.get());
+  }
   static void truncate(const std::filesystem::path& path,
                        const std::map<std::int32_t, std::int64_t>& ends);
 
@@ -83,7 +90,11 @@ class LocalLog final : public EventLog {
   };
 
   LocalLog() = default;
+  void open_db();
+  void close_db();
+  void load_ends();
   void writer_loop();
+  void recover();
   void completer_loop();
   void shut_down();
   bool closed() const;
@@ -92,6 +103,8 @@ class LocalLog final : public EventLog {
 
   Options options_;
   std::int32_t partitions_ = 1;
+  // Shared by readers, exclusive while the writer reopens the database.
+  mutable std::shared_mutex db_mu_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, meta
   std::filesystem::path secondary_dir_;

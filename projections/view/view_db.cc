@@ -12,6 +12,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 
+#include "eventlog/local/rocks_logger.h"
 #include "projections/view/encoding.h"
 
 namespace a3::projections::view {
@@ -43,6 +44,7 @@ std::unique_ptr<ViewDb> ViewDb::open(const fs::path& path, bool read_only,
   // column family together keeps what reaches disk a consistent commit.
   opts.atomic_flush = true;
   if (read_only) opts.max_open_files = -1;
+  opts.info_log = eventlog::local::rocks_logger("view");
 
   // Bloom filters: most point reads of the projector are misses (a new event
   // id, a new blob) that should not touch SST blocks.

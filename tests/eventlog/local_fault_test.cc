@@ -158,7 +158,16 @@ class FailingSyncFs : public rocksdb::FileSystemWrapper {
   }
 };
 
-TEST(LocalLogFaults, FailedSyncIsFatalAndNeverAcknowledged) {
+bool wait_recovered(LocalLog& log, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!log.failure().empty()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+TEST(LocalLogFaults, FailedSyncIsRefusedUntilTheLogReopensItself) {
   test::TempDir dir;
   auto fs = std::make_shared<FailingSyncFs>(rocksdb::FileSystem::Default());
   auto env = rocksdb::NewCompositeEnv(fs);
@@ -168,6 +177,8 @@ TEST(LocalLogFaults, FailedSyncIsFatalAndNeverAcknowledged) {
   auto log = LocalLog::open(o);
   ASSERT_TRUE(log->append("k", "durable"));
   EXPECT_TRUE(log->failure().empty());
+  auto reader = log->open_reader({0, 0});
+  ASSERT_TRUE(reader);
 
   fs->fail = true;
   auto failed = log->append("k", "not-durable");
@@ -175,20 +186,45 @@ TEST(LocalLogFaults, FailedSyncIsFatalAndNeverAcknowledged) {
   EXPECT_EQ(failed.error(), make_error_code(errc::failed));
   EXPECT_FALSE(log->failure().empty());
 
-  fs->fail = false;  // the disk "recovers", but the log must not trust it
+  // While the device keeps failing, reopening fails too: appends are
+  // refused, never queued into a later acknowledgement; readers get a
+  // temporary error or what was committed, never a crash.
+  std::this_thread::sleep_for(400ms);
+  auto still = log->append("k", "refused");
+  ASSERT_FALSE(still);
+  EXPECT_EQ(still.error(), make_error_code(errc::failed));
+  auto polled = (*reader)->poll(10, 0ms);
+  if (polled) {
+    for (const auto& r : *polled)
+      EXPECT_EQ(r.value, "durable");
+  } else {
+    EXPECT_EQ(polled.error(), make_error_code(errc::unavailable));
+  }
+
+  // The device answers again: the log reopens from its files by itself.
+  fs->fail = false;
+  ASSERT_TRUE(wait_recovered(*log, 10s)) << log->failure();
   auto after = log->append("k", "after");
-  ASSERT_FALSE(after);
-  EXPECT_EQ(after.error(), make_error_code(errc::failed));
+  ASSERT_TRUE(after) << after.error().message();
   log->close();
 
-  // After a restart, what was acknowledged is there.
+  // After a restart: the acknowledged appends, once each, in order; the
+  // refused ones are absent except the failed write, which the disk may or
+  // may not have kept (it was never acknowledged).
   o.env = nullptr;
   auto reopened = LocalLog::open(o);
   const auto records = read_all(*reopened, 0);
-  ASSERT_GE(records.size(), 1u);
-  EXPECT_EQ(records[0].value, "durable");
+  std::vector<std::string> values;
   for (const auto& r : records)
-    EXPECT_NE(r.value, "after");
+    values.push_back(r.value);
+  ASSERT_GE(values.size(), 2u);
+  EXPECT_EQ(values.front(), "durable");
+  EXPECT_EQ(values.back(), "after");
+  EXPECT_EQ(records.back().position.offset, after->offset);
+  EXPECT_LE(values.size(), 3u);
+  if (values.size() == 3) {
+    EXPECT_EQ(values[1], "not-durable");
+  }
 }
 
 TEST(LocalLogFaults, ChangingThePartitionCountIsRefused) {
