@@ -75,6 +75,11 @@ void Projector::stop() {
 }
 
 boost::system::result<std::map<std::int32_t, std::int64_t>, Failure> Projector::open() {
+  // After a failed write, RocksDB refuses writes until resumed (its
+  // background error); Resume() is a no-op on a healthy database.
+  if (const auto s = view_.db()->Resume(); !s.ok()) {
+    return Failure{"the view cannot resume writing: " + s.ToString(), true};
+  }
   // The view holds its positions with its changes: that is where to resume.
   const auto stored = view_.positions();
   std::lock_guard lock(mu_);
@@ -91,15 +96,16 @@ void Projector::tick() {
 Projection::Applied Projector::apply(std::int32_t partition,
                                      std::vector<eventlog::Record>& records) {
   const auto p = static_cast<std::size_t>(partition);
-  auto fail = [&](std::string what) {
+  auto fail = [&](std::string what, bool transient = false) {
     {
       std::lock_guard lock(mu_);
       failure_ = fmt::format("projector: {}", what);  // the runner logs it
+      failure_transient_ = transient;
     }
     applied_cv_.notify_all();
     complete_waiters(true);
     std::lock_guard lock(mu_);
-    return Projection::Applied{next_[p], Failure{what}};
+    return Projection::Applied{next_[p], Failure{what, transient}};
   };
   view::Batch batch(view_);
   std::vector<std::pair<eventlog::Position, Outcome>> outcomes;
@@ -138,11 +144,11 @@ Projection::Applied Projector::apply(std::int32_t partition,
     next = r.position.offset + 1;
     // Bound the memory of a batch of large messages.
     if (batch.body_bytes() > kMaxBatchBodyBytes && !commit(batch, p, next, outcomes, touched)) {
-      return fail("writing the view failed");
+      return fail("writing the view failed", true);
     }
   }
   if (!outcomes.empty() && !commit(batch, p, next, outcomes, touched)) {
-    return fail("writing the view failed");
+    return fail("writing the view failed", true);
   }
   if (corrupt) return fail(*corrupt);
   return Projection::Applied{next, std::nullopt};
@@ -163,6 +169,11 @@ bool Projector::commit(view::Batch& batch, std::size_t p, std::int64_t next,
   std::vector<Listener> listeners;
   {
     std::lock_guard lock(mu_);
+    if (failure_transient_) {
+      spdlog::warn("projector: writing the view works again");
+      failure_.clear();
+      failure_transient_ = false;
+    }
     next_[p] = next;
     stats_.events += outcomes.size();
     stats_.batches += 1;

@@ -100,6 +100,7 @@ class Projector : private Projection {
   std::map<eventlog::Position, Outcome> recent_;
   std::deque<eventlog::Position> recent_order_;  // oldest first: evicted first
   std::string failure_;
+  bool failure_transient_ = false;  // failure_ is a failed write: cleared by the next commit
   ProjectorStats stats_;
   std::vector<Listener> listeners_;
   struct Waiter {

@@ -119,7 +119,7 @@ void Runner::run() {
     bool any = false;
     if (!failure) failure = step(milliseconds(0), &any);
     if (failure) {
-      const bool retry = projection_.retries();
+      const bool retry = failure->transient || projection_.retries();
       {
         std::lock_guard lock(mu_);
         if (status_ != failure->what) {
@@ -192,7 +192,7 @@ std::optional<Failure> Runner::catch_up(
     if (auto f = step(milliseconds(1000), &any, &ends)) {
       std::lock_guard lock(mu_);
       status_ = f->what;
-      failed_ = !projection_.retries();
+      failed_ = !f->transient && !projection_.retries();
       return f;
     }
   }

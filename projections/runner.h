@@ -29,6 +29,9 @@ namespace a3::projections {
 // Why a projection did not apply (all of) a batch.
 struct Failure {
   std::string what;
+  // The projection's own store failed to write (a full disk, say): retried
+  // with a backoff whatever retries() says, since waiting can fix it.
+  bool transient = false;
 };
 
 class Projection {
@@ -50,9 +53,10 @@ class Projection {
   };
   virtual Applied apply(std::int32_t partition, std::vector<eventlog::Record>& records) = 0;
 
-  // After a failure: true to retry with a growing backoff, reopening first
-  // (an external store that went away); false to stop and say so until an
-  // operator acts (the view cannot guess past an event).
+  // After a failure that is not transient: true to retry with a growing
+  // backoff, reopening first (an external store that went away); false to
+  // stop and say so until an operator acts (the view cannot guess past an
+  // event).
   virtual bool retries() const = 0;
 
   // Called on the runner's thread at least every 200 ms, busy or idle

@@ -30,7 +30,9 @@ class Connection;
 struct Options {
   std::string url;  // libpq connection string
   std::size_t max_batch = 2000;
-  std::chrono::milliseconds max_backoff{30000};
+  // Between reconnection attempts while PostgreSQL is away: a connection
+  // attempt is cheap, and the trail should be current soon after it is back.
+  std::chrono::milliseconds max_backoff{5000};
   // Rows older than this are deleted, at most once an hour (the guide's
   // audit_retention_days); 0: kept for ever.
   int retention_days = 0;
