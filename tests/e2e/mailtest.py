@@ -5,7 +5,9 @@ import smtplib
 import socket
 import ssl
 import subprocess
+import random
 import tempfile
+import threading
 import time
 
 from test_daemon import A3CTL
@@ -132,3 +134,44 @@ class MailServer:
     def stop(self):
         assert self.daemon.stop() == 0, self.daemon.output()
         self.tmp.cleanup()
+
+
+class Senders:
+    """SMTP clients delivering distinct messages (`lines` of 72 octets: by
+    default 2 KiB to 300 KiB) until stopped, reconnecting while the daemon
+    is down; `acked` holds (recipient, token) of every 250, the token being
+    the message's Subject and Message-ID local part."""
+
+    def __init__(self, port, accounts, threads=4, lines=(30, 4300), prefix="load", pause=0.0):
+        self.port, self.accounts, self.lines, self.prefix = port, accounts, lines, prefix
+        self.pause = pause
+        self.seed = random.randrange(1 << 30)
+        self.acked, self.lock, self.stop_flag = [], threading.Lock(), threading.Event()
+        self.threads = [threading.Thread(target=self.run, args=(i,)) for i in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def run(self, i):
+        rng = random.Random(self.seed + i)
+        n = 0
+        while not self.stop_flag.is_set():
+            try:
+                with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as s:
+                    while not self.stop_flag.is_set():
+                        n += 1
+                        to = rng.choice(self.accounts)
+                        token = "%s-%d-%d-%d" % (self.prefix, i, n, rng.randrange(1 << 30))
+                        body = ("Subject: %s\r\nMessage-ID: <%s@example.net>\r\n\r\n" % (token, token)
+                                + ("z" * 70 + "\r\n") * rng.randrange(*self.lines))
+                        s.sendmail("load@example.net", [to], body)
+                        with self.lock:
+                            self.acked.append((to, token))
+                        if self.pause:
+                            time.sleep(self.pause)
+            except (OSError, smtplib.SMTPException):
+                time.sleep(0.05)  # the daemon is down: try again
+
+    def stop(self):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join()

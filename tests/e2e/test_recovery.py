@@ -24,7 +24,7 @@ import threading
 import time
 import unittest
 
-from mailtest import NO_CHECKS, free_port
+from mailtest import NO_CHECKS, Senders, free_port
 from test_daemon import A3CTL, BIN, Daemon, write_config
 
 GENSTORE = os.path.join(BIN, "a3-genstore")
@@ -52,41 +52,6 @@ def digest_of(output):
     text = output.decode()
     return text.rsplit("digest ", 1)[1].split()[0] if "digest " in text else \
         text.split("fresh replay at ", 1)[1].split(": ", 1)[1].split()[0]
-
-
-class Senders:
-    """SMTP clients delivering distinct messages (2 KiB to 300 KiB) until
-    stopped; `acked` holds (recipient, token) of every 250."""
-
-    def __init__(self, port, accounts, threads=4):
-        self.port, self.accounts = port, accounts
-        self.acked, self.lock, self.stop_flag = [], threading.Lock(), threading.Event()
-        self.threads = [threading.Thread(target=self.run, args=(i,)) for i in range(threads)]
-        for t in self.threads:
-            t.start()
-
-    def run(self, i):
-        rng = random.Random(i)
-        n = 0
-        while not self.stop_flag.is_set():
-            try:
-                with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as s:
-                    while not self.stop_flag.is_set():
-                        n += 1
-                        to = rng.choice(self.accounts)
-                        token = "crash-%d-%d-%d" % (i, n, rng.randrange(1 << 30))
-                        body = ("Subject: %s\r\nMessage-ID: <%s@example.net>\r\n\r\n" % (token, token)
-                                + ("z" * 70 + "\r\n") * rng.randrange(30, 4300))
-                        s.sendmail("load@example.net", [to], body)
-                        with self.lock:
-                            self.acked.append((to, token))
-            except (OSError, smtplib.SMTPException):
-                time.sleep(0.05)  # the daemon is down: try again
-
-    def stop(self):
-        self.stop_flag.set()
-        for t in self.threads:
-            t.join()
 
 
 class RecoveryToolsOnARealisticStoreTest(unittest.TestCase):
