@@ -58,6 +58,12 @@ bool secret_key(const std::string& key) {
 }  // namespace
 
 std::string render(const Config& c) {
+  // The monitoring address is the http listener's when there is one: said
+  // once, so that the rendering loads again.
+  toml::table monitoring{{"enabled", c.monitoring.enabled},
+                         {"health_check_interval", c.monitoring.health_check_interval_s},
+                         {"max_projector_lag", c.monitoring.max_projector_lag}};
+  if (!c.listener("http")) monitoring.insert("bind", c.monitoring.bind);
   toml::array listeners;
   for (const auto& l : c.server.listeners) {
     listeners.push_back(toml::table{{"protocol", l.protocol},
@@ -179,10 +185,7 @@ std::string render(const Config& c) {
                    {"csp_policy", c.security.csp_policy},
                    {"enable_audit_logging", c.security.enable_audit_logging},
                    {"audit_retention_days", c.security.audit_retention_days}}},
-      {"monitoring", toml::table{{"enabled", c.monitoring.enabled},
-                                 {"bind", c.monitoring.bind},
-                                 {"health_check_interval", c.monitoring.health_check_interval_s},
-                                 {"max_projector_lag", c.monitoring.max_projector_lag}}},
+      {"monitoring", monitoring},
       {"logging", toml::table{{"level", c.logging.level},
                               {"format", c.logging.format},
                               {"output", c.logging.to_stdout      ? std::string("stdout")

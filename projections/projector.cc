@@ -78,7 +78,12 @@ boost::system::result<std::map<std::int32_t, std::int64_t>, Failure> Projector::
   // After a failed write, RocksDB refuses writes until resumed (its
   // background error); Resume() is a no-op on a healthy database.
   if (const auto s = view_.db()->Resume(); !s.ok()) {
-    return Failure{"the view cannot resume writing: " + s.ToString(), true};
+    // A fatal error (a failed fsync, with paranoid checks) is not cleared
+    // by waiting: the view stops, and says that it needs a restart.
+    const bool fatal = s.severity() >= rocksdb::Status::Severity::kFatalError;
+    return Failure{fmt::format("the view cannot resume writing{}: {}",
+                               fatal ? " (restart the daemon)" : "", s.ToString()),
+                   !fatal};
   }
   // The view holds its positions with its changes: that is where to resume.
   const auto stored = view_.positions();

@@ -58,7 +58,8 @@ std::optional<Failure> Runner::open() {
     const std::int64_t next = stored->contains(p) ? stored->at(p) : 0;
     auto reader = log_.open_reader({p, next});
     if (!reader) {
-      return Failure{fmt::format("cannot read partition {}: {}", p, reader.error().message())};
+      return Failure{fmt::format("cannot read partition {}: {}", p, reader.error().message()),
+                     reader.error() == eventlog::errc::unavailable};
     }
     readers_.push_back(std::move(*reader));
     positions[p] = next;
@@ -172,7 +173,8 @@ std::optional<Failure> Runner::catch_up(
       auto end = log_.end_offset(p);
       if (!end) {
         return Failure{
-            fmt::format("the end of partition {} is unknown: {}", p, end.error().message())};
+            fmt::format("the end of partition {} is unknown: {}", p, end.error().message()),
+            end.error() == eventlog::errc::unavailable};
       }
       ends.push_back(*end);
     }

@@ -9,7 +9,6 @@
 
 namespace a3::schemas {
 
-namespace fb = a3::schemas::fb;
 using flatbuffers::FlatBufferBuilder;
 using flatbuffers::Offset;
 

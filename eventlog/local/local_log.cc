@@ -73,9 +73,15 @@ class LocalReader final : public Reader {
       if (!log_.wait_for_data(pos_.partition, pos_.offset, wait)) return out;
       end = log_.committed_end(pos_.partition);
     }
-    // The writer reopens the database after a failed write (LocalLog::recover).
+    // The writer reopens the database after a failed write (LocalLog::recover):
+    // meanwhile there is nothing to read, for at most `wait`.
     std::shared_lock db_lock(log_.db_mu_);
-    if (!log_.db_) return errc::unavailable;
+    if (log_.closed()) return errc::closed;
+    if (!log_.db_) {
+      db_lock.unlock();
+      log_.wait_for_reopen(wait);
+      return errc::unavailable;
+    }
     const std::string lower = record_key(pos_.partition, pos_.offset);
     const std::string upper = record_key(pos_.partition, end);
     rocksdb::Slice upper_slice(upper);
@@ -127,7 +133,11 @@ std::unique_ptr<LocalLog> LocalLog::open(const Options& options) {
   if (options.partitions < 1) throw std::runtime_error("event log: partitions must be >= 1");
   std::unique_ptr<LocalLog> log(new LocalLog());
   log->options_ = options;
-  log->open_db();
+  {
+    Opened o = log->open_db();
+    log->db_ = std::move(o.db);
+    log->handles_ = std::move(o.handles);
+  }
 
   // The partition count is fixed when the log is created: changing it would
   // move accounts between partitions and break their ordering.
@@ -154,7 +164,7 @@ std::unique_ptr<LocalLog> LocalLog::open(const Options& options) {
     throw std::runtime_error("event log: cannot read metadata: " + s.ToString());
   }
 
-  log->load_ends();
+  log->set_ends(log->read_ends(*log->db_, log->handles_[0]));
 
   if (!options.read_only) {
     log->completer_ = std::thread([l = log.get()] { l->completer_loop(); });
@@ -163,13 +173,13 @@ std::unique_ptr<LocalLog> LocalLog::open(const Options& options) {
   return log;
 }
 
-// Opens the RocksDB database of the log into db_ and handles_. Throws.
-void LocalLog::open_db() {
-  handles_.clear();
+// Opens the log's RocksDB database. Throws.
+LocalLog::Opened LocalLog::open_db() {
   const rocksdb::Options opts = rocks_options(options_);
   std::vector<rocksdb::ColumnFamilyDescriptor> families{
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(opts)},
       {kMetaFamily, rocksdb::ColumnFamilyOptions(opts)}};
+  Opened out;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s;
   if (options_.read_only) {
@@ -182,10 +192,10 @@ void LocalLog::open_db() {
     if (!mkdtemp(tmpl.data()))
       throw std::runtime_error("event log: cannot create a temp directory");
     secondary_dir_ = tmpl;
-    s = options_.follow
-            ? rocksdb::DB::OpenAsSecondary(opts, options_.path.string(), tmpl, families, &handles_,
-                                           &raw)
-            : rocksdb::DB::OpenForReadOnly(opts, options_.path.string(), families, &handles_, &raw);
+    s = options_.follow ? rocksdb::DB::OpenAsSecondary(opts, options_.path.string(), tmpl, families,
+                                                       &out.handles, &raw)
+                        : rocksdb::DB::OpenForReadOnly(opts, options_.path.string(), families,
+                                                       &out.handles, &raw);
   } else {
     std::error_code ec;
     fs::create_directories(options_.path, ec);
@@ -193,7 +203,7 @@ void LocalLog::open_db() {
       throw std::runtime_error(
           fmt::format("event log: cannot create {}: {}", options_.path.string(), ec.message()));
     }
-    s = rocksdb::DB::Open(opts, options_.path.string(), families, &handles_, &raw);
+    s = rocksdb::DB::Open(opts, options_.path.string(), families, &out.handles, &raw);
   }
   if (!s.ok()) {
     std::string hint;
@@ -203,24 +213,32 @@ void LocalLog::open_db() {
     throw std::runtime_error(
         fmt::format("event log: cannot open {}: {}{}", options_.path.string(), s.ToString(), hint));
   }
-  db_.reset(raw);
+  out.db.reset(raw);
+  return out;
 }
 
-void LocalLog::close_db() {
-  if (!db_) return;
-  for (auto* h : handles_)
-    db_->DestroyColumnFamilyHandle(h);
-  handles_.clear();
-  const rocksdb::Status s = db_->Close();
+void LocalLog::close_rocks(Opened& o) {
+  if (!o.db) return;
+  for (auto* h : o.handles)
+    o.db->DestroyColumnFamilyHandle(h);
+  o.handles.clear();
+  const rocksdb::Status s = o.db->Close();
   if (!s.ok()) spdlog::warn("event log: closing the database: {}", s.ToString());
-  db_.reset();
+  o.db.reset();
 }
 
-// Sets each partition's end and last timestamp from its last record. Throws.
-void LocalLog::load_ends() {
+// Closes db_; the caller holds db_mu_ exclusively (or no reader exists).
+void LocalLog::close_db() {
+  Opened o{std::move(db_), std::move(handles_)};
+  handles_.clear();
+  close_rocks(o);
+}
+
+// Each partition's end and last timestamp, from its last record. Throws.
+LocalLog::Ends LocalLog::read_ends(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* records) const {
   const auto n = static_cast<std::size_t>(partitions_);
-  std::vector<std::int64_t> ends(n, 0), last_ts(n, 0);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[0]));
+  Ends e{std::vector<std::int64_t>(n, 0), std::vector<std::int64_t>(n, 0)};
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), records));
   for (std::int32_t p = 0; p < partitions_; ++p) {
     it->SeekForPrev(record_key(p, std::numeric_limits<std::int64_t>::max()));
     if (!it->Valid()) continue;
@@ -230,16 +248,25 @@ void LocalLog::load_ends() {
     if (!parse_record_value(it->value().ToStringView(), r)) {
       throw std::runtime_error(fmt::format("event log: corrupt last record at {}", k->str()));
     }
-    ends[static_cast<std::size_t>(p)] = k->offset + 1;
-    last_ts[static_cast<std::size_t>(p)] = r.timestamp_ms;
+    e.next[static_cast<std::size_t>(p)] = k->offset + 1;
+    e.last_ts[static_cast<std::size_t>(p)] = r.timestamp_ms;
   }
   if (!it->status().ok()) {
     throw std::runtime_error("event log: cannot scan partitions: " + it->status().ToString());
   }
-  next_ = ends;
-  last_ts_ = std::move(last_ts);
+  return e;
+}
+
+void LocalLog::set_ends(Ends e) {
+  next_ = e.next;
+  last_ts_ = std::move(e.last_ts);
   std::lock_guard lock(mu_);
-  committed_ = std::move(ends);
+  committed_ = std::move(e.next);
+}
+
+void LocalLog::wait_for_reopen(milliseconds wait) {
+  std::unique_lock lock(mu_);
+  data_cv_.wait_for(lock, wait, [&] { return !reopening_ || closing_; });
 }
 
 LocalLog::~LocalLog() {
@@ -265,6 +292,7 @@ void LocalLog::shut_down() {
   }
   done_cv_.notify_all();
   if (completer_.joinable()) completer_.join();  // every appender has been answered
+  std::unique_lock db_lock(db_mu_);              // after every reader has let go
   close_db();
   if (!secondary_dir_.empty()) {
     std::error_code ec;
@@ -404,6 +432,14 @@ void LocalLog::writer_loop() {
 // what is on disk decides the fate of the failed batch: never acknowledged,
 // it may or may not be there; everything acknowledged before it is.
 void LocalLog::recover() {
+  {
+    std::lock_guard lock(mu_);
+    reopening_ = true;
+  }
+  {
+    std::unique_lock db_lock(db_mu_);  // no reader is in the database
+    close_db();
+  }
   auto backoff = milliseconds(100);
   for (int attempt = 1;; ++attempt) {
     {
@@ -411,46 +447,71 @@ void LocalLog::recover() {
       work_cv_.wait_for(lock, backoff, [&] { return closing_; });
       if (closing_) return;
     }
-    const std::vector<std::int64_t> before = next_;
+    // Opened without the lock: readers meanwhile get errc::unavailable at
+    // once instead of waiting for a slow recovery.
+    Opened o;
+    Ends ends;
     std::string error;
-    {
-      std::unique_lock db_lock(db_mu_);
-      close_db();
-      try {
-        open_db();
-        load_ends();
-      } catch (const std::exception& e) {
-        error = e.what();
-        close_db();
+    try {
+      o = open_db();
+      ends = read_ends(*o.db, o.handles[0]);
+    } catch (const std::exception& e) {
+      error = e.what();
+      close_rocks(o);
+    }
+    if (!error.empty()) {
+      if (attempt == 1 || attempt % 20 == 0) {
+        spdlog::error("event log: reopening after the failed write failed (attempt {}): {}",
+                      attempt, error);
+      }
+      backoff = std::min(backoff * 2, milliseconds(5000));
+      continue;
+    }
+    std::string lost;
+    for (std::size_t p = 0; p < next_.size(); ++p) {
+      if (ends.next[p] < next_[p]) {
+        // Acknowledged records are gone: the disk lost synced data. Their
+        // offsets must never be handed out again.
+        lost += fmt::format("{}partition {} ends at {}, below the acknowledged {}",
+                            lost.empty() ? "" : "; ", p, ends.next[p], next_[p]);
+      } else if (ends.next[p] > next_[p]) {
+        spdlog::warn(
+            "event log: {} records of the failed write to partition {} reached the disk; they "
+            "were refused to their clients, who may send them again",
+            ends.next[p] - next_[p], p);
       }
     }
-    if (error.empty()) {
-      for (std::size_t p = 0; p < before.size(); ++p) {
-        if (next_[p] < before[p]) {
-          // Acknowledged records are gone: the disk lost synced data.
-          spdlog::critical("event log: partition {} ends at {} after reopening, below {}", p,
-                           next_[p], before[p]);
-        } else if (next_[p] > before[p]) {
-          spdlog::warn(
-              "event log: {} records of the failed write to partition {} reached the disk; "
-              "they were refused to their clients, who may send them again",
-              next_[p] - before[p], p);
-        }
-      }
+    if (!lost.empty()) {
+      spdlog::critical(
+          "event log: acknowledged records are missing after reopening ({}); "
+          "refusing appends until an operator restores the log",
+          lost);
       {
-        std::lock_guard lock(mu_);
-        failure_.clear();
+        std::unique_lock db_lock(db_mu_);
+        db_ = std::move(o.db);
+        handles_ = std::move(o.handles);
       }
+      std::lock_guard lock(mu_);
+      failure_ = "acknowledged records are missing after reopening: " + lost;
+      reopening_ = false;
       data_cv_.notify_all();
-      spdlog::warn("event log: reopened after the failed write (attempt {}); taking appends",
-                   attempt);
       return;
     }
-    if (attempt == 1 || attempt % 20 == 0) {
-      spdlog::error("event log: reopening after the failed write failed (attempt {}): {}", attempt,
-                    error);
+    {
+      std::unique_lock db_lock(db_mu_);
+      db_ = std::move(o.db);
+      handles_ = std::move(o.handles);
     }
-    backoff = std::min(backoff * 2, milliseconds(5000));
+    set_ends(std::move(ends));
+    {
+      std::lock_guard lock(mu_);
+      failure_.clear();
+      reopening_ = false;
+    }
+    data_cv_.notify_all();
+    spdlog::warn("event log: reopened after the failed write (attempt {}); taking appends",
+                 attempt);
+    return;
   }
 }
 
@@ -527,13 +588,13 @@ boost::system::result<std::unique_ptr<Reader>> LocalLog::open_reader(Position fr
   if (from.partition < 0 || from.partition >= partitions_ || from.offset < 0) {
     return errc::out_of_range;
   }
-  if (!db_) return errc::closed;
+  if (closed()) return errc::closed;
   return std::unique_ptr<Reader>(new LocalReader(*this, from));
 }
 
 boost::system::result<std::int64_t> LocalLog::end_offset(std::int32_t partition) {
   if (partition < 0 || partition >= partitions_) return errc::out_of_range;
-  if (!db_) return errc::closed;
+  if (closed()) return errc::closed;
   return committed_end(partition);
 }
 
@@ -543,6 +604,7 @@ void LocalLog::wait_for_records(const std::vector<std::int64_t>& next,
   std::unique_lock lock(mu_);
   data_cv_.wait_for(lock, wait, [&] {
     if (closing_) return true;
+    if (reopening_) return false;  // nothing can be read until it has reopened
     for (std::size_t p = 0; p < next.size() && p < committed_.size(); ++p) {
       if (committed_[p] > next[p]) return true;
     }

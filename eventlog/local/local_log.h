@@ -90,9 +90,19 @@ class LocalLog final : public EventLog {
   };
 
   LocalLog() = default;
-  void open_db();
+  struct Opened {
+    std::unique_ptr<rocksdb::DB> db;
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;  // default, meta
+  };
+  struct Ends {
+    std::vector<std::int64_t> next, last_ts;
+  };
+  Opened open_db();
+  static void close_rocks(Opened& o);
   void close_db();
-  void load_ends();
+  Ends read_ends(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* records) const;
+  void set_ends(Ends e);
+  void wait_for_reopen(std::chrono::milliseconds wait);
   void writer_loop();
   void recover();
   void completer_loop();
@@ -115,6 +125,7 @@ class LocalLog final : public EventLog {
   std::deque<Pending> queue_;
   bool closing_ = false;
   bool writer_idle_ = false;  // the writer waits on work_cv_
+  bool reopening_ = false;    // recover() runs: db_ may be null
   std::string failure_;
   std::vector<std::int64_t> committed_;  // per partition, guarded by mu_
   std::vector<std::int64_t> last_ts_;    // per partition, writer thread only

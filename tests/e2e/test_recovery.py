@@ -105,7 +105,7 @@ class RecoveryToolsOnARealisticStoreTest(unittest.TestCase):
         m = imaplib.IMAP4("127.0.0.1", self.imap, timeout=60)
         m.login(account, "password")
         m.select("INBOX", readonly=True)
-        typ, data = m.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        typ, data = m.uid("FETCH", "1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
         m.logout()
         self.assertEqual(typ, "OK")
         return [item[1].decode().split(":", 1)[1].strip() for item in data

@@ -162,7 +162,7 @@ TEST(Mime, MalformedInputGivesABestEffortStructure) {
 
 TEST(Mime, EveryCorpusMessageParsesWithinItsBounds) {
   const std::filesystem::path corpus =
-      std::filesystem::path(A3_TEST_SOURCE_DIR) / "../../shared/mime-corpus";
+      std::filesystem::path(A3_TEST_SOURCE_DIR) / "fuzz/corpus/mime";
   ASSERT_TRUE(std::filesystem::exists(corpus)) << corpus;
   int n = 0;
   for (const auto& f : std::filesystem::directory_iterator(corpus)) {
