@@ -22,10 +22,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string out = say("a LOGIN alice@example.test pw\r\n");
   std::string_view in = fuzz::bytes(data, size);
   while (!in.empty() && !session.closed()) {
-    const auto lf = in.find('\n');
-    const std::size_t n = lf == std::string_view::npos ? in.size() : lf + 1;
-    std::string reply = say(in.substr(0, n));
-    in.remove_prefix(n);
+    std::string reply = say(fuzz::next_line(in));
     if (session.starttls_requested()) session.tls_established();
     reply += session.take_output();
     A3_FUZZ_CHECK(reply.size() <= (8u << 20), "output too large");

@@ -22,8 +22,8 @@ bool balanced(std::string_view s) {
     } else if (c == '{') {
       const auto close = s.find("}\r\n", i);
       if (close == std::string_view::npos) return false;
-      const std::size_t n = std::strtoull(std::string(s.substr(i + 1, close - i - 1)).c_str(),
-                                          nullptr, 10);
+      const std::size_t n =
+          std::strtoull(std::string(s.substr(i + 1, close - i - 1)).c_str(), nullptr, 10);
       i = close + 2 + n;
       if (i >= s.size() + 1) return false;
     } else if (c == '(') {
@@ -45,9 +45,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   A3_FUZZ_CHECK(!s.parts.empty(), "no parts");
   for (const auto& p : s.parts) {
     A3_FUZZ_CHECK(sections.insert(p.section).second, "section twice: " + p.section);
-    A3_FUZZ_CHECK(p.header_begin <= p.body_begin && p.body_begin <= p.body_end &&
-                      p.body_end <= raw.size(),
-                  "part " + p.section + " outside the message");
+    A3_FUZZ_CHECK(
+        p.header_begin <= p.body_begin && p.body_begin <= p.body_end && p.body_end <= raw.size(),
+        "part " + p.section + " outside the message");
     if (p.message) {
       A3_FUZZ_CHECK(p.inner_body_begin >= p.body_begin && p.inner_body_begin <= p.body_end,
                     "inner body of " + p.section);

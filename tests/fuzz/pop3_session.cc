@@ -17,10 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   bool in_list = false;
   std::string_view in = fuzz::bytes(data, size);
   while (!in.empty() && !session.closed()) {
-    const auto lf = in.find('\n');
-    const std::size_t n = lf == std::string_view::npos ? in.size() : lf + 1;
-    session.receive(in.substr(0, n));
-    in.remove_prefix(n);
+    session.receive(fuzz::next_line(in));
     for (int rounds = 0; rounds < 64; ++rounds) {
       bool progress = false;
       while (auto auth = session.take_auth()) {

@@ -23,8 +23,8 @@ std::string base64_encode(std::string_view in) {
     const unsigned v = static_cast<unsigned char>(in[i]) << 16;
     out += {kAlphabet[v >> 18], kAlphabet[(v >> 12) & 63], '=', '='};
   } else if (i + 2 == in.size()) {
-    const unsigned v = static_cast<unsigned char>(in[i]) << 16 |
-                       static_cast<unsigned char>(in[i + 1]) << 8;
+    const unsigned v =
+        static_cast<unsigned char>(in[i]) << 16 | static_cast<unsigned char>(in[i + 1]) << 8;
     out += {kAlphabet[v >> 18], kAlphabet[(v >> 12) & 63], kAlphabet[(v >> 6) & 63], '='};
   }
   return out;

@@ -33,10 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!in.empty()) in.remove_prefix(1);
   // Fed in pieces cut at each LF, as reads would deliver a pipelined stream.
   while (!in.empty() && !session.closed()) {
-    const auto lf = in.find('\n');
-    const std::size_t n = lf == std::string_view::npos ? in.size() : lf + 1;
-    session.receive(in.substr(0, n));
-    in.remove_prefix(n);
+    session.receive(fuzz::next_line(in));
     for (int rounds = 0; rounds < 64; ++rounds) {
       bool progress = false;
       if (session.take_message()) {
