@@ -43,6 +43,10 @@ std::optional<PlainCredentials> parse_plain(std::string_view decoded) {
   const auto second = first == std::string_view::npos ? first : decoded.find('\0', first + 1);
   if (second == std::string_view::npos) return std::nullopt;
   const std::string_view authzid = decoded.substr(0, first);
+  // authcid = 1*SAFE and passwd = 1*SAFE: neither is empty, neither holds NUL.
+  if (second == first + 1 || second + 1 == decoded.size() ||
+      decoded.find('\0', second + 1) != std::string_view::npos)
+    return std::nullopt;
   PlainCredentials c;
   c.user = std::string(decoded.substr(first + 1, second - first - 1));
   c.password = std::string(decoded.substr(second + 1));

@@ -27,7 +27,8 @@ struct PlainCredentials {
   bool other_identity = false;
 };
 
-// [authzid] NUL authcid NUL passwd; nullopt if malformed.
+// [authzid] NUL authcid NUL passwd; nullopt if malformed (RFC 4616 2: an
+// empty authcid or passwd, or a NUL in passwd, is malformed).
 std::optional<PlainCredentials> parse_plain(std::string_view decoded);
 
 }  // namespace a3::net

@@ -1,7 +1,8 @@
 // SASL pieces (frontends/net/sasl.h) on hostile client input: strict base64
 // never crashes, and what it accepts re-encodes to the same text (no
 // whitespace or bad padding slips through); PLAIN's message parser never
-// crashes and never returns an empty user.
+// crashes and accepts no empty user or password and no NUL in a password
+// (RFC 4616 2).
 #include "frontends/net/sasl.h"
 #include "tests/fuzz/fuzz.h"
 
@@ -40,6 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   if (auto plain = net::parse_plain(in)) {
     A3_FUZZ_CHECK(!plain->user.empty(), "PLAIN without a user");
+    A3_FUZZ_CHECK(!plain->password.empty() && plain->password.find('\0') == std::string::npos,
+                  "PLAIN with an empty password or a NUL in it");
   }
   return 0;
 }
