@@ -15,6 +15,8 @@ using flatbuffers::Offset;
 namespace {
 
 // ---- encoding ----
+// Strings go in with their length (CreateString of a std::string), never as
+// C strings: client input may hold NUL bytes.
 
 Offset<flatbuffers::Vector<std::uint8_t>> bytes(FlatBufferBuilder& b, const Uuid& id) {
   return b.CreateVector(id.bytes.data(), id.bytes.size());
@@ -40,10 +42,10 @@ struct BodyEncoder {
     return fb::CreateAccountCreated(b, name, hash, addresses, e.quota_bytes).Union();
   }
   Offset<void> operator()(const AccountPasswordChanged& e) {
-    return fb::CreateAccountPasswordChangedDirect(b, e.password_hash.c_str()).Union();
+    return fb::CreateAccountPasswordChanged(b, b.CreateString(e.password_hash)).Union();
   }
   Offset<void> operator()(const AccountDeleted& e) {
-    return fb::CreateAccountDeletedDirect(b, e.reason.c_str()).Union();
+    return fb::CreateAccountDeleted(b, b.CreateString(e.reason)).Union();
   }
   Offset<void> operator()(const AccountAddressesChanged& e) {
     return fb::CreateAccountAddressesChanged(b, strings(b, e.addresses)).Union();
@@ -102,16 +104,23 @@ struct BodyEncoder {
     return fb::CreateMessagesExpunged(b, id, uids(b, e.uids)).Union();
   }
   Offset<void> operator()(const AuthSucceeded& e) {
-    return fb::CreateAuthSucceededDirect(b, e.mechanism.c_str(), e.user.c_str()).Union();
+    auto mechanism = b.CreateString(e.mechanism);
+    auto user = b.CreateString(e.user);
+    return fb::CreateAuthSucceeded(b, mechanism, user).Union();
   }
   Offset<void> operator()(const AuthFailed& e) {
-    return fb::CreateAuthFailedDirect(b, e.mechanism.c_str(), e.user.c_str(), e.reason.c_str())
-        .Union();
+    auto mechanism = b.CreateString(e.mechanism);
+    auto user = b.CreateString(e.user);
+    auto reason = b.CreateString(e.reason);
+    return fb::CreateAuthFailed(b, mechanism, user, reason).Union();
   }
   Offset<void> operator()(const SmtpRejected& e) {
-    return fb::CreateSmtpRejectedDirect(b, e.stage.c_str(), e.code, e.enhanced_code.c_str(),
-                                        e.reason.c_str(), e.mail_from.c_str(), e.rcpt_to.c_str())
-        .Union();
+    auto stage = b.CreateString(e.stage);
+    auto enhanced = b.CreateString(e.enhanced_code);
+    auto reason = b.CreateString(e.reason);
+    auto from = b.CreateString(e.mail_from);
+    auto to = b.CreateString(e.rcpt_to);
+    return fb::CreateSmtpRejected(b, stage, e.code, enhanced, reason, from, to).Union();
   }
   Offset<void> operator()(const BodyChunk& e) {
     auto id = bytes(b, e.blob_id);

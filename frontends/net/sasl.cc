@@ -30,6 +30,9 @@ std::optional<std::string> base64_decode(std::string_view in) {
         return std::nullopt;
       }
     }
+    // RFC 4648 3.5: the bits padding leaves over must be zero, so that one
+    // text stands for one value.
+    if ((pad == 2 && (v[1] & 0xf) != 0) || (pad == 1 && (v[2] & 0x3) != 0)) return std::nullopt;
     const std::uint32_t n = v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3];
     out.push_back(static_cast<char>(n >> 16));
     if (pad < 2) out.push_back(static_cast<char>(n >> 8 & 0xff));

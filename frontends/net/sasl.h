@@ -8,7 +8,7 @@
 
 namespace a3::net {
 
-// Strict: no whitespace, correct padding; nullopt otherwise.
+// Strict: no whitespace, correct padding, zero pad bits; nullopt otherwise.
 std::optional<std::string> base64_decode(std::string_view in);
 
 // A login a session hands to its server: the server serves the IP's

@@ -169,6 +169,25 @@ TEST(Codec, EveryBodyKindRoundTrips) {
   }
 }
 
+// Client input can hold NUL bytes (an IMAP LOGIN literal, say): strings keep
+// them instead of ending there (found by tests/fuzz/event).
+TEST(Codec, StringsWithNulBytesRoundTrip) {
+  const std::string nul("a\0b", 3);
+  const Actor actor{Protocol::imap, nul, "192.0.2.1", "s"};
+  const std::vector<Event> events = {
+      make_event("alice@example.test", actor, AuthFailed{nul, nul, nul}),
+      make_event("alice@example.test", actor, AuthSucceeded{nul, nul}),
+      make_event("alice@example.test", actor, AccountPasswordChanged{nul}),
+      make_event("alice@example.test", actor, AccountDeleted{nul}),
+      make_event("alice@example.test", actor, SmtpRejected{nul, 550, nul, nul, nul, nul}),
+  };
+  for (const auto& e : events) {
+    auto decoded = decode(encode(e));
+    ASSERT_TRUE(decoded) << kind_name(e.body);
+    EXPECT_EQ(*decoded, e) << kind_name(e.body);
+  }
+}
+
 TEST(Codec, OptionalFieldsStayAbsent) {
   Event e =
       make_event("a@example.test", {}, FlagsChanged{Uuid::v7(), {1}, FlagOp::add, {"\\Seen"}, {}});
