@@ -366,9 +366,18 @@ Config parse(std::string_view text, const fs::path& file) {
     s.boolean("reject_bare_lf", c.smtp.reject_bare_lf);
     s.boolean("enable_vrfy", c.smtp.enable_vrfy);
     // RFC 5321 4.5.3.2: at least 5 minutes for commands, 10 for data blocks.
+    // Lower is allowed, with a warning: what an operator under a slow-loris
+    // attack does (Postfix's stress mode waits 10 s).
     smtp_timeout = s.has("command_timeout_s");
-    s.integer("command_timeout_s", c.smtp.command_timeout_s, 300, 86400);
-    s.integer("data_timeout_s", c.smtp.data_timeout_s, 600, 86400);
+    s.integer("command_timeout_s", c.smtp.command_timeout_s, 1, 86400);
+    if (c.smtp.command_timeout_s < 300) {
+      s.warn("command_timeout_s",
+             "below RFC 5321 4.5.3.2's 5 minutes: slow clients may be cut off");
+    }
+    s.integer("data_timeout_s", c.smtp.data_timeout_s, 1, 86400);
+    if (c.smtp.data_timeout_s < 600) {
+      s.warn("data_timeout_s", "below RFC 5321 4.5.3.2's 10 minutes: slow clients may be cut off");
+    }
     s.string("relay_host", c.smtp.relay_host);
     s.integer("relay_port", c.smtp.relay_port, 1, 65535);
     s.boolean("relay_auth", c.smtp.relay_auth);
@@ -464,6 +473,7 @@ Config parse(std::string_view text, const fs::path& file) {
     }
     s.integer("max_connections", c.security.max_connections, 1, 1'000'000);
     s.integer("max_connections_per_ip", c.security.max_connections_per_ip, 1, 1'000'000);
+    s.integer("login_timeout_s", c.security.login_timeout_s, 1, 86400);
     s.integer("auth_failures_before_delay", c.security.auth_failures_before_delay, 0, 1000);
     s.integer("max_auth_delay_s", c.security.max_auth_delay_s, 0, 3600);
     const std::string_view blocked = s.either("blocked_networks", "blocked_ips");

@@ -176,6 +176,9 @@ struct Pop3 {
 struct Security {
   int max_connections = 2000;
   int max_connections_per_ip = 50;
+  // An IMAP or POP3 client must have logged in this long after it
+  // connected, or it is closed (Dovecot's 3 minutes).
+  int login_timeout_s = 180;
   int auth_failures_before_delay = 3;
   int max_auth_delay_s = 30;
   std::vector<std::string> blocked_networks;  // CIDR; the guide's `blocked_ips` too

@@ -173,6 +173,7 @@ std::string render(const Config& c) {
       {"security",
        toml::table{{"max_connections", c.security.max_connections},
                    {"max_connections_per_ip", c.security.max_connections_per_ip},
+                   {"login_timeout_s", c.security.login_timeout_s},
                    {"auth_failures_before_delay", c.security.auth_failures_before_delay},
                    {"max_auth_delay_s", c.security.max_auth_delay_s},
                    {"blocked_networks", strings(c.security.blocked_networks)},

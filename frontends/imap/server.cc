@@ -135,7 +135,9 @@ class ImapHandler : public net::Handler {
         held_(std::move(session)),
         session_(*held_),
         store_(st_->store),
-        cfg_(st_->config.imap) {}
+        cfg_(st_->config.imap),
+        login_by_(std::chrono::steady_clock::now() +
+                  std::chrono::seconds(st_->config.security.login_timeout_s)) {}
   ~ImapHandler() override {
     live_->watch.reset();
     live_->watching.reset();
@@ -195,12 +197,14 @@ class ImapHandler : public net::Handler {
   void tls_established() override { session_.tls_established(); }
   bool closed() const override { return session_.closed(); }
   bool between_commands() const override { return session_.between_commands(); }
+  bool partial_line() const override { return session_.partial_line(); }
   // Before login a client gets a minute per command (RFC 9051 5.4's 30
-  // minutes are for authenticated sessions).
+  // minutes are for authenticated sessions), within [security]
+  // login_timeout_s.
   std::chrono::seconds read_timeout() const override {
-    return std::chrono::seconds(session_.idling()          ? cfg_.idle_timeout_s
-                                : session_.authenticated() ? cfg_.autologout_s
-                                                           : 60);
+    if (session_.idling()) return std::chrono::seconds(cfg_.idle_timeout_s);
+    if (session_.authenticated()) return std::chrono::seconds(cfg_.autologout_s);
+    return net::before_login(login_by_, std::chrono::seconds(60));
   }
 
  private:
@@ -217,6 +221,7 @@ class ImapHandler : public net::Handler {
   Session& session_;
   projections::Store& store_;
   const config::Imap& cfg_;
+  std::chrono::steady_clock::time_point login_by_;
   bool pusher_ = false;
 };
 

@@ -131,6 +131,9 @@ class Session {
   bool between_commands() const {
     return state_ == State::command && in_.empty() && command_.empty();
   }
+  // A command line is incomplete (not a literal's octets), or an over-long
+  // one is being skipped.
+  bool partial_line() const { return state_ != State::literal && (!in_.empty() || skipping_line_); }
   // During IDLE: untagged responses for changes since the last report.
   void idle_poll();
 

@@ -66,7 +66,7 @@ awaitable<void> drive(std::shared_ptr<Connection> c, Handler& h, DriverOptions o
   if (o.implicit_tls) co_await c->conn.start_tls(*o.tls);
   co_await write(c, h.greeting());
   c->greeted = true;
-  std::vector<char> buf(o.read_buffer);
+  std::vector<char> buf;
   std::shared_ptr<void> account_slot;  // held while the session lasts
   for (;;) {
     // Busy: inside a command (a message, a literal, a SASL exchange), which
@@ -78,10 +78,21 @@ awaitable<void> drive(std::shared_ptr<Connection> c, Handler& h, DriverOptions o
       break;
     }
     co_await h.before_read();
-    c->deadline = std::chrono::steady_clock::now() + h.read_timeout();
+    if (!h.partial_line()) c->set_deadline(std::chrono::steady_clock::now() + h.read_timeout());
     boost::system::error_code ec;
-    const std::size_t n = co_await c->conn.read_some(asio::buffer(buf),
-                                                     asio::redirect_error(asio::use_awaitable, ec));
+    if (!c->conn.tls()) {
+      // A plain connection waits without a read buffer: 10,000 idle
+      // clients hold no 16 KiB each. (TLS has buffers of its own.)
+      std::vector<char>().swap(buf);
+      co_await c->conn.socket().async_wait(asio::ip::tcp::socket::wait_read,
+                                           asio::redirect_error(asio::use_awaitable, ec));
+    }
+    std::size_t n = 0;
+    if (!ec) {
+      buf.resize(o.read_buffer);
+      n = co_await c->conn.read_some(asio::buffer(buf),
+                                     asio::redirect_error(asio::use_awaitable, ec));
+    }
     if (ec == asio::error::operation_aborted && c->stopping && !c->busy) {
       // Listeners::stop() cancelled the wait for the next command.
       co_await write(c, c->goodbye);
@@ -115,7 +126,7 @@ awaitable<void> drive(std::shared_ptr<Connection> c, Handler& h, DriverOptions o
       break;
     }
     if (h.starttls_requested()) {
-      c->deadline = std::chrono::steady_clock::now() + kHandshake;
+      c->set_deadline(std::chrono::steady_clock::now() + kHandshake);
       co_await c->conn.start_tls(*o.tls);
       h.tls_established();
     }

@@ -5,6 +5,7 @@
 // where that session's work runs.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <memory>
@@ -51,6 +52,10 @@ class Handler {
   // No command in hand (no partial line, literal, message or SASL
   // exchange): a stopping server says goodbye only then.
   virtual bool between_commands() const { return true; }
+  // Part of a command line is in hand (or an over-long one is being
+  // skipped). Its bytes do not move the deadline: a line must arrive whole
+  // within the timeout that started with it (no slow-loris by trickling).
+  virtual bool partial_line() const { return false; }
 
   virtual bool starttls_requested() const = 0;
   virtual void tls_established() = 0;
@@ -63,6 +68,16 @@ class Handler {
 inline std::size_t read_buffer_size(const config::Config& c, std::size_t protocol_default) {
   return c.performance.io_buffer_size > 0 ? static_cast<std::size_t>(c.performance.io_buffer_size)
                                           : protocol_default;
+}
+
+// An unauthenticated session's read timeout: `timeout`, but no longer than
+// what is left of its [security] login_timeout_s (`login_by`): a client
+// that never logs in is closed then, however busy it keeps itself.
+inline std::chrono::seconds before_login(std::chrono::steady_clock::time_point login_by,
+                                         std::chrono::seconds timeout) {
+  const auto left =
+      std::chrono::ceil<std::chrono::seconds>(login_by - std::chrono::steady_clock::now());
+  return std::clamp(left, std::chrono::seconds(0), timeout);
 }
 
 struct DriverOptions {

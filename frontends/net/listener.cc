@@ -24,6 +24,12 @@ void Connection::close() {
   timer.cancel();
 }
 
+void Connection::set_deadline(std::chrono::steady_clock::time_point at) {
+  const bool earlier = at < deadline;
+  deadline = at;
+  if (earlier) timer.cancel();
+}
+
 awaitable<void> watchdog(std::shared_ptr<Connection> c) {
   while (!c->done) {
     c->timer.expires_at(c->deadline);

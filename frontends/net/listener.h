@@ -31,6 +31,9 @@ struct Connection {
   virtual ~Connection() = default;
   // On the strand: close the socket and wake every waiter.
   virtual void close();
+  // On the strand: the watchdog closes the connection at `at`. An earlier
+  // deadline than the one it sleeps towards wakes it to re-arm.
+  void set_deadline(std::chrono::steady_clock::time_point at);
 
   Strand strand;
   Conn conn;

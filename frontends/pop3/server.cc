@@ -44,8 +44,13 @@ namespace {
 // time.
 class Pop3Handler : public net::Handler {
  public:
-  Pop3Handler(Session& session, projections::Store& store, asio::thread_pool& pool, int timeout_s)
-      : session_(session), store_(store), pool_(pool), timeout_s_(timeout_s) {}
+  Pop3Handler(Session& session, projections::Store& store, asio::thread_pool& pool, int timeout_s,
+              int login_timeout_s)
+      : session_(session),
+        store_(store),
+        pool_(pool),
+        timeout_s_(timeout_s),
+        login_by_(std::chrono::steady_clock::now() + std::chrono::seconds(login_timeout_s)) {}
 
   std::string greeting() override { return session_.greeting(); }
   awaitable<std::string> feed(std::string bytes) override {
@@ -82,8 +87,13 @@ class Pop3Handler : public net::Handler {
   void tls_established() override { session_.tls_established(); }
   bool closed() const override { return session_.closed(); }
   bool between_commands() const override { return session_.between_commands(); }
-  // RFC 1939 3: an autologout timer of at least 10 minutes.
-  std::chrono::seconds read_timeout() const override { return std::chrono::seconds(timeout_s_); }
+  bool partial_line() const override { return session_.partial_line(); }
+  // RFC 1939 3: an autologout timer of at least 10 minutes (before login,
+  // within [security] login_timeout_s).
+  std::chrono::seconds read_timeout() const override {
+    const std::chrono::seconds timeout(timeout_s_);
+    return session_.authenticated() ? timeout : net::before_login(login_by_, timeout);
+  }
 
  private:
   template <typename F>
@@ -96,6 +106,7 @@ class Pop3Handler : public net::Handler {
   projections::Store& store_;
   asio::thread_pool& pool_;
   int timeout_s_;
+  std::chrono::steady_clock::time_point login_by_;
 };
 
 awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
@@ -113,7 +124,8 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
                    tls != nullptr,      implicit,  cfg.pop3.allow_plaintext_auth};
   // Destroyed on this coroutine's exit, which releases the maildrop.
   Session session(info, Limits{}, st->store, st->maildrops);
-  Pop3Handler handler(session, st->store, st->pool, cfg.pop3.timeout_s);
+  Pop3Handler handler(session, st->store, st->pool, cfg.pop3.timeout_s,
+                      cfg.security.login_timeout_s);
   const std::size_t buffer = net::read_buffer_size(cfg, 4096);
   net::DriverOptions options{tls.get(),       implicit,   buffer,     schemas::Protocol::pop3,
                              remote_ip,       session_id, &st->store, &st->throttle,

@@ -88,12 +88,16 @@ class Session {
     return (state_ == State::authorization || state_ == State::transaction) && in_.empty();
   }
 
+  // A command line is incomplete, or an over-long one is being skipped.
+  bool partial_line() const { return !in_.empty() || skipping_line_; }
+
   bool starttls_requested() const { return state_ == State::tls_pending; }
   void tls_established();
   // The verbs of the command table, for tests.
   static std::vector<std::string_view> command_names();
 
   bool closed() const { return state_ == State::closed; }
+  bool authenticated() const { return state_ == State::transaction || state_ == State::updating; }
 
  private:
   enum class State {

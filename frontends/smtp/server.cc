@@ -212,8 +212,11 @@ class SmtpHandler : public net::Handler {
   void tls_established() override { session_.tls_established(); }
   bool closed() const override { return session_.closed(); }
   bool between_commands() const override { return session_.between_commands(); }
+  bool partial_line() const override { return session_.partial_line(); }
+  // Waiting for message data (DATA's lines, BDAT's octets) or for a command.
   std::chrono::seconds read_timeout() const override {
-    return std::chrono::seconds(st_.config.smtp.command_timeout_s);
+    return std::chrono::seconds(session_.receiving_data() ? st_.config.smtp.data_timeout_s
+                                                          : st_.config.smtp.command_timeout_s);
   }
 
   std::function<std::string()> tls_description_;

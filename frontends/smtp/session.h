@@ -163,6 +163,9 @@ class Session {
   bool between_commands() const {
     return state_ == State::command && !receiving_data() && in_.empty();
   }
+  // A command (or SASL response) line is incomplete, or an over-long one
+  // is being skipped; message data is not a command line.
+  bool partial_line() const { return !receiving_data() && (!in_.empty() || skipping_long_line_); }
   // Changes whenever a transaction ends (delivered, refused, RSET...): what
   // was taken from an earlier one is never part of the next message.
   std::uint64_t transaction() const { return transaction_; }

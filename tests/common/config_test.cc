@@ -331,6 +331,23 @@ TEST(Config, TheGuidesEnvironmentVariablesOverrideTheFile) {
     unsetenv(v);
 }
 
+TEST(Config, TimeoutsBelowTheRfcsAreWarnedAbout) {
+  const Config c = parse(
+      "[smtp]\ncommand_timeout_s = 10\ndata_timeout_s = 20\n[security]\nlogin_timeout_s = 30\n",
+      "/x/a.toml");
+  EXPECT_EQ(c.smtp.command_timeout_s, 10);
+  EXPECT_EQ(c.smtp.data_timeout_s, 20);
+  EXPECT_EQ(c.security.login_timeout_s, 30);
+  const std::string all = fmt::format("{}", fmt::join(c.warnings, "\n"));
+  EXPECT_NE(all.find("smtp.command_timeout_s: below RFC 5321"), std::string::npos) << all;
+  EXPECT_NE(all.find("smtp.data_timeout_s: below RFC 5321"), std::string::npos) << all;
+  EXPECT_TRUE(parse("", "/x/a.toml").warnings.empty());
+  EXPECT_NE(error_of("[smtp]\ncommand_timeout_s = 0\n").find("smtp.command_timeout_s"),
+            std::string::npos);
+  EXPECT_NE(error_of("[security]\nlogin_timeout_s = 0\n").find("security.login_timeout_s"),
+            std::string::npos);
+}
+
 TEST(Config, SizesTakeUnits) {
   const Config c = parse(
       "[performance]\ncache_size = \"512MiB\"\n[logging]\noutput = \"a.log\"\n"

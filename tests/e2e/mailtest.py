@@ -109,14 +109,14 @@ class MailServer:
     security settings the protocol tests share, the accounts (password
     "pw"), and the running daemon, waited for until `ready` is logged."""
 
-    def __init__(self, prefix, listeners, users, ready, outbound=None):
+    def __init__(self, prefix, listeners, users, ready, outbound=None, security=""):
         from test_daemon import Daemon, write_config
         self.tmp = tempfile.TemporaryDirectory(prefix=prefix)
         make_cert(self.tmp.name)
         config = "".join('[[server.listener]]\nprotocol = "%s"\nbind = "127.0.0.1:%d"\n' % lp
                          for lp in listeners)
         config += ('[tls]\ncertificate = "cert.pem"\nprivate_key = "key.pem"\n'
-                   '[security]\nauth_failures_before_delay = 100\n')
+                   '[security]\nauth_failures_before_delay = 100\n' + security)
         # Outbound DNS never leaves loopback: by default nothing answers
         # there (queued mail is deferred), or the test's own DNS server.
         config += outbound or '[outbound]\nresolvers = ["127.0.0.1@9"]\n'

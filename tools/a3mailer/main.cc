@@ -3,9 +3,12 @@
 // what can change without a restart (certificates, TLS policy, limits,
 // access lists, logging).
 #include <signal.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 
+#include <algorithm>
 #include <condition_variable>
+
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -112,6 +115,36 @@ void reload(const std::string& path, const a3::config::Config& running, a3::net:
   sd_notify(0, "READY=1\nSTATUS=running");
 }
 
+// Every connection is a file descriptor, and RocksDB keeps its files open:
+// the soft limit (often 1024 from a shell) goes up to the hard one. If even
+// that cannot hold the connection limits, accepts will fail beyond it (each
+// failure logged), so say so at start.
+void raise_file_limit(const a3::config::Config& config) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+  }
+  const auto serves = [&](std::initializer_list<std::string_view> protocols) -> std::size_t {
+    return std::any_of(
+        config.server.listeners.begin(), config.server.listeners.end(), [&](const auto& l) {
+          return std::find(protocols.begin(), protocols.end(), l.protocol) != protocols.end();
+        });
+  };
+  const std::size_t servers = serves({"smtp", "submission", "submissions"}) +
+                              serves({"imap", "imaps"}) + serves({"pop3", "pop3s"});
+  // Connections are counted per protocol server; 1024 for the stores,
+  // the log and the rest.
+  const auto needed = servers * static_cast<std::size_t>(config.security.max_connections) + 1024;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < needed)
+    spdlog::warn(
+        "open files limited to {} (RLIMIT_NOFILE), below the {} that security.max_connections "
+        "on {} protocol servers may need: raise it (systemd: LimitNOFILE)",
+        rl.rlim_cur, needed, servers);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -168,6 +201,7 @@ int main(int argc, char** argv) {
   }
   for (const auto& w : config.warnings)
     spdlog::warn("configuration: {}", w);
+  raise_file_limit(config);
   a3::metrics::init_defaults();
 
   // Start-up order: the log (the truth), the view, the projector that keeps

@@ -1,0 +1,308 @@
+#!/usr/bin/env python3
+"""End-to-end: hostile clients against the real daemon.
+
+Slow-loris lines, clients that never log in, endless pipelining without
+reading the replies, huge literals, lines without CRLF, TLS handshakes that
+stall, and 10,000 connections opened and held. Each is bounded by a limit
+and a timeout (short ones here, set in the configuration), the daemon stays
+responsive to an honest client meanwhile, and its memory returns to where it
+was: RSS before, during and after is printed.
+"""
+import concurrent.futures
+import imaplib
+import os
+import resource
+import socket
+import ssl
+import time
+import unittest
+
+from mailtest import MailServer, free_port, tls_client
+
+COMMAND_TIMEOUT = 3  # [smtp] command_timeout_s and data_timeout_s
+LOGIN_TIMEOUT = 4  # [security] login_timeout_s
+HANDSHAKE = 30  # the driver's TLS handshake deadline (RFC 3207's 30 s)
+
+
+def rss_mib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+def closed_within(sock, seconds):
+    """Reads until the peer closes; how long it took, or None if it did not
+    close within `seconds`."""
+    start = time.time()
+    sock.settimeout(0.5)
+    while time.time() - start < seconds:
+        try:
+            if not sock.recv(65536):
+                return time.time() - start
+        except socket.timeout:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            return time.time() - start
+    return None
+
+
+def connect(port, source="127.0.0.1"):
+    s = socket.socket()
+    s.bind((source, 0))
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def read_line(sock):
+    data = b""
+    while not data.endswith(b"\r\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+class HostileClientsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        # 10,000 client sockets here, and as many in the daemon.
+        assert hard == resource.RLIM_INFINITY or hard >= 10500, \
+            "RLIMIT_NOFILE's hard limit is %d: 10,000 connections need 10,500" % hard
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        cls.ports = {p: free_port() for p in ("smtp", "imap", "imaps", "pop3")}
+        extra = ("[smtp]\ncommand_timeout_s = %d\ndata_timeout_s = %d\ncheck_spf = false\n"
+                 "check_dkim = false\ncheck_dmarc = false\n"
+                 "[imap]\nappend_limit = 1048576\n"
+                 "[outbound]\nresolvers = [\"127.0.0.1@9\"]\n"
+                 % (COMMAND_TIMEOUT, COMMAND_TIMEOUT))
+        cls.server = MailServer("a3-e2e-hostile-", list(cls.ports.items()), ["alice"],
+                                "started:", outbound=extra,
+                                security="login_timeout_s = %d\nmax_connections = 4000\n"
+                                % LOGIN_TIMEOUT)
+        cls.pid = cls.server.daemon.proc.pid
+        # Stalled TLS handshakes take the driver's 30 s: started here, and
+        # checked by the last test (test_z_...), while the others run.
+        cls.tls_started = time.time()
+        cls.silent_tls = connect(cls.ports["imaps"])
+        cls.half_hello = connect(cls.ports["imaps"])
+        hello = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = tls_client().wrap_bio(*hello, server_hostname="localhost")
+        try:
+            obj.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        record = hello[1].read()
+        cls.half_hello.sendall(record[:len(record) // 2])
+        cls.stalled_starttls = connect(cls.ports["smtp"])
+        f = cls.stalled_starttls.makefile("rb")
+        f.readline()
+        cls.stalled_starttls.sendall(b"EHLO hostile.example\r\n")
+        while not f.readline().startswith(b"250 "):
+            pass
+        cls.stalled_starttls.sendall(b"STARTTLS\r\n")
+        assert f.readline().startswith(b"220 ")
+
+    @classmethod
+    def tearDownClass(cls):
+        for s in (cls.silent_tls, cls.half_hello, cls.stalled_starttls):
+            s.close()
+        cls.server.stop()
+
+    def assert_responsive(self):
+        """An honest client is served meanwhile."""
+        with imaplib.IMAP4("127.0.0.1", self.ports["imap"], timeout=10) as c:
+            c.starttls(tls_client())
+            c.login("alice@example.test", "pw")
+            self.assertEqual(c.select("INBOX")[0], "OK")
+
+    def test_a_trickled_command_line_gets_no_more_time(self):
+        s = connect(self.ports["smtp"])
+        self.assertTrue(read_line(s).startswith(b"220 "))
+        start = time.time()
+        s.settimeout(0.2)
+        line, closed = b"EHLO slow.example.net\r\n", False
+        # One byte a second: each would have moved a per-read deadline.
+        for i in range(len(line)):
+            try:
+                s.sendall(line[i:i + 1])
+                if s.recv(100) == b"":
+                    closed = True
+                    break
+            except socket.timeout:
+                pass
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            time.sleep(1)
+        took = time.time() - start
+        s.close()
+        self.assertTrue(closed, "a trickled EHLO line kept the session open")
+        self.assertLess(took, COMMAND_TIMEOUT + 2)
+
+    def test_a_client_that_never_logs_in_is_closed(self):
+        for proto, command in (("imap", b"a NOOP\r\n"), ("pop3", b"CAPA\r\n")):
+            s = connect(self.ports[proto])
+            read_line(s)
+            start = time.time()
+            s.settimeout(0.5)
+            closed = False
+            # A valid command every second keeps each read well inside the
+            # per-command timeout; the login timeout still ends it.
+            while time.time() - start < LOGIN_TIMEOUT + 3:
+                try:
+                    s.sendall(command)
+                    if s.recv(4096) == b"":
+                        closed = True
+                        break
+                except socket.timeout:
+                    pass
+                except (BrokenPipeError, ConnectionResetError):
+                    closed = True
+                    break
+                time.sleep(1)
+            took = time.time() - start
+            s.close()
+            self.assertTrue(closed, "%s: an unauthenticated client stayed" % proto)
+            self.assertGreater(took, LOGIN_TIMEOUT - 1, proto)
+
+    def test_pipelining_without_reading_is_bounded(self):
+        before = rss_mib(self.pid)
+        socks = []
+        for i in range(20):
+            s = connect(self.ports["smtp"], "127.0.1.%d" % (i + 1))
+            s.setblocking(False)
+            socks.append(s)
+        sent = [0] * len(socks)
+        chunk = b"NOOP\r\n" * 2000
+        deadline = time.time() + 2
+        while time.time() < deadline:
+            for i, s in enumerate(socks):
+                try:
+                    sent[i] += s.send(chunk)
+                except BlockingIOError:
+                    pass
+            time.sleep(0.01)
+        during = rss_mib(self.pid)
+        self.assert_responsive()
+        # Nothing is read: the daemon stops reading too (TCP's window holds
+        # the rest back), and the command timeout ends each session.
+        for i, s in enumerate(socks):
+            self.assertLess(sent[i], 16 << 20, "the daemon kept reading an unread client")
+            s.setblocking(True)
+            self.assertIsNotNone(closed_within(s, COMMAND_TIMEOUT + 5), "pipeliner %d stayed" % i)
+            s.close()
+        after = rss_mib(self.pid)
+        print("pipelining, 20 clients: sent %.1f MiB in all; RSS %.1f -> %.1f -> %.1f MiB"
+              % (sum(sent) / 1048576.0, before, during, after))
+        self.assertLess(during - before, 64)
+
+    def test_huge_literals_are_refused_before_they_are_sent(self):
+        s = connect(self.ports["imap"])
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"a LOGIN {4294967295}\r\n")
+        reply = f.readline()
+        self.assertTrue(reply.startswith(b"a BAD") or reply.startswith(b"a NO"), reply)
+        self.assertNotIn(b"+ ", reply)
+        # A non-synchronising literal cannot be refused before it comes: the
+        # session ends (RFC 7888 4).
+        s.sendall(b"b LOGIN {4294967295+}\r\nxxxx")
+        rest = b""
+        s.settimeout(5)
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            rest += chunk
+        self.assertIn(b"BYE", rest)
+        s.close()
+        with imaplib.IMAP4("127.0.0.1", self.ports["imap"], timeout=10) as c:
+            c.starttls(tls_client())
+            c.login("alice@example.test", "pw")
+            tag = c._new_tag()
+            c.send(tag + b" APPEND INBOX {2000000}\r\n")
+            reply = c.readline()
+            self.assertTrue(reply.startswith(tag + b" NO [TOOBIG]"), reply)
+            self.assertEqual(c.noop()[0], "OK")
+
+    def test_lines_without_crlf_are_cut_and_bounded(self):
+        before = rss_mib(self.pid)
+        for proto in ("smtp", "imap", "pop3"):
+            s = connect(self.ports[proto])
+            read_line(s)
+            s.settimeout(0.2)
+            replies, sent, start = b"", 0, time.time()
+            try:
+                while time.time() - start < 2 and sent < (32 << 20):
+                    sent += s.send(b"A" * 65536)
+                    try:
+                        replies += s.recv(4096)
+                    except socket.timeout:
+                        pass
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            s.settimeout(None)
+            self.assertIsNotNone(closed_within(s, max(COMMAND_TIMEOUT, LOGIN_TIMEOUT) + 5), proto)
+            s.close()
+            self.assertIn(b"too long", replies.lower(), (proto, replies[:200]))
+        after = rss_mib(self.pid)
+        print("lines without CRLF: RSS %.1f -> %.1f MiB" % (before, after))
+        self.assertLess(after - before, 32)
+
+    def test_ten_thousand_connections_are_limited_timed_out_and_memory_stays_flat(self):
+        per_server = {"smtp": 3334, "imap": 3333, "pop3": 3333}
+        before = rss_mib(self.pid)
+        figures = []
+        for wave in range(2):
+            socks = []
+            for proto, n in per_server.items():
+                for i in range(n):
+                    # 50 per source address: the per-IP limit's default.
+                    k = len(socks)
+                    socks.append(connect(self.ports[proto],
+                                         "127.%d.%d.%d" % (10 + wave, 1 + k // (50 * 250),
+                                                           1 + (k // 50) % 250)))
+            greeted = 0
+            for s in socks:
+                s.settimeout(10)
+                if s.recv(100):
+                    greeted += 1
+            self.assertEqual(greeted, len(socks))
+            during = rss_mib(self.pid)
+            # The limits: 51st from one address, and beyond max_connections.
+            extra = connect(self.ports["smtp"], "127.%d.1.1" % (10 + wave))
+            self.assertTrue(read_line(extra).startswith(b"421 4.7.0"))
+            extra.close()
+            self.assert_responsive()
+            # Nobody says anything: the command and login timeouts close all.
+            start = time.time()
+            for s in socks:
+                left = max(COMMAND_TIMEOUT, LOGIN_TIMEOUT) + 10 - (time.time() - start)
+                self.assertIsNotNone(closed_within(s, max(left, 0.1)), "a held connection stayed")
+                s.close()
+            time.sleep(1)
+            after = rss_mib(self.pid)
+            figures.append((during, after))
+            print("10,000 held connections, wave %d: RSS %.1f -> %.1f -> %.1f MiB"
+                  % (wave + 1, before, during, after))
+        # glibc keeps what the first wave freed for the next one: memory is
+        # bounded by the peak, and a second wave must not raise it much.
+        (during1, after1), (during2, after2) = figures
+        self.assertLess(during1 - before, 10000 * 16 / 1024.0)  # under 16 KiB a connection
+        self.assertLess(during2 - during1, 32, "memory grew from one wave to the next")
+        self.assertLess(after2 - after1, 32, "memory grew from one wave to the next")
+
+    def test_z_stalled_tls_handshakes_are_closed(self):
+        for name in ("silent_tls", "half_hello", "stalled_starttls"):
+            s = getattr(self, name)
+            left = HANDSHAKE + 5 - (time.time() - self.tls_started)
+            self.assertIsNotNone(closed_within(s, max(left, 0.1)), name + " stayed open")
+        self.assertGreater(time.time() - self.tls_started, HANDSHAKE - 1)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
