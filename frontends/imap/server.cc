@@ -57,6 +57,7 @@ struct Server::State {
   projections::Store& store;
   net::TlsContexts* tls;  // null: no TLS
   net::AuthThrottle& throttle;
+  net::ConnectionLimits& limits;  // the daemon's, shared with the other protocols
   // What SIGHUP may change (limits, access lists, TLS policy): each new
   // connection takes the one in force (std::atomic_load).
   std::shared_ptr<const config::Config> live = std::make_shared<const config::Config>(config);
@@ -64,7 +65,11 @@ struct Server::State {
   // Session work may wait for the log and the projector: never on an I/O
   // thread.
   asio::thread_pool pool{8};
-  net::Listeners listeners{io, config.security, "imap", "* BYE Too many connections\r\n",
+  net::Listeners listeners{io,
+                           limits,
+                           config.security,
+                           "imap",
+                           "* BYE Too many connections\r\n",
                            "* BYE Server shutting down\r\n"};
   net::SessionLimit per_account{config.imap.max_connections_per_user};
   std::atomic<std::uint64_t> next_session{1};
@@ -198,6 +203,7 @@ class ImapHandler : public net::Handler {
   bool closed() const override { return session_.closed(); }
   bool between_commands() const override { return session_.between_commands(); }
   bool partial_line() const override { return session_.partial_line(); }
+  std::uint64_t lines_received() const override { return session_.lines_received(); }
   // Before login a client gets a minute per command (RFC 9051 5.4's 30
   // minutes are for authenticated sessions), within [security]
   // login_timeout_s.
@@ -255,8 +261,8 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
 }  // namespace
 
 Server::Server(asio::io_context& io, const config::Config& config, projections::Store& store,
-               net::TlsContexts* tls, net::AuthThrottle& throttle)
-    : state_(std::make_shared<State>(io, config, store, tls, throttle)) {}
+               net::TlsContexts* tls, net::AuthThrottle& throttle, net::ConnectionLimits& limits)
+    : state_(std::make_shared<State>(io, config, store, tls, throttle, limits)) {}
 
 Server::~Server() {
   stop();
@@ -266,7 +272,7 @@ Server::~Server() {
 void Server::reload(const config::Config& config) {
   auto st = state_;
   std::atomic_store(&st->live, std::make_shared<const config::Config>(config));
-  st->listeners.set_limits(config.security);
+  st->listeners.reload(config.security);
 }
 
 void Server::stop() {

@@ -151,6 +151,7 @@ void Session::process() {
     }
     std::string_view line(in_.data() + pos, lf - pos);
     pos = lf + 1;
+    ++lines_;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     // A refused line that announced a non-synchronising literal: its bytes
     // are on their way and cannot be told from commands, so the

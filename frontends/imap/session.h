@@ -133,6 +133,8 @@ class Session {
   }
   // A command line is incomplete (not a literal's octets), or an over-long
   // one is being skipped.
+  // Complete lines taken from the input so far.
+  std::uint64_t lines_received() const { return lines_; }
   bool partial_line() const { return state_ != State::literal && (!in_.empty() || skipping_line_); }
   // During IDLE: untagged responses for changes since the last report.
   void idle_poll();
@@ -300,7 +302,8 @@ class Session {
   std::string command_;  // the command being assembled (lines and literals)
   std::size_t literal_left_ = 0;
   bool skipping_line_ = false;  // the rest of an over-long line is dropped
-  bool held_back_ = false;      // pipelined commands wait for the output
+  std::uint64_t lines_ = 0;
+  bool held_back_ = false;  // pipelined commands wait for the output
   std::string sasl_tag_;
   std::optional<AuthRequest> pending_auth_;
   std::string pending_tag_;

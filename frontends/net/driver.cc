@@ -67,6 +67,8 @@ awaitable<void> drive(std::shared_ptr<Connection> c, Handler& h, DriverOptions o
   co_await write(c, h.greeting());
   c->greeted = true;
   std::vector<char> buf;
+  bool partial = false;                // partial_line() before the last read
+  std::uint64_t lines_seen = 0;        // lines_received() then
   std::shared_ptr<void> account_slot;  // held while the session lasts
   for (;;) {
     // Busy: inside a command (a message, a literal, a SASL exchange), which
@@ -78,11 +80,18 @@ awaitable<void> drive(std::shared_ptr<Connection> c, Handler& h, DriverOptions o
       break;
     }
     co_await h.before_read();
-    if (!h.partial_line()) c->set_deadline(std::chrono::steady_clock::now() + h.read_timeout());
+    // The deadline moves unless the line that was incomplete before the
+    // last read still is: a line whose first bytes just came gets the
+    // whole timeout from now, and no more however it trickles in.
+    const bool same_line = h.partial_line() && partial && h.lines_received() == lines_seen;
+    if (!same_line) c->set_deadline(std::chrono::steady_clock::now() + h.read_timeout());
+    partial = h.partial_line();
+    lines_seen = h.lines_received();
     boost::system::error_code ec;
-    if (!c->conn.tls()) {
-      // A plain connection waits without a read buffer: 10,000 idle
-      // clients hold no 16 KiB each. (TLS has buffers of its own.)
+    if (!c->conn.tls() && h.between_commands()) {
+      // A plain connection waits for its next command without a read
+      // buffer: 10,000 idle clients hold no 16 KiB each. (TLS has buffers
+      // of its own; inside a command, the next bytes are due.)
       std::vector<char>().swap(buf);
       co_await c->conn.socket().async_wait(asio::ip::tcp::socket::wait_read,
                                            asio::redirect_error(asio::use_awaitable, ec));

@@ -53,9 +53,13 @@ class Handler {
   // exchange): a stopping server says goodbye only then.
   virtual bool between_commands() const { return true; }
   // Part of a command line is in hand (or an over-long one is being
-  // skipped). Its bytes do not move the deadline: a line must arrive whole
-  // within the timeout that started with it (no slow-loris by trickling).
+  // skipped). More of its bytes do not move the deadline: a line must
+  // arrive whole within the timeout that started with its first byte (no
+  // slow-loris by trickling).
   virtual bool partial_line() const { return false; }
+  // Complete lines taken so far: a partial line after a complete one is a
+  // new line, whose deadline starts now.
+  virtual std::uint64_t lines_received() const { return 0; }
 
   virtual bool starttls_requested() const = 0;
   virtual void tls_established() = 0;

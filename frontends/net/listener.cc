@@ -42,20 +42,50 @@ awaitable<void> watchdog(std::shared_ptr<Connection> c) {
   }
 }
 
-Listeners::Listeners(asio::io_context& io, const config::Security& security, std::string name,
-                     std::string busy, std::string goodbye)
+void ConnectionLimits::set(const config::Security& security) {
+  max_total_ = security.max_connections;
+  max_per_ip_ = security.max_connections_per_ip;
+}
+
+std::shared_ptr<void> ConnectionLimits::admit(const asio::ip::address& ip) {
+  {
+    std::lock_guard lock(counts_->mu);
+    auto it = counts_->per_ip.try_emplace(ip, 0).first;
+    if (counts_->total >= static_cast<std::size_t>(max_total_.load()) ||
+        it->second >= static_cast<std::size_t>(max_per_ip_.load())) {
+      if (it->second == 0) counts_->per_ip.erase(it);
+      return nullptr;
+    }
+    ++counts_->total;
+    ++it->second;
+  }
+  return std::make_shared<Slot>(counts_, ip);
+}
+
+struct ConnectionLimits::Slot {
+  Slot(std::shared_ptr<Counts> c, asio::ip::address a) : counts(std::move(c)), ip(a) {}
+  ~Slot() {
+    std::lock_guard lock(counts->mu);
+    --counts->total;
+    if (auto it = counts->per_ip.find(ip); it != counts->per_ip.end() && --it->second == 0)
+      counts->per_ip.erase(it);
+  }
+  std::shared_ptr<Counts> counts;  // not the limits: a slot may outlive them
+  asio::ip::address ip;
+};
+
+Listeners::Listeners(asio::io_context& io, ConnectionLimits& limits,
+                     const config::Security& security, std::string name, std::string busy,
+                     std::string goodbye)
     : io_(io),
-      max_connections_(security.max_connections),
-      max_per_ip_(security.max_connections_per_ip),
+      limits_(limits),
       name_(std::move(name)),
       busy_(std::move(busy)),
       goodbye_(std::move(goodbye)) {
-  set_limits(security);
+  reload(security);
 }
 
-void Listeners::set_limits(const config::Security& security) {
-  max_connections_ = security.max_connections;
-  max_per_ip_ = security.max_connections_per_ip;
+void Listeners::reload(const config::Security& security) {
   std::vector<Network> blocked;
   for (const auto& n : security.blocked_networks) {
     if (auto net = Network::parse(n)) blocked.push_back(*net);  // checked at load
@@ -165,20 +195,8 @@ void Listeners::listen(const config::Listener& listener, bool have_tls, Serve se
             socket.close(ec);
             continue;
           }
-          bool refused = false;
-          {
-            std::lock_guard lock(counts_->mu);
-            auto& mine = counts_->per_ip[ip];
-            if (counts_->connections >= static_cast<std::size_t>(max_connections_.load()) ||
-                mine >= static_cast<std::size_t>(max_per_ip_.load())) {
-              refused = true;
-              if (mine == 0) counts_->per_ip.erase(ip);
-            } else {
-              ++counts_->connections;
-              ++mine;
-            }
-          }
-          if (refused) {
+          auto slot = limits_.admit(ip);
+          if (!slot) {
             metrics::connection_refused(name_, "limit");
             asio::write(socket, asio::buffer(busy_), ec);
             socket.close(ec);
@@ -187,7 +205,7 @@ void Listeners::listen(const config::Listener& listener, bool have_tls, Serve se
           metrics::connection_opened(name_);
           auto strand = asio::make_strand(io_);
           asio::co_spawn(strand, serve(std::move(socket), strand),
-                         [counts = counts_, name = name_, ip](std::exception_ptr e) {
+                         [slot = std::move(slot), name = name_, ip](std::exception_ptr e) mutable {
                            // How a session ended: normal close, timeout or error.
                            if (e) {
                              try {
@@ -205,9 +223,7 @@ void Listeners::listen(const config::Listener& listener, bool have_tls, Serve se
                              }
                            }
                            metrics::connection_closed(name);
-                           std::lock_guard lock(counts->mu);
-                           --counts->connections;
-                           if (--counts->per_ip[ip] == 0) counts->per_ip.erase(ip);
+                           slot.reset();  // counted until now
                          });
         }
       },

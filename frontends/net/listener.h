@@ -56,6 +56,30 @@ struct Connection {
 // `done` is set and the timer cancelled.
 boost::asio::awaitable<void> watchdog(std::shared_ptr<Connection> c);
 
+// The connection limits of the whole daemon: one count of connections, in
+// total and per client IP, across SMTP, IMAP and POP3 ([security]
+// max_connections, max_connections_per_ip).
+class ConnectionLimits {
+ public:
+  explicit ConnectionLimits(const config::Security& security) { set(security); }
+  // SIGHUP: connections already open stay, even above a lowered limit.
+  void set(const config::Security& security);
+  // A slot for a connection from `ip`, released when the last copy is
+  // destroyed; null when a limit is reached.
+  std::shared_ptr<void> admit(const boost::asio::ip::address& ip);
+
+ private:
+  // Shared with the slots, which may outlive this object.
+  struct Counts {
+    std::mutex mu;
+    std::size_t total = 0;
+    std::map<boost::asio::ip::address, std::size_t> per_ip;
+  };
+  struct Slot;  // gives its connection back to the counts when destroyed
+  std::shared_ptr<Counts> counts_ = std::make_shared<Counts>();
+  std::atomic<int> max_total_{0}, max_per_ip_{0};
+};
+
 class Listeners {
  public:
   // Runs one session; the socket is already counted against the limits.
@@ -64,8 +88,8 @@ class Listeners {
   // `busy` is what a refused client reads ("421 4.7.0 Too many
   // connections\r\n", "* BYE ..."), `goodbye` what a session gets when the
   // server stops ("421 4.3.2 ...", "* BYE ...").
-  Listeners(boost::asio::io_context& io, const config::Security& security, std::string name,
-            std::string busy, std::string goodbye);
+  Listeners(boost::asio::io_context& io, ConnectionLimits& limits, const config::Security& security,
+            std::string name, std::string busy, std::string goodbye);
 
   // Binds and accepts; throws std::runtime_error naming the address, or
   // the missing certificate of an implicit-TLS listener.
@@ -73,8 +97,9 @@ class Listeners {
   // The networks refused at accept, before TLS or a greeting (SIGHUP
   // replaces them; connections already open stay).
   void set_blocked(std::vector<Network> networks);
-  // SIGHUP: the connection limits and blocked networks of `security`.
-  void set_limits(const config::Security& security);
+  // SIGHUP: the blocked networks of `security` (the connection limits are
+  // the daemon's: ConnectionLimits::set).
+  void reload(const config::Security& security);
   // Connections register so that stop() can close them; false once stopping.
   bool track(const std::shared_ptr<Connection>& c);
   // Closes the listeners; each session says goodbye and closes once its
@@ -85,17 +110,9 @@ class Listeners {
 
  private:
   boost::asio::io_context& io_;
-  std::atomic<int> max_connections_, max_per_ip_;
+  ConnectionLimits& limits_;
   std::string name_, busy_, goodbye_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
-  // Shared with the sessions' completion handlers, which may run after
-  // this object is gone.
-  struct Counts {
-    std::mutex mu;
-    std::size_t connections = 0;
-    std::map<boost::asio::ip::address, std::size_t> per_ip;
-  };
-  std::shared_ptr<Counts> counts_ = std::make_shared<Counts>();
   std::shared_ptr<const std::vector<Network>> blocked_;  // std::atomic_load/store
   std::mutex mu_;
   std::vector<std::weak_ptr<Connection>> live_;  // guarded by mu_

@@ -26,12 +26,17 @@ struct Server::State {
   projections::Store& store;
   net::TlsContexts* tls;  // null: no TLS
   net::AuthThrottle& throttle;
+  net::ConnectionLimits& limits;  // the daemon's, shared with the other protocols
   // What SIGHUP may change (limits, access lists, TLS policy): each new
   // connection takes the one in force (std::atomic_load).
   std::shared_ptr<const config::Config> live = std::make_shared<const config::Config>(config);
   Maildrops maildrops;
   asio::thread_pool pool{4};
-  net::Listeners listeners{io, config.security, "pop3", "-ERR [SYS/TEMP] Too many connections\r\n",
+  net::Listeners listeners{io,
+                           limits,
+                           config.security,
+                           "pop3",
+                           "-ERR [SYS/TEMP] Too many connections\r\n",
                            "-ERR [SYS/TEMP] Server shutting down\r\n"};
   net::SessionLimit per_account{config.pop3.max_connections_per_user};
   std::atomic<std::uint64_t> next_session{1};
@@ -88,6 +93,7 @@ class Pop3Handler : public net::Handler {
   bool closed() const override { return session_.closed(); }
   bool between_commands() const override { return session_.between_commands(); }
   bool partial_line() const override { return session_.partial_line(); }
+  std::uint64_t lines_received() const override { return session_.lines_received(); }
   // RFC 1939 3: an autologout timer of at least 10 minutes (before login,
   // within [security] login_timeout_s).
   std::chrono::seconds read_timeout() const override {
@@ -136,8 +142,8 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
 }  // namespace
 
 Server::Server(asio::io_context& io, const config::Config& config, projections::Store& store,
-               net::TlsContexts* tls, net::AuthThrottle& throttle)
-    : state_(std::make_shared<State>(io, config, store, tls, throttle)) {}
+               net::TlsContexts* tls, net::AuthThrottle& throttle, net::ConnectionLimits& limits)
+    : state_(std::make_shared<State>(io, config, store, tls, throttle, limits)) {}
 
 Server::~Server() {
   stop();
@@ -147,7 +153,7 @@ Server::~Server() {
 void Server::reload(const config::Config& config) {
   auto st = state_;
   std::atomic_store(&st->live, std::make_shared<const config::Config>(config));
-  st->listeners.set_limits(config.security);
+  st->listeners.reload(config.security);
 }
 
 void Server::stop() {

@@ -93,6 +93,7 @@ void Session::process() {
     }
     std::string_view line(in_.data() + pos, lf - pos);
     pos = lf + 1;
+    ++lines_;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (skipping_line_) {
       skipping_line_ = false;
@@ -143,6 +144,7 @@ void Session::auth_unavailable() {
   if (state_ != State::awaiting_auth) return;
   state_ = State::authorization;
   err(err_text(projections::errc::unavailable));
+  process();  // the commands pipelined behind the login
 }
 
 void Session::auth_over_limit() {

@@ -89,6 +89,8 @@ class Session {
   }
 
   // A command line is incomplete, or an over-long one is being skipped.
+  // Complete lines taken from the input so far.
+  std::uint64_t lines_received() const { return lines_; }
   bool partial_line() const { return !in_.empty() || skipping_line_; }
 
   bool starttls_requested() const { return state_ == State::tls_pending; }
@@ -172,6 +174,7 @@ class Session {
   std::string in_;
   std::string out_;
   bool skipping_line_ = false;
+  std::uint64_t lines_ = 0;
   bool held_back_ = false;  // commands wait for the output to be sent
   int bad_commands_ = 0;
   std::string user_;  // from USER, waiting for PASS

@@ -39,10 +39,15 @@ struct Server::State {
   projections::Store& store;
   net::TlsContexts* tls;  // null: no TLS
   net::AuthThrottle& throttle;
+  net::ConnectionLimits& limits;  // the daemon's, shared with the other protocols
   // What SIGHUP may change (limits, access lists, TLS policy): each new
   // connection takes the one in force (std::atomic_load).
   std::shared_ptr<const config::Config> live = std::make_shared<const config::Config>(config);
-  net::Listeners listeners{io, config.security, "smtp", "421 4.7.0 Too many connections\r\n",
+  net::Listeners listeners{io,
+                           limits,
+                           config.security,
+                           "smtp",
+                           "421 4.7.0 Too many connections\r\n",
                            "421 4.3.2 Server shutting down\r\n"};
   // The sessions' commands (recipient checks read the store): never on an
   // I/O thread.
@@ -213,6 +218,7 @@ class SmtpHandler : public net::Handler {
   bool closed() const override { return session_.closed(); }
   bool between_commands() const override { return session_.between_commands(); }
   bool partial_line() const override { return session_.partial_line(); }
+  std::uint64_t lines_received() const override { return session_.lines_received(); }
   // Waiting for message data (DATA's lines, BDAT's octets) or for a command.
   std::chrono::seconds read_timeout() const override {
     return std::chrono::seconds(session_.receiving_data() ? st_.config.smtp.data_timeout_s
@@ -354,8 +360,8 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
 }  // namespace
 
 Server::Server(asio::io_context& io, const config::Config& config, projections::Store& store,
-               net::TlsContexts* tls, net::AuthThrottle& throttle)
-    : state_(std::make_shared<State>(io, config, store, tls, throttle)) {}
+               net::TlsContexts* tls, net::AuthThrottle& throttle, net::ConnectionLimits& limits)
+    : state_(std::make_shared<State>(io, config, store, tls, throttle, limits)) {}
 
 Server::~Server() {
   stop();
@@ -369,7 +375,7 @@ Server::~Server() {
 void Server::reload(const config::Config& config) {
   auto st = state_;
   std::atomic_store(&st->live, std::make_shared<const config::Config>(config));
-  st->listeners.set_limits(config.security);
+  st->listeners.reload(config.security);
 }
 
 void Server::stop() {

@@ -141,6 +141,7 @@ void Session::process() {
     }
     const std::string_view line(in_.data() + pos, lf + 1 - pos);
     pos = lf + 1;
+    ++lines_;
     const bool crlf = line.size() >= 2 && line[line.size() - 2] == '\r';
     const std::string_view text = line.substr(0, line.size() - (crlf ? 2 : 1));
     if (skipping_long_line_ && !text_mode) {

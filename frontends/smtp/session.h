@@ -165,6 +165,8 @@ class Session {
   }
   // A command (or SASL response) line is incomplete, or an over-long one
   // is being skipped; message data is not a command line.
+  // Complete lines taken from the input so far.
+  std::uint64_t lines_received() const { return lines_; }
   bool partial_line() const { return !receiving_data() && (!in_.empty() || skipping_long_line_); }
   // Changes whenever a transaction ends (delivered, refused, RSET...): what
   // was taken from an earlier one is never part of the next message.
@@ -259,6 +261,7 @@ class Session {
   std::string out_;
   int errors_ = 0;
   bool skipping_long_line_ = false;
+  std::uint64_t lines_ = 0;
   bool discard_input_ = false;  // STARTTLS: drop the rest of the buffer
   bool retry_ = false;          // the current command waits for a thread that may block
   std::string auth_user_;

@@ -6,7 +6,6 @@
 #include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 
-#include <algorithm>
 #include <condition_variable>
 
 #include <cstdio>
@@ -65,6 +64,7 @@ void note_certificate(a3::net::TlsContexts& tls) {
 }
 
 struct Servers {
+  a3::net::ConnectionLimits* limits;
   a3::smtp::Server* smtp;
   a3::imap::Server* imap;
   a3::pop3::Server* pop3;
@@ -95,6 +95,7 @@ void reload(const std::string& path, const a3::config::Config& running, a3::net:
       tls->replace(std::move(ctx));
       note_certificate(*tls);
     }
+    servers.limits->set(fresh.security);
     if (servers.smtp) servers.smtp->reload(fresh);
     if (servers.imap) servers.imap->reload(fresh);
     if (servers.pop3) servers.pop3->reload(fresh);
@@ -127,22 +128,13 @@ void raise_file_limit(const a3::config::Config& config) {
     raised.rlim_cur = rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
   }
-  const auto serves = [&](std::initializer_list<std::string_view> protocols) -> std::size_t {
-    return std::any_of(
-        config.server.listeners.begin(), config.server.listeners.end(), [&](const auto& l) {
-          return std::find(protocols.begin(), protocols.end(), l.protocol) != protocols.end();
-        });
-  };
-  const std::size_t servers = serves({"smtp", "submission", "submissions"}) +
-                              serves({"imap", "imaps"}) + serves({"pop3", "pop3s"});
-  // Connections are counted per protocol server; 1024 for the stores,
-  // the log and the rest.
-  const auto needed = servers * static_cast<std::size_t>(config.security.max_connections) + 1024;
+  // The connections, and 1024 for the stores, the log and the rest.
+  const auto needed = static_cast<std::size_t>(config.security.max_connections) + 1024;
   if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < needed)
     spdlog::warn(
         "open files limited to {} (RLIMIT_NOFILE), below the {} that security.max_connections "
-        "on {} protocol servers may need: raise it (systemd: LimitNOFILE)",
-        rl.rlim_cur, needed, servers);
+        "may need: raise it (systemd: LimitNOFILE)",
+        rl.rlim_cur, needed);
 }
 
 }  // namespace
@@ -226,6 +218,8 @@ int main(int argc, char** argv) {
   // Failed logins per IP, counted across SMTP, IMAP and POP3.
   a3::net::AuthThrottle throttle(config.security.auth_failures_before_delay,
                                  std::chrono::seconds(config.security.max_auth_delay_s));
+  // Connections in total and per IP, counted across the protocols.
+  a3::net::ConnectionLimits limits(config.security);
   try {
     log = a3::eventlog::open(config, a3::eventlog::Access::read_write);
     view = a3::projections::view::ViewDb::open(
@@ -274,17 +268,17 @@ int main(int argc, char** argv) {
       tls = std::make_unique<a3::net::TlsContexts>(a3::net::make_tls_context(config.tls));
       note_certificate(*tls);
     }
-    smtp = std::make_unique<a3::smtp::Server>(io, config, *store, tls.get(), throttle);
+    smtp = std::make_unique<a3::smtp::Server>(io, config, *store, tls.get(), throttle, limits);
     for (const auto& l : config.server.listeners) {
       if (l.protocol == "smtp" || l.protocol == "submission" || l.protocol == "submissions") {
         smtp->listen(l);
       }
     }
-    imap = std::make_unique<a3::imap::Server>(io, config, *store, tls.get(), throttle);
+    imap = std::make_unique<a3::imap::Server>(io, config, *store, tls.get(), throttle, limits);
     for (const auto& l : config.server.listeners) {
       if (l.protocol == "imap" || l.protocol == "imaps") imap->listen(l);
     }
-    pop3 = std::make_unique<a3::pop3::Server>(io, config, *store, tls.get(), throttle);
+    pop3 = std::make_unique<a3::pop3::Server>(io, config, *store, tls.get(), throttle, limits);
     for (const auto& l : config.server.listeners) {
       if (l.protocol == "pop3" || l.protocol == "pop3s") pop3->listen(l);
     }
@@ -348,7 +342,7 @@ int main(int argc, char** argv) {
   for (;;) {
     sigwait(&stop_signals, &sig);
     if (sig != SIGHUP) break;
-    reload(config_path, config, tls.get(), {smtp.get(), imap.get(), pop3.get()});
+    reload(config_path, config, tls.get(), {&limits, smtp.get(), imap.get(), pop3.get()});
   }
   spdlog::info("received {}, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   sd_notify(0, "STOPPING=1");
