@@ -17,6 +17,19 @@ namespace {
 // The greeting and a TLS handshake get 30 s (RFC 3207, RFC 9051 6.2.1).
 constexpr auto kHandshake = 30s;
 
+using Clock = std::chrono::steady_clock;
+
+// The client's time is timed: its next line, and taking what we write (a
+// client that does not read is closed within `timeout`). Our own work (a
+// delivery, a login's delay) is not: a command answered late must not lose
+// its answer, nor a stored message its 250.
+awaitable<void> timed_write(std::shared_ptr<Connection> c, std::string data,
+                            std::chrono::seconds timeout) {
+  c->set_deadline(Clock::now() + timeout);
+  co_await write(c, std::move(data));
+  c->set_deadline(Clock::time_point::max());
+}
+
 }  // namespace
 
 std::function<void(std::exception_ptr)> log_end(std::string what) {
@@ -67,6 +80,7 @@ awaitable<void> drive(std::shared_ptr<Connection> c, Handler& h, DriverOptions o
   co_await write(c, h.greeting());
   c->greeted = true;
   std::vector<char> buf;
+  Clock::time_point line_deadline;
   bool partial = false;                // partial_line() before the last read
   std::uint64_t lines_seen = 0;        // lines_received() then
   std::shared_ptr<void> account_slot;  // held while the session lasts
@@ -76,7 +90,7 @@ awaitable<void> drive(std::shared_ptr<Connection> c, Handler& h, DriverOptions o
     // goodbye, so that it is the last thing the client reads.
     c->busy = !h.between_commands();
     if (c->stopping && !c->busy) {
-      co_await write(c, c->goodbye);
+      co_await timed_write(c, c->goodbye, h.read_timeout());
       break;
     }
     co_await h.before_read();
@@ -84,7 +98,8 @@ awaitable<void> drive(std::shared_ptr<Connection> c, Handler& h, DriverOptions o
     // last read still is: a line whose first bytes just came gets the
     // whole timeout from now, and no more however it trickles in.
     const bool same_line = h.partial_line() && partial && h.lines_received() == lines_seen;
-    if (!same_line) c->set_deadline(std::chrono::steady_clock::now() + h.read_timeout());
+    if (!same_line) line_deadline = Clock::now() + h.read_timeout();
+    c->set_deadline(line_deadline);
     partial = h.partial_line();
     lines_seen = h.lines_received();
     boost::system::error_code ec;
@@ -104,16 +119,18 @@ awaitable<void> drive(std::shared_ptr<Connection> c, Handler& h, DriverOptions o
     }
     if (ec == asio::error::operation_aborted && c->stopping && !c->busy) {
       // Listeners::stop() cancelled the wait for the next command.
-      co_await write(c, c->goodbye);
+      co_await timed_write(c, c->goodbye, h.read_timeout());
       break;
     }
     if (ec) throw boost::system::system_error(ec);
     // Bytes came: a command is in hand until it is answered, and its answer
-    // must not be cut by a cancel.
+    // must not be cut by a cancel, nor by the line's deadline.
     c->busy = true;
+    c->set_deadline(Clock::time_point::max());
     std::string out = co_await h.feed(std::string(buf.data(), n));
     for (;;) {
-      if (!out.empty()) co_await write(c, std::exchange(out, std::string()));
+      if (!out.empty())
+        co_await timed_write(c, std::exchange(out, std::string()), h.read_timeout());
       if (h.has_buffered_commands()) {
         // Output was held back: the pipelined commands go on.
         out = co_await h.feed(std::string());
@@ -135,7 +152,7 @@ awaitable<void> drive(std::shared_ptr<Connection> c, Handler& h, DriverOptions o
       break;
     }
     if (h.starttls_requested()) {
-      c->set_deadline(std::chrono::steady_clock::now() + kHandshake);
+      c->set_deadline(Clock::now() + kHandshake);
       co_await c->conn.start_tls(*o.tls);
       h.tls_established();
     }

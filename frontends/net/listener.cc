@@ -47,21 +47,6 @@ void ConnectionLimits::set(const config::Security& security) {
   max_per_ip_ = security.max_connections_per_ip;
 }
 
-std::shared_ptr<void> ConnectionLimits::admit(const asio::ip::address& ip) {
-  {
-    std::lock_guard lock(counts_->mu);
-    auto it = counts_->per_ip.try_emplace(ip, 0).first;
-    if (counts_->total >= static_cast<std::size_t>(max_total_.load()) ||
-        it->second >= static_cast<std::size_t>(max_per_ip_.load())) {
-      if (it->second == 0) counts_->per_ip.erase(it);
-      return nullptr;
-    }
-    ++counts_->total;
-    ++it->second;
-  }
-  return std::make_shared<Slot>(counts_, ip);
-}
-
 struct ConnectionLimits::Slot {
   Slot(std::shared_ptr<Counts> c, asio::ip::address a) : counts(std::move(c)), ip(a) {}
   ~Slot() {
@@ -73,6 +58,25 @@ struct ConnectionLimits::Slot {
   std::shared_ptr<Counts> counts;  // not the limits: a slot may outlive them
   asio::ip::address ip;
 };
+
+std::shared_ptr<void> ConnectionLimits::admit(const asio::ip::address& address) {
+  // One client, one count: a dual-stack listener sees IPv4 clients as
+  // ::ffff:a.b.c.d, an IPv4 one as a.b.c.d.
+  asio::ip::address ip = address;
+  if (ip.is_v6() && ip.to_v6().is_v4_mapped())
+    ip = asio::ip::make_address_v4(asio::ip::v4_mapped, ip.to_v6());
+  std::lock_guard lock(counts_->mu);
+  auto it = counts_->per_ip.try_emplace(ip, 0).first;
+  if (counts_->total >= static_cast<std::size_t>(max_total_.load()) ||
+      it->second >= static_cast<std::size_t>(max_per_ip_.load())) {
+    if (it->second == 0) counts_->per_ip.erase(it);
+    return nullptr;
+  }
+  auto slot = std::make_shared<Slot>(counts_, ip);  // before counting: it may throw
+  ++counts_->total;
+  ++it->second;
+  return slot;
+}
 
 Listeners::Listeners(asio::io_context& io, ConnectionLimits& limits,
                      const config::Security& security, std::string name, std::string busy,

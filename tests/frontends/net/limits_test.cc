@@ -37,6 +37,13 @@ TEST(ConnectionLimits, PerIpAndTotalAreCountedAndGivenBack) {
   EXPECT_NE(limits.admit(a), nullptr);  // and again given back at once
 }
 
+TEST(ConnectionLimits, AnIpv4ClientCountsOnceOnADualStackListener) {
+  ConnectionLimits limits(limits_of(10, 1));
+  auto v4 = limits.admit(make_address("192.0.2.7"));
+  ASSERT_NE(v4, nullptr);
+  EXPECT_EQ(limits.admit(make_address("::ffff:192.0.2.7")), nullptr);
+}
+
 TEST(ConnectionLimits, LoweredLimitsKeepWhatIsOpenAndRefuseMore) {
   ConnectionLimits limits(limits_of(10, 10));
   const auto a = make_address("10.1.2.3");
