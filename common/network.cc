@@ -8,14 +8,16 @@ namespace a3 {
 
 namespace ip = boost::asio::ip;
 
+ip::address unmapped(const ip::address& a) {
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) return ip::make_address_v4(ip::v4_mapped, a.to_v6());
+  return a;
+}
+
 namespace {
 
 // The bytes of `a`, IPv4-mapped IPv6 addresses as IPv4.
-std::vector<unsigned char> bytes_of(const ip::address& a) {
-  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
-    const auto b = ip::make_address_v4(ip::v4_mapped, a.to_v6()).to_bytes();
-    return {b.begin(), b.end()};
-  }
+std::vector<unsigned char> bytes_of(const ip::address& address) {
+  const ip::address a = unmapped(address);
   if (a.is_v4()) {
     const auto b = a.to_v4().to_bytes();
     return {b.begin(), b.end()};

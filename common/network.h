@@ -30,6 +30,10 @@ class Network {
 // Throws on a malformed address (the configuration checked the form).
 boost::asio::ip::tcp::endpoint parse_endpoint(const std::string& bind);
 
+// An IPv4-mapped IPv6 address (::ffff:a.b.c.d, what a dual-stack listener
+// sees of an IPv4 client) as the IPv4 address; any other as it is.
+boost::asio::ip::address unmapped(const boost::asio::ip::address& a);
+
 // Whether `address` is in any of `networks`.
 bool in_any(const std::vector<Network>& networks, std::string_view address);
 

@@ -62,9 +62,7 @@ struct ConnectionLimits::Slot {
 std::shared_ptr<void> ConnectionLimits::admit(const asio::ip::address& address) {
   // One client, one count: a dual-stack listener sees IPv4 clients as
   // ::ffff:a.b.c.d, an IPv4 one as a.b.c.d.
-  asio::ip::address ip = address;
-  if (ip.is_v6() && ip.to_v6().is_v4_mapped())
-    ip = asio::ip::make_address_v4(asio::ip::v4_mapped, ip.to_v6());
+  const asio::ip::address ip = unmapped(address);
   std::lock_guard lock(counts_->mu);
   auto it = counts_->per_ip.try_emplace(ip, 0).first;
   if (counts_->total >= static_cast<std::size_t>(max_total_.load()) ||
