@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "common/ascii.h"
+#include "common/network.h"
 #include "projections/flags.h"
 #include "projections/view/encoding.h"
 
@@ -636,6 +637,31 @@ class Applier {
     });
   }
 
+  // Bans live in the meta family (no view format change): "ban/" network.
+  void apply(const BanAdded& e) {
+    const auto network = Network::parse(e.network);
+    if (!network) return fail(OutcomeCode::invalid, "not a network: " + e.network);
+    view::BanRecord r;
+    r.network = network->str();
+    r.reason = e.reason;
+    r.rule = e.rule;
+    r.added_ms = e_.at_ms;
+    r.expires_ms = e.expires_ms;
+    r.by = fmt::format("{} {}", to_string(e_.actor.protocol),
+                       e_.actor.user.empty() ? e_.actor.remote_ip : e_.actor.user);
+    b_.put(Family::meta, view::ban_key(r.network), view::encode(r));
+    out_.mailboxes.push_back(bans_changed());
+  }
+
+  void apply(const BanLifted& e) {
+    const auto network = Network::parse(e.network);
+    if (!network) return fail(OutcomeCode::invalid, "not a network: " + e.network);
+    const std::string key = view::ban_key(network->str());
+    if (!b_.get(Family::meta, key)) return fail(OutcomeCode::invalid, "not banned: " + e.network);
+    b_.del(Family::meta, key);
+    out_.mailboxes.push_back(bans_changed());
+  }
+
   void apply(const AuthSucceeded&) {}
   void apply(const AuthFailed&) {}
   void apply(const SmtpRejected&) {}
@@ -651,6 +677,11 @@ class Applier {
 };
 
 }  // namespace
+
+const Uuid& bans_changed() {
+  static const Uuid id = Uuid::derived("a3mailer: bans changed");
+  return id;
+}
 
 Uuid default_mailbox_id(const Uuid& event_id, std::string_view name) {
   std::string seed = view::id_key(event_id);

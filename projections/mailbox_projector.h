@@ -31,6 +31,10 @@ Outcome apply_event(view::Batch& batch, const schemas::Event& event, eventlog::P
 // The encoded MIME summary of a message body, as apply_event stores it.
 std::string encoded_mime_summary(std::string_view raw);
 
+// What a batch that added or lifted a ban reports among the mailboxes it
+// changed, so that Store::subscribe_bans wakes on it. No mailbox has it.
+const schemas::Uuid& bans_changed();
+
 // The mailbox id AccountCreated gives to one of the default mailboxes.
 schemas::Uuid default_mailbox_id(const schemas::Uuid& event_id, std::string_view name);
 

@@ -59,6 +59,18 @@ struct QueueRecipient {
   bool delay_reported = false;  // the sender was told it is delayed (once)
 };
 
+// A ban (BanAdded): the network refused at accept, until `expires_ms`
+// (0: until lifted). An expired ban stays until its BanLifted.
+struct BanRecord {
+  std::string network;  // CIDR, masked
+  std::string reason;
+  std::string rule;  // manual, auth_failures, protocol_errors, unknown_recipients
+  std::int64_t added_ms = 0;
+  std::int64_t expires_ms = 0;
+  std::string by;  // who: "admin root", "system 192.0.2.7"
+  bool active(std::int64_t now_ms) const { return expires_ms == 0 || now_ms < expires_ms; }
+};
+
 struct QueueRecord {
   schemas::Uuid id;
   std::string account;  // the partition key of its events (the submitter)

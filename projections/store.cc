@@ -13,7 +13,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "common/network.h"
 #include "eventlog/event_log.h"
+#include "projections/mailbox_projector.h"
 #include "projections/projector.h"
 #include "projections/view/encoding.h"
 #include "projections/view/view_db.h"
@@ -483,6 +485,27 @@ std::optional<QueueRecord> Store::queued(const schemas::Uuid& id) const {
 
 std::vector<QueueRecord> Store::queue(std::size_t limit) const {
   return due(std::numeric_limits<std::int64_t>::max() - 1, limit);
+}
+
+std::vector<BanRecord> Store::bans() const {
+  std::vector<BanRecord> out;
+  scan(view_, Family::meta, view::kBanPrefix, [&](std::string_view, std::string_view v) {
+    if (auto b = view::decode_ban(v)) out.push_back(std::move(*b));
+    return true;
+  });
+  return out;
+}
+
+std::optional<BanRecord> Store::ban(std::string_view network) const {
+  const auto n = Network::parse(network);
+  if (!n) return std::nullopt;
+  const auto v = get(view_, Family::meta, view::ban_key(n->str()));
+  if (!v) return std::nullopt;
+  return view::decode_ban(*v);
+}
+
+Store::Subscription Store::subscribe_bans(std::function<void()> on_change) {
+  return subscribe(bans_changed(), std::move(on_change));
 }
 
 Store::QueueStats Store::queue_stats() const {

@@ -125,6 +125,10 @@ class Store {
   [[nodiscard]] Subscription subscribe(const schemas::Uuid& mailbox,
                                        std::function<void()> on_change);
 
+  // Calls `on_change` after each projected batch that added or lifted a
+  // ban (the same rules as subscribe).
+  [[nodiscard]] Subscription subscribe_bans(std::function<void()> on_change);
+
   // ---- reads ----
 
   // While one lives on a thread, the reads below on that thread answer
@@ -173,6 +177,10 @@ class Store {
   // UIDs expunged with MODSEQ > `since` (QRESYNC VANISHED), with their MODSEQ.
   std::vector<std::pair<std::uint32_t, std::uint64_t>> expunged_since(const schemas::Uuid& mailbox,
                                                                       std::uint64_t since) const;
+
+  // Every ban of the view, expired ones too until lifted, by network.
+  std::vector<BanRecord> bans() const;
+  std::optional<BanRecord> ban(std::string_view network) const;
 
   // ---- the outbound queue (docs/outbound.md) ----
 

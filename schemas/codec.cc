@@ -108,6 +108,17 @@ struct BodyEncoder {
     auto user = b.CreateString(e.user);
     return fb::CreateAuthSucceeded(b, mechanism, user).Union();
   }
+  Offset<void> operator()(const BanAdded& e) {
+    auto network = b.CreateString(e.network);
+    auto reason = b.CreateString(e.reason);
+    auto rule = b.CreateString(e.rule);
+    return fb::CreateBanAdded(b, network, reason, e.expires_ms, rule).Union();
+  }
+  Offset<void> operator()(const BanLifted& e) {
+    auto network = b.CreateString(e.network);
+    auto reason = b.CreateString(e.reason);
+    return fb::CreateBanLifted(b, network, reason).Union();
+  }
   Offset<void> operator()(const AuthFailed& e) {
     auto mechanism = b.CreateString(e.mechanism);
     auto user = b.CreateString(e.user);
@@ -360,6 +371,16 @@ struct BodyDecoder {
       case fb::Body::AuthSucceeded: {
         auto* e = ev.body_as_AuthSucceeded();
         out.body = AuthSucceeded{str(e->mechanism()), str(e->user())};
+        return true;
+      }
+      case fb::Body::BanAdded: {
+        auto* e = ev.body_as_BanAdded();
+        out.body = BanAdded{str(e->network()), str(e->reason()), e->expires_ms(), str(e->rule())};
+        return true;
+      }
+      case fb::Body::BanLifted: {
+        auto* e = ev.body_as_BanLifted();
+        out.body = BanLifted{str(e->network()), str(e->reason())};
         return true;
       }
       case fb::Body::AuthFailed: {

@@ -151,6 +151,8 @@ std::string_view kind_name(const Body& body) {
       "Expired",
       "DeliveryRescheduled",
       "OutboundDeleted",
+      "BanAdded",
+      "BanLifted",
   };
   static_assert(std::size(names) == std::variant_size_v<Body>);
   return names[body.index()];

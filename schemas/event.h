@@ -278,6 +278,24 @@ struct OutboundDeleted {
   friend bool operator==(const OutboundDeleted&, const OutboundDeleted&) = default;
 };
 
+// ---- security ----
+
+// The partition key of every ban: one partition orders them all.
+inline constexpr std::string_view kBansKey = "#bans";
+
+struct BanAdded {
+  std::string network;  // CIDR, as Network::str() writes it
+  std::string reason;
+  std::int64_t expires_ms = 0;  // 0: until lifted
+  std::string rule;             // manual, auth_failures, protocol_errors, unknown_recipients
+  friend bool operator==(const BanAdded&, const BanAdded&) = default;
+};
+struct BanLifted {
+  std::string network;
+  std::string reason;
+  friend bool operator==(const BanLifted&, const BanLifted&) = default;
+};
+
 // Alternatives in the order of the FlatBuffers union (index + 1 = union tag).
 using Body =
     std::variant<AccountCreated, AccountPasswordChanged, AccountDeleted, AccountAddressesChanged,
@@ -285,7 +303,7 @@ using Body =
                  MessageAppended, MessagesCopied, MessagesMoved, FlagsChanged, MessagesExpunged,
                  AuthSucceeded, AuthFailed, SmtpRejected, BodyChunk, AccountQuotaChanged,
                  OutboundQueued, DeliveryAttempted, Delivered, Deferred, Bounced, Expired,
-                 DeliveryRescheduled, OutboundDeleted>;
+                 DeliveryRescheduled, OutboundDeleted, BanAdded, BanLifted>;
 
 // The name of a body kind, as shown by a3ctl and stored in the audit trail
 // ("MessageAppended", ...).

@@ -154,6 +154,13 @@ struct BodyFields {
     f.str("mailbox_id", e.mailbox_id.str()).uids("uids", e.uids);
   }
   void operator()(const AuthSucceeded& e) { f.str("mechanism", e.mechanism).str("user", e.user); }
+  void operator()(const BanAdded& e) {
+    f.str("network", e.network)
+        .str("reason", e.reason)
+        .num("expires_ms", e.expires_ms)
+        .str("rule", e.rule);
+  }
+  void operator()(const BanLifted& e) { f.str("network", e.network).str("reason", e.reason); }
   void operator()(const AuthFailed& e) {
     f.str("mechanism", e.mechanism).str("user", e.user).str("reason", e.reason);
   }

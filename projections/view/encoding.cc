@@ -162,6 +162,31 @@ std::optional<MessageRecord> decode_message(std::string_view v, std::uint32_t ui
   return r;
 }
 
+std::string encode(const BanRecord& r) {
+  Writer w;
+  w.str(r.network).str(r.reason).str(r.rule).i64(r.added_ms).i64(r.expires_ms).str(r.by);
+  return w.done();
+}
+
+std::optional<BanRecord> decode_ban(std::string_view v) {
+  Reader in(v);
+  BanRecord r;
+  r.network = in.str();
+  r.reason = in.str();
+  r.rule = in.str();
+  r.added_ms = in.i64();
+  r.expires_ms = in.i64();
+  r.by = in.str();
+  if (!in.ok()) return std::nullopt;
+  return r;
+}
+
+std::string ban_key(std::string_view network) {
+  std::string k(kBanPrefix);
+  k.append(network);
+  return k;
+}
+
 std::string encode(const QueueRecord& r) {
   Writer w;
   w.bytes(r.id.bytes.data(), 16).str(r.account).str(r.mail_from);

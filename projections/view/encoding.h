@@ -16,6 +16,7 @@
 //   parts) subscriptions  account \0 name                  -> "" applied        event id (16 bytes)
 //   -> position "P:O" meta           "next/" partition (be32)         -> next offset (be64)
 //                  "outcome/" partition | offset    -> outcome of a no-op event
+//                  "ban/" network (CIDR)           -> BanRecord
 //
 // Values are a version byte followed by fields written by Writer; the view is
 // rebuilt from the log, so a format change is a replay, not a migration.
@@ -102,6 +103,10 @@ using projections::QueueRecord;
 std::string encode(const QueueRecord& r);
 std::optional<QueueRecord> decode_queue(std::string_view v);
 
+using projections::BanRecord;
+std::string encode(const BanRecord& r);
+std::optional<BanRecord> decode_ban(std::string_view v);
+
 std::string encode(const mime::Summary& s);
 std::optional<mime::Summary> decode_mime(std::string_view v);
 
@@ -121,6 +126,10 @@ std::string change_key(const Uuid& mailbox, std::uint64_t modseq, std::uint32_t 
 std::string staging_key(std::int32_t partition, std::int64_t started_ms, const Uuid& blob_id,
                         std::uint32_t seq);
 std::string staging_prefix(std::int32_t partition, std::int64_t started_ms, const Uuid& blob_id);
+
+// A ban, in the meta family: "ban/" network.
+inline constexpr std::string_view kBanPrefix = "ban/";
+std::string ban_key(std::string_view network);
 
 // The outbound queue's due index: next attempt (be64 ms) | queue id.
 std::string due_key(std::int64_t next_attempt_ms, const Uuid& id);

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <limits>
+#include <thread>
 
 #include <random>
 
@@ -51,6 +53,43 @@ TEST_F(Projection, AccountCreatedGivesDefaultMailboxesAndAddresses) {
   EXPECT_FALSE(store->account_for_address("nobody@example.test"));
   EXPECT_EQ(run(create_account(kAlice)).code, OutcomeCode::account_exists);
   EXPECT_TRUE(store->mailbox(kAlice, "inbox")) << "INBOX is case-insensitive";
+}
+
+TEST_F(Projection, BansAreKeptByNetworkUntilLiftedAndWakeTheirSubscribers) {
+  const Actor admin{Protocol::admin, "root", "", "cli"};
+  std::atomic<int> woken{0};
+  auto subscription = store->subscribe_bans([&] { ++woken; });
+  const std::string key(kBansKey);
+  ASSERT_TRUE(run(make_event(key, admin, BanAdded{"192.0.2.9/24", "abuse", 0, "manual"})).ok());
+  ASSERT_TRUE(run(make_event(key, {Protocol::system, "", "2001:db8::7", "s-1"},
+                             BanAdded{"2001:db8::7/128", "10 failed logins", 1764003600000,
+                                      "auth_failures"}))
+                  .ok());
+  const auto bans = store->bans();
+  ASSERT_EQ(bans.size(), 2u);
+  const auto v4 = store->ban("192.0.2.0/24");
+  ASSERT_TRUE(v4) << "kept under its masked form";
+  EXPECT_EQ(v4->reason, "abuse");
+  EXPECT_EQ(v4->rule, "manual");
+  EXPECT_EQ(v4->expires_ms, 0);
+  EXPECT_EQ(v4->by, "admin root");
+  const auto v6 = store->ban("2001:db8::7");
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(v6->by, "system 2001:db8::7");
+  EXPECT_EQ(v6->expires_ms, 1764003600000);
+  EXPECT_FALSE(v6->active(1764003600000));
+  EXPECT_TRUE(v6->active(1764003599999));
+  // Lifting: exactly that network; an unknown one or garbage is a no-op.
+  EXPECT_EQ(run(make_event(key, admin, BanLifted{"192.0.2.0/25", ""})).code, OutcomeCode::invalid);
+  EXPECT_EQ(run(make_event(key, admin, BanAdded{"not/a/network", "", 0, "manual"})).code,
+            OutcomeCode::invalid);
+  ASSERT_TRUE(run(make_event(key, admin, BanLifted{"192.0.2.0/24", "expired"})).ok());
+  EXPECT_FALSE(store->ban("192.0.2.0/24"));
+  EXPECT_EQ(store->bans().size(), 1u);
+  // Subscribers run on the projector's thread once the batch is committed.
+  for (int i = 0; i < 200 && woken < 3; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(woken, 3) << "two bans and one lift, not the no-ops";
 }
 
 TEST_F(Projection, AppendsGetAscendingUidsAndModseqFromOffsets) {

@@ -134,6 +134,10 @@ std::vector<Event> sample_events() {
                                                   "quarantine",
                                                   "example.net",
                                                   "quarantine"}}},
+      // Since v6: bans.
+      BanAdded{"192.0.2.7/32", "10 failed logins in 600 s", 1764003600000, "auth_failures"},
+      BanAdded{"2001:db8::/48", "abuse report 4711", 0, "manual"},
+      BanLifted{"192.0.2.7/32", "expired"},
   };
   std::vector<Event> out;
   std::uint8_t seed = 1;
