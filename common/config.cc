@@ -479,9 +479,17 @@ Config parse(std::string_view text, const fs::path& file) {
     const std::string_view blocked = s.either("blocked_networks", "blocked_ips");
     s.strings(blocked, c.security.blocked_networks);
     s.strings("trusted_proxies", c.security.trusted_proxies);
+    s.integer("ban_after_auth_failures", c.security.ban_after_auth_failures, 0, 1'000'000);
+    s.integer("ban_after_protocol_errors", c.security.ban_after_protocol_errors, 0, 1'000'000);
+    s.integer("ban_after_unknown_recipients", c.security.ban_after_unknown_recipients, 0,
+              1'000'000);
+    s.integer("ban_window_s", c.security.ban_window_s, 1, 7 * 86400);
+    s.integer("ban_duration_s", c.security.ban_duration_s, 1, 365 * 86400);
+    s.strings("ban_exempt_networks", c.security.ban_exempt_networks);
     for (auto [key, list] :
          {std::pair{blocked, &c.security.blocked_networks},
-          std::pair{std::string_view("trusted_proxies"), &c.security.trusted_proxies}}) {
+          std::pair{std::string_view("trusted_proxies"), &c.security.trusted_proxies},
+          std::pair{std::string_view("ban_exempt_networks"), &c.security.ban_exempt_networks}}) {
       for (const auto& n : *list) {
         if (!Network::parse(n))
           s.fail_key(key, fmt::format("\"{}\" is not an address or CIDR network", n));

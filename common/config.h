@@ -182,7 +182,17 @@ struct Security {
   int auth_failures_before_delay = 3;
   int max_auth_delay_s = 30;
   std::vector<std::string> blocked_networks;  // CIDR; the guide's `blocked_ips` too
-  std::vector<std::string> trusted_proxies;   // CIDR (issue 14: PROXY protocol)
+  // Automatic bans (net::Guard): this many offenses of one kind from one
+  // IP within ban_window_s ban it for ban_duration_s (0: never).
+  int ban_after_auth_failures = 10;
+  int ban_after_protocol_errors = 50;
+  int ban_after_unknown_recipients = 20;
+  int ban_window_s = 600;
+  int ban_duration_s = 3600;
+  // Never banned automatically (a webmail or proxy on the same host
+  // speaks for many users); a3ctl ban still can.
+  std::vector<std::string> ban_exempt_networks = {"127.0.0.0/8", "::1/128"};
+  std::vector<std::string> trusted_proxies;  // CIDR (issue 14: PROXY protocol)
   // The guide's rate limit: requests (commands) per client IP per window.
   bool enable_rate_limiting = false;
   int rate_limit_window_s = 60;

@@ -57,7 +57,7 @@ struct Server::State {
   projections::Store& store;
   net::TlsContexts* tls;  // null: no TLS
   net::AuthThrottle& throttle;
-  net::ConnectionLimits& limits;  // the daemon's, shared with the other protocols
+  net::Guard& guard;  // the daemon's, shared with the other protocols
   // What SIGHUP may change (limits, access lists, TLS policy): each new
   // connection takes the one in force (std::atomic_load).
   std::shared_ptr<const config::Config> live = std::make_shared<const config::Config>(config);
@@ -65,11 +65,7 @@ struct Server::State {
   // Session work may wait for the log and the projector: never on an I/O
   // thread.
   asio::thread_pool pool{8};
-  net::Listeners listeners{io,
-                           limits,
-                           config.security,
-                           "imap",
-                           "* BYE Too many connections\r\n",
+  net::Listeners listeners{io, guard, "imap", "* BYE Too many connections\r\n",
                            "* BYE Server shutting down\r\n"};
   net::SessionLimit per_account{config.imap.max_connections_per_user};
   std::atomic<std::uint64_t> next_session{1};
@@ -201,6 +197,7 @@ class ImapHandler : public net::Handler {
   bool starttls_requested() const override { return session_.starttls_requested(); }
   void tls_established() override { session_.tls_established(); }
   bool closed() const override { return session_.closed(); }
+  Offenses offenses() const override { return {session_.bad_answers(), 0}; }
   bool between_commands() const override { return session_.between_commands(); }
   bool partial_line() const override { return session_.partial_line(); }
   std::uint64_t lines_received() const override { return session_.lines_received(); }
@@ -252,17 +249,17 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   auto session = std::make_shared<Session>(info, limits, st->store, st->shared);
   ImapHandler handler(st, live, session);
   const std::size_t buffer = net::read_buffer_size(cfg, 4096);
-  net::DriverOptions options{tls.get(),       implicit,   buffer,     schemas::Protocol::imap,
-                             remote_ip,       session_id, &st->store, &st->throttle,
-                             &st->per_account};
+  net::DriverOptions options{tls.get(),        implicit,   buffer,        schemas::Protocol::imap,
+                             remote_ip,        session_id, &st->store,    &st->throttle,
+                             &st->per_account, &st->guard, "* BYE {}\r\n"};
   co_await net::drive(live, handler, std::move(options));
 }
 
 }  // namespace
 
 Server::Server(asio::io_context& io, const config::Config& config, projections::Store& store,
-               net::TlsContexts* tls, net::AuthThrottle& throttle, net::ConnectionLimits& limits)
-    : state_(std::make_shared<State>(io, config, store, tls, throttle, limits)) {}
+               net::TlsContexts* tls, net::AuthThrottle& throttle, net::Guard& guard)
+    : state_(std::make_shared<State>(io, config, store, tls, throttle, guard)) {}
 
 Server::~Server() {
   stop();
@@ -272,7 +269,6 @@ Server::~Server() {
 void Server::reload(const config::Config& config) {
   auto st = state_;
   std::atomic_store(&st->live, std::make_shared<const config::Config>(config));
-  st->listeners.reload(config.security);
 }
 
 void Server::stop() {

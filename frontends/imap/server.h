@@ -11,6 +11,7 @@
 
 #include "common/config.h"
 #include "frontends/net/auth.h"
+#include "frontends/net/guard.h"
 #include "frontends/net/listener.h"
 #include "frontends/net/tls.h"
 #include "projections/store.h"
@@ -22,7 +23,7 @@ class Server {
   // `tls` may be null (then neither STARTTLS nor imaps). IDLE wake-ups
   // come from store.subscribe().
   Server(boost::asio::io_context& io, const config::Config& config, projections::Store& store,
-         net::TlsContexts* tls, net::AuthThrottle& throttle, net::ConnectionLimits& limits);
+         net::TlsContexts* tls, net::AuthThrottle& throttle, net::Guard& guard);
   ~Server();
 
   // SIGHUP: limits, access lists and the TLS policy for new connections

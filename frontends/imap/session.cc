@@ -103,6 +103,7 @@ void Session::tagged(const std::string& tag, std::string_view status, std::strin
                           idle ? -1 : metrics::seconds_since(metered_.start));
     metered_.command = {};
   }
+  if (status == "BAD") ++bad_answers_;
   if (status != "BAD" && sel_ && report_after_) report_changes(expunge_ok_);
   out_ += fmt::format("{} {} {}\r\n", tag, status, text);
 }

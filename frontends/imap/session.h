@@ -140,6 +140,8 @@ class Session {
   void idle_poll();
 
   bool closed() const { return state_ == State::closed; }
+  // Commands answered BAD so far (for the guard).
+  std::uint64_t bad_answers() const { return bad_answers_; }
   bool authenticated() const { return !account_.empty(); }
   const std::string& account() const { return account_; }
   // The selected mailbox, if any (for change notifications).
@@ -308,6 +310,7 @@ class Session {
   std::optional<AuthRequest> pending_auth_;
   std::string pending_tag_;
   int bad_commands_ = 0;
+  std::uint64_t bad_answers_ = 0;
   // The write the running command waits for, and what follows it.
   std::optional<Write> pending_write_;
   bool write_taken_ = false;

@@ -3,8 +3,11 @@
 #include <array>
 #include <vector>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
+
+#include "common/logging.h"
 
 namespace a3::net {
 
@@ -28,6 +31,45 @@ awaitable<void> timed_write(std::shared_ptr<Connection> c, std::string data,
   c->set_deadline(Clock::now() + timeout);
   co_await write(c, std::move(data));
   c->set_deadline(Clock::time_point::max());
+}
+
+// Reports `n` offenses of `kind` to the guard. Once it bans the client,
+// the ban is appended (the guard enforces it already), the client reads
+// why (unless its session has closed itself) and true says the session
+// ends.
+awaitable<bool> report(std::shared_ptr<Connection> c, Handler& h, const DriverOptions& o,
+                       const asio::ip::address& ip, Offense kind, std::uint64_t n) {
+  if (!o.guard || ip.is_unspecified()) co_return false;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    Guard::Verdict v = o.guard->offense(ip, kind, {o.protocol, "", o.remote_ip, o.session_id});
+    if (!v.banned) continue;
+    if (v.ban && o.store) {
+      std::vector<schemas::Event> events;
+      events.push_back(std::move(*v.ban));
+      auto appended = o.store->execute(std::move(events), projections::Store::Wait::durable);
+      if (!co_await std::move(appended)) {
+        logging::log(spdlog::level::warn,
+                     {schemas::to_string(o.protocol), o.session_id, o.remote_ip, ""},
+                     "the ban could not be logged; it holds on this node until a restart");
+      }
+    }
+    if (!h.closed())
+      co_await timed_write(c, fmt::format(fmt::runtime(o.bye), v.reason), h.read_timeout());
+    co_return true;
+  }
+  co_return false;
+}
+
+// The offenses the handler counted since `seen`, reported; true once the
+// client is banned.
+awaitable<bool> report_new(std::shared_ptr<Connection> c, Handler& h, const DriverOptions& o,
+                           const asio::ip::address& ip, Handler::Offenses& seen) {
+  const Handler::Offenses now = h.offenses();
+  const std::uint64_t errors = now.protocol_errors - seen.protocol_errors;
+  const std::uint64_t unknown = now.unknown_recipients - seen.unknown_recipients;
+  seen = now;
+  if (co_await report(c, h, o, ip, Offense::protocol_error, errors)) co_return true;
+  co_return co_await report(c, h, o, ip, Offense::unknown_recipient, unknown);
 }
 
 }  // namespace
@@ -84,6 +126,10 @@ awaitable<void> drive(std::shared_ptr<Connection> c, Handler& h, DriverOptions o
   bool partial = false;                // partial_line() before the last read
   std::uint64_t lines_seen = 0;        // lines_received() then
   std::shared_ptr<void> account_slot;  // held while the session lasts
+  boost::system::error_code bad_ip;
+  const asio::ip::address ip = asio::ip::make_address(o.remote_ip, bad_ip);
+  Handler::Offenses reported;  // the handler's counts already given to the guard
+  bool banned = false;
   for (;;) {
     // Busy: inside a command (a message, a literal, a SASL exchange), which
     // a stopping server lets finish. Otherwise the driver alone writes the
@@ -131,18 +177,38 @@ awaitable<void> drive(std::shared_ptr<Connection> c, Handler& h, DriverOptions o
     for (;;) {
       if (!out.empty())
         co_await timed_write(c, std::exchange(out, std::string()), h.read_timeout());
+      // (Compared here first: a pipelined burst writes once per command.)
+      if (h.offenses() != reported && co_await report_new(c, h, o, ip, reported)) {
+        banned = true;
+        break;
+      }
       if (h.has_buffered_commands()) {
         // Output was held back: the pipelined commands go on.
         out = co_await h.feed(std::string());
         continue;
       }
       if (auto request = h.take_auth()) {
+        // A ban made while this session was open (here or on another
+        // node) ends it before its next guess.
+        if (auto why = o.guard ? o.guard->banned(ip) : std::nullopt) {
+          co_await timed_write(c, fmt::format(fmt::runtime(o.bye), *why), h.read_timeout());
+          banned = true;
+          break;
+        }
         LoginContext ctx{*o.store,    *o.throttle,  o.protocol,
                          o.remote_ip, o.session_id, o.per_account};
         LoginResult result =
             co_await login(ctx, request->mechanism, request->user, request->password);
         if (result.slot) account_slot = result.slot;
+        const bool failed = !result.account && !result.unavailable && !result.over_limit;
         out = co_await h.auth_done(std::move(result));
+        if (failed) {
+          co_await timed_write(c, std::exchange(out, std::string()), h.read_timeout());
+          if (co_await report(c, h, o, ip, Offense::auth_failure, 1)) {
+            banned = true;
+            break;
+          }
+        }
         continue;
       }
       if (auto more = co_await h.more()) {
@@ -151,6 +217,7 @@ awaitable<void> drive(std::shared_ptr<Connection> c, Handler& h, DriverOptions o
       }
       break;
     }
+    if (banned) break;
     if (h.starttls_requested()) {
       c->set_deadline(Clock::now() + kHandshake);
       co_await c->conn.start_tls(*o.tls);

@@ -19,6 +19,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "frontends/net/auth.h"
+#include "frontends/net/guard.h"
 #include "frontends/net/listener.h"
 #include "frontends/net/login.h"
 #include "frontends/net/sasl.h"
@@ -64,6 +65,14 @@ class Handler {
   virtual bool starttls_requested() const = 0;
   virtual void tls_established() = 0;
   virtual bool closed() const = 0;
+  // Offenses so far (counts since the session began): the driver reports
+  // each new one to the guard.
+  struct Offenses {
+    std::uint64_t protocol_errors = 0;     // commands answered as the client's error
+    std::uint64_t unknown_recipients = 0;  // SMTP RCPT TO an unknown user
+    friend bool operator==(const Offenses&, const Offenses&) = default;
+  };
+  virtual Offenses offenses() const { return {}; }
   // How long the client may stay silent now (idle, authenticated, ...).
   virtual std::chrono::seconds read_timeout() const = 0;
 };
@@ -94,6 +103,11 @@ struct DriverOptions {
   projections::Store* store = nullptr;  // for logins
   AuthThrottle* throttle = nullptr;
   SessionLimit* per_account = nullptr;  // null: no limit on an account's sessions
+  // Offenses (failed logins, protocol errors, unknown recipients) go to
+  // the guard; a session it bans reads `bye` with the reason for {} and
+  // is closed ("421 4.7.0 host {}\r\n", "* BYE {}\r\n").
+  Guard* guard = nullptr;
+  std::string bye;
 };
 
 // Runs one connection to its end (the client's QUIT/LOGOUT, a deadline, a

@@ -3,6 +3,7 @@
 #include "common/metrics.h"
 #include "common/network.h"
 #include "frontends/net/driver.h"
+#include "frontends/net/guard.h"
 
 #include <algorithm>
 #include <atomic>
@@ -76,28 +77,13 @@ std::shared_ptr<void> ConnectionLimits::admit(const asio::ip::address& address) 
   return slot;
 }
 
-Listeners::Listeners(asio::io_context& io, ConnectionLimits& limits,
-                     const config::Security& security, std::string name, std::string busy,
+Listeners::Listeners(asio::io_context& io, Guard& guard, std::string name, std::string busy,
                      std::string goodbye)
     : io_(io),
-      limits_(limits),
+      guard_(guard),
       name_(std::move(name)),
       busy_(std::move(busy)),
-      goodbye_(std::move(goodbye)) {
-  reload(security);
-}
-
-void Listeners::reload(const config::Security& security) {
-  std::vector<Network> blocked;
-  for (const auto& n : security.blocked_networks) {
-    if (auto net = Network::parse(n)) blocked.push_back(*net);  // checked at load
-  }
-  set_blocked(std::move(blocked));
-}
-
-void Listeners::set_blocked(std::vector<Network> networks) {
-  std::atomic_store(&blocked_, std::make_shared<const std::vector<Network>>(std::move(networks)));
-}
+      goodbye_(std::move(goodbye)) {}
 
 bool Listeners::track(const std::shared_ptr<Connection>& c) {
   std::lock_guard lock(mu_);
@@ -187,17 +173,14 @@ void Listeners::listen(const config::Listener& listener, bool have_tls, Serve se
           }
           const auto ip = socket.remote_endpoint(ec).address();
           if (ec) continue;  // already gone
-          // A blocked network gets nothing, not even a greeting.
-          const auto blocked = std::atomic_load(&blocked_);
-          if (std::any_of(blocked->begin(), blocked->end(),
-                          [&](const Network& n) { return n.contains(ip); })) {
-            logging::log(spdlog::level::debug, {name_, "", ip.to_string(), ""},
-                         "in a blocked network; closed");
-            metrics::connection_refused(name_, "blocked");
+          // A blocked or banned network gets nothing, not even a greeting.
+          if (const auto why = guard_.refuses(ip)) {
+            logging::log(spdlog::level::debug, {name_, "", ip.to_string(), ""}, "{}; closed", *why);
+            metrics::connection_refused(name_, *why);
             socket.close(ec);
             continue;
           }
-          auto slot = limits_.admit(ip);
+          auto slot = guard_.limits().admit(ip);
           if (!slot) {
             metrics::connection_refused(name_, "limit");
             asio::write(socket, asio::buffer(busy_), ec);

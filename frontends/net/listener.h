@@ -80,26 +80,23 @@ class ConnectionLimits {
   std::atomic<int> max_total_{0}, max_per_ip_{0};
 };
 
+class Guard;
+
 class Listeners {
  public:
   // Runs one session; the socket is already counted against the limits.
   using Serve = std::function<boost::asio::awaitable<void>(boost::asio::ip::tcp::socket, Strand)>;
 
-  // `busy` is what a refused client reads ("421 4.7.0 Too many
-  // connections\r\n", "* BYE ..."), `goodbye` what a session gets when the
-  // server stops ("421 4.3.2 ...", "* BYE ...").
-  Listeners(boost::asio::io_context& io, ConnectionLimits& limits, const config::Security& security,
-            std::string name, std::string busy, std::string goodbye);
+  // `busy` is what a client over a connection limit reads ("421 4.7.0 Too
+  // many connections\r\n", "* BYE ..."), `goodbye` what a session gets
+  // when the server stops ("421 4.3.2 ...", "* BYE ..."). A blocked or
+  // banned client (`guard`) reads nothing.
+  Listeners(boost::asio::io_context& io, Guard& guard, std::string name, std::string busy,
+            std::string goodbye);
 
   // Binds and accepts; throws std::runtime_error naming the address, or
   // the missing certificate of an implicit-TLS listener.
   void listen(const config::Listener& listener, bool have_tls, Serve serve);
-  // The networks refused at accept, before TLS or a greeting (SIGHUP
-  // replaces them; connections already open stay).
-  void set_blocked(std::vector<Network> networks);
-  // SIGHUP: the blocked networks of `security` (the connection limits are
-  // the daemon's: ConnectionLimits::set).
-  void reload(const config::Security& security);
   // Connections register so that stop() can close them; false once stopping.
   bool track(const std::shared_ptr<Connection>& c);
   // Closes the listeners; each session says goodbye and closes once its
@@ -110,10 +107,9 @@ class Listeners {
 
  private:
   boost::asio::io_context& io_;
-  ConnectionLimits& limits_;
+  Guard& guard_;
   std::string name_, busy_, goodbye_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
-  std::shared_ptr<const std::vector<Network>> blocked_;  // std::atomic_load/store
   std::mutex mu_;
   std::vector<std::weak_ptr<Connection>> live_;  // guarded by mu_
   bool stopping_ = false;                        // guarded by mu_

@@ -26,17 +26,13 @@ struct Server::State {
   projections::Store& store;
   net::TlsContexts* tls;  // null: no TLS
   net::AuthThrottle& throttle;
-  net::ConnectionLimits& limits;  // the daemon's, shared with the other protocols
+  net::Guard& guard;  // the daemon's, shared with the other protocols
   // What SIGHUP may change (limits, access lists, TLS policy): each new
   // connection takes the one in force (std::atomic_load).
   std::shared_ptr<const config::Config> live = std::make_shared<const config::Config>(config);
   Maildrops maildrops;
   asio::thread_pool pool{4};
-  net::Listeners listeners{io,
-                           limits,
-                           config.security,
-                           "pop3",
-                           "-ERR [SYS/TEMP] Too many connections\r\n",
+  net::Listeners listeners{io, guard, "pop3", "-ERR [SYS/TEMP] Too many connections\r\n",
                            "-ERR [SYS/TEMP] Server shutting down\r\n"};
   net::SessionLimit per_account{config.pop3.max_connections_per_user};
   std::atomic<std::uint64_t> next_session{1};
@@ -91,6 +87,7 @@ class Pop3Handler : public net::Handler {
   bool starttls_requested() const override { return session_.starttls_requested(); }
   void tls_established() override { session_.tls_established(); }
   bool closed() const override { return session_.closed(); }
+  Offenses offenses() const override { return {session_.bad_answers(), 0}; }
   bool between_commands() const override { return session_.between_commands(); }
   bool partial_line() const override { return session_.partial_line(); }
   std::uint64_t lines_received() const override { return session_.lines_received(); }
@@ -133,17 +130,25 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   Pop3Handler handler(session, st->store, st->pool, cfg.pop3.timeout_s,
                       cfg.security.login_timeout_s);
   const std::size_t buffer = net::read_buffer_size(cfg, 4096);
-  net::DriverOptions options{tls.get(),       implicit,   buffer,     schemas::Protocol::pop3,
-                             remote_ip,       session_id, &st->store, &st->throttle,
-                             &st->per_account};
+  net::DriverOptions options{tls.get(),
+                             implicit,
+                             buffer,
+                             schemas::Protocol::pop3,
+                             remote_ip,
+                             session_id,
+                             &st->store,
+                             &st->throttle,
+                             &st->per_account,
+                             &st->guard,
+                             "-ERR [SYS/TEMP] {}\r\n"};
   co_await net::drive(live, handler, std::move(options));
 }
 
 }  // namespace
 
 Server::Server(asio::io_context& io, const config::Config& config, projections::Store& store,
-               net::TlsContexts* tls, net::AuthThrottle& throttle, net::ConnectionLimits& limits)
-    : state_(std::make_shared<State>(io, config, store, tls, throttle, limits)) {}
+               net::TlsContexts* tls, net::AuthThrottle& throttle, net::Guard& guard)
+    : state_(std::make_shared<State>(io, config, store, tls, throttle, guard)) {}
 
 Server::~Server() {
   stop();
@@ -153,7 +158,6 @@ Server::~Server() {
 void Server::reload(const config::Config& config) {
   auto st = state_;
   std::atomic_store(&st->live, std::make_shared<const config::Config>(config));
-  st->listeners.reload(config.security);
 }
 
 void Server::stop() {

@@ -10,6 +10,7 @@
 
 #include "common/config.h"
 #include "frontends/net/auth.h"
+#include "frontends/net/guard.h"
 #include "frontends/net/listener.h"
 #include "frontends/net/tls.h"
 #include "projections/store.h"
@@ -19,7 +20,7 @@ namespace a3::pop3 {
 class Server {
  public:
   Server(boost::asio::io_context& io, const config::Config& config, projections::Store& store,
-         net::TlsContexts* tls, net::AuthThrottle& throttle, net::ConnectionLimits& limits);
+         net::TlsContexts* tls, net::AuthThrottle& throttle, net::Guard& guard);
   ~Server();
 
   // SIGHUP: limits, access lists and the TLS policy for new connections

@@ -54,6 +54,7 @@ void Session::status(std::string_view status, std::string_view text) {
 
 void Session::bad(std::string_view text) {
   err(text);
+  ++bad_answers_;
   if (++bad_commands_ >= limits_.max_bad_commands) {
     err("Too many errors, closing");
     state_ = State::closed;

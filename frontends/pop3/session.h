@@ -99,6 +99,8 @@ class Session {
   static std::vector<std::string_view> command_names();
 
   bool closed() const { return state_ == State::closed; }
+  // Commands refused as the client's error so far (for the guard).
+  std::uint64_t bad_answers() const { return bad_answers_; }
   bool authenticated() const { return state_ == State::transaction || state_ == State::updating; }
 
  private:
@@ -177,6 +179,7 @@ class Session {
   std::uint64_t lines_ = 0;
   bool held_back_ = false;  // commands wait for the output to be sent
   int bad_commands_ = 0;
+  std::uint64_t bad_answers_ = 0;
   std::string user_;  // from USER, waiting for PASS
   std::optional<AuthRequest> pending_auth_;
   std::optional<schemas::Event> pending_update_;

@@ -39,15 +39,11 @@ struct Server::State {
   projections::Store& store;
   net::TlsContexts* tls;  // null: no TLS
   net::AuthThrottle& throttle;
-  net::ConnectionLimits& limits;  // the daemon's, shared with the other protocols
+  net::Guard& guard;  // the daemon's, shared with the other protocols
   // What SIGHUP may change (limits, access lists, TLS policy): each new
   // connection takes the one in force (std::atomic_load).
   std::shared_ptr<const config::Config> live = std::make_shared<const config::Config>(config);
-  net::Listeners listeners{io,
-                           limits,
-                           config.security,
-                           "smtp",
-                           "421 4.7.0 Too many connections\r\n",
+  net::Listeners listeners{io, guard, "smtp", "421 4.7.0 Too many connections\r\n",
                            "421 4.3.2 Server shutting down\r\n"};
   // The sessions' commands (recipient checks read the store): never on an
   // I/O thread.
@@ -216,6 +212,9 @@ class SmtpHandler : public net::Handler {
   bool starttls_requested() const override { return session_.starttls_requested(); }
   void tls_established() override { session_.tls_established(); }
   bool closed() const override { return session_.closed(); }
+  Offenses offenses() const override {
+    return {session_.protocol_errors(), session_.unknown_recipients()};
+  }
   bool between_commands() const override { return session_.between_commands(); }
   bool partial_line() const override { return session_.partial_line(); }
   std::uint64_t lines_received() const override { return session_.lines_received(); }
@@ -352,16 +351,25 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
                       protocol == schemas::Protocol::smtp && !info.trusted_relay);
   handler.tls_description_ = [live] { return live->conn.tls_description(); };
   const std::size_t buffer = net::read_buffer_size(cfg, 16384);
-  net::DriverOptions options{tls.get(), implicit,   buffer,     protocol,
-                             remote_ip, session_id, &st->store, &st->throttle};
+  net::DriverOptions options{tls.get(),
+                             implicit,
+                             buffer,
+                             protocol,
+                             remote_ip,
+                             session_id,
+                             &st->store,
+                             &st->throttle,
+                             nullptr,
+                             &st->guard,
+                             fmt::format("421 4.7.0 {} {{}}\r\n", cfg.server.hostname)};
   co_await net::drive(live, handler, std::move(options));
 }
 
 }  // namespace
 
 Server::Server(asio::io_context& io, const config::Config& config, projections::Store& store,
-               net::TlsContexts* tls, net::AuthThrottle& throttle, net::ConnectionLimits& limits)
-    : state_(std::make_shared<State>(io, config, store, tls, throttle, limits)) {}
+               net::TlsContexts* tls, net::AuthThrottle& throttle, net::Guard& guard)
+    : state_(std::make_shared<State>(io, config, store, tls, throttle, guard)) {}
 
 Server::~Server() {
   stop();
@@ -375,7 +383,6 @@ Server::~Server() {
 void Server::reload(const config::Config& config) {
   auto st = state_;
   std::atomic_store(&st->live, std::make_shared<const config::Config>(config));
-  st->listeners.reload(config.security);
 }
 
 void Server::stop() {

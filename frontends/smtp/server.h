@@ -12,6 +12,7 @@
 
 #include "common/config.h"
 #include "frontends/net/auth.h"
+#include "frontends/net/guard.h"
 #include "frontends/net/listener.h"
 #include "frontends/net/tls.h"
 #include "projections/store.h"
@@ -22,7 +23,7 @@ class Server {
  public:
   // `tls` may be null when no certificate is configured (no STARTTLS).
   Server(boost::asio::io_context& io, const config::Config& config, projections::Store& store,
-         net::TlsContexts* tls, net::AuthThrottle& throttle, net::ConnectionLimits& limits);
+         net::TlsContexts* tls, net::AuthThrottle& throttle, net::Guard& guard);
   ~Server();
 
   // Closes listeners and connections; the io_context then runs out of work.

@@ -197,6 +197,12 @@ class Session {
   const std::string& authenticated_user() const { return auth_user_; }
 
   bool closed() const { return state_ == State::closed; }
+  // Offenses so far, for the guard: error replies to the client's
+  // commands (5xx), and of those, RCPT TO an unknown user.
+  std::uint64_t protocol_errors() const {
+    return static_cast<std::uint64_t>(errors_) - unknown_recipients_;
+  }
+  std::uint64_t unknown_recipients() const { return unknown_recipients_; }
 
   // The verbs of the command table, for tests.
   static std::vector<std::string_view> command_names();
@@ -260,6 +266,7 @@ class Session {
   std::string in_;
   std::string out_;
   int errors_ = 0;
+  std::uint64_t unknown_recipients_ = 0;
   bool skipping_long_line_ = false;
   std::uint64_t lines_ = 0;
   bool discard_input_ = false;  // STARTTLS: drop the rest of the buffer

@@ -19,10 +19,6 @@
 
 namespace a3::ctl {
 
-namespace {
-
-using schemas::Event;
-
 schemas::Actor operator_actor() {
   std::string user;
   if (const char* sudo = std::getenv("SUDO_USER")) {
@@ -32,6 +28,10 @@ schemas::Actor operator_actor() {
   }
   return {schemas::Protocol::admin, user, "", fmt::format("a3ctl-{}", ::getpid())};
 }
+
+namespace {
+
+using schemas::Event;
 
 // A deliverable address in one of our local domains: local@domain, printable
 // ASCII without spaces, quotes or brackets (RFC 5321 4.1.2 dot-atom, kept

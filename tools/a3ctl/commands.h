@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "schemas/event.h"
 
 namespace a3::ctl {
 
@@ -14,6 +15,12 @@ struct Context {
   config::Config config;
   std::vector<std::string> args;  // after the command words
 };
+
+// Who an operator's events name: admin, the (sudo) user, "a3ctl-<pid>".
+schemas::Actor operator_actor();
+
+// "90s", "30m", "24h", "7d" or plain seconds, as seconds; nullopt if none.
+std::optional<std::int64_t> parse_duration_s(const std::string& s);
 
 // "2026-11-25T22:00:00Z", "2026-11-25 22:00:00" (UTC) or "@<ms>": ms since the epoch.
 std::optional<std::int64_t> parse_time_arg(const std::string& s);
@@ -23,6 +30,9 @@ int log_command(const std::string& sub, Context& ctx);
 
 // a3ctl account add|passwd|delete|alias|list|show ...
 int account_command(const std::string& sub, Context& ctx);
+
+// a3ctl ban add|remove|list ...
+int ban_command(const std::string& sub, Context& ctx);
 
 // a3ctl queue list|show|retry|delete|flush ...
 int queue_command(const std::string& sub, Context& ctx);

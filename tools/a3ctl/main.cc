@@ -35,6 +35,13 @@ Commands:
   account restore ADDRESS --to-time T | --to-offset P:O [--dry-run]
                       roll one account back on the live store by appending the
                       events that return it to its state at the target
+  ban add NETWORK [--for DURATION] [--reason TEXT]
+                      refuse a client address or CIDR network at accept, on
+                      every listener and node, for DURATION (90s, 30m, 24h,
+                      7d) or until removed
+  ban remove NETWORK [--reason TEXT]
+  ban list [--all] [--json]
+                      the bans in force (--all: expired ones not yet lifted)
   queue list [--json]  the outbound queue: every message, its recipients' state
   queue show ID [--json]
   queue retry ID       deliver it now (DeliveryRescheduled)
@@ -118,6 +125,7 @@ int main(int argc, char** argv) {
     if (group == "log") return a3::ctl::log_command(sub, ctx);
     if (group == "account") return a3::ctl::account_command(sub, ctx);
     if (group == "queue") return a3::ctl::queue_command(sub, ctx);
+    if (group == "ban") return a3::ctl::ban_command(sub, ctx);
     if (group == "backup" || group == "restore") {
       if (!sub.empty()) ctx.args.insert(ctx.args.begin(), sub);
       return group == "backup" ? a3::ctl::backup_command(ctx) : a3::ctl::restore_command(ctx);

@@ -6,9 +6,16 @@
 #include <map>
 #include <string>
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 
 namespace a3::ctl {
+
+// "2026-11-25T22:00:00Z" (UTC, to the second).
+inline std::string iso(std::int64_t ms) {
+  const std::chrono::sys_seconds t{std::chrono::seconds(ms / 1000)};
+  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", t);
+}
 
 // "0:12 1:7", or "(empty)".
 inline std::string offsets_text(const std::map<std::int32_t, std::int64_t>& offsets) {

@@ -7,6 +7,7 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "tools/a3ctl/commands.h"
+#include "tools/a3ctl/output.h"
 #include "tools/a3ctl/store_access.h"
 
 namespace a3::ctl {
@@ -30,11 +31,6 @@ std::string_view state_name(QueueRecipient::State s) {
   return "?";
 }
 
-std::string iso(std::int64_t ms) {
-  const std::chrono::sys_seconds t{std::chrono::seconds(ms / 1000)};
-  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", t);
-}
-
 std::string entry_json(const QueueRecord& q) {
   std::string rcpts;
   for (const auto& r : q.recipients) {
@@ -47,25 +43,6 @@ std::string entry_json(const QueueRecord& q) {
       q.id.str(), json_string(q.account), json_string(q.mail_from), q.size, iso(q.queued_ms),
       iso(q.next_attempt_ms), iso(q.expires_ms), q.attempts, json_string(q.last_host),
       json_string(q.last_reply), rcpts);
-}
-
-schemas::Actor operator_actor() {
-  return {schemas::Protocol::admin, "a3ctl", "", "cli"};
-}
-
-// Runs events through the daemon (or the store) and reports each outcome.
-int run(StoreAccess& access, const std::vector<schemas::Event>& events, std::string_view done) {
-  if (events.empty()) return fmt::print("nothing to {}\n", done), 0;
-  int failures = 0;
-  const auto replies = access.execute(events);
-  for (std::size_t i = 0; i < replies.size(); ++i) {
-    if (!replies[i].ok || !replies[i].text.starts_with("ok")) {
-      fmt::print(stderr, "a3ctl: {}\n", replies[i].text);
-      ++failures;
-    }
-  }
-  fmt::print("{} {} of {}\n", done, events.size() - failures, events.size());
-  return failures ? 1 : 0;
 }
 
 }  // namespace
@@ -102,7 +79,7 @@ int queue_command(const std::string& sub, Context& ctx) {
       events.push_back(schemas::make_event(q.account, operator_actor(),
                                            schemas::DeliveryRescheduled{q.id, now}));
     }
-    return run(*access, events, "rescheduled");
+    return run_events(*access, events, "rescheduled");
   }
   if (sub == "show" || sub == "retry" || sub == "delete") {
     if (args.size() != (json ? 2u : 1u)) {
@@ -131,11 +108,11 @@ int queue_command(const std::string& sub, Context& ctx) {
     if (sub == "retry") {
       events.push_back(schemas::make_event(q->account, operator_actor(),
                                            schemas::DeliveryRescheduled{q->id, now_ms()}));
-      return run(*access, events, "rescheduled");
+      return run_events(*access, events, "rescheduled");
     }
     events.push_back(schemas::make_event(q->account, operator_actor(),
                                          schemas::OutboundDeleted{q->id, "deleted by a3ctl"}));
-    return run(*access, events, "deleted");
+    return run_events(*access, events, "deleted");
   }
   fmt::print(stderr, "a3ctl: usage: queue list|show|retry|delete|flush\n");
   return 2;

@@ -90,4 +90,19 @@ projections::Store& StoreAccess::store() {
   return *store_;
 }
 
+int run_events(StoreAccess& access, const std::vector<schemas::Event>& events,
+               std::string_view done) {
+  if (events.empty()) return fmt::print("nothing to {}\n", done), 0;
+  std::size_t failures = 0;
+  const auto replies = access.execute(events);
+  for (const auto& r : replies) {
+    if (!r.ok || !r.text.starts_with("ok")) {
+      fmt::print(stderr, "a3ctl: {}\n", r.text);
+      ++failures;
+    }
+  }
+  fmt::print("{} {} of {}\n", done, events.size() - failures, events.size());
+  return failures ? 1 : 0;
+}
+
 }  // namespace a3::ctl

@@ -42,6 +42,11 @@ class StoreAccess {
   std::unique_ptr<projections::Store> store_;
 };
 
+// Runs `events` through the store (the daemon's, when it runs), prints
+// each refusal and "<done> N of M"; exit status 0, or 1 if any failed.
+int run_events(StoreAccess& access, const std::vector<schemas::Event>& events,
+               std::string_view done);
+
 std::string admin_socket_path(const config::Config& config);
 
 // Whether a daemon answers on this configuration's admin socket.

@@ -26,6 +26,7 @@
 #include "eventlog/open.h"
 #include "frontends/admin/admin_server.h"
 #include "frontends/imap/server.h"
+#include "frontends/net/guard.h"
 #include "frontends/net/tls.h"
 #include "frontends/pop3/server.h"
 #include "frontends/smtp/server.h"
@@ -64,7 +65,7 @@ void note_certificate(a3::net::TlsContexts& tls) {
 }
 
 struct Servers {
-  a3::net::ConnectionLimits* limits;
+  a3::net::Guard* guard;
   a3::smtp::Server* smtp;
   a3::imap::Server* imap;
   a3::pop3::Server* pop3;
@@ -95,7 +96,7 @@ void reload(const std::string& path, const a3::config::Config& running, a3::net:
       tls->replace(std::move(ctx));
       note_certificate(*tls);
     }
-    servers.limits->set(fresh.security);
+    servers.guard->reload(fresh.security);
     if (servers.smtp) servers.smtp->reload(fresh);
     if (servers.imap) servers.imap->reload(fresh);
     if (servers.pop3) servers.pop3->reload(fresh);
@@ -218,8 +219,9 @@ int main(int argc, char** argv) {
   // Failed logins per IP, counted across SMTP, IMAP and POP3.
   a3::net::AuthThrottle throttle(config.security.auth_failures_before_delay,
                                  std::chrono::seconds(config.security.max_auth_delay_s));
-  // Connections in total and per IP, counted across the protocols.
-  a3::net::ConnectionLimits limits(config.security);
+  // Blocked networks, bans, and connections in total and per IP, across
+  // the protocols.
+  a3::net::Guard guard(config.security);
   try {
     log = a3::eventlog::open(config, a3::eventlog::Access::read_write);
     view = a3::projections::view::ViewDb::open(
@@ -268,17 +270,19 @@ int main(int argc, char** argv) {
       tls = std::make_unique<a3::net::TlsContexts>(a3::net::make_tls_context(config.tls));
       note_certificate(*tls);
     }
-    smtp = std::make_unique<a3::smtp::Server>(io, config, *store, tls.get(), throttle, limits);
+    // The bans of the view, then every change to them (events of any node).
+    guard.follow(*store, io.get_executor());
+    smtp = std::make_unique<a3::smtp::Server>(io, config, *store, tls.get(), throttle, guard);
     for (const auto& l : config.server.listeners) {
       if (l.protocol == "smtp" || l.protocol == "submission" || l.protocol == "submissions") {
         smtp->listen(l);
       }
     }
-    imap = std::make_unique<a3::imap::Server>(io, config, *store, tls.get(), throttle, limits);
+    imap = std::make_unique<a3::imap::Server>(io, config, *store, tls.get(), throttle, guard);
     for (const auto& l : config.server.listeners) {
       if (l.protocol == "imap" || l.protocol == "imaps") imap->listen(l);
     }
-    pop3 = std::make_unique<a3::pop3::Server>(io, config, *store, tls.get(), throttle, limits);
+    pop3 = std::make_unique<a3::pop3::Server>(io, config, *store, tls.get(), throttle, guard);
     for (const auto& l : config.server.listeners) {
       if (l.protocol == "pop3" || l.protocol == "pop3s") pop3->listen(l);
     }
@@ -342,7 +346,7 @@ int main(int argc, char** argv) {
   for (;;) {
     sigwait(&stop_signals, &sig);
     if (sig != SIGHUP) break;
-    reload(config_path, config, tls.get(), {&limits, smtp.get(), imap.get(), pop3.get()});
+    reload(config_path, config, tls.get(), {&guard, smtp.get(), imap.get(), pop3.get()});
   }
   spdlog::info("received {}, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   sd_notify(0, "STOPPING=1");
@@ -353,6 +357,7 @@ int main(int argc, char** argv) {
   if (imap) imap->stop();
   if (pop3) pop3->stop();
   if (monitoring) monitoring->stop();
+  guard.stop();
   work.reset();
   {
     // Sessions finish the command in hand; one that is still busy after the

@@ -98,6 +98,7 @@ void Session::cmd_rcpt(std::string_view arg) {
       env_.outbound.push_back({path->mailbox, notify, std::move(orcpt)});
       return reply("250 2.1.5 Recipient OK");
     case Policy::Rcpt::unknown_user:
+      ++unknown_recipients_;
       return error("550 5.1.1 No such user here");
     case Policy::Rcpt::relay_denied:
       return error("550 5.7.1 Relaying denied");
