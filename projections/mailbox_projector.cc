@@ -657,7 +657,15 @@ class Applier {
     const auto network = Network::parse(e.network);
     if (!network) return fail(OutcomeCode::invalid, "not a network: " + e.network);
     const std::string key = view::ban_key(network->str());
-    if (!b_.get(Family::meta, key)) return fail(OutcomeCode::invalid, "not banned: " + e.network);
+    const auto held = b_.get(Family::meta, key);
+    if (!held) return fail(OutcomeCode::invalid, "not banned: " + e.network);
+    if (e.expires_ms != 0) {
+      // Written for one ban (the sweep's, once it expired): a newer ban of
+      // the network, added meanwhile, stays.
+      const auto r = view::decode_ban(*held);
+      if (!r || r->expires_ms != e.expires_ms)
+        return fail(OutcomeCode::invalid, "a newer ban holds " + e.network);
+    }
     b_.del(Family::meta, key);
     out_.mailboxes.push_back(bans_changed());
   }

@@ -193,13 +193,15 @@ bool Projector::commit(view::Batch& batch, std::size_t p, std::int64_t next,
     listeners = listeners_;
   }
   outcomes.clear();
-  applied_cv_.notify_all();
-  complete_waiters();
+  // Listeners first: what they keep in memory (the guard's bans) is up to
+  // date when a writer hears its event was applied.
   if (!touched.empty()) {
     for (const auto& l : listeners)
       l(touched);
   }
   touched.clear();
+  applied_cv_.notify_all();
+  complete_waiters();
   return true;
 }
 

@@ -70,7 +70,8 @@ class Projector : private Projection {
                     std::chrono::steady_clock::time_point deadline, AppliedHandler done);
 
   // Called after each committed batch with the mailboxes it changed (IDLE,
-  // unsolicited EXISTS/EXPUNGE). Runs on the projector thread: be quick.
+  // unsolicited EXISTS/EXPUNGE, the guard's bans), before the batch's
+  // waiters are told. Runs on the projector thread: be quick.
   void add_listener(Listener l);
 
   std::string failure() const;

@@ -117,7 +117,7 @@ struct BodyEncoder {
   Offset<void> operator()(const BanLifted& e) {
     auto network = b.CreateString(e.network);
     auto reason = b.CreateString(e.reason);
-    return fb::CreateBanLifted(b, network, reason).Union();
+    return fb::CreateBanLifted(b, network, reason, e.expires_ms).Union();
   }
   Offset<void> operator()(const AuthFailed& e) {
     auto mechanism = b.CreateString(e.mechanism);
@@ -380,7 +380,7 @@ struct BodyDecoder {
       }
       case fb::Body::BanLifted: {
         auto* e = ev.body_as_BanLifted();
-        out.body = BanLifted{str(e->network()), str(e->reason())};
+        out.body = BanLifted{str(e->network()), str(e->reason()), e->expires_ms()};
         return true;
       }
       case fb::Body::AuthFailed: {

@@ -293,6 +293,9 @@ struct BanAdded {
 struct BanLifted {
   std::string network;
   std::string reason;
+  // The expiry of the ban it lifts: a lift written for an expired ban does
+  // not lift a newer ban of the same network. 0: whatever ban is there.
+  std::int64_t expires_ms = 0;
   friend bool operator==(const BanLifted&, const BanLifted&) = default;
 };
 

@@ -160,7 +160,9 @@ struct BodyFields {
         .num("expires_ms", e.expires_ms)
         .str("rule", e.rule);
   }
-  void operator()(const BanLifted& e) { f.str("network", e.network).str("reason", e.reason); }
+  void operator()(const BanLifted& e) {
+    f.str("network", e.network).str("reason", e.reason).num("expires_ms", e.expires_ms);
+  }
   void operator()(const AuthFailed& e) {
     f.str("mechanism", e.mechanism).str("user", e.user).str("reason", e.reason);
   }

@@ -137,7 +137,8 @@ std::vector<Event> sample_events() {
       // Since v6: bans.
       BanAdded{"192.0.2.7/32", "10 failed logins in 600 s", 1764003600000, "auth_failures"},
       BanAdded{"2001:db8::/48", "abuse report 4711", 0, "manual"},
-      BanLifted{"192.0.2.7/32", "expired"},
+      BanLifted{"192.0.2.7/32", "expired", 1764003600000},
+      BanLifted{"2001:db8::/48", "lifted by an operator", 0},
   };
   std::vector<Event> out;
   std::uint8_t seed = 1;
