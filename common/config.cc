@@ -485,11 +485,15 @@ Config parse(std::string_view text, const fs::path& file) {
               1'000'000);
     s.integer("ban_window_s", c.security.ban_window_s, 1, 7 * 86400);
     s.integer("ban_duration_s", c.security.ban_duration_s, 1, 365 * 86400);
-    s.strings("ban_exempt_networks", c.security.ban_exempt_networks);
+    s.strings("exempt_networks", c.security.exempt_networks);
+    s.integer("max_messages_per_hour_per_account", c.security.max_messages_per_hour_per_account, 0,
+              100'000'000);
+    s.integer("max_messages_per_hour_per_ip", c.security.max_messages_per_hour_per_ip, 0,
+              100'000'000);
     for (auto [key, list] :
          {std::pair{blocked, &c.security.blocked_networks},
           std::pair{std::string_view("trusted_proxies"), &c.security.trusted_proxies},
-          std::pair{std::string_view("ban_exempt_networks"), &c.security.ban_exempt_networks}}) {
+          std::pair{std::string_view("exempt_networks"), &c.security.exempt_networks}}) {
       for (const auto& n : *list) {
         if (!Network::parse(n))
           s.fail_key(key, fmt::format("\"{}\" is not an address or CIDR network", n));
@@ -510,11 +514,8 @@ Config parse(std::string_view text, const fs::path& file) {
         s.integer("max_requests_per_minute", c.security.max_requests_per_window, 1, 100'000'000);
       }
     }
-    // Issue 14 enforces these; until then an operator is told, not misled.
-    if (c.security.enable_rate_limiting)
-      s.warn("enable_rate_limiting",
-             "not enforced in this version: only the per-IP login delay and the connection "
-             "limits apply");
+    // Issue 14 brings the PROXY protocol; until then an operator is told,
+    // not misled.
     if (!c.security.trusted_proxies.empty())
       s.warn("trusted_proxies",
              "not used in this version: the PROXY protocol is not accepted, so a proxy's "

@@ -191,8 +191,12 @@ struct Security {
   int ban_duration_s = 3600;
   // Never banned automatically (a webmail or proxy on the same host
   // speaks for many users); a3ctl ban still can.
-  std::vector<std::string> ban_exempt_networks = {"127.0.0.0/8", "::1/128"};
+  std::vector<std::string> exempt_networks = {"127.0.0.0/8", "::1/128"};
   std::vector<std::string> trusted_proxies;  // CIDR (issue 14: PROXY protocol)
+  // Messages a client may send per hour (0: no limit): a logged-in one by
+  // its account (submission), any other by its IP (the MX).
+  int max_messages_per_hour_per_account = 0;
+  int max_messages_per_hour_per_ip = 0;
   // The guide's rate limit: requests (commands) per client IP per window.
   bool enable_rate_limiting = false;
   int rate_limit_window_s = 60;

@@ -86,6 +86,8 @@ void Session::dispatch(const std::string& command) {
       p.sp();
       name += " " + ascii::upper(p.atom());
     }
+    if (name != "LOGOUT" && limits_.allow_request && !limits_.allow_request())
+      return tagged(tag, "NO", "[LIMIT] Too many requests from your address; slow down");
     const Command* c = find_command(kCommands, name);
     if (!c) return bad(tag, name.starts_with("UID ") ? "Unknown UID command" : "Unknown command");
     metered_.command = c->name;

@@ -234,7 +234,8 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   const auto& cfg = *snapshot;
   // The certificate in force when the connection came, to its end.
   const std::shared_ptr<ssl::context> tls = st->tls ? st->tls->current() : nullptr;
-  const std::string remote_ip = socket.remote_endpoint().address().to_string();
+  const auto address = socket.remote_endpoint().address();
+  const std::string remote_ip = address.to_string();
   const std::string session_id = fmt::format("i{:x}", st->next_session.fetch_add(1));
   auto live = std::make_shared<Live>(std::move(socket), strand, st->pool);
   if (!st->listeners.track(live)) co_return;
@@ -243,15 +244,16 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   limits.max_line_after_auth = static_cast<std::size_t>(cfg.imap.max_line_after_auth);
   limits.append_limit = static_cast<std::size_t>(cfg.imap.append_limit);
   limits.search_timeout = std::chrono::seconds(cfg.imap.search_timeout_s);
+  limits.allow_request = st->guard.requests_of(address);
   const bool implicit = listener.tls == config::TlsMode::implicit;
   SessionInfo info{cfg.server.hostname, remote_ip, session_id,
                    tls != nullptr,      implicit,  cfg.imap.allow_plaintext_auth};
   auto session = std::make_shared<Session>(info, limits, st->store, st->shared);
   ImapHandler handler(st, live, session);
   const std::size_t buffer = net::read_buffer_size(cfg, 4096);
-  net::DriverOptions options{tls.get(),        implicit,   buffer,        schemas::Protocol::imap,
-                             remote_ip,        session_id, &st->store,    &st->throttle,
-                             &st->per_account, &st->guard, "* BYE {}\r\n"};
+  net::DriverOptions options{tls.get(),        implicit,   buffer,     schemas::Protocol::imap,
+                             remote_ip,        session_id, &st->store, &st->throttle,
+                             &st->per_account, &st->guard, "* BYE "};
   co_await net::drive(live, handler, std::move(options));
 }
 

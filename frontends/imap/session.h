@@ -38,6 +38,10 @@ struct Limits {
   int max_bad_commands = 20;  // then BYE
   // A SEARCH still running after this gives up (NO [LIMIT]); 0: never.
   std::chrono::seconds search_timeout{0};
+  // The daemon's rate limit (net::Guard::request): false when the client
+  // is over it; the command then gets NO [LIMIT] and is not run. LOGOUT
+  // always runs.
+  std::function<bool()> allow_request;
 };
 
 struct SessionInfo {

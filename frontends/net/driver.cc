@@ -50,11 +50,10 @@ awaitable<bool> report(std::shared_ptr<Connection> c, Handler& h, const DriverOp
       if (!co_await std::move(appended)) {
         logging::log(spdlog::level::warn,
                      {schemas::to_string(o.protocol), o.session_id, o.remote_ip, ""},
-                     "the ban could not be logged; it holds on this node until a restart");
+                     "the ban could not be logged; it holds on this node until it expires");
       }
     }
-    if (!h.closed())
-      co_await timed_write(c, fmt::format(fmt::runtime(o.bye), v.reason), h.read_timeout());
+    if (!h.closed()) co_await timed_write(c, o.bye + v.reason + "\r\n", h.read_timeout());
     co_return true;
   }
   co_return false;
@@ -191,7 +190,7 @@ awaitable<void> drive(std::shared_ptr<Connection> c, Handler& h, DriverOptions o
         // A ban made while this session was open (here or on another
         // node) ends it before its next guess.
         if (auto why = o.guard ? o.guard->banned(ip) : std::nullopt) {
-          co_await timed_write(c, fmt::format(fmt::runtime(o.bye), *why), h.read_timeout());
+          co_await timed_write(c, o.bye + *why + "\r\n", h.read_timeout());
           banned = true;
           break;
         }

@@ -104,8 +104,8 @@ struct DriverOptions {
   AuthThrottle* throttle = nullptr;
   SessionLimit* per_account = nullptr;  // null: no limit on an account's sessions
   // Offenses (failed logins, protocol errors, unknown recipients) go to
-  // the guard; a session it bans reads `bye` with the reason for {} and
-  // is closed ("421 4.7.0 host {}\r\n", "* BYE {}\r\n").
+  // the guard; a session it bans reads `bye`, the reason and CRLF, and is
+  // closed (`bye`: "421 4.7.0 host ", "* BYE ", "-ERR [SYS/TEMP] ").
   Guard* guard = nullptr;
   std::string bye;
 };

@@ -86,7 +86,11 @@ void Guard::reload(const config::Security& security) {
       security.ban_after_unknown_recipients;
   rules->window = std::chrono::seconds(security.ban_window_s);
   rules->duration = std::chrono::seconds(security.ban_duration_s);
-  rules->exempt = networks(security.ban_exempt_networks);
+  rules->exempt = networks(security.exempt_networks);
+  if (security.enable_rate_limiting) rules->max_requests = security.max_requests_per_window;
+  rules->request_window = std::chrono::seconds(security.rate_limit_window_s);
+  rules->max_messages_per_account = security.max_messages_per_hour_per_account;
+  rules->max_messages_per_ip = security.max_messages_per_hour_per_ip;
   std::atomic_store(&rules_, std::shared_ptr<const Rules>(std::move(rules)));
 }
 
@@ -112,7 +116,6 @@ std::shared_ptr<const Guard::Bans> Guard::indexed(NetworkMap<std::int64_t> map) 
   auto bans = std::make_shared<Bans>();
   bans->index = NetworkIndex(entries);
   bans->map = std::move(map);
-  publish(bans->map.size());
   return bans;
 }
 
@@ -123,9 +126,25 @@ void Guard::set_bans(const std::vector<projections::BanRecord>& records) {
     if (!r.active(now)) continue;
     if (auto n = Network::parse(r.network)) map.insert(*n, r.expires_ms);
   }
-  auto bans = indexed(std::move(map));
   std::lock_guard lock(bans_mu_);
-  std::atomic_store(&bans_, std::move(bans));
+  // This node's own bans that the view does not hold yet (their event is
+  // on its way, or could not be appended) stay until they expire.
+  std::vector<Network> arrived;
+  local_.for_each([&](const Network& n, std::int64_t expires) {
+    const auto* held = map.find_exact(n);
+    if (expires <= now || (held && *held == expires))
+      arrived.push_back(n);
+    else if (!held)
+      map.insert(n, expires);
+  });
+  for (const auto& n : arrived)
+    local_.erase(n);
+  std::atomic_store(&bans_, indexed(std::move(map)));
+}
+
+void Guard::set_bans_and_publish(const std::vector<projections::BanRecord>& records) {
+  set_bans(records);
+  active_bans();
 }
 
 std::size_t Guard::active_bans() const {
@@ -135,6 +154,7 @@ std::size_t Guard::active_bans() const {
   bans->map.for_each([&](const Network&, std::int64_t expires) {
     if (expires == 0 || now < expires) ++n;
   });
+  publish(n);
   return n;
 }
 
@@ -154,6 +174,73 @@ void Guard::prune_locked(Clock::time_point now) {
   std::erase_if(counts_, [&](const auto& kv) { return kv.second.last <= cut; });
 }
 
+bool Guard::request(const asio::ip::address& address) {
+  const auto rules = std::atomic_load(&rules_);
+  if (rules->max_requests <= 0) return true;
+  const asio::ip::address ip = unmapped(address);
+  if (rules->exempt.find(ip)) return true;
+  const auto now = Clock::now();
+  std::lock_guard lock(requests_mu_);
+  if (requests_.size() >= kMaxTracked && !requests_.contains(ip)) {
+    // Bounded memory: windows that have ended go (their counts are zero).
+    std::erase_if(requests_,
+                  [&](const auto& kv) { return now - kv.second.since > rules->request_window; });
+    if (requests_.size() >= kMaxTracked) requests_.clear();
+  }
+  Requests& r = requests_[ip];
+  if (r.n == 0 || now - r.since > rules->request_window) {
+    r.since = now;
+    r.n = 0;
+  }
+  if (r.n >= rules->max_requests) {
+    metrics::counter("a3_rate_limited_total", "Requests refused by the rate limit", {}).Increment();
+    return false;
+  }
+  ++r.n;
+  return true;
+}
+
+std::pair<std::string, int> Guard::message_key(const asio::ip::address& address,
+                                               const std::string& account) const {
+  const auto rules = std::atomic_load(&rules_);
+  if (!account.empty()) return {"a" + account, rules->max_messages_per_account};
+  const asio::ip::address ip = unmapped(address);
+  if (rules->max_messages_per_ip <= 0 || rules->exempt.find(ip)) return {"", 0};
+  return {"i" + ip.to_string(), rules->max_messages_per_ip};
+}
+
+bool Guard::may_send(const asio::ip::address& ip, const std::string& account) {
+  const auto [key, max] = message_key(ip, account);
+  if (max <= 0) return true;
+  const auto now = Clock::now();
+  std::lock_guard lock(messages_mu_);
+  const auto it = messages_.find(key);
+  if (it == messages_.end() || now - it->second.since > std::chrono::hours(1)) return true;
+  if (it->second.n < max) return true;
+  metrics::counter("a3_messages_limited_total", "Messages refused by the hourly limits",
+                   {{"by", account.empty() ? "ip" : "account"}})
+      .Increment();
+  return false;
+}
+
+void Guard::sent(const asio::ip::address& ip, const std::string& account) {
+  const auto [key, max] = message_key(ip, account);
+  if (max <= 0) return;
+  const auto now = Clock::now();
+  std::lock_guard lock(messages_mu_);
+  if (messages_.size() >= kMaxTracked && !messages_.contains(key)) {
+    std::erase_if(messages_,
+                  [&](const auto& kv) { return now - kv.second.since > std::chrono::hours(1); });
+    if (messages_.size() >= kMaxTracked) messages_.clear();
+  }
+  Requests& r = messages_[key];
+  if (r.n == 0 || now - r.since > std::chrono::hours(1)) {
+    r.since = now;
+    r.n = 0;
+  }
+  ++r.n;
+}
+
 Guard::Verdict Guard::offense(const asio::ip::address& address, Offense kind,
                               const schemas::Actor& actor) {
   const asio::ip::address ip = unmapped(address);
@@ -167,12 +254,17 @@ Guard::Verdict Guard::offense(const asio::ip::address& address, Offense kind,
   const int k = static_cast<int>(kind);
   const int after = rules->after[k];
   if (after <= 0 || rules->exempt.find(ip)) return v;
+  // An IPv6 host has a /64 to pick addresses from: it is counted, and
+  // banned, as its /64 (an IPv4 address as itself).
+  const auto network = Network::parse(ip.to_string() + (ip.is_v4() ? "/32" : "/64"));
+  if (!network) return v;  // an address always parses
+  const asio::ip::address subject = network->base();
   const auto now = Clock::now();
   int count = 0;
   {
     std::lock_guard lock(mu_);
-    if (counts_.size() >= kMaxTracked && !counts_.contains(ip)) prune_locked(now);
-    Counts& c = counts_[ip];
+    if (counts_.size() >= kMaxTracked && !counts_.contains(subject)) prune_locked(now);
+    Counts& c = counts_[subject];
     c.last = now;
     if (c.n[k] == 0 || now - c.since[k] > rules->window) {
       c.n[k] = 0;
@@ -183,16 +275,17 @@ Guard::Verdict Guard::offense(const asio::ip::address& address, Offense kind,
     c.n[k] = 0;  // the ban starts a new count
   }
   const std::int64_t expires = now_ms() + rules->duration.count() * 1000;
-  const auto network = Network::parse(ip.to_string());
-  if (!network) return v;  // an address always parses
   {
     // In force here before its event is even appended: the next connect
-    // from this IP is refused whatever the log does.
+    // from this IP is refused whatever the log does (kept in local_ until
+    // the view has it).
     std::lock_guard lock(bans_mu_);
     NetworkMap<std::int64_t> map = std::atomic_load(&bans_)->map;
     map.insert(*network, expires);
+    local_.insert(*network, expires);
     std::atomic_store(&bans_, indexed(std::move(map)));
   }
+  active_bans();
   v.banned = true;
   v.reason = fmt::format("{} {} in {} s; banned for {} s", count, kWhat[k], rules->window.count(),
                          rules->duration.count());
@@ -212,8 +305,10 @@ namespace {
 
 // Lifts bans once they expire: a BanLifted for each ban past its expiry,
 // at the earliest expiry (or every `period`, and whenever the bans
-// change). Its id is derived from the ban, so that several nodes sweeping
-// at once append it once (a duplicate id is a no-op).
+// change). It names the ban's expiry, so it never lifts a newer ban of the
+// network; its id is derived from the ban, so that when several nodes
+// sweep at once the projection applies the first and ignores the others
+// as duplicates.
 asio::awaitable<void> sweep(std::shared_ptr<void> keep, projections::Store* store,
                             std::shared_ptr<asio::steady_timer> timer,
                             const std::atomic<bool>* stopped, std::chrono::milliseconds period) {
@@ -227,9 +322,9 @@ asio::awaitable<void> sweep(std::shared_ptr<void> keep, projections::Store* stor
         if (b.expires_ms != 0) next = std::min(next, b.expires_ms);
         continue;
       }
-      schemas::Event e = schemas::make_event(std::string(schemas::kBansKey),
-                                             {schemas::Protocol::system, "", "", "ban-sweep"},
-                                             schemas::BanLifted{b.network, "expired"});
+      schemas::Event e = schemas::make_event(
+          std::string(schemas::kBansKey), {schemas::Protocol::system, "", "", "ban-sweep"},
+          schemas::BanLifted{b.network, "expired", b.expires_ms});
       e.id = schemas::Uuid::derived(fmt::format("ban lifted {} {}", b.network, b.expires_ms));
       lifts.push_back(std::move(e));
     }
@@ -242,6 +337,7 @@ asio::awaitable<void> sweep(std::shared_ptr<void> keep, projections::Store* stor
         spdlog::info("security: {} expired ban{} lifted", n, n == 1 ? "" : "s");
       }
     }
+    if (*stopped) co_return;  // stop() may have come while the log took them
     // Woken early (cancelled) when the bans change.
     timer->expires_after(std::chrono::milliseconds(std::max<std::int64_t>(next - now, 0) + 20));
     boost::system::error_code ec;
@@ -257,12 +353,14 @@ void Guard::follow(projections::Store& store, asio::any_io_executor ex,
   f->store = &store;
   // The timer is used on its strand only (the sweep, and the cancels).
   f->timer = std::make_shared<asio::steady_timer>(asio::make_strand(ex));
-  // The projector's thread must not wait: the reload runs on `ex`.
-  f->subscription = store.subscribe_bans([this, ex, &store, timer = f->timer] {
-    asio::post(ex, [this, &store] { set_bans(store.bans()); });
+  // On the projector's thread, before the event's writer hears it was
+  // applied (a3ctl ban returns with the ban in force): reading the bans
+  // and indexing them takes milliseconds, and only when they change.
+  f->subscription = store.subscribe_bans([this, &store, timer = f->timer] {
+    set_bans_and_publish(store.bans());
     asio::post(timer->get_executor(), [timer] { timer->cancel(); });
   });
-  set_bans(store.bans());
+  set_bans_and_publish(store.bans());
   follower_ = f;
   asio::co_spawn(f->timer->get_executor(), sweep(f, &store, f->timer, &f->stopped, period),
                  asio::detached);

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -55,8 +56,10 @@ class Guard {
   // The reason of the ban that holds `ip` now, or nullopt.
   std::optional<std::string> banned(const boost::asio::ip::address& ip) const;
 
-  // The projected bans, replacing the set (follow() calls it).
+  // The projected bans, replacing the set (follow() calls it); this
+  // node's own bans that the view does not hold yet stay.
   void set_bans(const std::vector<projections::BanRecord>& bans);
+  // The bans in force now (and a3_bans_active set to it).
   std::size_t active_bans() const;
 
   struct Verdict {
@@ -70,6 +73,25 @@ class Guard {
   // already banned is banned without a new event. Loopback and the other
   // networks of ban_exempt_networks are never banned automatically.
   Verdict offense(const boost::asio::ip::address& ip, Offense kind, const schemas::Actor& actor);
+
+  // The guide's rate limit ([security] enable_rate_limiting): counts one
+  // request (a connection, or a command) from `ip`; false when the IP has
+  // made max_requests_per_window of them within rate_limit_window. Always
+  // true when off, and for exempt_networks.
+  bool request(const boost::asio::ip::address& ip);
+  // request(ip) as a session's Limits::allow_request (the guard outlives
+  // the sessions).
+  std::function<bool()> requests_of(const boost::asio::ip::address& ip) {
+    return [this, ip] { return request(ip); };
+  }
+
+  // Messages per hour ([security] max_messages_per_hour_per_account on a
+  // logged-in client, max_messages_per_hour_per_ip on one that is not):
+  // whether one more may start (MAIL FROM), and one was accepted (250).
+  // An hour starts with the first message counted; exempt_networks are
+  // not limited by IP.
+  bool may_send(const boost::asio::ip::address& ip, const std::string& account);
+  void sent(const boost::asio::ip::address& ip, const std::string& account);
 
   // Loads the store's bans, reloads them after each batch that changed
   // them, and appends BanLifted for expired ones every `sweep`, on `ex`.
@@ -85,6 +107,14 @@ class Guard {
     std::chrono::seconds window{600};
     std::chrono::seconds duration{3600};
     NetworkMap<char> exempt;
+    // Requests per client IP (0: no limit).
+    int max_requests = 0;
+    std::chrono::seconds request_window{60};
+    int max_messages_per_account = 0, max_messages_per_ip = 0;  // per hour; 0: none
+  };
+  struct Requests {
+    std::chrono::steady_clock::time_point since;
+    int n = 0;
   };
   struct Counts {
     int n[3] = {0, 0, 0};
@@ -98,6 +128,7 @@ class Guard {
     NetworkIndex index;
   };
   static std::shared_ptr<const Bans> indexed(NetworkMap<std::int64_t> map);
+  void set_bans_and_publish(const std::vector<projections::BanRecord>& bans);
 
   void prune_locked(std::chrono::steady_clock::time_point now);
 
@@ -105,9 +136,18 @@ class Guard {
   std::shared_ptr<const NetworkIndex> blocked_;  // std::atomic_load/store
   std::shared_ptr<const Bans> bans_;             // std::atomic_load/store
   std::mutex bans_mu_;                           // serialises the writers of bans_
-  std::shared_ptr<const Rules> rules_;           // std::atomic_load/store
+  NetworkMap<std::int64_t> local_;      // bans made here, until the view has them; bans_mu_
+  std::shared_ptr<const Rules> rules_;  // std::atomic_load/store
   std::mutex mu_;
   std::map<boost::asio::ip::address, Counts> counts_;  // guarded by mu_
+  std::mutex requests_mu_;
+  std::map<boost::asio::ip::address, Requests> requests_;  // guarded by requests_mu_
+  // Messages: "a" account or "i" address -> this hour's count.
+  std::mutex messages_mu_;
+  std::map<std::string, Requests> messages_;  // guarded by messages_mu_
+  // The key and the limit that apply to a client, or a limit of 0.
+  std::pair<std::string, int> message_key(const boost::asio::ip::address& ip,
+                                          const std::string& account) const;
   struct Follower;
   std::shared_ptr<Follower> follower_;
 };

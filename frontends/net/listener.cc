@@ -180,9 +180,11 @@ void Listeners::listen(const config::Listener& listener, bool have_tls, Serve se
             socket.close(ec);
             continue;
           }
-          auto slot = guard_.limits().admit(ip);
+          // A connection is a request too (the guide's rate limit).
+          const bool over_rate = !guard_.request(ip);
+          auto slot = over_rate ? nullptr : guard_.limits().admit(ip);
           if (!slot) {
-            metrics::connection_refused(name_, "limit");
+            metrics::connection_refused(name_, over_rate ? "rate" : "limit");
             asio::write(socket, asio::buffer(busy_), ec);
             socket.close(ec);
             continue;

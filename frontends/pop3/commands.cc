@@ -90,6 +90,8 @@ void Session::command(std::string_view line) {
   }
   const Command* c = find_command(kCommands, a.verb);
   metered_ = {c ? c->name : std::string_view("unknown"), std::chrono::steady_clock::now()};
+  if (a.verb != "QUIT" && limits_.allow_request && !limits_.allow_request())
+    return err("[SYS/TEMP] Too many requests from your address; slow down");
   if (state_ == State::authorization) {
     if (!c || c->when == When::transaction)
       return bad("Unknown command or not allowed before login");

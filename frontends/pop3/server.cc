@@ -118,7 +118,8 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   const auto& cfg = *snapshot;
   // The certificate in force when the connection came, to its end.
   const std::shared_ptr<ssl::context> tls = st->tls ? st->tls->current() : nullptr;
-  const std::string remote_ip = socket.remote_endpoint().address().to_string();
+  const auto address = socket.remote_endpoint().address();
+  const std::string remote_ip = address.to_string();
   const std::string session_id = fmt::format("p{:x}", st->next_session.fetch_add(1));
   auto live = std::make_shared<net::Connection>(std::move(socket), strand);
   if (!st->listeners.track(live)) co_return;
@@ -126,21 +127,16 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   SessionInfo info{cfg.server.hostname, remote_ip, session_id,
                    tls != nullptr,      implicit,  cfg.pop3.allow_plaintext_auth};
   // Destroyed on this coroutine's exit, which releases the maildrop.
-  Session session(info, Limits{}, st->store, st->maildrops);
+  Limits limits;
+  limits.allow_request = st->guard.requests_of(address);
+  Session session(info, limits, st->store, st->maildrops);
   Pop3Handler handler(session, st->store, st->pool, cfg.pop3.timeout_s,
                       cfg.security.login_timeout_s);
   const std::size_t buffer = net::read_buffer_size(cfg, 4096);
-  net::DriverOptions options{tls.get(),
-                             implicit,
-                             buffer,
-                             schemas::Protocol::pop3,
-                             remote_ip,
-                             session_id,
-                             &st->store,
-                             &st->throttle,
-                             &st->per_account,
-                             &st->guard,
-                             "-ERR [SYS/TEMP] {}\r\n"};
+  net::DriverOptions options{
+      tls.get(),         implicit,   buffer,        schemas::Protocol::pop3, remote_ip,
+      session_id,        &st->store, &st->throttle, &st->per_account,        &st->guard,
+      "-ERR [SYS/TEMP] "};
   co_await net::drive(live, handler, std::move(options));
 }
 

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -27,6 +28,10 @@ namespace a3::pop3 {
 struct Limits {
   std::size_t max_line = 255;  // RFC 2449 4: commands are at most 255 octets
   int max_bad_commands = 10;   // then the connection closes
+  // The daemon's rate limit (net::Guard::request): false when the client
+  // is over it; the command then gets -ERR [SYS/TEMP] and is not run.
+  // QUIT always runs.
+  std::function<bool()> allow_request;
 };
 
 struct SessionInfo {

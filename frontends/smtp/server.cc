@@ -319,7 +319,8 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   const auto& cfg = *snapshot;
   // The certificate in force when the connection came, to its end.
   const std::shared_ptr<ssl::context> tls = st->tls ? st->tls->current() : nullptr;
-  const std::string remote_ip = socket.remote_endpoint().address().to_string();
+  const auto address = socket.remote_endpoint().address();
+  const std::string remote_ip = address.to_string();
   const std::string session_id = fmt::format("{:x}", st->next_session.fetch_add(1));
   auto live = std::make_shared<net::Connection>(std::move(socket), strand);
   if (!st->listeners.track(live)) co_return;
@@ -331,6 +332,13 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   limits.max_errors = cfg.smtp.max_errors;
   limits.reject_bare_lf = cfg.smtp.reject_bare_lf;
   limits.enable_vrfy = cfg.smtp.enable_vrfy;
+  limits.allow_request = st->guard.requests_of(address);
+  limits.allow_message = [&guard = st->guard, address](const std::string& user) {
+    return guard.may_send(address, user);
+  };
+  limits.message_accepted = [&guard = st->guard, address](const std::string& user) {
+    guard.sent(address, user);
+  };
   const bool implicit = listener.tls == config::TlsMode::implicit;
   SessionInfo info{cfg.server.hostname,
                    remote_ip,
@@ -361,7 +369,7 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
                              &st->throttle,
                              nullptr,
                              &st->guard,
-                             fmt::format("421 4.7.0 {} {{}}\r\n", cfg.server.hostname)};
+                             "421 4.7.0 " + cfg.server.hostname + " "};
   co_await net::drive(live, handler, std::move(options));
 }
 

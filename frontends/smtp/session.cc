@@ -273,6 +273,7 @@ void Session::delivered(bool durable) {
   // temporary failure, so the client keeps it and retries.
   if (!durable) return not_delivered(projections::errc::unavailable);
   metrics::smtp_message("accepted", "", pending_bytes_);
+  if (limits_.message_accepted) limits_.message_accepted(auth_user_);
   reply("250 2.0.0 Message accepted for delivery");
   reset_transaction();
   state_ = State::command;
@@ -341,6 +342,8 @@ void Session::command(std::string_view line) {
       space == std::string_view::npos ? "" : ascii::trim(line.substr(space + 1));
   const Command* c = find_command(kCommands, verb);
   metered_ = {c ? c->name : std::string_view("unknown"), std::chrono::steady_clock::now()};
+  if (verb != "QUIT" && limits_.allow_request && !limits_.allow_request())
+    return reply("451 4.7.0 Too many requests from your address; slow down");
   if (!c) return error("500 5.5.2 Command not recognised");
   if (c->no_arguments && !arg.empty())
     return error(fmt::format("501 5.5.4 {} takes no arguments", verb));

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,6 +33,15 @@ struct Limits {
   int max_errors = 20;
   bool reject_bare_lf = true;
   bool enable_vrfy = false;
+  // The daemon's rate limit (net::Guard::request): false when the client
+  // is over it; the command then gets 451 4.7.0 and is not run. QUIT
+  // always runs.
+  std::function<bool()> allow_request;
+  // The hourly message limits (net::Guard::may_send/sent), by the logged-in
+  // user ("" if none): MAIL FROM over the limit gets 451 4.7.0; each
+  // accepted message (250) is counted.
+  std::function<bool(const std::string& auth_user)> allow_message;
+  std::function<void(const std::string& auth_user)> message_accepted;
 };
 
 // What the Policy found out about a recipient's account at RCPT, so that
@@ -198,9 +208,10 @@ class Session {
 
   bool closed() const { return state_ == State::closed; }
   // Offenses so far, for the guard: error replies to the client's
-  // commands (5xx), and of those, RCPT TO an unknown user.
+  // commands (5xx) other than failed logins (the guard counts those from
+  // the login itself) and RCPT TO an unknown user, and those.
   std::uint64_t protocol_errors() const {
-    return static_cast<std::uint64_t>(errors_) - unknown_recipients_;
+    return static_cast<std::uint64_t>(errors_) - unknown_recipients_ - auth_failures_;
   }
   std::uint64_t unknown_recipients() const { return unknown_recipients_; }
 
@@ -267,6 +278,7 @@ class Session {
   std::string out_;
   int errors_ = 0;
   std::uint64_t unknown_recipients_ = 0;
+  std::uint64_t auth_failures_ = 0;
   bool skipping_long_line_ = false;
   std::uint64_t lines_ = 0;
   bool discard_input_ = false;  // STARTTLS: drop the rest of the buffer

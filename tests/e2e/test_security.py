@@ -14,7 +14,11 @@ narrowed to 127.0.0.1:
   ban it automatically for ban_duration_s; it is let in again once the ban
   expires, and the sweep lifts it with an event;
 - every ban and lift is in the log and in the audit trail in a real
-  PostgreSQL: who, when, why.
+  PostgreSQL: who, when, why;
+- the guide's rate limit (requests per window per IP: connections and
+  commands) answers each protocol's temporary error, and the hourly
+  message limits refuse MAIL FROM with 451 4.7.0, by address on the MX and
+  by account on submission; both let the client in again afterwards.
 """
 import imaplib
 import json
@@ -35,6 +39,7 @@ PG_SH = os.path.join(os.environ.get("A3_SOURCE_DIR", os.path.join(os.path.dirnam
                                                                    "..", "..")),
                      "tools", "pg.sh")
 BAN_S = 4  # [security] ban_duration_s
+REQUESTS, WINDOW = 200, 2  # max_requests_per_window, rate_limit_window
 
 
 def source(address):
@@ -96,7 +101,10 @@ class Security(unittest.TestCase):
         security = ('blocked_ips = ["127.0.0.5/32", "127.0.1.0/24"]\n'
                     "ban_after_auth_failures = 3\nban_after_unknown_recipients = 3\n"
                     "ban_after_protocol_errors = 5\nban_duration_s = %d\n"
-                    'ban_exempt_networks = ["127.0.0.1/32"]\n' % BAN_S)
+                    'exempt_networks = ["127.0.0.1/32"]\n'
+                    "enable_rate_limiting = true\nmax_requests_per_window = %d\n"
+                    "rate_limit_window = %d\nmax_messages_per_hour_per_ip = 2\n"
+                    "max_messages_per_hour_per_account = 2\n" % (BAN_S, REQUESTS, WINDOW))
         extra = ('[database]\nurl = "%s"\n[monitoring]\nenabled = true\nbind = "127.0.0.1:%d"\n'
                  '[smtp]\ncheck_spf = false\ncheck_dkim = false\ncheck_dmarc = false\n'
                  '[outbound]\nresolvers = ["127.0.0.1@9"]\n' % (url, cls.monitoring))
@@ -194,22 +202,27 @@ class Security(unittest.TestCase):
             with Imap(self.ports["imap"], bad) as imap:
                 with self.assertRaises(imaplib.IMAP4.error):
                     imap.login("alice@example.test", "wrong")
-        # The third failure: NO, then BYE, and the connection is closed.
+        # The third failure: NO, then BYE with the reason, and the close.
         imap = Imap(self.ports["imap"], bad)
         with self.assertRaises(imaplib.IMAP4.error):
             imap.login("alice@example.test", "wrong")
-        with self.assertRaises((imaplib.IMAP4.abort, OSError)):
+        with self.assertRaises(imaplib.IMAP4.abort) as bye:
             imap.noop()
+        self.assertIn("3 failed logins in 600 s; banned for %d s" % BAN_S, str(bye.exception))
         imap.sock.close()
         banned_at = time.time()
-        # Every protocol refuses it now; other addresses are not affected.
+        # Every protocol refuses it now, before a greeting, so not even the
+        # right password gets anywhere; other addresses are not affected.
+        refused = self.metric("a3_connections_total", result="refused_banned")
         for port in self.ports.values():
             self.assertEqual(greeting(port, bad), b"")
-        with Imap(self.ports["imap"], "127.0.0.9") as imap:
-            imap.login("alice@example.test", "pw")
-        # Even the right password from the banned address gets nowhere.
+        self.assertEqual(self.metric("a3_connections_total", result="refused_banned"),
+                         refused + 4)
+        self.assertGreaterEqual(self.metric("a3_bans_active"), 1)
         with self.assertRaises((OSError, poplib.error_proto)):
             Pop3(self.ports["pop3"], bad)
+        with Imap(self.ports["imap"], "127.0.0.9") as imap:
+            imap.login("alice@example.test", "pw")
         # Lifted once it expires: the sweep appends BanLifted "expired".
         until(lambda: greeting(self.ports["imap"], bad).startswith(b"* OK"), BAN_S + 5,
               "the ban to expire")
@@ -265,6 +278,66 @@ class Security(unittest.TestCase):
                     s.sendall(b"JUNK\r\n")
                     f.readline()
         self.assertNotEqual(greeting(self.ports["pop3"], "127.0.0.1"), b"")
+
+    def test_g_the_rate_limit_answers_a_temporary_error_then_lets_in(self):
+        fast = "127.0.0.12"
+        with source(fast)("127.0.0.1", self.ports["imap"]) as s:
+            f = s.makefile("rb")
+            self.assertTrue(f.readline().startswith(b"* OK"))
+            # The connection was one request; REQUESTS - 1 NOOPs are fine.
+            s.sendall(b"".join(b"n%d NOOP\r\n" % i for i in range(REQUESTS + 5)))
+            replies = [f.readline() for _ in range(REQUESTS + 5)]
+            ok = [r for r in replies if b" OK " in r]
+            limited = [r for r in replies if b" NO [LIMIT] " in r]
+            self.assertEqual(len(ok), REQUESTS - 1, replies[-8:])
+            self.assertEqual(len(limited), 6, replies[-8:])
+            # A new connection now: the protocol's "too many" line.
+            self.assertIn(b"* BYE", greeting(self.ports["imap"], fast))
+            s.sendall(b"z LOGOUT\r\n")  # LOGOUT always runs
+            self.assertTrue(f.readline().startswith(b"* BYE"))
+        time.sleep(WINDOW + 0.2)
+        self.assertTrue(greeting(self.ports["imap"], fast).startswith(b"* OK"))
+        with smtplib.SMTP("127.0.0.1", self.ports["smtp"], timeout=10,
+                          source_address=("127.0.0.15", 0)) as smtp:
+            for i in range(REQUESTS - 1):
+                self.assertEqual(smtp.noop()[0], 250)
+            code, text = smtp.noop()
+            self.assertEqual((code, text[:5]), (451, b"4.7.0"), text)
+        with source("127.0.0.16")("127.0.0.1", self.ports["pop3"]) as s:
+            f = s.makefile("rb")
+            f.readline()
+            s.sendall(b"CAPA\r\n" * REQUESTS)  # multi-line answers, then the limit
+            line, answers = b"", 0
+            while not line.startswith(b"-ERR"):
+                line = f.readline()
+                self.assertNotEqual(line, b"", "closed before the limit")
+                answers += line == b".\r\n"
+            self.assertTrue(line.startswith(b"-ERR [SYS/TEMP] Too many requests"), line)
+            self.assertEqual(answers, REQUESTS - 1)
+
+    def test_h_hourly_message_limits(self):
+        body = b"Subject: limit\r\n\r\nhello\r\n"
+        with smtplib.SMTP("127.0.0.1", self.ports["smtp"], timeout=10,
+                          source_address=("127.0.0.13", 0)) as s:
+            s.sendmail("a@example.net", ["alice@example.test"], body)
+            s.sendmail("a@example.net", ["alice@example.test"], body)
+            code, text = s.mail("a@example.net")
+            self.assertEqual(code, 451, text)
+            self.assertIn(b"4.7.0 Too many messages from your address this hour", text)
+        # Another address still may; so may the account on submission,
+        # until its own limit.
+        with smtplib.SMTP("127.0.0.1", self.ports["smtp"], timeout=10,
+                          source_address=("127.0.0.17", 0)) as s:
+            s.sendmail("b@example.net", ["alice@example.test"], body)
+        with smtplib.SMTP("127.0.0.1", self.ports["submission"], timeout=10,
+                          source_address=("127.0.0.14", 0)) as s:
+            s.starttls(context=tls_client())
+            s.login("alice@example.test", "pw")
+            s.sendmail("alice@example.test", ["alice@example.test"], body)
+            s.sendmail("alice@example.test", ["alice@example.test"], body)
+            code, text = s.mail("alice@example.test")
+            self.assertEqual(code, 451, text)
+            self.assertIn(b"Too many messages from this account this hour", text)
 
     def test_f_the_audit_trail_says_who_banned_whom_when_and_why(self):
         def rows(kind):

@@ -88,6 +88,7 @@ void Session::auth_result(bool ok, const std::string& account) {
     auth_user_ = account;
     reply("235 2.7.0 Authentication successful");
   } else {
+    ++auth_failures_;  // the guard counts it as a failed login, not a protocol error
     error("535 5.7.8 Authentication credentials invalid");
   }
   process();

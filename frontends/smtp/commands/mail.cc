@@ -20,6 +20,11 @@ void Session::cmd_mail(std::string_view arg) {
     return error("530 5.7.0 Authentication required");
   }
   if (!ascii::istarts_with(arg, "FROM:")) return error("501 5.5.4 Syntax: MAIL FROM:<address>");
+  if (limits_.allow_message && !limits_.allow_message(auth_user_)) {
+    return reply(auth_user_.empty()
+                     ? "451 4.7.0 Too many messages from your address this hour; try again later"
+                     : "451 4.7.0 Too many messages from this account this hour; try again later");
+  }
   std::string_view rest;
   std::string why;
   auto path = parse_path(ascii::trim(arg.substr(5)), rest, why);

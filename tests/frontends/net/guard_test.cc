@@ -75,7 +75,92 @@ TEST(Guard, EachKindHasItsOwnThresholdAndZeroMeansNever) {
   const auto v = g.offense(ip, Offense::unknown_recipient, kSession);
   ASSERT_TRUE(v.ban);
   EXPECT_EQ(std::get<schemas::BanAdded>(v.ban->body).rule, "unknown_recipients");
-  EXPECT_EQ(std::get<schemas::BanAdded>(v.ban->body).network, "2001:db8::7/128");
+}
+
+TEST(Guard, AnIpv6HostIsCountedAndBannedAsItsSlash64) {
+  Guard g(rules(3));
+  // Three addresses of one /64: one offender.
+  EXPECT_FALSE(g.offense(make_address("2001:db8:1:2::1"), Offense::auth_failure, kSession).banned);
+  EXPECT_FALSE(
+      g.offense(make_address("2001:db8:1:2:aaaa::9"), Offense::auth_failure, kSession).banned);
+  const auto v = g.offense(make_address("2001:db8:1:2:ffff::"), Offense::auth_failure, kSession);
+  ASSERT_TRUE(v.ban);
+  EXPECT_EQ(std::get<schemas::BanAdded>(v.ban->body).network, "2001:db8:1:2::/64");
+  EXPECT_EQ(v.ban->actor.remote_ip, "2001:db8:1:2:ffff::") << "the address that crossed the line";
+  EXPECT_TRUE(g.refuses(make_address("2001:db8:1:2:1234::1")));
+  EXPECT_FALSE(g.refuses(make_address("2001:db8:1:3::1")));
+  // An IPv4 client of a dual-stack listener is counted as IPv4.
+  EXPECT_FALSE(
+      g.offense(make_address("::ffff:192.0.2.50"), Offense::auth_failure, kSession).banned);
+  EXPECT_FALSE(g.offense(make_address("192.0.2.50"), Offense::auth_failure, kSession).banned);
+  const auto v4 = g.offense(make_address("::ffff:192.0.2.50"), Offense::auth_failure, kSession);
+  ASSERT_TRUE(v4.ban);
+  EXPECT_EQ(std::get<schemas::BanAdded>(v4.ban->body).network, "192.0.2.50/32");
+}
+
+TEST(Guard, ItsOwnBansOutliveAReloadUntilTheViewHasThem) {
+  Guard g(rules(1));
+  const auto ip = make_address("198.51.100.9");
+  const auto v = g.offense(ip, Offense::auth_failure, kSession);
+  ASSERT_TRUE(v.ban);
+  // Another ban was projected first: the set is reloaded without ours.
+  std::vector<projections::BanRecord> view(1);
+  view[0].network = "203.0.113.0/24";
+  g.set_bans(view);
+  EXPECT_TRUE(g.refuses(ip)) << "its event is still on its way";
+  EXPECT_TRUE(g.refuses(make_address("203.0.113.1")));
+  // Ours arrives; a later reload without it (lifted) lets it go.
+  projections::BanRecord ours;
+  ours.network = "198.51.100.9/32";
+  ours.expires_ms = std::get<schemas::BanAdded>(v.ban->body).expires_ms;
+  view.push_back(ours);
+  g.set_bans(view);
+  EXPECT_TRUE(g.refuses(ip));
+  view.pop_back();
+  g.set_bans(view);
+  EXPECT_FALSE(g.refuses(ip)) << "lifted in the view";
+  EXPECT_EQ(g.active_bans(), 1u);
+}
+
+TEST(Guard, TheRateLimitCountsConnectionsAndCommandsPerIp) {
+  config::Security s;
+  s.enable_rate_limiting = true;
+  s.max_requests_per_window = 5;
+  s.rate_limit_window_s = 1;
+  Guard g(s);
+  const auto ip = make_address("192.0.2.77");
+  for (int i = 0; i < 5; ++i)
+    EXPECT_TRUE(g.request(ip)) << i;
+  EXPECT_FALSE(g.request(ip));
+  EXPECT_FALSE(g.request(make_address("::ffff:192.0.2.77"))) << "the same client";
+  EXPECT_TRUE(g.request(make_address("192.0.2.78")));
+  EXPECT_TRUE(g.request(make_address("127.0.0.1"))) << "exempt";
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  EXPECT_TRUE(g.request(ip)) << "a new window";
+  s.enable_rate_limiting = false;
+  g.reload(s);
+  for (int i = 0; i < 20; ++i)
+    EXPECT_TRUE(g.request(ip));
+}
+
+TEST(Guard, HourlyMessageLimitsByAccountAndByAddress) {
+  config::Security s;
+  s.max_messages_per_hour_per_account = 2;
+  s.max_messages_per_hour_per_ip = 1;
+  Guard g(s);
+  const auto ip = make_address("192.0.2.5");
+  EXPECT_TRUE(g.may_send(ip, "alice@example.test"));
+  g.sent(ip, "alice@example.test");
+  EXPECT_TRUE(g.may_send(ip, "alice@example.test"));
+  g.sent(ip, "alice@example.test");
+  EXPECT_FALSE(g.may_send(ip, "alice@example.test"));
+  EXPECT_TRUE(g.may_send(make_address("192.0.2.6"), "bob@example.test")) << "per account";
+  EXPECT_TRUE(g.may_send(ip, "")) << "the address's own count is apart";
+  g.sent(ip, "");
+  EXPECT_FALSE(g.may_send(ip, ""));
+  EXPECT_TRUE(g.may_send(make_address("192.0.2.7"), ""));
+  g.sent(make_address("127.0.0.1"), "");
+  EXPECT_TRUE(g.may_send(make_address("127.0.0.1"), "")) << "exempt by address";
 }
 
 TEST(Guard, ExemptNetworksAreNeverBannedAutomatically) {
@@ -84,7 +169,7 @@ TEST(Guard, ExemptNetworksAreNeverBannedAutomatically) {
   for (int i = 0; i < 5; ++i)
     EXPECT_FALSE(g.offense(make_address("127.0.0.1"), Offense::auth_failure, kSession).banned);
   EXPECT_FALSE(g.offense(make_address("::1"), Offense::auth_failure, kSession).banned);
-  s.ban_exempt_networks = {};
+  s.exempt_networks = {};
   g.reload(s);
   EXPECT_TRUE(g.offense(make_address("127.0.0.1"), Offense::auth_failure, kSession).banned);
 }
