@@ -221,6 +221,9 @@ Config parse(std::string_view text, const fs::path& file) {
       l.one_of("tls", tls, {"none", "starttls", "implicit"});
       if (out.protocol == "http" && tls != "none")
         l.fail_key("tls", "the monitoring listener (http) is plain HTTP on a trusted network");
+      l.boolean("proxy_protocol", out.proxy_protocol);
+      if (out.protocol == "http" && out.proxy_protocol)
+        l.fail_key("proxy_protocol", "the monitoring listener takes no PROXY header");
       out.tls = tls == "implicit"   ? TlsMode::implicit
                 : tls == "starttls" ? TlsMode::starttls
                                     : TlsMode::none;
@@ -514,12 +517,6 @@ Config parse(std::string_view text, const fs::path& file) {
         s.integer("max_requests_per_minute", c.security.max_requests_per_window, 1, 100'000'000);
       }
     }
-    // Issue 14 brings the PROXY protocol; until then an operator is told,
-    // not misled.
-    if (!c.security.trusted_proxies.empty())
-      s.warn("trusted_proxies",
-             "not used in this version: the PROXY protocol is not accepted, so a proxy's "
-             "clients are seen with the proxy's address");
     s.boolean("enable_security_headers", c.security.enable_security_headers);
     s.boolean("enable_csp", c.security.enable_csp);
     s.string("csp_policy", c.security.csp_policy);
@@ -633,6 +630,21 @@ Config parse(std::string_view text, const fs::path& file) {
     if (!imap_timeout) c.imap.autologout_s = std::max(server_timeout, 1800);
   }
   apply_environment(c, errors);
+  // The PROXY protocol needs both halves: listeners that expect it, and
+  // the proxies allowed to send it.
+  const bool proxied = std::any_of(c.server.listeners.begin(), c.server.listeners.end(),
+                                   [](const Listener& l) { return l.proxy_protocol; });
+  if (proxied && c.security.trusted_proxies.empty()) {
+    errors.push_back(
+        fmt::format("{}: server.listener.proxy_protocol: needs [security] "
+                    "trusted_proxies (the proxies allowed to send the header)",
+                    file.string()));
+  } else if (!proxied && !c.security.trusted_proxies.empty()) {
+    c.warnings.push_back(fmt::format(
+        "{}: security.trusted_proxies: not used: no [[server.listener]] has proxy_protocol = "
+        "true, so every client is seen with its own address",
+        file.string()));
+  }
   // Every error of the file at once, one per line.
   if (!errors.empty()) throw ConfigError(fmt::format("{}", fmt::join(errors, "\n")));
 

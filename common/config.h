@@ -33,6 +33,9 @@ struct Listener {
   std::string protocol;  // smtp, submission, submissions, imap, imaps, pop3, pop3s, http
   std::string bind;      // host:port, e.g. "127.0.0.1:2525" or "[::1]:2525"
   TlsMode tls = TlsMode::none;
+  // Every connection starts with a PROXY protocol header (v1 or v2) from
+  // one of [security] trusted_proxies, naming the client (docs/security.md).
+  bool proxy_protocol = false;
 };
 
 struct Server {

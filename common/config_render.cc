@@ -70,7 +70,8 @@ std::string render(const Config& c) {
                                     {"bind", l.bind},
                                     {"tls", l.tls == TlsMode::implicit   ? "implicit"
                                             : l.tls == TlsMode::starttls ? "starttls"
-                                                                         : "none"}});
+                                                                         : "none"},
+                                    {"proxy_protocol", l.proxy_protocol}});
   }
   toml::table kafka_properties;
   for (const auto& [k, v] : c.eventlog.kafka.properties)

@@ -229,12 +229,13 @@ class ImapHandler : public net::Handler {
 };
 
 awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
-                      config::Listener listener, Strand strand) {
+                      config::Listener listener, Strand strand, asio::ip::address address) {
   const auto snapshot = std::atomic_load(&st->live);
   const auto& cfg = *snapshot;
   // The certificate in force when the connection came, to its end.
   const std::shared_ptr<ssl::context> tls = st->tls ? st->tls->current() : nullptr;
-  const auto address = socket.remote_endpoint().address();
+  // The client's address: the peer's, or what a trusted proxy's PROXY
+  // header said.
   const std::string remote_ip = address.to_string();
   const std::string session_id = fmt::format("i{:x}", st->next_session.fetch_add(1));
   auto live = std::make_shared<Live>(std::move(socket), strand, st->pool);
@@ -284,8 +285,8 @@ void Server::abort() {
 void Server::listen(const config::Listener& listener) {
   auto st = state_;
   st->listeners.listen(listener, st->tls != nullptr,
-                       [st, listener](tcp::socket socket, Strand strand) {
-                         return serve(st, std::move(socket), listener, strand);
+                       [st, listener](tcp::socket socket, Strand strand, asio::ip::address client) {
+                         return serve(st, std::move(socket), listener, strand, client);
                        });
 }
 

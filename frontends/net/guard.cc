@@ -79,6 +79,7 @@ void Guard::stop() {
 void Guard::reload(const config::Security& security) {
   limits_.set(security);
   std::atomic_store(&blocked_, index_of(security.blocked_networks));
+  std::atomic_store(&trusted_, index_of(security.trusted_proxies));
   auto rules = std::make_shared<Rules>();
   rules->after[static_cast<int>(Offense::auth_failure)] = security.ban_after_auth_failures;
   rules->after[static_cast<int>(Offense::protocol_error)] = security.ban_after_protocol_errors;

@@ -53,6 +53,10 @@ class Guard {
   // Why a new connection from `ip` is refused before anything is said to
   // it ("blocked": a configured network; "banned"), or nullopt.
   std::optional<std::string_view> refuses(const boost::asio::ip::address& ip) const;
+  // Whether `ip` may send a PROXY header ([security] trusted_proxies).
+  bool trusted_proxy(const boost::asio::ip::address& ip) const {
+    return std::atomic_load(&trusted_)->find(ip, 0).has_value();
+  }
   // The reason of the ban that holds `ip` now, or nullopt.
   std::optional<std::string> banned(const boost::asio::ip::address& ip) const;
 
@@ -134,6 +138,7 @@ class Guard {
 
   ConnectionLimits limits_;
   std::shared_ptr<const NetworkIndex> blocked_;  // std::atomic_load/store
+  std::shared_ptr<const NetworkIndex> trusted_;  // trusted_proxies; std::atomic_load/store
   std::shared_ptr<const Bans> bans_;             // std::atomic_load/store
   std::mutex bans_mu_;                           // serialises the writers of bans_
   NetworkMap<std::int64_t> local_;      // bans made here, until the view has them; bans_mu_

@@ -4,6 +4,7 @@
 #include "common/network.h"
 #include "frontends/net/driver.h"
 #include "frontends/net/guard.h"
+#include "frontends/net/proxy.h"
 
 #include <algorithm>
 #include <atomic>
@@ -138,6 +139,113 @@ void Listeners::abort() {
   }
 }
 
+namespace {
+
+// How long a trusted proxy has to send its header.
+constexpr auto kProxyHeaderTimeout = 10s;
+
+// Reads exactly a PROXY header off `socket` (never a byte of the client's
+// own: a v1 line a byte at a time, a v2 header by its length); nullopt on
+// a malformed or late header, or a closed connection.
+awaitable<std::optional<proxy::Header>> read_proxy_header(tcp::socket& socket, std::string& why) {
+  std::string head;
+  boost::system::error_code ec;
+  for (;;) {
+    const proxy::Result r = proxy::parse(head);
+    if (r.status == proxy::Status::ok) co_return r.header;
+    if (r.status == proxy::Status::invalid) {
+      why = r.error;
+      co_return std::nullopt;
+    }
+    // v2: the fixed part, then its announced length; v1: one octet more.
+    std::size_t want = 1;
+    if (head.size() >= 12 && head[0] == '\r') {
+      want = head.size() < proxy::kV2Fixed ? proxy::kV2Fixed - head.size()
+                                           : proxy::kV2Fixed +
+                                                 ((static_cast<unsigned char>(head[14]) << 8) |
+                                                  static_cast<unsigned char>(head[15])) -
+                                                 head.size();
+    }
+    const std::size_t at = head.size();
+    head.resize(at + want);
+    co_await asio::async_read(socket, asio::buffer(head.data() + at, want),
+                              asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      why = ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor
+                ? "no complete header within 10 s"
+                : ec.message();
+      co_return std::nullopt;
+    }
+  }
+}
+
+}  // namespace
+
+awaitable<void> Listeners::proxied(Listeners* self, tcp::socket socket, asio::ip::address peer,
+                                   Serve serve) {
+  asio::steady_timer deadline(co_await asio::this_coro::executor, kProxyHeaderTimeout);
+  deadline.async_wait([&socket](boost::system::error_code ec) {
+    if (!ec) socket.close(ec);  // the read below then fails
+  });
+  std::string why;
+  const auto header = co_await read_proxy_header(socket, why);
+  deadline.cancel();
+  if (!header) {
+    logging::log(spdlog::level::info, {self->name_, "", peer.to_string(), ""},
+                 "PROXY header refused: {}; closed", why);
+    metrics::connection_refused(self->name_, "bad_proxy_header");
+    boost::system::error_code ec;
+    socket.close(ec);
+    co_return;
+  }
+  // LOCAL (a health check) and UNKNOWN keep the proxy's own address.
+  const asio::ip::address client = header->source ? unmapped(header->source->address()) : peer;
+  self->start(std::move(socket), client, serve);
+}
+
+void Listeners::start(tcp::socket socket, const asio::ip::address& ip, const Serve& serve) {
+  boost::system::error_code ec;
+  // A blocked or banned network gets nothing, not even a greeting.
+  if (const auto why = guard_.refuses(ip)) {
+    logging::log(spdlog::level::debug, {name_, "", ip.to_string(), ""}, "{}; closed", *why);
+    metrics::connection_refused(name_, *why);
+    socket.close(ec);
+    return;
+  }
+  // A connection is a request too (the guide's rate limit).
+  const bool over_rate = !guard_.request(ip);
+  auto slot = over_rate ? nullptr : guard_.limits().admit(ip);
+  if (!slot) {
+    metrics::connection_refused(name_, over_rate ? "rate" : "limit");
+    asio::write(socket, asio::buffer(busy_), ec);
+    socket.close(ec);
+    return;
+  }
+  metrics::connection_opened(name_);
+  auto strand = asio::make_strand(io_);
+  asio::co_spawn(
+      strand, serve(std::move(socket), strand, ip),
+      [slot = std::move(slot), name = name_, ip](std::exception_ptr e) mutable {
+        // How a session ended: normal close, timeout or error.
+        if (e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const boost::system::system_error& se) {
+            if (se.code() != asio::error::eof && se.code() != asio::error::operation_aborted) {
+              logging::log(spdlog::level::debug, {name, "", ip.to_string(), ""},
+                           "session ended: {}", se.what());
+            }
+          } catch (const std::exception& ex) {
+            logging::log(spdlog::level::warn, {name, "", ip.to_string(), ""}, "session failed: {}",
+                         ex.what());
+            metrics::error("session");
+          }
+        }
+        metrics::connection_closed(name);
+        slot.reset();  // counted until now
+      });
+}
+
 void Listeners::listen(const config::Listener& listener, bool have_tls, Serve serve) {
   if (listener.tls == config::TlsMode::implicit && !have_tls) {
     throw std::runtime_error(fmt::format("{} listener {} needs [tls] certificate and private_key",
@@ -173,45 +281,21 @@ void Listeners::listen(const config::Listener& listener, bool have_tls, Serve se
           }
           const auto ip = socket.remote_endpoint(ec).address();
           if (ec) continue;  // already gone
-          // A blocked or banned network gets nothing, not even a greeting.
-          if (const auto why = guard_.refuses(ip)) {
-            logging::log(spdlog::level::debug, {name_, "", ip.to_string(), ""}, "{}; closed", *why);
-            metrics::connection_refused(name_, *why);
+          if (!listener.proxy_protocol) {
+            start(std::move(socket), ip, serve);
+            continue;
+          }
+          // Only a trusted proxy may say who the client is.
+          if (!guard_.trusted_proxy(ip)) {
+            logging::log(spdlog::level::info, {name_, "", ip.to_string(), ""},
+                         "not in trusted_proxies: closed before a PROXY header");
+            metrics::connection_refused(name_, "untrusted_proxy");
             socket.close(ec);
             continue;
           }
-          // A connection is a request too (the guide's rate limit).
-          const bool over_rate = !guard_.request(ip);
-          auto slot = over_rate ? nullptr : guard_.limits().admit(ip);
-          if (!slot) {
-            metrics::connection_refused(name_, over_rate ? "rate" : "limit");
-            asio::write(socket, asio::buffer(busy_), ec);
-            socket.close(ec);
-            continue;
-          }
-          metrics::connection_opened(name_);
           auto strand = asio::make_strand(io_);
-          asio::co_spawn(strand, serve(std::move(socket), strand),
-                         [slot = std::move(slot), name = name_, ip](std::exception_ptr e) mutable {
-                           // How a session ended: normal close, timeout or error.
-                           if (e) {
-                             try {
-                               std::rethrow_exception(e);
-                             } catch (const boost::system::system_error& se) {
-                               if (se.code() != asio::error::eof &&
-                                   se.code() != asio::error::operation_aborted) {
-                                 logging::log(spdlog::level::debug, {name, "", ip.to_string(), ""},
-                                              "session ended: {}", se.what());
-                               }
-                             } catch (const std::exception& ex) {
-                               logging::log(spdlog::level::warn, {name, "", ip.to_string(), ""},
-                                            "session failed: {}", ex.what());
-                               metrics::error("session");
-                             }
-                           }
-                           metrics::connection_closed(name);
-                           slot.reset();  // counted until now
-                         });
+          asio::co_spawn(strand, proxied(this, std::move(socket), ip, serve),
+                         log_end(name_ + " PROXY header"));
         }
       },
       [this, listener](std::exception_ptr e) {

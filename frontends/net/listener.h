@@ -85,7 +85,10 @@ class Guard;
 class Listeners {
  public:
   // Runs one session; the socket is already counted against the limits.
-  using Serve = std::function<boost::asio::awaitable<void>(boost::asio::ip::tcp::socket, Strand)>;
+  // The address is the client's: the peer's, or on a proxy_protocol
+  // listener the one its PROXY header names.
+  using Serve = std::function<boost::asio::awaitable<void>(boost::asio::ip::tcp::socket, Strand,
+                                                           boost::asio::ip::address)>;
 
   // `busy` is what a client over a connection limit reads ("421 4.7.0 Too
   // many connections\r\n", "* BYE ..."), `goodbye` what a session gets
@@ -95,8 +98,14 @@ class Listeners {
             std::string goodbye);
 
   // Binds and accepts; throws std::runtime_error naming the address, or
-  // the missing certificate of an implicit-TLS listener.
+  // the missing certificate of an implicit-TLS listener. On a
+  // proxy_protocol listener, a connection from outside [security]
+  // trusted_proxies, or whose header is malformed or late, is closed.
   void listen(const config::Listener& listener, bool have_tls, Serve serve);
+  // The guard's checks for a client at `ip`, then its session (or the
+  // busy line and a close).
+  void start(boost::asio::ip::tcp::socket socket, const boost::asio::ip::address& ip,
+             const Serve& serve);
   // Connections register so that stop() can close them; false once stopping.
   bool track(const std::shared_ptr<Connection>& c);
   // Closes the listeners; each session says goodbye and closes once its
@@ -107,6 +116,9 @@ class Listeners {
 
  private:
   boost::asio::io_context& io_;
+  // Reads a trusted proxy's PROXY header, then start()s the session.
+  static boost::asio::awaitable<void> proxied(Listeners* self, boost::asio::ip::tcp::socket socket,
+                                              boost::asio::ip::address peer, Serve serve);
   Guard& guard_;
   std::string name_, busy_, goodbye_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;

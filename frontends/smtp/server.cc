@@ -314,12 +314,13 @@ class SmtpHandler : public net::Handler {
 };
 
 awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
-                      config::Listener listener, net::Strand strand) {
+                      config::Listener listener, net::Strand strand, asio::ip::address address) {
   const auto snapshot = std::atomic_load(&st->live);
   const auto& cfg = *snapshot;
   // The certificate in force when the connection came, to its end.
   const std::shared_ptr<ssl::context> tls = st->tls ? st->tls->current() : nullptr;
-  const auto address = socket.remote_endpoint().address();
+  // The client's address: the peer's, or what a trusted proxy's PROXY
+  // header said.
   const std::string remote_ip = address.to_string();
   const std::string session_id = fmt::format("{:x}", st->next_session.fetch_add(1));
   auto live = std::make_shared<net::Connection>(std::move(socket), strand);
@@ -403,10 +404,11 @@ void Server::abort() {
 
 void Server::listen(const config::Listener& listener) {
   auto st = state_;
-  st->listeners.listen(listener, st->tls != nullptr,
-                       [st, listener](tcp::socket socket, net::Strand strand) {
-                         return serve(st, std::move(socket), listener, strand);
-                       });
+  st->listeners.listen(
+      listener, st->tls != nullptr,
+      [st, listener](tcp::socket socket, net::Strand strand, asio::ip::address client) {
+        return serve(st, std::move(socket), listener, strand, client);
+      });
 }
 
 }  // namespace a3::smtp

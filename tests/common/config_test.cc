@@ -248,7 +248,8 @@ TEST(Config, TheGuidesFileLoadsAsItStands) {
   const std::string all = fmt::format("{}", fmt::join(c.warnings, "\n"));
   for (const char* named : {"cache (type, host, port, database, pool_size, timeout): ignored",
                             "database.pool_size: ignored", "monitoring.metrics_retention: ignored",
-                            "smtp.relay_auth: no relay_username", "security.trusted_proxies"})
+                            "smtp.relay_auth: no relay_username",
+                            "security.trusted_proxies: not used: no [[server.listener]]"})
     EXPECT_NE(all.find(named), std::string::npos) << named << " not in\n" << all;
   EXPECT_EQ(c.warnings.size(), 5u) << all;
   // Each warning says where.
