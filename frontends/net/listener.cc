@@ -181,26 +181,39 @@ awaitable<std::optional<proxy::Header>> read_proxy_header(tcp::socket& socket, s
 
 }  // namespace
 
-awaitable<void> Listeners::proxied(Listeners* self, tcp::socket socket, asio::ip::address peer,
+awaitable<void> Listeners::proxied(Listeners* self, tcp::socket accepted, asio::ip::address peer,
                                    Serve serve) {
+  // Shared with the deadline's handler, which may run after this frame is
+  // gone (it expired just as the header came): it then finds nothing.
+  auto socket = std::make_shared<tcp::socket>(std::move(accepted));
   asio::steady_timer deadline(co_await asio::this_coro::executor, kProxyHeaderTimeout);
-  deadline.async_wait([&socket](boost::system::error_code ec) {
-    if (!ec) socket.close(ec);  // the read below then fails
+  deadline.async_wait([weak = std::weak_ptr<tcp::socket>(socket)](boost::system::error_code ec) {
+    if (ec) return;
+    if (auto s = weak.lock()) s->close(ec);  // the read below then fails
   });
   std::string why;
-  const auto header = co_await read_proxy_header(socket, why);
+  const auto header = co_await read_proxy_header(*socket, why);
   deadline.cancel();
+  boost::system::error_code ec;
   if (!header) {
-    logging::log(spdlog::level::info, {self->name_, "", peer.to_string(), ""},
+    logging::log(spdlog::level::debug, {self->name_, "", peer.to_string(), ""},
                  "PROXY header refused: {}; closed", why);
     metrics::connection_refused(self->name_, "bad_proxy_header");
-    boost::system::error_code ec;
-    socket.close(ec);
+    socket->close(ec);
+    co_return;
+  }
+  if (self->is_stopping()) {
+    socket->close(ec);
     co_return;
   }
   // LOCAL (a health check) and UNKNOWN keep the proxy's own address.
   const asio::ip::address client = header->source ? unmapped(header->source->address()) : peer;
-  self->start(std::move(socket), client, serve);
+  self->start(std::move(*socket), client, serve);
+}
+
+bool Listeners::is_stopping() {
+  std::lock_guard lock(mu_);
+  return stopping_;
 }
 
 void Listeners::start(tcp::socket socket, const asio::ip::address& ip, const Serve& serve) {
@@ -287,7 +300,7 @@ void Listeners::listen(const config::Listener& listener, bool have_tls, Serve se
           }
           // Only a trusted proxy may say who the client is.
           if (!guard_.trusted_proxy(ip)) {
-            logging::log(spdlog::level::info, {name_, "", ip.to_string(), ""},
+            logging::log(spdlog::level::debug, {name_, "", ip.to_string(), ""},
                          "not in trusted_proxies: closed before a PROXY header");
             metrics::connection_refused(name_, "untrusted_proxy");
             socket.close(ec);

@@ -116,6 +116,7 @@ class Listeners {
 
  private:
   boost::asio::io_context& io_;
+  bool is_stopping();
   // Reads a trusted proxy's PROXY header, then start()s the session.
   static boost::asio::awaitable<void> proxied(Listeners* self, boost::asio::ip::tcp::socket socket,
                                               boost::asio::ip::address peer, Serve serve);

@@ -60,10 +60,18 @@ Result parse_v1(std::string_view bytes) {
   const std::size_t end = bytes.find("\r\n");
   if (end == std::string_view::npos) {
     if (bytes.size() >= kMaxV1) return invalid("PROXY v1 line longer than 107 octets");
-    if (bytes.find('\n') != std::string_view::npos) return invalid("PROXY v1 line without CRLF");
+    // Whatever may still come, these octets are already wrong (a lone CR
+    // at the end may be the start of the CRLF).
+    const std::string_view seen = bytes.ends_with('\r') ? bytes.substr(0, bytes.size() - 1) : bytes;
+    for (const char ch : seen)
+      if (ch < 0x20 || ch > 0x7e) return invalid("PROXY v1: a control or non-ASCII octet");
     return {};
   }
   if (end + 2 > kMaxV1) return invalid("PROXY v1 line longer than 107 octets");
+  // Printable US-ASCII only (a bare LF, a NUL or a control character is
+  // no part of any header, and a NUL would end an address early).
+  for (const char ch : bytes.substr(0, end))
+    if (ch < 0x20 || ch > 0x7e) return invalid("PROXY v1: a control or non-ASCII octet");
   std::string_view rest = bytes.substr(kV1Prefix.size(), end - kV1Prefix.size());
   Result r;
   r.header.version = 1;
@@ -106,19 +114,23 @@ Result parse_v2(std::string_view bytes) {
   r.header.version = 2;
   r.header.size = kV2Fixed + len;
   r.status = Status::ok;
-  if (command == 0) return r;  // LOCAL: the proxy's own connection
-  const unsigned family = fam >> 4, transport = fam & 0x0f;
-  if (family > 3 || transport > 2) return invalid("PROXY v2: unknown address family");
-  if (transport == 2) return invalid("PROXY v2: a datagram header on a stream");
+  if (command == 0) return r;  // LOCAL: the proxy's own connection; addresses ignored
+  // PROXY: TCP over IPv4 (0x11) or IPv6 (0x21). The spec lets a receiver
+  // refuse UNSPEC (0x00) and leaves AF_UNIX (0x31) to it: both would give
+  // the client the proxy's own address, out of reach of every per-client
+  // control, so they are refused; anything else is not in the spec.
+  if (fam == 0x00 || fam == 0x31)
+    return invalid("PROXY v2: no client address (UNSPEC or AF_UNIX); refused");
+  if (fam != 0x11 && fam != 0x21) return invalid("PROXY v2: unknown address family");
   const std::string_view body = bytes.substr(kV2Fixed, len);
-  if (family == 1) {  // AF_INET: 4 + 4 + 2 + 2, then TLVs (ignored)
+  if (fam == 0x11) {  // AF_INET: 4 + 4 + 2 + 2, then TLVs (ignored)
     if (len < 12) return invalid("PROXY v2: IPv4 addresses cut short");
     std::array<unsigned char, 4> s{}, d{};
     std::copy(body.begin(), body.begin() + 4, s.begin());
     std::copy(body.begin() + 4, body.begin() + 8, d.begin());
     r.header.source = ip::tcp::endpoint(ip::address_v4(s), be16(body, 8));
     r.header.destination = ip::tcp::endpoint(ip::address_v4(d), be16(body, 10));
-  } else if (family == 2) {  // AF_INET6: 16 + 16 + 2 + 2
+  } else {  // AF_INET6: 16 + 16 + 2 + 2
     if (len < 36) return invalid("PROXY v2: IPv6 addresses cut short");
     std::array<unsigned char, 16> s{}, d{};
     std::copy(body.begin(), body.begin() + 16, s.begin());
@@ -126,7 +138,6 @@ Result parse_v2(std::string_view bytes) {
     r.header.source = ip::tcp::endpoint(ip::address_v6(s), be16(body, 32));
     r.header.destination = ip::tcp::endpoint(ip::address_v6(d), be16(body, 34));
   }
-  // AF_UNSPEC or AF_UNIX: no address to take; the peer's stands.
   return r;
 }
 

@@ -22,9 +22,9 @@ inline constexpr std::size_t kV2Fixed = 16;
 struct Header {
   int version = 0;  // 1 or 2
   // The client (source) and the address it reached on the proxy
-  // (destination). Unset for v1 "UNKNOWN", and for v2 LOCAL or an address
-  // family other than TCP over IPv4/IPv6: the connection is the proxy's
-  // own (a health check), and its peer address stands.
+  // (destination). Unset for v1 "UNKNOWN" and v2 LOCAL: the connection is
+  // the proxy's own (a health check), and its peer address stands. (A v2
+  // PROXY header without a TCP address, UNSPEC or AF_UNIX, is invalid.)
   std::optional<boost::asio::ip::tcp::endpoint> source, destination;
   std::size_t size = 0;  // octets of the header, to take off the connection
 };

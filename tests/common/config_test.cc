@@ -113,6 +113,15 @@ TEST(Config, ErrorsNameFileLineKeyAndReason) {
       {"[tls]\ncertificate = 5\n", "tls.certificate: expected a string"},
       {"[eventlog.kafka]\nproperties = { acks = \"1\" }\n",
        "eventlog.kafka.properties.acks: is fixed by a3mailer"},
+      {"[[server.listener]]\nprotocol = \"smtp\"\nbind = \"127.0.0.1:25\"\nproxy_protocol = true\n",
+       "server.listener.proxy_protocol: needs [security] trusted_proxies"},
+      {"[[server.listener]]\nprotocol = \"http\"\nbind = \"127.0.0.1:9\"\nproxy_protocol = true\n"
+       "[security]\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
+       "server.listener[0].proxy_protocol: the monitoring listener takes no PROXY header"},
+      {"[security]\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
+       "security.trusted_proxies: \"10.0.0.0/33\" is not an address or CIDR network"},
+      {"[security]\nexempt_networks = [\"loopback\"]\n",
+       "security.exempt_networks: \"loopback\" is not an address or CIDR network"},
   };
   for (const auto& [text, expected] : cases) {
     const std::string err = error_of(text);
@@ -175,7 +184,7 @@ properties = { "sasl.password" = "kpass", "client.id" = "a3" }
   for (const char* secret : {"hunter2", "s3cret", "kpass"})
     EXPECT_EQ(text.find(secret), std::string::npos) << secret << " in\n" << text;
   EXPECT_NE(text.find("postgresql://a3:********@db.example/a3"), std::string::npos) << text;
-  EXPECT_NE(text.find("relay_password = '********'"), std::string::npos) << text;
+  EXPECT_NE(text.find("relay_password = \"********\""), std::string::npos) << text;
   EXPECT_NE(text.find("max_recipients = 100"), std::string::npos) << "defaults are shown";
   EXPECT_NE(text.find("/srv/a3/keys/s1.pem"), std::string::npos) << "paths are resolved";
   // Loaded again, it is the same configuration (secrets aside).

@@ -121,7 +121,7 @@ class DaemonTest(unittest.TestCase):
         self.assertEqual(ok.returncode, 0, ok.stderr)
         # The configuration in force, defaults included.
         self.assertIn(": OK; the configuration in force:", ok.stdout)
-        self.assertIn("hostname = 'localhost'", ok.stdout)
+        self.assertIn('hostname = "localhost"', ok.stdout)
         self.assertIn("max_recipients = 100", ok.stdout)
 
     def test_a_missing_trust_anchor_stops_the_start(self):

@@ -89,11 +89,11 @@ class GuideConfigurationTest(unittest.TestCase):
             self.assertIn(": OK; the configuration in force:", r.stdout)
             # The secret is masked; the keys that cannot apply are named.
             self.assertNotIn("your_secure_password", r.stdout + r.stderr)
-            self.assertIn("password = '********'", r.stdout)
+            self.assertIn('password = "********"', r.stdout)
             self.assertIn("cache (type, host, port, database, pool_size, timeout): ignored",
                           r.stderr)
-            self.assertIn("bind = '0.0.0.0:25'", r.stdout)
-            self.assertIn("protocol = 'submission'", r.stdout)
+            self.assertIn('bind = "0.0.0.0:25"', r.stdout)
+            self.assertIn('protocol = "submission"', r.stdout)
 
     def test_a_bad_guide_key_names_file_line_key_and_reason(self):
         with tempfile.TemporaryDirectory() as d:

@@ -123,8 +123,8 @@ class PackagingTest(unittest.TestCase):
                             os.path.join(root, "etc/a3mailer/config.toml"), "--check-config"],
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("data_dir = '/var/lib/a3mailer'", r.stdout)
-        self.assertIn("output = '/var/log/a3mailer/a3mailer.log'", r.stdout)
+        self.assertIn('data_dir = "/var/lib/a3mailer"', r.stdout)
+        self.assertIn('output = "/var/log/a3mailer/a3mailer.log"', r.stdout)
 
         # The units are valid for systemd, and the check can fail.
         r = verify(root, "a3mailer.service", "a3mailer-backup.service", "a3mailer-backup.timer")

@@ -158,10 +158,12 @@ class ProxyProtocol(unittest.TestCase):
         for header in (b"PROXY TCP4 198.51.100.7 127.0.0.1 4000 25\r\n",
                        v2_header("198.51.100.8", 4001, "127.0.0.1", 25)):
             with source("127.0.0.1")("127.0.0.1", self.behind["smtp"]) as s:
-                s.sendall(header)
+                # The header and the client's first command in one write:
+                # the reader must take the header and nothing more.
+                s.sendall(header + b"EHLO hand.example\r\n")
                 f = s.makefile("rb")
                 self.assertTrue(f.readline().startswith(b"220 "))
-                s.sendall(b"EHLO hand.example\r\nMAIL FROM:<h@example.net>\r\n"
+                s.sendall(b"MAIL FROM:<h@example.net>\r\n"
                           b"RCPT TO:<alice@example.test>\r\nDATA\r\n")
                 for _ in range(4):
                     line = f.readline()
@@ -173,6 +175,10 @@ class ProxyProtocol(unittest.TestCase):
             raw = until(lambda: self.message_with(mid.decode()), 10, "the message")
             want = b"[198.51.100.7]" if header.startswith(b"PROXY") else b"[198.51.100.8]"
             self.assertIn(want, raw.split(b"\r\n\r\n")[0])
+        # v2 PROXY without a client address (UNSPEC) is refused.
+        with source("127.0.0.1")("127.0.0.1", self.behind["imap"]) as s:
+            s.sendall(b"\r\n\r\n\x00\r\nQUIT\n\x21\x00\x00\x00")
+            self.assertTrue(closed_at_once(s))
         # A v2 LOCAL header (a health check) keeps the proxy's address.
         with source("127.0.0.1")("127.0.0.1", self.behind["imap"]) as s:
             s.sendall(b"\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00")

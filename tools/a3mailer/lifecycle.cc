@@ -16,7 +16,8 @@ namespace {
 std::string listeners(const config::Config& c) {
   std::string out;
   for (const auto& l : c.server.listeners)
-    out += l.protocol + " " + l.bind + " " + std::to_string(static_cast<int>(l.tls)) + ";";
+    out += l.protocol + " " + l.bind + " " + std::to_string(static_cast<int>(l.tls)) +
+           (l.proxy_protocol ? " proxy;" : ";");
   return out;
 }
 

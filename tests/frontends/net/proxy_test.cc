@@ -83,6 +83,19 @@ TEST(Proxy, MalformedV1IsRefused) {
            "\r\n\r\n\r\nQUIT\n",                                   // a wrong v2 signature
        })
     EXPECT_EQ(parse(bad).status, Status::invalid) << bad;
+  // A NUL would have ended the address for inet_pton ("1.2.3.4"); a tab
+  // is no space.
+  EXPECT_EQ(parse(std::string("PROXY TCP4 1.2.3.4\0x 5.6.7.8 6 1\r\n", 33)).status,
+            Status::invalid);
+  EXPECT_EQ(parse(std::string("PROXY TCP4 1.2.3.4\0", 19)).status, Status::invalid)
+      << "wrong already, before the CRLF";
+  EXPECT_EQ(parse("PROXY TCP4 1.2.3.4\t5.6.7.8 1 2\r\n").status, Status::invalid);
+  EXPECT_EQ(parse("PROXY TCP4 1.2.3.4 5.6.7.8 6 1\r").status, Status::incomplete);
+  // 108 octets with their CRLF: one too many.
+  const std::string longest = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+  const std::string over = "PROXY UNKNOWN  " + longest + " " + longest + " 65535 65535\r\n";
+  ASSERT_EQ(over.size(), kMaxV1 + 1);
+  EXPECT_EQ(parse(over).status, Status::invalid);
   // 107 octets without a CRLF can never become a header.
   EXPECT_EQ(parse("PROXY UNKNOWN " + std::string(100, 'x')).status, Status::invalid);
 }
@@ -115,19 +128,20 @@ TEST(Proxy, V2NamesTheClientAndSkipsTlvs) {
     EXPECT_EQ(parse(h.substr(0, n)).status, Status::incomplete) << n;
 }
 
-TEST(Proxy, V2LocalAndOtherFamiliesKeepThePeerAddress) {
+TEST(Proxy, V2LocalKeepsThePeerAddressAndOtherFamiliesAreRefused) {
   const auto local = parse(v2(0x20, 0x00, ""));
   ASSERT_EQ(local.status, Status::ok);
   EXPECT_FALSE(local.header.source);
   EXPECT_EQ(local.header.size, 16u);
   // LOCAL may carry addresses: they are ignored.
   EXPECT_FALSE(parse(v2(0x20, 0x11, std::string(12, '\1'))).header.source);
-  const auto unspec = parse(v2(0x21, 0x00, ""));
-  ASSERT_EQ(unspec.status, Status::ok);
-  EXPECT_FALSE(unspec.header.source);
-  const auto unix_socket = parse(v2(0x21, 0x31, std::string(216, '\0')));
-  ASSERT_EQ(unix_socket.status, Status::ok);
-  EXPECT_FALSE(unix_socket.header.source);
+  // PROXY without a client address would make the client the proxy.
+  EXPECT_EQ(parse(v2(0x21, 0x00, "")).status, Status::invalid) << "UNSPEC";
+  EXPECT_EQ(parse(v2(0x21, 0x31, std::string(216, '\0'))).status, Status::invalid) << "AF_UNIX";
+  // Only 0x11 and 0x21 carry TCP addresses; the rest are not in the spec.
+  for (const unsigned char fam : {0x01, 0x02, 0x10, 0x20, 0x30, 0x13, 0x22, 0x32, 0x41, 0xff})
+    EXPECT_EQ(parse(v2(0x21, fam, std::string(216, '\0'))).status, Status::invalid)
+        << static_cast<int>(fam);
 }
 
 TEST(Proxy, MalformedV2IsRefused) {
