@@ -84,9 +84,18 @@ class Guard {
   // true when off, and for exempt_networks.
   bool request(const boost::asio::ip::address& ip);
   // request(ip) as a session's Limits::allow_request (the guard outlives
-  // the sessions).
+  // the sessions); empty while the rate limit is off, so that a session
+  // then carries and calls nothing (a reload turning it on applies to the
+  // connections that follow).
   std::function<bool()> requests_of(const boost::asio::ip::address& ip) {
+    if (std::atomic_load(&rules_)->max_requests <= 0) return {};
     return [this, ip] { return request(ip); };
+  }
+  // Whether an hourly message limit is set (else may_send/sent need not
+  // be called).
+  bool limits_messages() const {
+    const auto rules = std::atomic_load(&rules_);
+    return rules->max_messages_per_account > 0 || rules->max_messages_per_ip > 0;
   }
 
   // Messages per hour ([security] max_messages_per_hour_per_account on a

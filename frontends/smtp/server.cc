@@ -334,12 +334,14 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
   limits.reject_bare_lf = cfg.smtp.reject_bare_lf;
   limits.enable_vrfy = cfg.smtp.enable_vrfy;
   limits.allow_request = st->guard.requests_of(address);
-  limits.allow_message = [&guard = st->guard, address](const std::string& user) {
-    return guard.may_send(address, user);
-  };
-  limits.message_accepted = [&guard = st->guard, address](const std::string& user) {
-    guard.sent(address, user);
-  };
+  if (st->guard.limits_messages()) {
+    limits.allow_message = [&guard = st->guard, address](const std::string& user) {
+      return guard.may_send(address, user);
+    };
+    limits.message_accepted = [&guard = st->guard, address](const std::string& user) {
+      guard.sent(address, user);
+    };
+  }
   const bool implicit = listener.tls == config::TlsMode::implicit;
   SessionInfo info{cfg.server.hostname,
                    remote_ip,
