@@ -50,9 +50,23 @@ def closed_within(sock, seconds):
 
 
 def peer_closed(sock):
-    """The peer closed (FIN or RST), whether or not its data was read."""
+    """The peer closed (FIN or RST), whether or not its data was read; or
+    it closed with its answers still queued for a client that reads
+    nothing (its FIN waits behind them): its end is then no longer
+    ESTABLISHED in the kernel's table."""
     state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
-    return state in (7, 8)  # TCP_CLOSE, TCP_CLOSE_WAIT (include/net/tcp_states.h)
+    if state in (7, 8):  # TCP_CLOSE, TCP_CLOSE_WAIT (include/net/tcp_states.h)
+        return True
+    def key(address):  # /proc/net/tcp's form of an IPv4 endpoint
+        ip, port = address[:2]
+        return "%08X:%04X" % (int.from_bytes(socket.inet_aton(ip), "little"), port)
+    local, remote = key(sock.getpeername()), key(sock.getsockname())
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == local and fields[2] == remote:
+                return fields[3] != "01"  # TCP_ESTABLISHED
+    return True
 
 
 def send_until_closed(sock, pieces, interval, seconds):
