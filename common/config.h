@@ -176,6 +176,24 @@ struct Pop3 {
   int timeout_s = 600;  // RFC 1939 3: at least 10 minutes
 };
 
+// The guide's access-control file: which sender domains the MX takes (at
+// MAIL FROM) and which countries clients may connect from. Its
+// [access_control] table is in the file [security] access_control_file
+// names, or in this one (docs/security.md).
+struct AccessControl {
+  // Domains, lowercase without a trailing dot; each also covers its
+  // subdomains, and the longest entry that covers a sender decides.
+  std::vector<std::string> allow_domains, block_domains;
+  // ISO 3166-1 alpha-2 codes, upper case.
+  std::vector<std::string> allow_countries, block_countries;
+  // libloc's database (Debian's libloc-database), read when a country
+  // list is set.
+  std::filesystem::path country_database = "/usr/share/libloc-location/location.db";
+
+  bool has_domains() const { return !allow_domains.empty() || !block_domains.empty(); }
+  bool has_countries() const { return !allow_countries.empty() || !block_countries.empty(); }
+};
+
 struct Security {
   int max_connections = 2000;
   int max_connections_per_ip = 50;
@@ -213,6 +231,7 @@ struct Security {
   // deleted (0: kept for ever).
   bool enable_audit_logging = true;
   int audit_retention_days = 0;
+  AccessControl access;
 };
 
 // The monitoring HTTP listener: /metrics, /healthz/live, /healthz/ready.

@@ -96,7 +96,7 @@ std::string render(const Config& c) {
   database.insert("password", secret(c.database.password));
   if (c.database.connect_timeout_s)
     database.insert("connect_timeout_s", c.database.connect_timeout_s);
-  const toml::table t{
+  toml::table t{
       {"server", toml::table{{"hostname", c.server.hostname},
                              {"local_domains", strings(c.server.local_domains)},
                              {"data_dir", c.server.data_dir.string()},
@@ -208,6 +208,17 @@ std::string render(const Config& c) {
                                   {"io_buffer_size", c.performance.io_buffer_size},
                                   {"batch_size", c.performance.batch_size}}},
   };
+  // The access lists as a table of this file (the one it came from, if
+  // any, is read already); only when set, as most files have none.
+  const AccessControl& access = c.security.access;
+  if (access.has_domains() || access.has_countries() ||
+      access.country_database != AccessControl{}.country_database) {
+    t.insert("access_control", toml::table{{"allow_domains", strings(access.allow_domains)},
+                                           {"block_domains", strings(access.block_domains)},
+                                           {"allow_countries", strings(access.allow_countries)},
+                                           {"block_countries", strings(access.block_countries)},
+                                           {"country_database", access.country_database.string()}});
+  }
   // Basic strings with escapes only: toml++ 3.3 writes a string holding
   // three single quotes as a literal multi-line string it cannot read
   // back (found by tests/fuzz/config.cc).

@@ -65,8 +65,9 @@ struct Server::State {
   // Session work may wait for the log and the projector: never on an I/O
   // thread.
   asio::thread_pool pool{8};
-  net::Listeners listeners{io, guard, "imap", "* BYE Too many connections\r\n",
-                           "* BYE Server shutting down\r\n"};
+  net::Listeners listeners{
+      io,      guard, "imap", "* BYE Too many connections\r\n", "* BYE Server shutting down\r\n",
+      "* BYE "};
   net::SessionLimit per_account{config.imap.max_connections_per_user};
   std::atomic<std::uint64_t> next_session{1};
 };

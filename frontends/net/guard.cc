@@ -60,8 +60,9 @@ struct Guard::Follower {
   std::atomic<bool> stopped{false};
 };
 
-Guard::Guard(const config::Security& security) : limits_(security), bans_(indexed({})) {
-  reload(security);
+Guard::Guard(const config::Security& security, std::shared_ptr<const AccessRules> access)
+    : limits_(security), bans_(indexed({})) {
+  reload(security, std::move(access));
 }
 
 Guard::~Guard() {
@@ -76,8 +77,10 @@ void Guard::stop() {
   follower_.reset();
 }
 
-void Guard::reload(const config::Security& security) {
+void Guard::reload(const config::Security& security, std::shared_ptr<const AccessRules> access) {
+  if (!access) access = std::make_shared<const AccessRules>(security.access);  // may throw: first
   limits_.set(security);
+  std::atomic_store(&access_, std::move(access));
   std::atomic_store(&blocked_, index_of(security.blocked_networks));
   std::atomic_store(&trusted_, index_of(security.trusted_proxies));
   auto rules = std::make_shared<Rules>();

@@ -24,6 +24,7 @@
 
 #include "common/config.h"
 #include "common/network.h"
+#include "frontends/net/access.h"
 #include "frontends/net/listener.h"
 #include "projections/records.h"
 #include "projections/store.h"
@@ -40,14 +41,21 @@ enum class Offense {
 
 class Guard {
  public:
-  explicit Guard(const config::Security& security);
+  // `access`: the access lists, built beforehand (null: built here from
+  // security.access; that may throw).
+  explicit Guard(const config::Security& security, std::shared_ptr<const AccessRules> access = {});
   ~Guard();
   Guard(const Guard&) = delete;
   Guard& operator=(const Guard&) = delete;
 
-  // SIGHUP: connection limits, blocked networks and ban rules. Connections
-  // already open stay; offenses counted so far are kept.
-  void reload(const config::Security& security);
+  // SIGHUP: connection limits, blocked networks, ban rules and the access
+  // lists (`access`, built beforehand; null: built here from
+  // security.access). Connections already open stay; offenses counted so
+  // far are kept.
+  void reload(const config::Security& security, std::shared_ptr<const AccessRules> access = {});
+  // The access-control file's rules in force; a session keeps the ones it
+  // started with.
+  std::shared_ptr<const AccessRules> access() const { return std::atomic_load(&access_); }
   ConnectionLimits& limits() { return limits_; }
 
   // Why a new connection from `ip` is refused before anything is said to
@@ -150,8 +158,9 @@ class Guard {
   std::shared_ptr<const NetworkIndex> trusted_;  // trusted_proxies; std::atomic_load/store
   std::shared_ptr<const Bans> bans_;             // std::atomic_load/store
   std::mutex bans_mu_;                           // serialises the writers of bans_
-  NetworkMap<std::int64_t> local_;      // bans made here, until the view has them; bans_mu_
-  std::shared_ptr<const Rules> rules_;  // std::atomic_load/store
+  NetworkMap<std::int64_t> local_;             // bans made here, until the view has them; bans_mu_
+  std::shared_ptr<const Rules> rules_;         // std::atomic_load/store
+  std::shared_ptr<const AccessRules> access_;  // std::atomic_load/store
   std::mutex mu_;
   std::map<boost::asio::ip::address, Counts> counts_;  // guarded by mu_
   std::mutex requests_mu_;

@@ -79,12 +79,13 @@ std::shared_ptr<void> ConnectionLimits::admit(const asio::ip::address& address) 
 }
 
 Listeners::Listeners(asio::io_context& io, Guard& guard, std::string name, std::string busy,
-                     std::string goodbye)
+                     std::string goodbye, std::string refused)
     : io_(io),
       guard_(guard),
       name_(std::move(name)),
       busy_(std::move(busy)),
-      goodbye_(std::move(goodbye)) {}
+      goodbye_(std::move(goodbye)),
+      refused_(std::move(refused)) {}
 
 bool Listeners::track(const std::shared_ptr<Connection>& c) {
   std::lock_guard lock(mu_);
@@ -233,6 +234,17 @@ void Listeners::start(tcp::socket socket, const asio::ip::address& ip, const Ser
     asio::write(socket, asio::buffer(busy_), ec);
     socket.close(ec);
     return;
+  }
+  // The access lists' countries (after the limits: a flood from a refused
+  // country is limited like any other).
+  if (!refused_.empty()) {
+    if (const auto why = guard_.access()->refuses_country(ip)) {
+      logging::log(spdlog::level::debug, {name_, "", ip.to_string(), ""}, "{}; closed", *why);
+      metrics::connection_refused(name_, "country");
+      asio::write(socket, asio::buffer(refused_ + *why + "\r\n"), ec);
+      socket.close(ec);
+      return;
+    }
   }
   metrics::connection_opened(name_);
   auto strand = asio::make_strand(io_);

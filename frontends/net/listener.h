@@ -93,9 +93,12 @@ class Listeners {
   // `busy` is what a client over a connection limit reads ("421 4.7.0 Too
   // many connections\r\n", "* BYE ..."), `goodbye` what a session gets
   // when the server stops ("421 4.3.2 ...", "* BYE ..."). A blocked or
-  // banned client (`guard`) reads nothing.
+  // banned client (`guard`) reads nothing. One the access lists' countries
+  // refuse reads `refused` and the reason ("* BYE ", "-ERR ..."); with no
+  // `refused` (SMTP, whose session must answer until QUIT after its 554
+  // greeting, RFC 5321 3.1), the server checks the country itself.
   Listeners(boost::asio::io_context& io, Guard& guard, std::string name, std::string busy,
-            std::string goodbye);
+            std::string goodbye, std::string refused = {});
 
   // Binds and accepts; throws std::runtime_error naming the address, or
   // the missing certificate of an implicit-TLS listener. On a
@@ -121,7 +124,7 @@ class Listeners {
   static boost::asio::awaitable<void> proxied(Listeners* self, boost::asio::ip::tcp::socket socket,
                                               boost::asio::ip::address peer, Serve serve);
   Guard& guard_;
-  std::string name_, busy_, goodbye_;
+  std::string name_, busy_, goodbye_, refused_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::mutex mu_;
   std::vector<std::weak_ptr<Connection>> live_;  // guarded by mu_

@@ -32,8 +32,12 @@ struct Server::State {
   std::shared_ptr<const config::Config> live = std::make_shared<const config::Config>(config);
   Maildrops maildrops;
   asio::thread_pool pool{4};
-  net::Listeners listeners{io, guard, "pop3", "-ERR [SYS/TEMP] Too many connections\r\n",
-                           "-ERR [SYS/TEMP] Server shutting down\r\n"};
+  net::Listeners listeners{io,
+                           guard,
+                           "pop3",
+                           "-ERR [SYS/TEMP] Too many connections\r\n",
+                           "-ERR [SYS/TEMP] Server shutting down\r\n",
+                           "-ERR [SYS/PERM] "};
   net::SessionLimit per_account{config.pop3.max_connections_per_user};
   std::atomic<std::uint64_t> next_session{1};
 };

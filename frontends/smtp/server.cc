@@ -13,6 +13,7 @@
 
 #include "common/ascii.h"
 #include "common/clock.h"
+#include "common/metrics.h"
 #include "common/network.h"
 #include "delivery/authentication.h"
 #include "frontends/net/auth.h"
@@ -342,6 +343,12 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
       guard.sent(address, user);
     };
   }
+  const auto access = st->guard.access();
+  if (access->has_domains()) {
+    limits.refuses_sender = [access](std::string_view domain) {
+      return access->refuses_sender(domain);
+    };
+  }
   const bool implicit = listener.tls == config::TlsMode::implicit;
   SessionInfo info{cfg.server.hostname,
                    remote_ip,
@@ -351,6 +358,13 @@ awaitable<void> serve(std::shared_ptr<Server::State> st, tcp::socket socket,
                    cfg.smtp.allow_plaintext_auth};
   for (const auto& n : cfg.outbound.trusted_networks) {
     if (auto net = Network::parse(n); net && net->contains(remote_ip)) info.trusted_relay = true;
+  }
+  // The access lists' countries: the session greets with 554 and takes
+  // only QUIT (RFC 5321 3.1), so the sender learns why and does not retry.
+  if (auto why = access->refuses_country(address)) {
+    logging::log(spdlog::level::debug, {"smtp", session_id, remote_ip, ""}, "{}", *why);
+    metrics::connection_refused("smtp", "country");
+    info.refused = std::move(*why);
   }
   Session session(info, limits, policy);
   const auto protocol =

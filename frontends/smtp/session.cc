@@ -27,6 +27,7 @@ Session::Session(SessionInfo info, Limits limits, Policy& policy)
     : info_(std::move(info)), limits_(limits), policy_(policy) {}
 
 std::string Session::greeting() const {
+  if (!info_.refused.empty()) return fmt::format("554 {} {}\r\n", info_.hostname, info_.refused);
   return fmt::format("220 {} ESMTP A3Mailer\r\n", info_.hostname);
 }
 
@@ -344,6 +345,9 @@ void Session::command(std::string_view line) {
   metered_ = {c ? c->name : std::string_view("unknown"), std::chrono::steady_clock::now()};
   if (verb != "QUIT" && limits_.allow_request && !limits_.allow_request())
     return reply("451 4.7.0 Too many requests from your address; slow down");
+  // After a 554 greeting, only QUIT (RFC 5321 3.1).
+  if (!info_.refused.empty() && verb != "QUIT")
+    return error(fmt::format("503 5.7.1 {}; only QUIT is accepted", info_.refused));
   if (!c) return error("500 5.5.2 Command not recognised");
   if (c->no_arguments && !arg.empty())
     return error(fmt::format("501 5.5.4 {} takes no arguments", verb));

@@ -42,6 +42,11 @@ struct Limits {
   // accepted message (250) is counted.
   std::function<bool(const std::string& auth_user)> allow_message;
   std::function<void(const std::string& auth_user)> message_accepted;
+  // The access lists' sender domains (net::AccessRules::refuses_sender):
+  // why MAIL FROM a sender of this domain gets 550 5.7.1, or nullopt.
+  // Asked only for clients that have not logged in and are not a
+  // trusted relay.
+  std::function<std::optional<std::string>(std::string_view domain)> refuses_sender;
 };
 
 // What the Policy found out about a recipient's account at RCPT, so that
@@ -127,6 +132,10 @@ struct SessionInfo {
   bool require_auth = false;   // submission: MAIL needs an authenticated client (RFC 6409 4.3)
   bool allow_plaintext_auth = false;  // AUTH without TLS
   bool trusted_relay = false;         // a trusted network: may send to other domains without AUTH
+  // Why the client may not use this server (the access lists' countries):
+  // it is greeted with 554 and that reason, and every command but QUIT is
+  // answered 503 (RFC 5321 3.1). Empty: a normal session.
+  std::string refused{};
 };
 
 using a3::xtext_decode;

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -375,6 +377,105 @@ TEST(Config, MissingFileIsAClearError) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/a3mailer.toml: cannot open"),
               std::string::npos);
   }
+}
+
+// The guide's access-control file: its own file, or the same table here.
+TEST(Config, TheAccessControlFileIsReadAndChecked) {
+  namespace fs = std::filesystem;
+  const fs::path dir =
+      fs::temp_directory_path() / ("a3-config-access-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "fake.db") << "a database";
+  // A file like the guide's example, with its placeholder country.
+  std::ofstream(dir / "access_control.toml")
+      << "[access_control]\n"
+         "allow_domains = [\"Example.COM.\", \"trusted-partner.com\"]\n"
+         "block_domains = [\"spam-domain.com\", \"malicious.org\"]\n"
+         "allow_countries = [\"US\", \"ca\", \"GB\", \"DE\", \"FR\", \"JP\", \"CN\"]\n"
+         "block_countries = [\"XX\"]\n"
+         "country_database = \"fake.db\"\n";
+  const Config c =
+      parse("[security]\naccess_control_file = \"access_control.toml\"\n", dir / "a3mailer.toml");
+  const AccessControl& a = c.security.access;
+  EXPECT_EQ(a.allow_domains, (std::vector<std::string>{"example.com", "trusted-partner.com"}));
+  EXPECT_EQ(a.block_domains, (std::vector<std::string>{"spam-domain.com", "malicious.org"}));
+  EXPECT_EQ(a.allow_countries[1], "CA");
+  EXPECT_EQ(a.block_countries, std::vector<std::string>{"XX"});
+  EXPECT_EQ(a.country_database, dir / "fake.db");  // relative to the access file
+  ASSERT_EQ(c.warnings.size(), 1u) << fmt::format("{}", fmt::join(c.warnings, "\n"));
+  EXPECT_NE(c.warnings[0].find("access_control.block_countries: \"XX\" is a user-assigned code"),
+            std::string::npos)
+      << c.warnings[0];
+  // It renders as a table of the one file, which loads again the same.
+  const std::string rendered = render(c);
+  EXPECT_NE(rendered.find("[access_control]"), std::string::npos) << rendered;
+  EXPECT_EQ(render(parse(rendered, dir / "again.toml")), rendered);
+
+  auto error_in = [&](const std::string& access) {
+    std::ofstream(dir / "bad.toml") << access;
+    try {
+      parse("[security]\naccess_control_file = \"bad.toml\"\n", dir / "a3mailer.toml");
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  const std::string bad = (dir / "bad.toml").string();
+  const std::pair<std::string, std::string> cases[] = {
+      {"[access_control]\nblock_countries = [\"USA\"]\n",
+       bad + ":2:20: access_control.block_countries: \"USA\" is not a two-letter country code"},
+      {"[access_control]\nallow_countries = [\"D1\"]\n",
+       "access_control.allow_countries: \"D1\" is not a two-letter country code"},
+      {"[access_control]\nallow_domains = [\"a..b\"]\n",
+       "access_control.allow_domains: \"a..b\" is not a domain"},
+      {"[access_control]\nblock_domains = [\"user@spam.example\"]\n",
+       "access_control.block_domains: \"user@spam.example\" is not a domain"},
+      {"[access_control]\nallow_countries = [\"de\"]\nblock_countries = [\"DE\"]\n",
+       "access_control.block_countries: \"DE\" is in access_control.allow_countries too"},
+      {"[access_control]\nallow_domains = [\"a.example\"]\nblock_domains = [\"A.example\"]\n",
+       "access_control.block_domains: \"a.example\" is in access_control.allow_domains too"},
+      {"[access_control]\nblock_countries = [\"FR\"]\ncountry_database = \"none.db\"\n",
+       "access_control.country_database: cannot read " + (dir / "none.db").string()},
+      {"[access_control]\nallow_domains = [\"a.example\",\n  \"b c.example\"]\n",
+       bad + ":3:3: access_control.allow_domains: \"b c.example\" is not a domain"},
+      {"[access_control]\nallow_domains = [\"b\xc3\xbc"
+       "cher.example\"]\n"
+       "block_domains = [\"XN--BCHER-KVA.example\"]\n",
+       "access_control.block_domains: \"xn--bcher-kva.example\" is in "
+       "access_control.allow_domains too"},
+      {"[access_control]\nallowed_domains = [\"a.example\"]\n", "access_control.allowed_domains"},
+      {"allow_domains = [\"a.example\"]\n",
+       "access_control: the file has no [access_control] table"},
+      {"[access_control\n", bad + ":1"},
+  };
+  for (const auto& [text, expected] : cases) {
+    const std::string err = error_in(text);
+    EXPECT_NE(err.find(expected), std::string::npos) << text << "\nerror: " << err;
+    EXPECT_TRUE(err.starts_with(bad)) << err;
+  }
+  // A missing file, a directory, and the table in both places.
+  EXPECT_NE(error_of("[security]\naccess_control_file = \"/nonexistent/access.toml\"\n")
+                .find("/nonexistent/access.toml: cannot read the access-control file"),
+            std::string::npos);
+  EXPECT_NE(error_of("[security]\naccess_control_file = \"/tmp\"\n")
+                .find("/tmp: cannot read the access-control file: not a regular file"),
+            std::string::npos);
+  EXPECT_NE(error_of("[security]\naccess_control_file = \"/tmp/x.toml\"\n"
+                     "[access_control]\nblock_domains = [\"spam.example\"]\n")
+                .find("access_control: is in this file and in security.access_control_file"),
+            std::string::npos);
+  // In this file, and with no country list no database is needed.
+  const Config here = parse(
+      "[access_control]\nblock_domains = [\"spam.example\"]\ncountry_database = \"/nonexistent\"\n",
+      "/etc/a3/test.toml");
+  EXPECT_EQ(here.security.access.block_domains, std::vector<std::string>{"spam.example"});
+  // U-labels become A-labels, in any case.
+  EXPECT_EQ(parse("[access_control]\nallow_domains = [\"B\xc3\x9c"
+                  "CHER.Example\"]\n",
+                  "/etc/a3/test.toml")
+                .security.access.allow_domains,
+            std::vector<std::string>{"xn--bcher-kva.example"});
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -89,6 +89,12 @@ void reload(const std::string& path, const a3::config::Config& running, a3::net:
                                   "1 if the last SIGHUP reload was applied, 0 if it was refused");
   try {
     a3::config::Config fresh = a3::config::load(path);
+    std::shared_ptr<const a3::net::AccessRules> access;
+    try {
+      access = std::make_shared<const a3::net::AccessRules>(fresh.security.access);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(fmt::format("access_control.country_database: {}", e.what()));
+    }
     std::shared_ptr<boost::asio::ssl::context> ctx;
     if (tls && !fresh.tls.certificate.empty()) ctx = a3::net::make_tls_context(fresh.tls);
     a3::logging::setup(fresh.logging);  // the last step that may fail
@@ -96,7 +102,7 @@ void reload(const std::string& path, const a3::config::Config& running, a3::net:
       tls->replace(std::move(ctx));
       note_certificate(*tls);
     }
-    servers.guard->reload(fresh.security);
+    servers.guard->reload(fresh.security, std::move(access));
     if (servers.smtp) servers.smtp->reload(fresh);
     if (servers.imap) servers.imap->reload(fresh);
     if (servers.pop3) servers.pop3->reload(fresh);
@@ -183,6 +189,16 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "a3mailer: configuration error: {}\n", e.what());
     return 2;
   }
+  // The access lists' country database is opened here, not by the
+  // loader: a file that is not one is a configuration error too.
+  std::shared_ptr<const a3::net::AccessRules> access;
+  try {
+    access = std::make_shared<const a3::net::AccessRules>(config.security.access);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "a3mailer: configuration error: access_control.country_database: {}\n",
+               e.what());
+    return 2;
+  }
   if (check_only) {
     // What is in force, secrets masked, for operators to compare; what was
     // accepted but cannot apply, on standard error.
@@ -221,7 +237,10 @@ int main(int argc, char** argv) {
                                  std::chrono::seconds(config.security.max_auth_delay_s));
   // Blocked networks, bans, and connections in total and per IP, across
   // the protocols.
-  a3::net::Guard guard(config.security);
+  if (access->has_countries())
+    spdlog::info("access control: countries from {}",
+                 config.security.access.country_database.string());
+  a3::net::Guard guard(config.security, std::move(access));
   try {
     log = a3::eventlog::open(config, a3::eventlog::Access::read_write);
     view = a3::projections::view::ViewDb::open(

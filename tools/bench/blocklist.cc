@@ -2,9 +2,11 @@
 // and bans grows with their number, from 10 to 1,000,000 networks:
 // NetworkIndex (what the guard checks at accept: a binary search), against
 // NetworkMap (a hash probe per prefix length in use) and a linear scan of
-// the same networks (what the listener did before), in the same run.
+// the same networks (what the listener did before), in the same run; and
+// the cost of a country lookup in libloc's database (the access lists'
+// countries, checked at connect when set).
 //
-//   blocklist [--lookups N]
+//   blocklist [--lookups N] [--countries FILE]
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -17,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "common/network.h"
+#include "frontends/net/countries.h"
 
 namespace {
 
@@ -96,11 +99,14 @@ double ns_per(std::size_t n, F&& f) {
 
 int main(int argc, char** argv) {
   std::size_t lookups = 200'000;
+  std::string countries = "/usr/share/libloc-location/location.db";
   for (int i = 1; i < argc; ++i) {
     if (std::string_view(argv[i]) == "--lookups" && i + 1 < argc) {
       lookups = std::strtoull(argv[++i], nullptr, 10);
+    } else if (std::string_view(argv[i]) == "--countries" && i + 1 < argc) {
+      countries = argv[++i];
     } else {
-      fmt::print(stderr, "usage: blocklist [--lookups N]\n");
+      fmt::print(stderr, "usage: blocklist [--lookups N] [--countries FILE]\n");
       return 2;
     }
   }
@@ -157,5 +163,18 @@ int main(int argc, char** argv) {
   }
   fmt::print("1,000,000 networks cost {:.2f}x what 10 do per lookup (log2 ratio: {:.1f})\n",
              last / base, std::log2(1'000'000.0) / std::log2(10.0));
+  // Countries: the same clients against the whole database.
+  try {
+    const a3::net::CountryDatabase db(countries);
+    std::size_t placed = 0;
+    const double country_ns = ns_per(clients.size(), [&] {
+      for (const auto& c : clients)
+        placed += db.country(c).has_value();
+    });
+    fmt::print("country lookup ({}): {:.0f} ns per client, {:.1f}% placed in a country\n",
+               countries, country_ns, 100.0 * static_cast<double>(placed) / clients.size());
+  } catch (const std::exception& e) {
+    fmt::print("country lookup: skipped: {}\n", e.what());
+  }
   return 0;
 }

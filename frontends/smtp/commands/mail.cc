@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "common/ascii.h"
+#include "common/metrics.h"
 #include "frontends/net/sasl.h"
 #include "frontends/smtp/replies.h"
 #include "frontends/smtp/session.h"
@@ -75,6 +76,14 @@ void Session::cmd_mail(std::string_view arg) {
   }
   if (path->mailbox.utf8 && !smtputf8) {
     return error("553 5.6.7 Non-ASCII address needs SMTPUTF8 (RFC 6531)");
+  }
+  // The access lists' sender domains, for clients that have not logged in
+  // and are not in outbound.trusted_networks (the MX's remote senders).
+  if (auth_user_.empty() && !info_.trusted_relay && !path->null && limits_.refuses_sender) {
+    if (const auto refusal = limits_.refuses_sender(path->mailbox.domain)) {
+      metrics::smtp_message("rejected", "sender_domain", 0);
+      return reply("550 5.7.1 " + *refusal);
+    }
   }
   const bool allowed = auth_user_.empty() || !info_.require_auth ||
                        (!path->null && policy_.sender_allowed(auth_user_, path->mailbox));

@@ -383,6 +383,60 @@ TEST_F(Smtp, AuthPlainAndLoginAfterTls) {
   EXPECT_NE(out.find("504 5.5.4"), std::string::npos) << out;
 }
 
+// The access lists' countries: a 554 greeting, then only QUIT (RFC 5321
+// 3.1), and too many tries close the connection.
+TEST_F(Smtp, ARefusedClientIsGreetedWith554AndMayOnlyQuit) {
+  SessionInfo info{"mx.example.test", "203.0.113.9", true, false};
+  info.refused = "Connections from country FR are refused here";
+  Session s(info, limits, policy);
+  EXPECT_EQ(s.greeting(), "554 mx.example.test Connections from country FR are refused here\r\n");
+  s.receive("EHLO client.example\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.test>\r\n");
+  const std::string r =
+      "503 5.7.1 Connections from country FR are refused here; only QUIT is "
+      "accepted\r\n";
+  EXPECT_EQ(s.take_output(), r + r + r);
+  s.receive("QUIT\r\n");
+  EXPECT_TRUE(s.take_output().starts_with("221 "));
+  EXPECT_TRUE(s.closed());
+  Session t(info, limits, policy);
+  for (int i = 0; i < limits.max_errors; ++i)
+    t.receive("NOOP\r\n");
+  EXPECT_TRUE(t.take_output().ends_with("421 4.7.0 Too many errors, closing connection\r\n"));
+  EXPECT_TRUE(t.closed());
+}
+
+// The access lists' sender domains: on the MX, not for a logged-in user,
+// never for the null sender (bounces).
+TEST_F(Smtp, ARefusedSenderDomainGets550AndTheSessionGoesOn) {
+  Limits l;
+  std::vector<std::string> asked;
+  l.refuses_sender = [&](std::string_view domain) -> std::optional<std::string> {
+    asked.emplace_back(domain);
+    if (domain == "spam.example") return "Sender domain spam.example is blocked here";
+    return std::nullopt;
+  };
+  Session s({"mx", "192.0.2.1", true, false}, l, policy);
+  s.receive("EHLO x\r\nMAIL FROM:<Bob@SPAM.example> SIZE=10\r\n");
+  EXPECT_TRUE(
+      s.take_output().ends_with("550 5.7.1 Sender domain spam.example is blocked here\r\n"));
+  s.receive("MAIL FROM:<>\r\n");
+  EXPECT_EQ(s.take_output(), "250 2.1.0 Sender OK\r\n");
+  s.receive("RSET\r\nMAIL FROM:<bob@good.example>\r\n");
+  EXPECT_EQ(s.take_output(), "250 2.0.0 OK\r\n250 2.1.0 Sender OK\r\n");
+  EXPECT_EQ(asked, (std::vector<std::string>{"spam.example", "good.example"}));
+  Session sub({"mx", "", true, true, /*require_auth=*/true}, l, policy);
+  sub.set_authenticated("alice@example.test");
+  sub.receive("EHLO x\r\nMAIL FROM:<alice@example.test>\r\n");
+  EXPECT_TRUE(sub.take_output().ends_with("250 2.1.0 Sender OK\r\n"));
+  EXPECT_EQ(asked.size(), 2u) << "a logged-in user is not asked about";
+  SessionInfo relay{"mx", "10.0.0.5", true, false};
+  relay.trusted_relay = true;  // outbound.trusted_networks
+  Session inside(relay, l, policy);
+  inside.receive("EHLO x\r\nMAIL FROM:<cron@spam.example>\r\n");
+  EXPECT_TRUE(inside.take_output().ends_with("250 2.1.0 Sender OK\r\n"));
+  EXPECT_EQ(asked.size(), 2u) << "a trusted relay is not asked about";
+}
+
 TEST_F(Smtp, NoPlaintextAuthWithoutTls) {
   Session s({"mx", "", true, false, /*require_auth=*/true}, limits, policy);
   s.receive("EHLO x\r\n");
