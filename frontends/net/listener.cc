@@ -183,7 +183,7 @@ awaitable<std::optional<proxy::Header>> read_proxy_header(tcp::socket& socket, s
 }  // namespace
 
 awaitable<void> Listeners::proxied(Listeners* self, tcp::socket accepted, asio::ip::address peer,
-                                   Serve serve) {
+                                   Serve serve, std::shared_ptr<void> /*waiting*/) {
   // Shared with the deadline's handler, which may run after this frame is
   // gone (it expired just as the header came): it then finds nothing.
   auto socket = std::make_shared<tcp::socket>(std::move(accepted));
@@ -318,8 +318,20 @@ void Listeners::listen(const config::Listener& listener, bool have_tls, Serve se
             socket.close(ec);
             continue;
           }
+          // Waiting for headers counts against max_connections: a proxy
+          // that opens connections and says nothing cannot take every
+          // file descriptor.
+          if (waiting_headers_.load() >= guard_.limits().max_total()) {
+            metrics::connection_refused(name_, "limit");
+            socket.close(ec);
+            continue;
+          }
+          ++waiting_headers_;
+          std::shared_ptr<void> waiting(static_cast<void*>(this), [](void* self) {
+            --static_cast<Listeners*>(self)->waiting_headers_;
+          });
           auto strand = asio::make_strand(io_);
-          asio::co_spawn(strand, proxied(this, std::move(socket), ip, serve),
+          asio::co_spawn(strand, proxied(this, std::move(socket), ip, serve, std::move(waiting)),
                          log_end(name_ + " PROXY header"));
         }
       },

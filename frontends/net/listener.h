@@ -67,6 +67,7 @@ class ConnectionLimits {
   // A slot for a connection from `ip`, released when the last copy is
   // destroyed; null when a limit is reached.
   std::shared_ptr<void> admit(const boost::asio::ip::address& ip);
+  int max_total() const { return max_total_; }
 
  private:
   // Shared with the slots, which may outlive this object.
@@ -121,14 +122,19 @@ class Listeners {
   boost::asio::io_context& io_;
   bool is_stopping();
   // Reads a trusted proxy's PROXY header, then start()s the session.
+  // `waiting` counts the connection in waiting_headers_ until it is gone.
   static boost::asio::awaitable<void> proxied(Listeners* self, boost::asio::ip::tcp::socket socket,
-                                              boost::asio::ip::address peer, Serve serve);
+                                              boost::asio::ip::address peer, Serve serve,
+                                              std::shared_ptr<void> waiting);
   Guard& guard_;
   std::string name_, busy_, goodbye_, refused_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::mutex mu_;
   std::vector<std::weak_ptr<Connection>> live_;  // guarded by mu_
   bool stopping_ = false;                        // guarded by mu_
+  // Connections of trusted proxies still waiting for their PROXY header:
+  // at most security.max_connections of them.
+  std::atomic<int> waiting_headers_{0};
 };
 
 }  // namespace a3::net

@@ -30,6 +30,7 @@ from mailtest import MailServer, ctl, free_port, tls_client
 from test_security import Imap, greeting, source, until
 
 HAPROXY = "/usr/sbin/haproxy"
+MAX_CONNECTIONS = 40  # [security] max_connections
 
 
 def closed_at_once(sock):
@@ -58,7 +59,8 @@ class ProxyProtocol(unittest.TestCase):
         extra += ('[smtp]\ncheck_spf = false\ncheck_dkim = false\ncheck_dmarc = false\n'
                   '[outbound]\nresolvers = ["127.0.0.1@9"]\n')
         security = ('trusted_proxies = ["127.0.0.1/32"]\nblocked_ips = ["127.0.0.45"]\n'
-                    'ban_after_auth_failures = 2\nexempt_networks = []\n')
+                    'ban_after_auth_failures = 2\nexempt_networks = []\n'
+                    'max_connections = %d\n' % MAX_CONNECTIONS)
         cls.server = MailServer("a3-e2e-proxy-", list(cls.direct.items()), ["alice"], "started:",
                                 outbound=extra, security=security)
         cls.config = cls.server.config
@@ -184,6 +186,26 @@ class ProxyProtocol(unittest.TestCase):
             s.sendall(b"\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00")
             s.settimeout(5)
             self.assertTrue(s.recv(100).startswith(b"* OK"))
+
+    def test_f_connections_waiting_for_headers_are_limited(self):
+        # A trusted proxy that opens connections and says nothing: at most
+        # max_connections of them wait; the next is closed at once.
+        waiting = [source("127.0.0.1")("127.0.0.1", self.behind["imap"])
+                   for _ in range(MAX_CONNECTIONS)]
+        try:
+            time.sleep(0.5)  # all of them accepted
+            with source("127.0.0.1")("127.0.0.1", self.behind["imap"]) as s:
+                self.assertTrue(closed_at_once(s))
+        finally:
+            for s in waiting:
+                s.close()
+        # Once they are gone, a header is read again.
+        def answered():
+            with source("127.0.0.1")("127.0.0.1", self.behind["imap"]) as s:
+                s.sendall(v2_header("198.51.100.9", 4002, "127.0.0.1", 143))
+                s.settimeout(5)
+                return s.recv(100).startswith(b"* OK")
+        until(answered, 10, "a proxied connection to be served again")
 
     def events(self, kind):
         out = ctl(self.config, "log", "dump", "--json").stdout.decode().splitlines()
