@@ -244,8 +244,7 @@ boost::system::result<void, Failure> migrate(Connection& db) {
 }
 
 AuditProjector::AuditProjector(eventlog::EventLog& log, Options options)
-    : log_(log),
-      options_(std::move(options)),
+    : options_(std::move(options)),
       runner_(
           log, *this,
           RunnerOptions{options_.max_batch, std::chrono::milliseconds(250), options_.max_backoff}) {

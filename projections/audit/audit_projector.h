@@ -70,7 +70,6 @@ class AuditProjector : private Projection {
   void purge();
   boost::system::result<void, Failure> follow_timeline();
 
-  eventlog::EventLog& log_;
   Options options_;
   std::unique_ptr<Connection> db_;
   std::chrono::steady_clock::time_point last_purge_{};  // the runner's thread only
