@@ -17,6 +17,10 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+namespace a3::config {
+struct AccessControl;
+}  // namespace a3::config
+
 namespace a3::config::detail {
 
 namespace fs = std::filesystem;
@@ -285,5 +289,12 @@ class Section {
   std::vector<std::string>& errors_;
   std::vector<std::string>& warnings_;
 };
+
+// common/config_access.cc: the keys of an [access_control] table (`base`:
+// where its relative paths start), and the file security.access_control_file
+// names (its errors name that file).
+void read_access(Section& s, const fs::path& base, AccessControl& a);
+void read_access_file(const fs::path& file, AccessControl& a, std::vector<std::string>& errors,
+                      std::vector<std::string>& warnings);
 
 }  // namespace a3::config::detail
