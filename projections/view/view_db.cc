@@ -2,7 +2,9 @@
 
 #include <stdlib.h>
 
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 
 #include <fmt/format.h>
 #include <openssl/evp.h>
@@ -73,8 +75,17 @@ std::unique_ptr<ViewDb> ViewDb::open(const fs::path& path, bool read_only,
       throw std::runtime_error(fmt::format("view: no mailbox view at {}", path.string()));
     }
     // A read-only instance, not a secondary one: RocksDB 7.8's secondary
-    // instances crash reading values in blob files (message bodies).
-    s = rocksdb::DB::OpenForReadOnly(opts, path.string(), families, &v->handles_, &raw);
+    // instances crash reading values in blob files (message bodies). While
+    // the daemon compacts, a file the manifest named may be gone by the
+    // time it is opened: the open is tried again on a newer manifest.
+    for (int attempt = 0;; ++attempt) {
+      v->handles_.clear();
+      s = rocksdb::DB::OpenForReadOnly(opts, path.string(), families, &v->handles_, &raw);
+      const bool vanished = (s.IsIOError() || s.IsCorruption() || s.IsPathNotFound()) &&
+                            s.ToString().find("No such file") != std::string::npos;
+      if (s.ok() || !vanished || attempt == 20) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
   } else {
     std::error_code ec;
     fs::create_directories(path, ec);
