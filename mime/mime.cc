@@ -3,13 +3,16 @@
 #include <gmime/gmime.h>
 
 #include <algorithm>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <tuple>
 
 #include <fmt/format.h>
 
 #include "common/ascii.h"
 #include "common/json.h"
+#include "mime/rfc822.h"
 
 namespace a3::mime {
 
@@ -49,7 +52,7 @@ std::string take_gstring(char* s) {
 
 struct Header {
   std::string name;   // as written
-  std::string value;  // unfolded, raw (encoded words kept)
+  std::string value;  // unfolded (CRLFs removed, folding whitespace kept), raw
 };
 
 // The position after the line that starts at `pos` (after its LF), or end.
@@ -62,37 +65,41 @@ bool blank_line(std::string_view s, std::size_t pos, std::size_t end) {
   return pos < end && (s[pos] == '\n' || (s[pos] == '\r' && pos + 1 < end && s[pos + 1] == '\n'));
 }
 
-// RFC 5322 2.2: header fields up to the first empty line; continuation lines
-// start with WSP. Returns the body start (after the blank line), or `end` if
-// there is none.
-std::size_t read_headers(std::string_view s, std::size_t begin, std::size_t end,
-                         std::vector<Header>& out) {
-  std::size_t pos = begin;
-  while (pos < end) {
-    if (blank_line(s, pos, end)) return next_line(s, pos, end);
-    const std::size_t line_end = next_line(s, pos, end);
-    std::string_view line = s.substr(pos, line_end - pos);
-    while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
-      line.remove_suffix(1);
-    if ((line.starts_with(" ") || line.starts_with("\t")) && !out.empty()) {
-      // A continuation line of only whitespace adds nothing.
-      if (const auto text = line.find_first_not_of(" \t"); text != std::string_view::npos) {
-        out.back().value += " ";
-        out.back().value += line.substr(text);
-      }
-    } else if (const auto colon = line.find(':'); colon != std::string_view::npos) {
-      std::string_view name = line.substr(0, colon);
-      while (!name.empty() && (name.back() == ' ' || name.back() == '\t'))
-        name.remove_suffix(1);
-      std::string_view value = line.substr(colon + 1);
-      while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
-        value.remove_prefix(1);
-      out.push_back({std::string(name), std::string(value)});
-    }
-    // A line that is neither (no colon): ignored, best effort.
-    pos = line_end;
+std::string_view chomp(std::string_view line) {
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
+    line.remove_suffix(1);
+  return line;
+}
+
+// One header field at `pos` with its continuation lines (RFC 5322 2.2.3:
+// unfolding removes the CRLFs only). A line without a colon is skipped.
+// Returns the position after it.
+std::size_t read_field(std::string_view s, std::size_t pos, std::size_t end,
+                       std::vector<Header>& out) {
+  std::size_t next = next_line(s, pos, end);
+  const std::string_view line = chomp(s.substr(pos, next - pos));
+  const auto colon = line.find(':');
+  std::optional<Header> h;
+  if (colon != std::string_view::npos) {
+    std::string_view name = line.substr(0, colon);
+    while (!name.empty() && (name.back() == ' ' || name.back() == '\t'))
+      name.remove_suffix(1);
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    h = Header{std::string(name), std::string(value)};
   }
-  return end;
+  while (next < end && (s[next] == ' ' || s[next] == '\t')) {
+    const std::size_t after = next_line(s, next, end);
+    if (h) h->value += chomp(s.substr(next, after - next));
+    next = after;
+  }
+  if (h) {
+    while (!h->value.empty() && (h->value.back() == ' ' || h->value.back() == '\t'))
+      h->value.pop_back();
+    out.push_back(std::move(*h));
+  }
+  return next;
 }
 
 const std::string* find_header(const std::vector<Header>& h, std::string_view name) {
@@ -103,10 +110,7 @@ const std::string* find_header(const std::vector<Header>& h, std::string_view na
 }
 
 std::string trim(std::string_view v) {
-  const auto b = v.find_first_not_of(" \t");
-  if (b == std::string_view::npos) return {};
-  const auto e = v.find_last_not_of(" \t");
-  return std::string(v.substr(b, e - b + 1));
+  return std::string(ascii::trim(v));
 }
 
 // ---- IMAP rendering ----
@@ -115,326 +119,427 @@ std::string nstring(const std::string* v) {
   return v ? imap_string(*v) : "NIL";
 }
 
-std::string params_list(GMimeParamList* list) {
-  const int n = list ? g_mime_param_list_length(list) : 0;
-  if (n == 0) return "NIL";
+std::string params_list(const std::vector<std::pair<std::string, std::string>>& params) {
+  if (params.empty()) return "NIL";
   std::string out = "(";
-  for (int i = 0; i < n; ++i) {
-    GMimeParam* p = g_mime_param_list_get_parameter_at(list, i);
-    if (i) out += ' ';
-    out += imap_string(g_mime_param_get_name(p) ? g_mime_param_get_name(p) : "");
+  for (const auto& [name, value] : params) {
+    if (out.size() > 1) out += ' ';
+    out += imap_string(name);
     out += ' ';
-    out += imap_string(g_mime_param_get_value(p) ? g_mime_param_get_value(p) : "");
+    out += imap_string(value);
   }
   return out + ")";
 }
 
-bool ascii(std::string_view s) {
-  return std::all_of(s.begin(), s.end(),
-                     [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+const std::string* param(const std::vector<std::pair<std::string, std::string>>& params,
+                         std::string_view name) {
+  for (const auto& [n, v] : params) {
+    if (iequals(n, name)) return &v;
+  }
+  return nullptr;
 }
 
-// RFC 9051 7.5.2: address = "(" addr-name SP addr-adl SP addr-mailbox SP addr-host ")"
-void render_addresses(InternetAddressList* list, std::string& out, std::string& search) {
+// RFC 9051 7.5.2: address = "(" addr-name SP addr-adl SP addr-mailbox SP addr-host ")",
+// from the header's own text.
+std::string envelope_addresses(const std::string* value) {
+  if (!value) return "NIL";
+  const auto list = rfc822::parse_addresses(*value);
+  if (list.empty()) return "NIL";
+  std::string out = "(";
+  auto n = [](const std::optional<std::string>& v) { return v ? imap_string(*v) : "NIL"; };
+  for (const auto& a : list)
+    out += fmt::format("({} {} {} {})", n(a.name), n(a.route), n(a.mailbox), n(a.host));
+  return out + ")";
+}
+
+// "Name <addr>, ..." decoded (RFC 2047), for SEARCH FROM/TO/CC/BCC.
+void search_addresses(InternetAddressList* list, std::string& search) {
   const int n = list ? internet_address_list_length(list) : 0;
   for (int i = 0; i < n; ++i) {
     InternetAddress* ia = internet_address_list_get_address(list, i);
     const char* name = internet_address_get_name(ia);
-    std::optional<std::string> shown;
-    if (name && *name) {
-      // GMime decodes RFC 2047 names; a 7-bit client gets them encoded again.
-      shown = ascii(name) ? std::string(name)
-                          : take_gstring(g_mime_utils_header_encode_phrase(nullptr, name, "utf-8"));
-    }
     if (!search.empty()) search += ", ";
     if (INTERNET_ADDRESS_IS_GROUP(ia)) {
-      // Group syntax: (NIL NIL "group" NIL) members (NIL NIL NIL NIL).
-      out += fmt::format("(NIL NIL {} NIL)", imap_string(shown.value_or("")));
       search += name ? name : "";
       std::string inner;
-      render_addresses(internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia)), out, inner);
-      out += "(NIL NIL NIL NIL)";
+      search_addresses(internet_address_group_get_members(INTERNET_ADDRESS_GROUP(ia)), inner);
       if (!inner.empty()) search += ": " + inner;
       continue;
     }
     const char* addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
     const std::string a = addr ? addr : "";
-    const auto at = a.rfind('@');
-    const std::string local = at == std::string::npos ? a : a.substr(0, at);
-    const std::string host = at == std::string::npos ? "" : a.substr(at + 1);
-    out += fmt::format("({} NIL {} {})", shown ? imap_string(*shown) : "NIL", imap_string(local),
-                       host.empty() ? "NIL" : imap_string(host));
     search += name && *name ? fmt::format("{} <{}>", name, a) : a;
   }
 }
 
-std::string address_list(const std::string* value, std::string* search) {
-  if (!value || trim(*value).empty()) return "NIL";
+std::string search_text(const std::string* value) {
+  if (!value || trim(*value).empty()) return {};
   GObjectPtr<InternetAddressList> list(internet_address_list_parse(nullptr, value->c_str()));
-  std::string out, s;
-  render_addresses(list.p, out, s);
-  if (search) *search = s;
-  return out.empty() ? "NIL" : "(" + out + ")";
+  std::string s;
+  search_addresses(list.p, s);
+  return s;
 }
 
 // ---- the structure ----
 
-class Parser {
- public:
-  explicit Parser(std::string_view raw) : raw_(raw) {}
+// A MIME entity: a message, a body part, or a message embedded in a
+// message/rfc822 part.
+struct Node {
+  std::vector<Header> headers;
+  std::uint64_t header_begin = 0, body_begin = 0, body_end = 0;
+  std::string type, subtype;  // as written, or the default
+  std::vector<std::pair<std::string, std::string>> params;
+  std::string encoding;  // as written, "" if absent or not a token
+  std::string media;     // lowercase "type/subtype"
+  bool multipart = false, message = false;
+  // A boundary line cut the header short: the newline before it is not
+  // the header's, but the enclosing message/rfc822 part's.
+  bool header_cut = false;
+  std::vector<std::unique_ptr<Node>> children;  // parts, or the embedded message
+};
 
-  Summary run() {
-    std::vector<Header> headers;
-    const std::size_t body_begin = read_headers(raw_, 0, raw_.size(), headers);
-    fill_search(headers);
-    sum_.envelope = envelope(headers);
-    Part top;
-    top.section = "";
-    top.header_begin = 0;
-    top.body_begin = body_begin;
-    top.body_end = raw_.size();
-    describe(headers, top, "text/plain");
-    sum_.parts.push_back(top);
-    const std::size_t top_index = 0;
-    auto [body, ext] = structure(headers, top_index, "", 0);
-    sum_.body = body;
-    sum_.bodystructure = ext;
-    return std::move(sum_);
+constexpr int kMaxDepth = 64;
+// RFC 2046 5.1.1 allows 70; longer boundaries are cut, as the reference does.
+constexpr std::size_t kMaxBoundary = 80;
+
+// Finds the entities of a message in one pass over its lines. A line
+// starting with "--" ends the current part when it starts with an active
+// boundary: the longest one that matches, the innermost of equals
+// (RFC 2046 5.1.2: the innermost first, so that nested parts may reuse a
+// boundary). A boundary of an enclosing multipart ends every part inside
+// it, so missing close delimiters lose nothing. The CRLF before a boundary
+// line belongs to the boundary (RFC 2046 5.1.1).
+class Scanner {
+ public:
+  explicit Scanner(std::string_view raw) : raw_(raw) {}
+
+  std::unique_ptr<Node> run() {
+    auto top = std::make_unique<Node>();
+    entity(*top, 0, "text/plain", 0);
+    return top;
   }
 
  private:
-  struct Rendered {
-    std::string body, bodystructure;
+  struct Boundary {
+    std::string text;
+  };
+  struct Match {
+    std::size_t level;  // index in stack_
+    std::size_t line;   // where the "--" starts
+    bool close;
   };
 
-  void fill_search(const std::vector<Header>& h) {
-    auto decoded = [](const std::string* v) {
-      return v ? take_gstring(g_mime_utils_header_decode_text(nullptr, v->c_str())) : std::string();
-    };
-    sum_.subject = decoded(find_header(h, "Subject"));
-    if (const auto* id = find_header(h, "Message-ID")) sum_.message_id = trim(*id);
-    if (const auto* d = find_header(h, "Date")) {
-      if (GDateTime* dt = g_mime_utils_header_decode_date(d->c_str())) {
-        sum_.date_ms = g_date_time_to_unix(dt) * 1000;
-        g_date_time_unref(dt);
+  std::optional<Match> match(std::size_t pos) const {
+    if (stack_.empty() || pos + 2 > raw_.size() || raw_[pos] != '-' || raw_[pos + 1] != '-')
+      return std::nullopt;
+    const std::size_t e = next_line(raw_, pos, raw_.size());
+    const std::string_view rest = raw_.substr(pos + 2, e - pos - 2);
+    std::optional<std::size_t> best;
+    for (std::size_t i = stack_.size(); i-- > 0;) {
+      const auto& b = stack_[i].text;
+      if (rest.starts_with(b) && (!best || stack_[*best].text.size() < b.size())) best = i;
+    }
+    if (!best) return std::nullopt;
+    return Match{*best, pos, rest.substr(stack_[*best].text.size()).starts_with("--")};
+  }
+
+  std::optional<Match> scan(std::size_t pos) const {
+    if (stack_.empty()) return std::nullopt;
+    for (; pos < raw_.size(); pos = next_line(raw_, pos, raw_.size())) {
+      if (auto m = match(pos)) return m;
+    }
+    return std::nullopt;
+  }
+
+  // The end of a part that a boundary line at `line` closes: before its
+  // CRLF (or LF), never before `floor`.
+  std::size_t before_newline(std::size_t line, std::size_t floor) const {
+    std::size_t e = line;
+    if (e > floor && raw_[e - 1] == '\n') {
+      --e;
+      if (e > floor && raw_[e - 1] == '\r') --e;
+    }
+    return e;
+  }
+
+  void describe(Node& n, std::string_view default_type) {
+    rfc822::ContentType ct;
+    if (const auto* v = find_header(n.headers, "Content-Type")) ct = rfc822::parse_content_type(*v);
+    if (ct.type.empty()) {
+      const auto slash = default_type.find('/');
+      n.type = std::string(default_type.substr(0, slash));
+      n.subtype = std::string(default_type.substr(slash + 1));
+    } else {
+      n.type = std::move(ct.type);
+      n.subtype = std::move(ct.subtype);
+      n.params = std::move(ct.params);
+    }
+    n.media = lower(n.type) + "/" + lower(n.subtype);
+    n.multipart = lower(n.type) == "multipart";
+    n.message = n.media == "message/rfc822" || n.media == "message/global";
+    if (const auto* e = find_header(n.headers, "Content-Transfer-Encoding"))
+      n.encoding = rfc822::single_token(*e);
+  }
+
+  // Reads the entity starting at `begin`: its header, then its body, up to
+  // the next line with an active boundary (returned) or the end.
+  std::optional<Match> entity(Node& n, std::size_t begin, std::string_view default_type,
+                              int depth) {
+    ++count_;
+    const std::size_t end = raw_.size();
+    n.header_begin = begin;
+    std::size_t pos = begin;
+    std::optional<Match> stop;
+    bool blank = false;
+    while (pos < end) {
+      if (blank_line(raw_, pos, end)) {
+        pos = next_line(raw_, pos, end);
+        blank = true;
+        break;
       }
+      // A boundary ends a part whose header has no blank line after it.
+      if ((stop = match(pos))) break;
+      pos = read_field(raw_, pos, end, n.headers);
     }
-  }
-
-  std::string envelope(const std::vector<Header>& h) {
-    std::string from_search, to_search, cc_search, bcc_search;
-    const std::string from = address_list(find_header(h, "From"), &from_search);
-    // RFC 9051 7.5.2: absent or empty Sender / Reply-To take From's value.
-    std::string sender = address_list(find_header(h, "Sender"), nullptr);
-    if (sender == "NIL") sender = from;
-    std::string reply_to = address_list(find_header(h, "Reply-To"), nullptr);
-    if (reply_to == "NIL") reply_to = from;
-    const std::string to = address_list(find_header(h, "To"), &to_search);
-    const std::string cc = address_list(find_header(h, "Cc"), &cc_search);
-    const std::string bcc = address_list(find_header(h, "Bcc"), &bcc_search);
-    if (depth_ == 0) {
-      sum_.from = from_search;
-      sum_.to = to_search;
-      sum_.cc = cc_search;
-      sum_.bcc = bcc_search;
+    describe(n, default_type);
+    const bool descend = depth < kMaxDepth && count_ < kMaxParts;
+    const std::string* boundary = n.multipart ? param(n.params, "boundary") : nullptr;
+    const bool own = descend && boundary && !boundary->empty();
+    if (own) stack_.push_back({boundary->substr(0, kMaxBoundary)});
+    const std::size_t level = stack_.size() - 1;
+    if (blank && !stop) {
+      // An enclosing boundary right after the blank line: the part has no
+      // body, and the blank line is the newline before the boundary.
+      if (auto m = match(pos); m && !(own && m->level == level)) stop = m;
     }
-    return fmt::format("({} {} {} {} {} {} {} {} {} {})", nstring(find_header(h, "Date")),
-                       nstring(find_header(h, "Subject")), from, sender, reply_to, to, cc, bcc,
-                       nstring(find_header(h, "In-Reply-To")),
-                       nstring(find_header(h, "Message-ID")));
-  }
-
-  // Type and encoding of a part from its headers.
-  void describe(const std::vector<Header>& h, Part& p, std::string_view default_type) {
-    p.type = std::string(default_type);
-    if (const auto* ct = find_header(h, "Content-Type")) {
-      GObjectPtr<GMimeContentType> t(g_mime_content_type_parse(nullptr, ct->c_str()));
-      if (t.p && g_mime_content_type_get_media_type(t.p) &&
-          g_mime_content_type_get_media_subtype(t.p)) {
-        p.type = lower(g_mime_content_type_get_media_type(t.p)) + "/" +
-                 lower(g_mime_content_type_get_media_subtype(t.p));
-      }
+    if (stop) {
+      if (own) stack_.pop_back();
+      n.body_begin = n.body_end = before_newline(pos, begin);
+      n.header_cut = n.body_begin != pos;
+      return stop;
     }
-    if (const auto* enc = find_header(h, "Content-Transfer-Encoding")) {
-      const std::string e = lower(trim(*enc));
-      if (!e.empty()) p.encoding = e;
-    }
-    p.message = p.type == "message/rfc822" || p.type == "message/global";
-  }
-
-  static std::size_t count_lines(std::string_view s) {
-    return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n')) +
-           (!s.empty() && s.back() != '\n' ? 1 : 0);
-  }
-
-  // Renders BODY and BODYSTRUCTURE of the entity whose headers are `h` and
-  // whose Part is parts[index]; adds the parts below it.
-  std::pair<std::string, std::string> structure(const std::vector<Header>& h, std::size_t index,
-                                                const std::string& section, int nesting) {
-    const Part part = sum_.parts[index];
-    const std::string_view body = raw_.substr(part.body_begin, part.body_end - part.body_begin);
-    const auto slash = part.type.find('/');
-    const std::string type = part.type.substr(0, slash), subtype = part.type.substr(slash + 1);
-
-    GObjectPtr<GMimeContentType> ct(nullptr);
-    if (const auto* v = find_header(h, "Content-Type")) {
-      ct.p = g_mime_content_type_parse(nullptr, v->c_str());
-    }
-    GMimeParamList* params = ct.p ? g_mime_content_type_get_parameters(ct.p) : nullptr;
-
-    std::string disposition = "NIL";
-    if (const auto* d = find_header(h, "Content-Disposition")) {
-      GObjectPtr<GMimeContentDisposition> cd(g_mime_content_disposition_parse(nullptr, d->c_str()));
-      if (cd.p && g_mime_content_disposition_get_disposition(cd.p)) {
-        disposition =
-            fmt::format("({} {})", imap_string(g_mime_content_disposition_get_disposition(cd.p)),
-                        params_list(g_mime_content_disposition_get_parameters(cd.p)));
-      }
-    }
-    const std::string language = nstring(find_header(h, "Content-Language"));
-    const std::string location = nstring(find_header(h, "Content-Location"));
-
-    // Bounded nesting: a hostile message cannot make us recurse forever.
-    if (type == "multipart" && nesting < 64) {
-      const char* boundary =
-          params ? g_mime_param_list_get_parameter(params, "boundary") != nullptr
-                       ? g_mime_param_get_value(g_mime_param_list_get_parameter(params, "boundary"))
-                       : nullptr
-                 : nullptr;
-      std::string body_s, ext_s;
-      int n = 0;
-      if (boundary && *boundary) {
-        for (const auto& [begin, end] : split(part.body_begin, part.body_end, boundary)) {
-          // Bounded work and memory whatever the message: parts past the
-          // limit are left inside their parent's body.
-          if (sum_.parts.size() >= kMaxParts) break;
-          const std::string child =
-              section.empty() ? std::to_string(++n) : fmt::format("{}.{}", section, ++n);
-          auto [b, e] =
-              child_entity(begin, end, child, subtype == "digest" ? "message/rfc822" : "text/plain",
-                           nesting + 1);
-          body_s += b;
-          ext_s += e;
+    n.body_begin = pos;
+    if (own) {
+      const std::string child_type = iequals(n.subtype, "digest") ? "message/rfc822" : "text/plain";
+      auto m = scan(n.body_begin);
+      for (;;) {
+        if (!m) {
+          n.body_end = end;
+          stack_.resize(level);
+          return std::nullopt;
         }
-      }
-      if (n == 0) {
-        // RFC 9051 7.5.2 requires at least one part: an empty text/plain.
-        body_s = ext_s = "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 0 0)";
-      }
-      std::string sub = imap_string(subtype);
-      return {fmt::format("({} {})", body_s, sub),
-              fmt::format("({} {} {} {} {} {})", ext_s, sub, params_list(params), disposition,
-                          language, location)};
-    }
-
-    // RFC 2045 5.2: text without a charset is us-ascii; say so, as clients
-    // expect a charset for every text part.
-    std::string param_text = params_list(params);
-    if (type == "text" && !(params && g_mime_param_list_get_parameter(params, "charset"))) {
-      param_text = param_text == "NIL" ? "(\"charset\" \"us-ascii\")"
-                                       : "(\"charset\" \"us-ascii\" " + param_text.substr(1);
-    }
-    std::string fields =
-        fmt::format("{} {} {} {} {}", param_text, nstring(find_header(h, "Content-ID")),
-                    nstring(find_header(h, "Content-Description")),
-                    imap_string(upper(part.encoding)), body.size());
-    std::string tail;
-    if (type == "text") {
-      tail = fmt::format(" {}", count_lines(body));
-    } else if (part.message && nesting < 64) {
-      // The embedded message: its envelope and structure, then the lines.
-      std::vector<Header> inner;
-      const std::size_t inner_body = read_headers(raw_, part.body_begin, part.body_end, inner);
-      sum_.parts[index].inner_body_begin = inner_body;
-      ++depth_;
-      const std::string env = envelope(inner);
-      Part nested;
-      nested.section = section.empty() ? "1" : section + ".1";
-      nested.header_begin = part.body_begin;
-      nested.body_begin = inner_body;
-      nested.body_end = part.body_end;
-      describe(inner, nested, "text/plain");
-      // A multipart inside a message/rfc822 part numbers its children from
-      // the part's own section (2.1, 2.2); a single body is 2.1.
-      std::pair<std::string, std::string> r;
-      if (nested.type.starts_with("multipart/")) {
-        nested.section = section;  // children are section.N
-        sum_.parts.push_back(nested);
-        r = structure(inner, sum_.parts.size() - 1, section, nesting + 1);
-        sum_.parts.erase(std::find_if(sum_.parts.begin(), sum_.parts.end(), [&](const Part& x) {
-          return x.section == section && x.header_begin == nested.header_begin &&
-                 x.type == nested.type;
-        }));
-      } else {
-        sum_.parts.push_back(nested);
-        r = structure(inner, sum_.parts.size() - 1, nested.section, nesting + 1);
-      }
-      --depth_;
-      tail = fmt::format(" {} {} {}", env, r.first, count_lines(body));
-      const std::string ext_tail = fmt::format(" {} {} {}", env, r.second, count_lines(body));
-      const std::string head =
-          fmt::format("({} {} {}", imap_string(type), imap_string(subtype), fields);
-      return {head + tail + ")",
-              head + ext_tail + fmt::format(" NIL {} {} {})", disposition, language, location)};
-    }
-    const std::string head =
-        fmt::format("({} {} {}{}", imap_string(type), imap_string(subtype), fields, tail);
-    // body-ext-1part: md5 (we do not compute Content-MD5) disposition language location
-    return {head + ")", fmt::format("{} {} {} {} {})", head, nstring(find_header(h, "Content-MD5")),
-                                    disposition, language, location)};
-  }
-
-  std::pair<std::string, std::string> child_entity(std::size_t begin, std::size_t end,
-                                                   const std::string& section,
-                                                   std::string_view default_type, int nesting) {
-    std::vector<Header> h;
-    Part p;
-    p.section = section;
-    p.header_begin = begin;
-    p.body_begin = read_headers(raw_, begin, end, h);
-    p.body_end = end;
-    describe(h, p, default_type);
-    sum_.parts.push_back(p);
-    return structure(h, sum_.parts.size() - 1, section, nesting);
-  }
-
-  // RFC 2046 5.1.1: the body parts between "--boundary" lines; the CRLF
-  // before a delimiter belongs to the delimiter. Without a close delimiter the
-  // last part runs to the end.
-  std::vector<std::pair<std::size_t, std::size_t>> split(std::size_t begin, std::size_t end,
-                                                         std::string_view boundary) {
-    std::vector<std::pair<std::size_t, std::size_t>> parts;
-    const std::string delim = "--" + std::string(boundary);
-    std::optional<std::size_t> part_start;
-    for (std::size_t pos = begin; pos < end;) {
-      const std::size_t line_end = next_line(raw_, pos, end);
-      std::string_view line = raw_.substr(pos, line_end - pos);
-      if (line.starts_with(delim)) {
-        std::string_view rest = line.substr(delim.size());
-        const bool close = rest.starts_with("--");
-        if (close) rest.remove_prefix(2);
-        // Only whitespace may follow the boundary on its line.
-        if (rest.find_first_not_of(" \t\r\n") == std::string_view::npos) {
-          if (part_start) {
-            std::size_t part_end = pos;
-            if (part_end > *part_start && raw_[part_end - 1] == '\n') --part_end;
-            if (part_end > *part_start && raw_[part_end - 1] == '\r') --part_end;
-            parts.emplace_back(*part_start, std::max(part_end, *part_start));
+        if (m->level == level && m->close) {
+          // The epilogue runs up to an enclosing boundary.
+          stack_.resize(level);
+          m = scan(next_line(raw_, m->line, end));
+          if (!m) {
+            n.body_end = end;
+            return std::nullopt;
           }
-          if (close) return parts;
-          part_start = line_end;
         }
+        if (m->level != level) {
+          n.body_end = before_newline(m->line, n.body_begin);
+          stack_.resize(m->level + 1);
+          return m;
+        }
+        const std::size_t start = next_line(raw_, m->line, end);
+        if (count_ >= kMaxParts) {
+          // Bounded work whatever the message: the rest stays in the body.
+          m = scan(start);
+          continue;
+        }
+        n.children.push_back(std::make_unique<Node>());
+        m = entity(*n.children.back(), start, child_type, depth + 1);
       }
-      pos = line_end;
     }
-    if (part_start && *part_start <= end) parts.emplace_back(*part_start, end);
-    return parts;
+    if (descend && n.message) {
+      n.children.push_back(std::make_unique<Node>());
+      const Node& inner = *n.children.back();
+      auto m = entity(*n.children.back(), n.body_begin, "text/plain", depth + 1);
+      n.body_end = m && inner.header_cut ? m->line : inner.body_end;
+      return m;
+    }
+    auto m = scan(n.body_begin);
+    n.body_end = m ? before_newline(m->line, n.body_begin) : end;
+    return m;
   }
 
   std::string_view raw_;
-  Summary sum_;
-  int depth_ = 0;
+  std::vector<Boundary> stack_;
+  std::size_t count_ = 0;
 };
+
+// RFC 9051 7.5.2 requires a part in every multipart: a multipart without
+// one shows an empty text/plain, as the reference does.
+constexpr std::string_view kEmptyBody =
+    R"(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0))";
+constexpr std::string_view kEmptyStructure =
+    R"(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL))";
+constexpr std::string_view kEmptyEnvelope = "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)";
+
+class Renderer {
+ public:
+  Renderer(std::string_view raw, Summary& sum) : raw_(raw), sum_(sum) {}
+
+  std::string envelope(const std::vector<Header>& h) const {
+    const std::string from = envelope_addresses(find_header(h, "From"));
+    // RFC 9051 7.5.2: absent or empty Sender / Reply-To take From's value.
+    std::string sender = envelope_addresses(find_header(h, "Sender"));
+    if (sender == "NIL") sender = from;
+    std::string reply_to = envelope_addresses(find_header(h, "Reply-To"));
+    if (reply_to == "NIL") reply_to = from;
+    return fmt::format(
+        "({} {} {} {} {} {} {} {} {} {})", nstring(find_header(h, "Date")),
+        nstring(find_header(h, "Subject")), from, sender, reply_to,
+        envelope_addresses(find_header(h, "To")), envelope_addresses(find_header(h, "Cc")),
+        envelope_addresses(find_header(h, "Bcc")), nstring(find_header(h, "In-Reply-To")),
+        nstring(find_header(h, "Message-ID")));
+  }
+
+  // BODY and BODYSTRUCTURE of `n`.
+  std::pair<std::string, std::string> structure(const Node& n) const {
+    const auto& h = n.headers;
+    std::string disposition = "NIL";
+    if (const auto* d = find_header(h, "Content-Disposition")) {
+      auto cd = rfc822::parse_disposition(*d);
+      if (!cd.type.empty())
+        disposition = fmt::format("({} {})", imap_string(cd.type), params_list(cd.params));
+    }
+    std::string language = "NIL";
+    if (const auto* l = find_header(h, "Content-Language")) {
+      const auto tags = rfc822::parse_languages(*l);
+      if (!tags.empty()) {
+        language = "(";
+        for (const auto& t : tags)
+          language += (language.size() > 1 ? " " : "") + imap_string(t);
+        language += ")";
+      }
+    }
+    const std::string location = nstring(find_header(h, "Content-Location"));
+    const std::string subtype = imap_string(n.subtype);
+
+    if (n.multipart) {
+      std::string body_s, ext_s;
+      for (const auto& c : n.children) {
+        auto [b, e] = structure(*c);
+        body_s += b;
+        ext_s += e;
+      }
+      if (n.children.empty()) {
+        body_s = kEmptyBody;
+        ext_s = kEmptyStructure;
+      }
+      return {fmt::format("({} {})", body_s, subtype),
+              fmt::format("({} {} {} {} {} {})", ext_s, subtype, params_list(n.params), disposition,
+                          language, location)};
+    }
+
+    const std::string_view body = raw_.substr(n.body_begin, n.body_end - n.body_begin);
+    // RFC 2045 5.2: text without parameters is us-ascii; say so, as
+    // clients expect a charset for every text part.
+    std::string param_text = params_list(n.params);
+    if (lower(n.type) == "text" && n.params.empty()) param_text = "(\"charset\" \"us-ascii\")";
+    const std::string fields = fmt::format("{} {} {} {} {} {}", imap_string(n.type), subtype,
+                                           param_text, nstring(find_header(h, "Content-ID")),
+                                           nstring(find_header(h, "Content-Description")),
+                                           imap_string(n.encoding.empty() ? "7bit" : n.encoding));
+    const std::size_t lines = static_cast<std::size_t>(std::count(body.begin(), body.end(), '\n'));
+    std::string tail, ext_tail;
+    if (lower(n.type) == "text") {
+      tail = ext_tail = fmt::format(" {} {}", body.size(), lines);
+    } else if (n.message) {
+      // The embedded message: its envelope and structure, then the lines.
+      std::string env(kEmptyEnvelope), b(kEmptyBody), e(kEmptyStructure);
+      if (!n.children.empty()) {
+        env = envelope(n.children[0]->headers);
+        std::tie(b, e) = structure(*n.children[0]);
+      }
+      tail = fmt::format(" {} {} {} {}", body.size(), env, b, lines);
+      ext_tail = fmt::format(" {} {} {} {}", body.size(), env, e, lines);
+    } else {
+      tail = ext_tail = fmt::format(" {}", body.size());
+    }
+    return {fmt::format("({}{})", fields, tail),
+            fmt::format("({}{} {} {} {} {})", fields, ext_tail,
+                        nstring(find_header(h, "Content-MD5")), disposition, language, location)};
+  }
+
+  // Every part with its IMAP section number (RFC 9051 6.4.5).
+  void number(const Node& n, const std::string& section) {
+    const std::size_t index = sum_.parts.size() - 1;  // n's own Part
+    auto join = [&](std::size_t i) {
+      return section.empty() ? std::to_string(i) : fmt::format("{}.{}", section, i);
+    };
+    if (n.multipart) {
+      if (n.children.empty()) {
+        Part p;
+        p.section = join(1);
+        p.header_begin = p.body_begin = p.body_end = n.body_begin;
+        sum_.parts.push_back(p);
+      }
+      for (std::size_t i = 0; i < n.children.size(); ++i) {
+        add(*n.children[i], join(i + 1));
+        number(*n.children[i], join(i + 1));
+      }
+    } else if (n.message && !n.children.empty()) {
+      const Node& inner = *n.children[0];
+      sum_.parts[index].inner_body_begin = inner.body_begin;
+      if (inner.multipart) {
+        // Its parts are the message/rfc822 part's own: 2.1, 2.2.
+        number(inner, section);
+      } else {
+        add(inner, join(1));
+        number(inner, join(1));
+      }
+    }
+  }
+
+  void add(const Node& n, const std::string& section) { sum_.parts.push_back(part_of(n, section)); }
+
+  static Part part_of(const Node& n, const std::string& section) {
+    Part p;
+    p.section = section;
+    p.header_begin = n.header_begin;
+    p.body_begin = n.body_begin;
+    p.body_end = n.body_end;
+    p.type = n.media;
+    p.encoding = n.encoding.empty() ? "7bit" : lower(n.encoding);
+    p.message = n.message;
+    return p;
+  }
+
+ private:
+  std::string_view raw_;
+  Summary& sum_;
+};
+
+Summary summarise(std::string_view raw) {
+  Summary sum;
+  const auto top = Scanner(raw).run();
+  const auto& h = top->headers;
+  sum.subject = find_header(h, "Subject") ? take_gstring(g_mime_utils_header_decode_text(
+                                                nullptr, find_header(h, "Subject")->c_str()))
+                                          : std::string();
+  if (const auto* id = find_header(h, "Message-ID")) sum.message_id = trim(*id);
+  if (const auto* d = find_header(h, "Date")) {
+    if (GDateTime* dt = g_mime_utils_header_decode_date(d->c_str())) {
+      sum.date_ms = g_date_time_to_unix(dt) * 1000;
+      sum.date_offset_minutes =
+          static_cast<std::int32_t>(g_date_time_get_utc_offset(dt) / G_TIME_SPAN_MINUTE);
+      g_date_time_unref(dt);
+    }
+  }
+  sum.from = search_text(find_header(h, "From"));
+  sum.to = search_text(find_header(h, "To"));
+  sum.cc = search_text(find_header(h, "Cc"));
+  sum.bcc = search_text(find_header(h, "Bcc"));
+  Renderer r(raw, sum);
+  sum.envelope = r.envelope(h);
+  std::tie(sum.body, sum.bodystructure) = r.structure(*top);
+  r.add(*top, "");
+  r.number(*top, "");
+  return sum;
+}
 
 }  // namespace
 
@@ -456,14 +561,14 @@ std::string imap_string(std::string_view s) {
 Summary parse(std::string_view raw) {
   init_gmime();
   try {
-    return Parser(raw).run();
+    return summarise(raw);
   } catch (const std::exception&) {
     // Never let a message stop the projection: a minimal summary instead.
     Summary s;
     s.envelope = "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)";
-    s.body = fmt::format("(\"application\" \"octet-stream\" NIL NIL NIL \"7BIT\" {})", raw.size());
+    s.body = fmt::format("(\"application\" \"octet-stream\" NIL NIL NIL \"7bit\" {})", raw.size());
     s.bodystructure = fmt::format(
-        "(\"application\" \"octet-stream\" NIL NIL NIL \"7BIT\" {} NIL NIL NIL NIL)", raw.size());
+        "(\"application\" \"octet-stream\" NIL NIL NIL \"7bit\" {} NIL NIL NIL NIL)", raw.size());
     Part p;
     p.body_end = raw.size();
     p.type = "application/octet-stream";
@@ -550,8 +655,9 @@ std::optional<std::string> decode_transfer_encoding(std::string_view body,
   if (e.empty() || e == "7bit" || e == "8bit" || e == "binary") return std::string(body);
   init_gmime();
   const GMimeContentEncoding kind = g_mime_content_encoding_from_string(e.c_str());
-  if (kind != GMIME_CONTENT_ENCODING_BASE64 && kind != GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE &&
-      kind != GMIME_CONTENT_ENCODING_UUENCODE)
+  // Only RFC 2045's encodings: x-uuencode is no transfer encoding, and its
+  // "begin" line makes it a format of its own (RFC 3516 UNKNOWN-CTE).
+  if (kind != GMIME_CONTENT_ENCODING_BASE64 && kind != GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE)
     return std::nullopt;
   GMimeEncoding state;
   g_mime_encoding_init_decode(&state, kind);

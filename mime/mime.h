@@ -37,6 +37,8 @@ struct Summary {
   // Decoded (UTF-8) header fields for SEARCH; addresses as "Name <addr>, ...".
   std::string subject, from, to, cc, bcc, message_id;
   std::int64_t date_ms = 0;  // Date: header (SENTBEFORE/SENTON/SENTSINCE), 0 if none or invalid
+  std::int32_t date_offset_minutes =
+      0;  // the Date header's zone: its own day is what SENT* compare
 };
 
 Summary parse(std::string_view raw);
@@ -59,8 +61,8 @@ struct Authors {
 Authors authors(std::string_view raw);
 
 // A part's body with its Content-Transfer-Encoding undone (base64,
-// quoted-printable, uuencode; 7bit/8bit/binary as is), for IMAP BINARY and
-// SEARCH. nullopt for an encoding we do not know (RFC 3516 UNKNOWN-CTE).
+// quoted-printable; 7bit/8bit/binary as is), for IMAP BINARY and SEARCH.
+// nullopt for any other encoding, x-uuencode included (RFC 3516 UNKNOWN-CTE).
 std::optional<std::string> decode_transfer_encoding(std::string_view body,
                                                     std::string_view encoding);
 

@@ -260,6 +260,7 @@ std::string encode(const mime::Summary& s) {
     w.str(p.section).u64(p.header_begin).u64(p.body_begin).u64(p.body_end).str(p.type);
     w.str(p.encoding).u32(p.message ? 1 : 0).u64(p.inner_body_begin);
   }
+  w.i64(s.date_offset_minutes);  // added after the parts: older summaries lack it
   return w.done();
 }
 
@@ -291,6 +292,8 @@ std::optional<mime::Summary> decode_mime(std::string_view v) {
     p.inner_body_begin = in.u64();
     s.parts.push_back(std::move(p));
   }
+  if (!in.ok()) return std::nullopt;
+  if (!in.at_end()) s.date_offset_minutes = static_cast<std::int32_t>(in.i64());
   if (!in.ok()) return std::nullopt;
   return s;
 }

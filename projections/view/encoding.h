@@ -78,6 +78,7 @@ class Reader {
   std::vector<std::string> strs();
   bool bytes(void* p, std::size_t n);
   bool ok() const { return ok_; }
+  bool at_end() const { return pos_ >= in_.size(); }
 
  private:
   std::string_view in_;

@@ -52,10 +52,10 @@ TEST(Mime, SimpleMessageEnvelopeAndStructure) {
             "((\"Bob Example\" NIL \"bob\" \"example.net\")) "
             "((NIL NIL \"alice\" \"example.test\")(\"Carol\" NIL \"carol\" \"example.test\")) "
             "NIL NIL NIL \"<1@example.net>\")");
-  EXPECT_EQ(s.body, "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 14 2)");
+  EXPECT_EQ(s.body, "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 14 2)");
   EXPECT_EQ(
       s.bodystructure,
-      "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 14 2 NIL NIL NIL NIL)");
+      "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 14 2 NIL NIL NIL NIL)");
   EXPECT_EQ(s.subject, "Grüße");
   EXPECT_EQ(s.from, "Bob Example <bob@example.net>");
   EXPECT_EQ(s.message_id, "<1@example.net>");
@@ -93,13 +93,13 @@ TEST(Mime, MultipartRangesExcludeTheDelimiterCrlf) {
   EXPECT_EQ(p2.encoding, "base64");
   EXPECT_EQ(p2.type, "application/pdf");
   EXPECT_EQ(s.bodystructure,
-            "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7BIT\" 5 1 NIL NIL NIL NIL)"
-            "(\"application\" \"pdf\" (\"name\" \"r.pdf\") NIL NIL \"BASE64\" 4 NIL "
+            "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 5 0 NIL NIL NIL NIL)"
+            "(\"application\" \"pdf\" (\"name\" \"r.pdf\") NIL NIL \"base64\" 4 NIL "
             "(\"attachment\" (\"filename\" \"r.pdf\")) NIL NIL) \"mixed\" (\"boundary\" \"XX\") "
             "NIL NIL NIL)");
   EXPECT_EQ(s.body,
-            "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7BIT\" 5 1)"
-            "(\"application\" \"pdf\" (\"name\" \"r.pdf\") NIL NIL \"BASE64\" 4) \"mixed\")");
+            "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 5 0)"
+            "(\"application\" \"pdf\" (\"name\" \"r.pdf\") NIL NIL \"base64\" 4) \"mixed\")");
 }
 
 TEST(Mime, EmbeddedMessagesAreNumberedBelowTheirPart) {
@@ -119,7 +119,7 @@ TEST(Mime, EmbeddedMessagesAreNumberedBelowTheirPart) {
   EXPECT_TRUE(range(raw, msg.body_begin, msg.inner_body_begin).starts_with("From: c@example"));
   EXPECT_EQ(range(raw, part(s, "2.1").body_begin, part(s, "2.1").body_end), "plain");
   EXPECT_EQ(range(raw, part(s, "2.2").body_begin, part(s, "2.2").body_end), "<p>html</p>");
-  EXPECT_NE(s.bodystructure.find("(\"message\" \"rfc822\" NIL NIL NIL \"7BIT\""), std::string::npos)
+  EXPECT_NE(s.bodystructure.find("(\"message\" \"rfc822\" NIL NIL NIL \"7bit\""), std::string::npos)
       << s.bodystructure;
   EXPECT_NE(s.bodystructure.find("\"inner\""), std::string::npos) << "the inner envelope";
   EXPECT_NE(s.bodystructure.find("\"alternative\""), std::string::npos);

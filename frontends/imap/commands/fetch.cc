@@ -195,6 +195,30 @@ const mime::Part* find_part(const mime::Summary& sum, const std::string& part) {
   return nullptr;
 }
 
+// A part's header with its Content-Transfer-Encoding field (and its
+// continuation lines) saying "binary".
+std::string binary_header(std::string_view header) {
+  std::string out;
+  std::size_t pos = 0;
+  bool skipping = false;
+  while (pos < header.size()) {
+    const auto eol = header.find('\n', pos);
+    const std::size_t next = eol == std::string_view::npos ? header.size() : eol + 1;
+    const std::string_view line = header.substr(pos, next - pos);
+    pos = next;
+    if (skipping && (line.starts_with(" ") || line.starts_with("\t"))) continue;
+    skipping = false;
+    if (ascii::istarts_with(line, "content-transfer-encoding:")) {
+      out += line.substr(0, std::string_view("content-transfer-encoding:").size());
+      out += line.ends_with("\r\n") ? " binary\r\n" : " binary\n";
+      skipping = true;
+      continue;
+    }
+    out += line;
+  }
+  return out;
+}
+
 // The bytes a section names, or nullopt if it does not exist.
 std::optional<std::string> section_bytes(const std::string& raw, const mime::Summary& sum,
                                          const Section& s) {
@@ -231,6 +255,10 @@ std::optional<std::string> section_bytes(const std::string& raw, const mime::Sum
   if (!s.part.empty() && part->message) {
     head_begin = part->body_begin;
     head_end = text_begin = part->inner_body_begin;
+  } else if (!s.part.empty() && s.spec != Section::Spec::none && s.spec != Section::Spec::mime) {
+    // HEADER and TEXT of a part that is not a message/rfc822: there is no
+    // such message, so they are empty, as the reference answers.
+    return std::string();
   }
   switch (s.spec) {
     case Section::Spec::none:
@@ -242,19 +270,67 @@ std::optional<std::string> section_bytes(const std::string& raw, const mime::Sum
     case Section::Spec::header_fields_not:
       return header_fields(range(head_begin, head_end), s.fields,
                            s.spec == Section::Spec::header_fields_not);
-    case Section::Spec::text:
+    case Section::Spec::text: {
+      // An embedded message whose header a boundary cut short has no body.
+      const std::string head = range(head_begin, head_end);
+      if (!s.part.empty() && head != "\r\n" && head != "\n" && !head.ends_with("\n\n") &&
+          !head.ends_with("\r\n\r\n"))
+        return std::string();
       return range(text_begin, part->body_end);
+    }
     case Section::Spec::mime:
       return range(part->header_begin, part->body_begin);
   }
   return std::nullopt;
 }
 
+// BINARY (RFC 3516) of a part: a leaf's body with its transfer encoding
+// undone; of a multipart, a message/rfc822 part or the whole message (with
+// its header), every base64 or quoted-printable part inside decoded and its
+// Content-Transfer-Encoding field saying "binary", as the reference
+// renders it. nullopt if a part inside has an encoding we do not know.
+std::optional<std::string> binary_content(const std::string& raw, const mime::Summary& sum,
+                                          const mime::Part& part, bool whole) {
+  auto clamp = [&](std::uint64_t x) { return std::min<std::uint64_t>(x, raw.size()); };
+  auto leaf = [](const mime::Part& p) { return !p.type.starts_with("multipart/") && !p.message; };
+  if (leaf(part) && !whole) {
+    const auto b = clamp(part.body_begin), e = std::max(b, clamp(part.body_end));
+    return mime::decode_transfer_encoding(std::string_view(raw).substr(b, e - b), part.encoding);
+  }
+  const std::uint64_t from = whole ? 0 : clamp(part.body_begin);
+  const std::uint64_t to = whole ? raw.size() : std::max(from, clamp(part.body_end));
+  std::string out;
+  std::uint64_t cursor = from;
+  for (const auto& p : sum.parts) {
+    if (!leaf(p) || p.header_begin < cursor || p.body_end > to) continue;
+    if (p.encoding != "base64" && p.encoding != "quoted-printable") {
+      if (!mime::decode_transfer_encoding({}, p.encoding)) return std::nullopt;
+      continue;
+    }
+    const auto hb = clamp(p.header_begin), bb = std::max(hb, clamp(p.body_begin));
+    const auto be = std::max(bb, clamp(p.body_end));
+    auto decoded =
+        mime::decode_transfer_encoding(std::string_view(raw).substr(bb, be - bb), p.encoding);
+    if (!decoded) return std::nullopt;
+    out.append(raw, cursor, hb - cursor);
+    out += binary_header(std::string_view(raw).substr(hb, bb - hb));
+    out += *decoded;
+    cursor = be;
+  }
+  out.append(raw, cursor, to - cursor);
+  return out;
+}
+
+// A literal; in a BODY[] answer (not BINARY) NUL cannot appear (RFC 9051
+// 4.3), so a NUL is sent as 0x80, as the reference does; BINARY sends the
+// octets as they are, in a literal8 (RFC 3516 4.2).
 std::string literal(std::string_view data, bool binary) {
-  bool nul = false;
-  for (char c : data)
-    nul = nul || c == '\0';
-  return fmt::format("{}{{{}}}\r\n{}", binary && nul ? "~" : "", data.size(), data);
+  const bool nul = data.find('\0') != std::string_view::npos;
+  if (!nul) return fmt::format("{{{}}}\r\n{}", data.size(), data);
+  if (binary) return fmt::format("~{{{}}}\r\n{}", data.size(), data);
+  std::string text(data);
+  std::replace(text.begin(), text.end(), '\0', '\x80');
+  return fmt::format("{{{}}}\r\n{}", text.size(), text);
 }
 
 }  // namespace
@@ -427,21 +503,11 @@ void Session::fetch_messages(const std::string& tag, Parser& p, bool uid) {
             if (it.binary) {
               const auto* part = it.section.part.empty() ? &need_sum().parts[0]
                                                          : find_part(need_sum(), it.section.part);
-              // A multipart or message/rfc822 is 7bit/8bit/binary by definition
-              // (RFC 2045 6.4): its bytes as they are. Of a single-part
-              // message, BINARY[] is its header and its decoded body.
-              const bool composite =
-                  part && (part->type.starts_with("multipart/") || part->message);
-              if (part && !composite) {
-                const std::string& full = need_raw();
-                const bool whole = it.section.part.empty();
-                const std::uint64_t b = std::min<std::uint64_t>(part->body_begin, full.size());
-                const std::uint64_t e =
-                    std::min<std::uint64_t>(std::max(b, part->body_end), full.size());
-                auto decoded = mime::decode_transfer_encoding(
-                    std::string_view(full).substr(b, e - b), part->encoding);
+              if (part && it.section.spec == Section::Spec::none) {
+                auto decoded =
+                    binary_content(need_raw(), need_sum(), *part, it.section.part.empty());
                 if (!decoded) return tagged(tag, "NO", "[UNKNOWN-CTE] Unknown transfer encoding");
-                bytes = whole ? full.substr(0, b) + *decoded : std::move(*decoded);
+                bytes = std::move(*decoded);
               }
             }
             if (it.kind == Item::Kind::binary_size) {

@@ -220,9 +220,19 @@ bool contains(std::string_view hay, std::string_view needle) {
 bool body_contains(Candidate& c, std::string_view needle, bool with_header) {
   const std::string& raw = c.body();
   const auto& sum = c.summary();
-  if (with_header && !sum.parts.empty() &&
-      contains(std::string_view(raw).substr(0, sum.parts[0].body_begin), needle))
-    return true;
+  auto range = [&](std::uint64_t b, std::uint64_t e) {
+    b = std::min<std::uint64_t>(b, raw.size());
+    return std::string_view(raw).substr(b, std::min<std::uint64_t>(std::max(b, e), raw.size()) - b);
+  };
+  if (with_header) {
+    // TEXT: the message's header, every part's MIME header and every
+    // embedded message's header too (RFC 9051 6.4.4: "header or body").
+    for (const auto& part : sum.parts) {
+      if (contains(range(part.header_begin, part.body_begin), needle)) return true;
+      if (part.message && contains(range(part.body_begin, part.inner_body_begin), needle))
+        return true;
+    }
+  }
   bool leaf_seen = false;
   for (const auto& part : sum.parts) {
     if (part.type.starts_with("multipart/") || part.message) continue;
@@ -305,7 +315,12 @@ bool matches(const Key& k, Candidate& c, std::uint32_t max_seq, std::uint32_t ma
     case T::sentbefore:
     case T::senton:
     case T::sentsince: {
-      const std::int64_t sent = c.summary().date_ms ? c.summary().date_ms : m.internal_date_ms;
+      // RFC 9051 6.4.4: the Date header's own day, in its own zone. A
+      // message without a (valid) Date is sent on 1 January 1970, as the
+      // reference treats it: before every date a client can name.
+      const auto& sum = c.summary();
+      const std::int64_t sent =
+          sum.date_ms ? sum.date_ms + std::int64_t{sum.date_offset_minutes} * 60'000 : 0;
       const std::int64_t d = day_of(sent), want = static_cast<std::int64_t>(k.n);
       return k.type == T::sentbefore ? d < want : k.type == T::senton ? d == want : d >= want;
     }
