@@ -31,6 +31,20 @@ void init_gmime() {
   std::call_once(once, [] { g_mime_init(); });
 }
 
+// Header text outside encoded words is UTF-8 (RFC 6532 3.2), never a
+// guessed legacy charset: invalid octets stay invalid, as the reference
+// reads them.
+GMimeParserOptions* utf8_options() {
+  static GMimeParserOptions* options = [] {
+    init_gmime();
+    GMimeParserOptions* o = g_mime_parser_options_new();
+    const char* charsets[] = {"utf-8", nullptr};
+    g_mime_parser_options_set_fallback_charsets(o, charsets);
+    return o;
+  }();
+  return options;
+}
+
 template <typename T>
 struct GObjectPtr {
   T* p = nullptr;
@@ -52,7 +66,7 @@ std::string take_gstring(char* s) {
 
 struct Header {
   std::string name;   // as written
-  std::string value;  // unfolded (CRLFs removed, folding whitespace kept), raw
+  std::string value;  // unfolded, raw
 };
 
 // The position after the line that starts at `pos` (after its LF), or end.
@@ -71,8 +85,8 @@ std::string_view chomp(std::string_view line) {
   return line;
 }
 
-// One header field at `pos` with its continuation lines (RFC 5322 2.2.3:
-// unfolding removes the CRLFs only). A line without a colon is skipped.
+// One header field at `pos` with its continuation lines. A line without a
+// colon is skipped.
 // Returns the position after it.
 std::size_t read_field(std::string_view s, std::size_t pos, std::size_t end,
                        std::vector<Header>& out) {
@@ -91,7 +105,13 @@ std::size_t read_field(std::string_view s, std::size_t pos, std::size_t end,
   }
   while (next < end && (s[next] == ' ' || s[next] == '\t')) {
     const std::size_t after = next_line(s, next, end);
-    if (h) h->value += chomp(s.substr(next, after - next));
+    // A fold and the whitespace after it read as one space, as the
+    // reference unfolds; a line of only whitespace adds nothing.
+    const std::string_view more = ascii::trim(chomp(s.substr(next, after - next)));
+    if (h && !more.empty()) {
+      if (!h->value.empty()) h->value += ' ';
+      h->value += more;
+    }
     next = after;
   }
   if (h) {
@@ -174,7 +194,7 @@ void search_addresses(InternetAddressList* list, std::string& search) {
 
 std::string search_text(const std::string* value) {
   if (!value || trim(*value).empty()) return {};
-  GObjectPtr<InternetAddressList> list(internet_address_list_parse(nullptr, value->c_str()));
+  GObjectPtr<InternetAddressList> list(internet_address_list_parse(utf8_options(), value->c_str()));
   std::string s;
   search_addresses(list.p, s);
   return s;
@@ -322,6 +342,7 @@ class Scanner {
     if (own) {
       const std::string child_type = iequals(n.subtype, "digest") ? "message/rfc822" : "text/plain";
       auto m = scan(n.body_begin);
+      std::size_t floor = n.body_begin;
       for (;;) {
         if (!m) {
           n.body_end = end;
@@ -329,16 +350,18 @@ class Scanner {
           return std::nullopt;
         }
         if (m->level == level && m->close) {
-          // The epilogue runs up to an enclosing boundary.
+          // The epilogue runs up to an enclosing boundary; the close
+          // delimiter's own line end stays in this body.
           stack_.resize(level);
-          m = scan(next_line(raw_, m->line, end));
+          floor = next_line(raw_, m->line, end);
+          m = scan(floor);
           if (!m) {
             n.body_end = end;
             return std::nullopt;
           }
         }
         if (m->level != level) {
-          n.body_end = before_newline(m->line, n.body_begin);
+          n.body_end = before_newline(m->line, floor);
           stack_.resize(m->level + 1);
           return m;
         }
@@ -350,6 +373,8 @@ class Scanner {
         }
         n.children.push_back(std::make_unique<Node>());
         m = entity(*n.children.back(), start, child_type, depth + 1);
+        // A child whose header a boundary cut short leaves us the newline.
+        floor = m && n.children.back()->header_cut ? m->line : start;
       }
     }
     if (descend && n.message) {
@@ -435,10 +460,13 @@ class Renderer {
     }
 
     const std::string_view body = raw_.substr(n.body_begin, n.body_end - n.body_begin);
-    // RFC 2045 5.2: text without parameters is us-ascii; say so, as
+    // RFC 2045 5.2: text without a charset is us-ascii; say so, as
     // clients expect a charset for every text part.
-    std::string param_text = params_list(n.params);
-    if (lower(n.type) == "text" && n.params.empty()) param_text = "(\"charset\" \"us-ascii\")";
+    // The default goes after the parameters there are, as the reference puts it.
+    auto params = n.params;
+    if (lower(n.type) == "text" && !param(params, "charset"))
+      params.emplace_back("charset", "us-ascii");
+    const std::string param_text = params_list(params);
     const std::string fields = fmt::format("{} {} {} {} {} {}", imap_string(n.type), subtype,
                                            param_text, nstring(find_header(h, "Content-ID")),
                                            nstring(find_header(h, "Content-Description")),
@@ -505,6 +533,8 @@ class Renderer {
     p.type = n.media;
     p.encoding = n.encoding.empty() ? "7bit" : lower(n.encoding);
     p.message = n.message;
+    // An embedded message past the limits is not read: no header of its own.
+    p.inner_body_begin = n.body_begin;
     return p;
   }
 
@@ -517,16 +547,13 @@ Summary summarise(std::string_view raw) {
   Summary sum;
   const auto top = Scanner(raw).run();
   const auto& h = top->headers;
-  sum.subject = find_header(h, "Subject") ? take_gstring(g_mime_utils_header_decode_text(
-                                                nullptr, find_header(h, "Subject")->c_str()))
-                                          : std::string();
+  sum.subject =
+      find_header(h, "Subject") ? decode_header_text(*find_header(h, "Subject")) : std::string();
   if (const auto* id = find_header(h, "Message-ID")) sum.message_id = trim(*id);
   if (const auto* d = find_header(h, "Date")) {
-    if (GDateTime* dt = g_mime_utils_header_decode_date(d->c_str())) {
-      sum.date_ms = g_date_time_to_unix(dt) * 1000;
-      sum.date_offset_minutes =
-          static_cast<std::int32_t>(g_date_time_get_utc_offset(dt) / G_TIME_SPAN_MINUTE);
-      g_date_time_unref(dt);
+    if (const auto dt = rfc822::parse_date(*d)) {
+      sum.date_ms = dt->seconds * 1000;
+      sum.date_offset_minutes = dt->offset_minutes;
     }
   }
   sum.from = search_text(find_header(h, "From"));
@@ -667,6 +694,56 @@ std::optional<std::string> decode_transfer_encoding(std::string_view body,
   n += g_mime_encoding_flush(&state, nullptr, 0, out.data() + n);
   out.resize(n);
   return out;
+}
+
+std::string to_utf8(std::string_view bytes, std::string_view charset) {
+  const std::string cs = lower(trim(charset));
+  if (cs.empty() || cs == "us-ascii" || cs == "utf-8" || cs == "utf8") return sanitize_utf8(bytes);
+  init_gmime();
+  iconv_t cd = g_mime_iconv_open("UTF-8", cs.c_str());
+  if (cd == reinterpret_cast<iconv_t>(-1)) return sanitize_utf8(bytes);
+  char* out = g_mime_iconv_strndup(cd, bytes.data(), bytes.size());
+  g_mime_iconv_close(cd);
+  if (!out) return sanitize_utf8(bytes);
+  return sanitize_utf8(take_gstring(out));
+}
+
+std::string charset_of(std::string_view header) {
+  const std::size_t end = header.size();
+  std::vector<Header> fields;
+  for (std::size_t pos = 0; pos < end && !blank_line(header, pos, end);)
+    pos = read_field(header, pos, end, fields);
+  const auto* ct = find_header(fields, "Content-Type");
+  if (!ct) return {};
+  const auto parsed = rfc822::parse_content_type(*ct);
+  const auto* cs = param(parsed.params, "charset");
+  return cs ? *cs : std::string();
+}
+
+std::string decode_header_text(std::string_view header) {
+  init_gmime();
+  std::string unfolded;
+  unfolded.reserve(header.size());
+  for (char c : header) {
+    if (c != '\r' && c != '\n' && c != '\0') unfolded.push_back(c);
+  }
+  return sanitize_utf8(
+      take_gstring(g_mime_utils_header_decode_text(utf8_options(), unfolded.c_str())));
+}
+
+std::string fold(std::string_view utf8) {
+  // RFC 5051 2: each character to its simple titlecase mapping, then NFKD.
+  const std::string valid = sanitize_utf8(utf8);
+  std::string titled;
+  titled.reserve(valid.size());
+  for (const char* p = valid.c_str(); *p; p = g_utf8_next_char(p)) {
+    char buf[6];
+    const gint n = g_unichar_to_utf8(g_unichar_totitle(g_utf8_get_char(p)), buf);
+    titled.append(buf, static_cast<std::size_t>(n));
+  }
+  char* normal =
+      g_utf8_normalize(titled.data(), static_cast<gssize>(titled.size()), G_NORMALIZE_NFKD);
+  return normal ? take_gstring(normal) : titled;
 }
 
 }  // namespace a3::mime

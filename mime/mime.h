@@ -66,4 +66,22 @@ Authors authors(std::string_view raw);
 std::optional<std::string> decode_transfer_encoding(std::string_view body,
                                                     std::string_view encoding);
 
+// ---- SEARCH text (RFC 9051 6.4.4) ----
+
+// `bytes` in `charset` as UTF-8 (RFC 2045 5.2: none means us-ascii); an
+// unknown charset or invalid bytes give their valid UTF-8 best effort.
+std::string to_utf8(std::string_view bytes, std::string_view charset);
+
+// The charset parameter of the Content-Type field in a raw header section,
+// or empty.
+std::string charset_of(std::string_view header);
+
+// A header section with RFC 2047 encoded words decoded, unfolded, as UTF-8.
+std::string decode_header_text(std::string_view header);
+
+// UTF-8 folded for comparison, i;unicode-casemap (RFC 5051): case folded,
+// then compatibility-decomposed (NFKD), so that "Grüße", "GRÜSSE" and a
+// decomposed "u" + U+0308 compare equal.
+std::string fold(std::string_view utf8);
+
 }  // namespace a3::mime

@@ -493,4 +493,93 @@ std::vector<std::string> parse_languages(std::string_view value) {
   return out;
 }
 
+namespace {
+
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+std::optional<int> digits(Lexer& lx, std::size_t min, std::size_t max) {
+  const std::string d = lx.run([](unsigned char c) { return c >= '0' && c <= '9'; });
+  if (d.size() < min || d.size() > max) return std::nullopt;
+  return std::stoi(d);
+}
+
+}  // namespace
+
+std::optional<DateTime> parse_date(std::string_view value) {
+  static constexpr std::string_view kMonths[] = {"jan", "feb", "mar", "apr", "may", "jun",
+                                                 "jul", "aug", "sep", "oct", "nov", "dec"};
+  Lexer lx(value);
+  lx.skip_cfws();
+  auto alpha = [](unsigned char c) { return ascii::is_alpha(static_cast<char>(c)); };
+  const std::size_t start = lx.pos();
+  if (const std::string dow = lx.run(alpha); !dow.empty()) {
+    lx.skip_cfws();
+    if (lx.peek() != ',') return std::nullopt;
+    lx.advance();
+    lx.skip_cfws();
+  } else {
+    lx.seek(start);
+  }
+  const auto day = digits(lx, 1, 2);
+  lx.skip_cfws();
+  const std::string mon = ascii::lower(lx.run(alpha));
+  lx.skip_cfws();
+  auto year = digits(lx, 2, 4);
+  lx.skip_cfws();
+  if (!day || !year || mon.size() != 3) return std::nullopt;
+  unsigned month = 0;
+  for (unsigned i = 0; i < 12; ++i)
+    if (mon == kMonths[i]) month = i + 1;
+  if (month == 0 || *day < 1 || *day > 31) return std::nullopt;
+  if (*year < 50)
+    *year += 2000;  // RFC 5322 4.3
+  else if (*year < 1000)
+    *year += 1900;
+  const auto hour = digits(lx, 1, 2);
+  lx.skip_cfws();
+  if (!hour || lx.peek() != ':') return std::nullopt;
+  lx.advance();
+  lx.skip_cfws();
+  const auto minute = digits(lx, 2, 2);
+  lx.skip_cfws();
+  int second = 0;
+  if (lx.peek() == ':') {
+    lx.advance();
+    lx.skip_cfws();
+    const auto s = digits(lx, 2, 2);
+    if (!s) return std::nullopt;
+    second = *s;
+    lx.skip_cfws();
+  }
+  if (!minute || *hour > 23 || *minute > 59 || second > 60) return std::nullopt;
+  int offset = 0;
+  if (lx.peek() == '+' || lx.peek() == '-') {
+    const bool minus = lx.peek() == '-';
+    lx.advance();
+    const auto z = digits(lx, 4, 4);
+    if (!z) return std::nullopt;
+    offset = (*z / 100) * 60 + *z % 100;
+    if (minus) offset = -offset;
+  } else if (const std::string zone = ascii::upper(lx.run(alpha)); !zone.empty()) {
+    // RFC 5322 4.3: the US zones; every other name means -0000.
+    static constexpr std::pair<std::string_view, int> kZones[] = {
+        {"EST", -5}, {"EDT", -4}, {"CST", -6}, {"CDT", -5},
+        {"MST", -7}, {"MDT", -6}, {"PST", -8}, {"PDT", -7}};
+    for (const auto& [name, hours] : kZones)
+      if (zone == name) offset = hours * 60;
+  }
+  lx.skip_cfws();
+  if (!lx.end()) return std::nullopt;
+  const std::int64_t local = days_from_civil(*year, month, static_cast<unsigned>(*day)) * 86400 +
+                             *hour * 3600 + *minute * 60 + second;
+  return DateTime{local - std::int64_t{offset} * 60, offset};
+}
+
 }  // namespace a3::mime::rfc822

@@ -6,6 +6,7 @@
 // clients see the same thing from either server.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,5 +51,14 @@ std::string single_token(std::string_view value);
 
 // The language tags of a Content-Language field (RFC 3282), in order.
 std::vector<std::string> parse_languages(std::string_view value);
+
+// An RFC 5322 3.3 date-time (with 4.3's obsolete years and zone names):
+// seconds since the epoch in UTC and the zone's offset in minutes; nullopt
+// for anything else, as the reference reads it ("10:00:t" is no time).
+struct DateTime {
+  std::int64_t seconds;
+  int offset_minutes;
+};
+std::optional<DateTime> parse_date(std::string_view value);
 
 }  // namespace a3::mime::rfc822

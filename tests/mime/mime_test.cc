@@ -184,5 +184,73 @@ TEST(Mime, EveryCorpusMessageParsesWithinItsBounds) {
   EXPECT_GT(n, 50);
 }
 
+TEST(Mime, EnvelopeAddressesAreTheHeadersOwnText) {
+  const std::string raw =
+      "From: \"Route\" <@relay1.example,@relay2.example:user@example.com>\r\n"
+      "Sender: J\xfcrgen =?iso-8859-1?Q?M=FCller?= <j@example.com>\r\n"
+      "Reply-To: Only A Name\r\n"
+      "To: undisclosed-recipients:;\r\n"
+      "Cc: Team: a@example.com, \"B \\\"Q\\\"\" <b@example.com>;, c@example.com (Carol)\r\n"
+      "Bcc: nobody, <>\r\n"
+      "Subject: a\r\n\tfolded subject\r\n"
+      "\r\n";
+  const Summary s = parse(raw);
+  EXPECT_EQ(
+      s.envelope,
+      "(NIL \"a folded subject\" "
+      "((\"Route\" \"@relay1.example,@relay2.example\" \"user\" \"example.com\")) "
+      "(({32}\r\nJ\xfcrgen =?iso-8859-1?Q?M=FCller?= NIL \"j\" \"example.com\")) "
+      "((\"Only A Name\" NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\")) "
+      "((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL)) "
+      "((NIL NIL \"Team\" NIL)(NIL NIL \"a\" \"example.com\")"
+      "(\"B \\\"Q\\\"\" NIL \"b\" \"example.com\")(NIL NIL NIL NIL)"
+      "(\"Carol\" NIL \"c\" \"example.com\")) "
+      "((NIL NIL \"nobody\" \"MISSING_DOMAIN\")(NIL NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\")) "
+      "NIL NIL)");
+}
+
+TEST(Mime, BoundariesAreMatchedTheWayTheReferenceDoes) {
+  // An inner boundary that the outer one is a prefix of; a missing close
+  // delimiter; a part without a header; the same boundary nested.
+  const std::string raw =
+      "Content-Type: multipart/mixed; boundary=\"ab\"\r\n\r\n"
+      "--ab\r\n"
+      "Content-Type: multipart/mixed; boundary=\"abc\"\r\n\r\n"
+      "--abc\r\n\r\none\r\n"
+      "--ab\r\n"
+      "Content-Type: multipart/mixed; boundary=\"ab\"\r\n\r\n"
+      "--ab\r\nContent-Type: text/html\r\n\r\ntwo\r\n"
+      "--ab--\r\n"
+      "epilogue\r\n";
+  const Summary s = parse(raw);
+  EXPECT_EQ(range(raw, part(s, "1.1").body_begin, part(s, "1.1").body_end), "one");
+  EXPECT_EQ(part(s, "1.1").header_begin, part(s, "1.1").body_begin - 2);
+  EXPECT_EQ(part(s, "2").type, "multipart/mixed");
+  EXPECT_EQ(range(raw, part(s, "2.1").body_begin, part(s, "2.1").body_end), "two");
+  EXPECT_EQ(part(s, "2.1").type, "text/html");
+  // The inner "--ab--" closes the nested multipart; its epilogue and the
+  // outer's run to the end.
+  EXPECT_TRUE(range(raw, part(s, "2").body_begin, part(s, "2").body_end).ends_with("epilogue\r\n"));
+  EXPECT_EQ(
+      s.body,
+      "(((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 3 0) \"mixed\")"
+      "((\"text\" \"html\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 3 0) \"mixed\") \"mixed\")");
+}
+
+TEST(Mime, ParametersAreKeptAsSent) {
+  const std::string raw =
+      "Content-Type: text/plain; format=flowed; name*0=\"long\"; name*1=\"name.txt\"\r\n"
+      "Content-Disposition: attachment; filename*=utf-8''%C3%A9t%C3%A9.txt\r\n"
+      "Content-Transfer-Encoding: base64 and garbage\r\n"
+      "Content-Language: en-GB, de\r\n"
+      "\r\n"
+      "x\r\n";
+  const Summary s = parse(raw);
+  EXPECT_EQ(s.bodystructure,
+            "(\"text\" \"plain\" (\"format\" \"flowed\" \"name\" \"longname.txt\" \"charset\" "
+            "\"us-ascii\") NIL NIL \"7bit\" 3 1 NIL (\"attachment\" (\"filename*\" "
+            "\"utf-8''%C3%A9t%C3%A9.txt\")) (\"en-GB\" \"de\") NIL)");
+}
+
 }  // namespace
 }  // namespace a3::mime

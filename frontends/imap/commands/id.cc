@@ -12,13 +12,16 @@ void Session::cmd_id(const std::string& tag, Parser& p) {
   p.sp();
   if (!p.keyword("NIL")) {
     p.expect('(');
+    // RFC 2971 3.3: at most 30 pairs, fields of at most 30 octets, values
+    // of at most 1024; only beyond that is the command refused.
     int fields = 0;
     while (!p.consume(')')) {
       if (fields > 0) p.sp();
-      p.string();
+      if (p.string().size() > 30) throw ParseError("ID field name longer than 30 octets");
       p.sp();
-      p.nstring();
-      if (++fields > 30) throw ParseError("Too many ID fields");
+      const auto value = p.nstring();
+      if (value && value->size() > 1024) throw ParseError("ID value longer than 1024 octets");
+      if (++fields > 30) throw ParseError("More than 30 ID fields");
     }
   }
   if (!p.at_end()) throw ParseError("Unexpected arguments");

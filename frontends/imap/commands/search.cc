@@ -212,8 +212,16 @@ struct Candidate {
   }
 };
 
+bool is_ascii(std::string_view s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+}
+
+// Substring match with i;unicode-casemap (RFC 5051, RFC 9051 6.4.4): ASCII
+// case folding when both sides are ASCII, Unicode folding otherwise.
 bool contains(std::string_view hay, std::string_view needle) {
-  return ascii::ifind(hay, needle) != std::string_view::npos;
+  if (is_ascii(needle) && is_ascii(hay)) return ascii::ifind(hay, needle) != std::string_view::npos;
+  return mime::fold(hay).find(mime::fold(needle)) != std::string::npos;
 }
 
 // Text parts decoded (base64, quoted-printable), then searched.
@@ -228,8 +236,10 @@ bool body_contains(Candidate& c, std::string_view needle, bool with_header) {
     // TEXT: the message's header, every part's MIME header and every
     // embedded message's header too (RFC 9051 6.4.4: "header or body").
     for (const auto& part : sum.parts) {
-      if (contains(range(part.header_begin, part.body_begin), needle)) return true;
-      if (part.message && contains(range(part.body_begin, part.inner_body_begin), needle))
+      if (contains(mime::decode_header_text(range(part.header_begin, part.body_begin)), needle))
+        return true;
+      if (part.message &&
+          contains(mime::decode_header_text(range(part.body_begin, part.inner_body_begin)), needle))
         return true;
     }
   }
@@ -242,7 +252,17 @@ bool body_contains(Candidate& c, std::string_view needle, bool with_header) {
         part.body_begin, std::min<std::uint64_t>(part.body_end, raw.size()) - part.body_begin);
     if (!part.type.starts_with("text/") && part.encoding == "base64") continue;
     const auto decoded = mime::decode_transfer_encoding(body, part.encoding);
-    if (contains(decoded ? std::string_view(*decoded) : body, needle)) return true;
+    const std::string_view octets = decoded ? std::string_view(*decoded) : body;
+    // Text in its own charset, searched as UTF-8.
+    const std::string charset = part.type.starts_with("text/")
+                                    ? mime::charset_of(range(part.header_begin, part.body_begin))
+                                    : std::string();
+    if (charset.empty() || ascii::iequals(charset, "us-ascii") ||
+        ascii::iequals(charset, "utf-8")) {
+      if (contains(octets, needle)) return true;
+    } else if (contains(mime::to_utf8(octets, charset), needle)) {
+      return true;
+    }
   }
   if (!leaf_seen && !sum.parts.empty()) {
     return contains(
@@ -259,12 +279,8 @@ bool header_contains(Candidate& c, const std::string& field, const std::string& 
   const std::string lines = header_fields(std::string_view(raw).substr(0, end), {field}, false);
   if (lines == "\r\n") return false;
   if (needle.empty()) return true;
-  // Unfold, then look in the values.
-  std::string unfolded;
-  for (char ch : lines) {
-    if (ch != '\r' && ch != '\n') unfolded.push_back(ch);
-  }
-  return contains(unfolded, needle);
+  // Unfolded, encoded words decoded, then looked in.
+  return contains(mime::decode_header_text(lines), needle);
 }
 
 bool matches(const Key& k, Candidate& c, std::uint32_t max_seq, std::uint32_t max_uid,

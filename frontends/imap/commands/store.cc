@@ -77,9 +77,9 @@ void Session::answer_store(const std::string& tag, const projections::Outcome& o
   if (!o.ok() && o.code != OutcomeCode::mailbox_missing)
     return tagged(tag, "NO", "[CANNOT] STORE failed: " + o.detail);
   const std::vector<std::uint32_t>& modified = o.modified;
-  // A silent STORE told the client nothing: changes others made to these
-  // messages before it must still be reported (RFC 9051 6.4.6).
-  if (silent) sel_->own_modseqs.erase(o.modseq);
+  // A silent STORE tells the client nothing of its own change (RFC 9051
+  // 6.4.6), and the change stays ours: the next poll does not report it
+  // either. With CONDSTORE its new MODSEQ is still sent (RFC 7162 3.1.3).
   const std::set<std::uint32_t> changed(o.uids.begin(), o.uids.end());
   const std::set<std::uint32_t> refused(modified.begin(), modified.end());
   const auto index = current();

@@ -539,5 +539,100 @@ TEST_F(Imap, UnavailableStoreGetsNoAndMultiappendIsUndone) {
   EXPECT_TRUE(has(say(*s, "c NOOP\r\n"), "c OK"));
 }
 
+// An APPEND of `raw` to INBOX, with a non-synchronising literal.
+std::string append_command(const std::string& raw) {
+  return fmt::format("x APPEND INBOX {{{}+}}\r\n", raw.size()) + raw + "\r\n";
+}
+
+TEST_F(Imap, StoreSilentSendsNothingOfItsOwnChange) {
+  deliver(test::kAlice, test::raw_message(1));
+  deliver(test::kAlice, test::raw_message(2));
+  auto s = logged_in();
+  say(*s, "a SELECT INBOX\r\n");
+  // RFC 9051 6.4.6: no FETCH for the session's own silent change, now or
+  // at the next poll.
+  std::string out = say(*s, "b STORE 2 FLAGS.SILENT (\\Deleted)\r\n");
+  EXPECT_FALSE(has(out, "FETCH")) << out;
+  EXPECT_TRUE(has(out, "b OK"));
+  out = say(*s, "c UID STORE 1 +FLAGS.SILENT (\\Seen)\r\n");
+  EXPECT_FALSE(has(out, "FETCH")) << out;
+  out = say(*s, "d NOOP\r\n");
+  EXPECT_FALSE(has(out, "FETCH")) << out;
+  EXPECT_TRUE(has(say(*s, "e FETCH 1:2 FLAGS\r\n"), "* 2 FETCH (FLAGS (\\Deleted))"));
+  // RFC 7162 3.1.3: with CONDSTORE the new MODSEQ is still sent, once, and
+  // no FLAGS.
+  say(*s, "f ENABLE CONDSTORE\r\n");
+  out = say(*s, "g STORE 1 +FLAGS.SILENT (\\Flagged)\r\n");
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(\* 1 FETCH \(UID 1 MODSEQ \(\d+\)\)\r\n)")))
+      << out;
+  EXPECT_EQ(out.find("FETCH"), out.rfind("FETCH")) << out;
+  EXPECT_FALSE(has(out, "FLAGS (")) << out;
+  EXPECT_FALSE(has(say(*s, "h NOOP\r\n"), "FETCH"));
+}
+
+TEST_F(Imap, IdTakesWhatRfc2971AllowsAndNoMore) {
+  auto s = logged_in();
+  std::string fields;
+  for (int i = 0; i < 30; ++i)
+    fields += fmt::format("{}\"{}\" \"{}\"", i ? " " : "", std::string(30, 'a' + i % 26),
+                          std::string(1024, 'v'));
+  std::string out = say(*s, "a ID (" + fields + ")\r\n");
+  EXPECT_TRUE(has(out, "* ID (\"name\" \"A3Mailer\"")) << out.substr(0, 200);
+  EXPECT_TRUE(has(out, "a OK"));
+  EXPECT_TRUE(has(say(*s, "b ID (" + fields + " \"x\" NIL)\r\n"), "b BAD"));
+  EXPECT_TRUE(has(say(*s, "c ID (\"" + std::string(31, 'f') + "\" NIL)\r\n"), "c BAD"));
+  EXPECT_TRUE(has(say(*s, "d ID (\"f\" \"" + std::string(1025, 'v') + "\")\r\n"), "d BAD"));
+  EXPECT_TRUE(has(say(*s, "e ID NIL\r\n"), "e OK"));
+}
+
+TEST_F(Imap, SentDatesAreTheDateHeadersOwnDay) {
+  auto s = logged_in();
+  say(*s, "a SELECT INBOX\r\n");
+  // 23:30 -0800 on 1 December is 2 December in UTC: SENTON is the 1st.
+  say(*s, append_command("Date: Mon, 1 Dec 2025 23:30:00 -0800\r\nSubject: west\r\n\r\nx\r\n"));
+  // 00:30 +0900 on 3 December is 2 December in UTC: SENTON is the 3rd.
+  say(*s, append_command("Date: Wed, 3 Dec 2025 00:30:00 +0900\r\nSubject: east\r\n\r\nx\r\n"));
+  // No Date: sent on 1 January 1970, before every date, as the reference.
+  say(*s, append_command("Subject: undated\r\n\r\nx\r\n"));
+  say(*s, append_command("Date: not a date\r\nSubject: bad\r\n\r\nx\r\n"));
+  say(*s, "b NOOP\r\n");
+  EXPECT_TRUE(has(say(*s, "c SEARCH SENTON 1-Dec-2025\r\n"), "* SEARCH 1\r\n"));
+  EXPECT_TRUE(has(say(*s, "d SEARCH SENTON 3-Dec-2025\r\n"), "* SEARCH 2\r\n"));
+  EXPECT_TRUE(has(say(*s, "e SEARCH SENTON 2-Dec-2025\r\n"), "* SEARCH\r\n"));
+  EXPECT_TRUE(has(say(*s, "f SEARCH SENTBEFORE 2-Dec-2025\r\n"), "* SEARCH 1 3 4\r\n"));
+  EXPECT_TRUE(has(say(*s, "g SEARCH SENTSINCE 2-Dec-2025\r\n"), "* SEARCH 2\r\n"));
+  EXPECT_TRUE(has(say(*s, "h SEARCH SENTON 1-Jan-1970\r\n"), "* SEARCH 3 4\r\n"));
+  // The ENVELOPE date is the header's text, even when it is not a date.
+  EXPECT_TRUE(has(say(*s, "i FETCH 4 ENVELOPE\r\n"), "ENVELOPE (\"not a date\" \"bad\""));
+}
+
+TEST_F(Imap, SectionsOfPartsThatAreNotMessages) {
+  auto s = logged_in();
+  say(*s, "a SELECT INBOX\r\n");
+  say(*s, append_command("Subject: one part\r\n\r\nbody text\r\n"));
+  say(*s, "b NOOP\r\n");
+  // Part 1 of a single-part message is its body; it has no header or text
+  // of its own (it is no message/rfc822): both are empty.
+  std::string out = say(*s, "c FETCH 1 (BODY.PEEK[1] BODY.PEEK[1.HEADER] BODY.PEEK[1.TEXT])\r\n");
+  EXPECT_TRUE(has(out, "BODY[1] {11}\r\nbody text\r\n")) << out;
+  EXPECT_TRUE(has(out, "BODY[1.HEADER] {0}\r\n")) << out;
+  EXPECT_TRUE(has(out, "BODY[1.TEXT] {0}\r\n")) << out;
+}
+
+TEST_F(Imap, NulIsNeverInALiteral) {
+  auto s = logged_in();
+  say(*s, "a SELECT INBOX\r\n");
+  say(*s, append_command(std::string("Subject: nul\r\n\r\na\0b\r\n", 21)));
+  say(*s, "b NOOP\r\n");
+  // RFC 9051 4.3: a literal holds no NUL; BODY[] sends it as 0x80, as the
+  // reference does, and BINARY[] sends the octets in a literal8.
+  std::string out = say(*s, "c FETCH 1 (BODY.PEEK[TEXT] BINARY.PEEK[1])\r\n");
+  EXPECT_TRUE(has(out,
+                  "BODY[TEXT] {5}\r\na\x80"
+                  "b\r\n"))
+      << out;
+  EXPECT_TRUE(has(out, std::string("BINARY[1] ~{5}\r\na\0b\r\n", 21))) << out;
+}
+
 }  // namespace
 }  // namespace a3::imap
