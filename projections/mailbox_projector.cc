@@ -396,6 +396,7 @@ void Applier::copy(const Uuid& from_id, const std::vector<std::uint32_t>& uids, 
     auto msg = message(source.id, uid);
     if (!msg) continue;  // already expunged: COPY of a vanished message copies nothing
     view::MessageRecord copy = *msg;
+    copy.appended_at_ms = e_.at_ms;  // saved into this mailbox now (RFC 8514 SAVEDATE)
     blob_ref(copy.blob, +1);
     out_.uids.push_back(add_message(*to, copy));
     out_.source_uids.push_back(uid);

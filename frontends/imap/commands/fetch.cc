@@ -33,6 +33,7 @@ struct Item {
   enum class Kind {
     flags,
     internaldate,
+    savedate,
     rfc822_size,
     envelope,
     body,
@@ -141,6 +142,7 @@ Item parse_item(Parser& p) {
   };
   if (name == "FLAGS") return it;
   if (name == "INTERNALDATE") return it.kind = Item::Kind::internaldate, it;
+  if (name == "SAVEDATE") return it.kind = Item::Kind::savedate, it;  // RFC 8514
   if (name == "RFC822.SIZE") return it.kind = Item::Kind::rfc822_size, it;
   if (name == "ENVELOPE") return it.kind = Item::Kind::envelope, it;
   if (name == "BODYSTRUCTURE") return it.kind = Item::Kind::bodystructure, it;
@@ -474,6 +476,12 @@ void Session::fetch_messages(const std::string& tag, Parser& p, bool uid) {
             break;
           case Item::Kind::internaldate:
             parts.push_back("INTERNALDATE " + internal_date(m.internal_date_ms));
+            break;
+          case Item::Kind::savedate:
+            // RFC 8514 4.3: when the message was saved into this mailbox,
+            // the time of the event that put it here.
+            parts.push_back("SAVEDATE " +
+                            (m.appended_at_ms ? internal_date(m.appended_at_ms) : "NIL"));
             break;
           case Item::Kind::rfc822_size:
             parts.push_back(fmt::format("RFC822.SIZE {}", m.size));

@@ -46,6 +46,10 @@ struct Key {
     sentbefore,
     senton,
     sentsince,
+    savedbefore,
+    savedon,
+    savedsince,
+    savedatesupported,
     header,
     body,
     text,
@@ -135,6 +139,11 @@ Key parse_key(Parser& p, int depth) {
   if (w == "SENTBEFORE") return k.type = T::sentbefore, k.n = date(), k;
   if (w == "SENTON") return k.type = T::senton, k.n = date(), k;
   if (w == "SENTSINCE") return k.type = T::sentsince, k.n = date(), k;
+  // RFC 8514 4.2: the save date, and whether the mailbox keeps one.
+  if (w == "SAVEDBEFORE") return k.type = T::savedbefore, k.n = date(), k;
+  if (w == "SAVEDON") return k.type = T::savedon, k.n = date(), k;
+  if (w == "SAVEDSINCE") return k.type = T::savedsince, k.n = date(), k;
+  if (w == "SAVEDATESUPPORTED") return k.type = T::savedatesupported, k;
   if (w == "BODY") return k.type = T::body, k.a = str(), k;
   if (w == "TEXT") return k.type = T::text, k.a = str(), k;
   if (w == "FROM") return k.type = T::from, k.a = str(), k;
@@ -328,6 +337,14 @@ bool matches(const Key& k, Candidate& c, std::uint32_t max_seq, std::uint32_t ma
       return day_of(m.internal_date_ms) == static_cast<std::int64_t>(k.n);
     case T::since:
       return day_of(m.internal_date_ms) >= static_cast<std::int64_t>(k.n);
+    case T::savedbefore:
+      return day_of(m.appended_at_ms) < static_cast<std::int64_t>(k.n);
+    case T::savedon:
+      return day_of(m.appended_at_ms) == static_cast<std::int64_t>(k.n);
+    case T::savedsince:
+      return day_of(m.appended_at_ms) >= static_cast<std::int64_t>(k.n);
+    case T::savedatesupported:
+      return true;
     case T::sentbefore:
     case T::senton:
     case T::sentsince: {

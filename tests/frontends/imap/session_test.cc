@@ -3,10 +3,13 @@
 // what a second session sees.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
+
+#include <fmt/chrono.h>
 
 #include "frontends/imap/session.h"
 #include "schemas/codec.h"
@@ -632,6 +635,29 @@ TEST_F(Imap, NulIsNeverInALiteral) {
                   "b\r\n"))
       << out;
   EXPECT_TRUE(has(out, std::string("BINARY[1] ~{5}\r\na\0b\r\n", 21))) << out;
+}
+
+TEST_F(Imap, SavedateIsWhenTheMessageCameIntoTheMailbox) {
+  auto s = logged_in();
+  EXPECT_TRUE(has(say(*s, "a CAPABILITY\r\n"), " SAVEDATE"));
+  say(*s, "b SELECT INBOX\r\n");
+  say(*s, append_command("Date: Mon, 1 Jan 2001 00:00:00 +0000\r\nSubject: old\r\n\r\nx\r\n"));
+  say(*s, "c NOOP\r\n");
+  // RFC 8514: not the Date header, not the internal date, but the save.
+  std::string out = say(*s, "d FETCH 1 (SAVEDATE)\r\n");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(
+      out, m,
+      std::regex(R"(\* 1 FETCH \(SAVEDATE "(\d\d-\w\w\w-\d\d\d\d) \d\d:\d\d:\d\d \+0000"\))")))
+      << out;
+  const auto yesterday = std::chrono::system_clock::now() - std::chrono::hours(24);
+  const std::string day =
+      fmt::format("{:%d-%b-%Y}", std::chrono::floor<std::chrono::seconds>(yesterday));
+  EXPECT_TRUE(has(say(*s, "e SEARCH SAVEDSINCE " + day + "\r\n"), "* SEARCH 1\r\n"));
+  EXPECT_TRUE(has(say(*s, "f SEARCH SAVEDBEFORE " + day + "\r\n"), "* SEARCH\r\n"));
+  EXPECT_TRUE(has(say(*s, "g SEARCH SAVEDON " + std::string(m[1]) + "\r\n"), "* SEARCH 1\r\n"));
+  EXPECT_TRUE(has(say(*s, "h SEARCH SAVEDATESUPPORTED\r\n"), "* SEARCH 1\r\n"));
+  EXPECT_TRUE(has(say(*s, "i SEARCH SENTBEFORE 2-Jan-2001\r\n"), "* SEARCH 1\r\n"));
 }
 
 }  // namespace
